@@ -1,0 +1,84 @@
+use serde::{Deserialize, Serialize};
+
+use crate::TaskKind;
+
+/// The label(s) a set of annotations agrees on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Aggregate {
+    /// No annotations yet.
+    None,
+    /// A strict majority (single-label: plurality without tie; multi-label: each label chosen
+    /// by more than half of the annotators).
+    Agreed { labels: Vec<String> },
+    /// Single-label only: the top count is shared by these labels.
+    Tie { labels: Vec<String> },
+}
+
+/// Aggregates several annotators' label lists. `schema_order` orders tied and multi-label
+/// results so the outcome does not depend on annotator order.
+pub fn aggregate_labels(task: TaskKind, answers: &[&[String]], schema_order: &[String]) -> Aggregate {
+    if answers.is_empty() {
+        return Aggregate::None;
+    }
+    let position = |l: &String| schema_order.iter().position(|s| s == l).unwrap_or(usize::MAX);
+    let mut counts: Vec<(&String, usize)> = Vec::new();
+    for answer in answers {
+        for label in answer.iter() {
+            match counts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((label, 1)),
+            }
+        }
+    }
+    counts.sort_by_key(|(l, _)| position(l));
+    match task {
+        TaskKind::Classification => {
+            let Some(top) = counts.iter().map(|(_, n)| *n).max() else {
+                return Aggregate::None;
+            };
+            let best: Vec<String> =
+                counts.iter().filter(|(_, n)| *n == top).map(|(l, _)| (*l).clone()).collect();
+            if best.len() == 1 {
+                Aggregate::Agreed { labels: best }
+            } else {
+                Aggregate::Tie { labels: best }
+            }
+        }
+        TaskKind::Multilabel => Aggregate::Agreed {
+            labels: counts
+                .iter()
+                .filter(|(_, n)| 2 * n > answers.len())
+                .map(|(l, _)| (*l).clone())
+                .collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(task: TaskKind, answers: &[&[&str]], want: Aggregate) {
+        let owned: Vec<Vec<String>> =
+            answers.iter().map(|a| a.iter().map(|s| s.to_string()).collect()).collect();
+        let refs: Vec<&[String]> = owned.iter().map(Vec::as_slice).collect();
+        let schema: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(aggregate_labels(task, &refs, &schema), want, "answers {answers:?}");
+    }
+
+    fn labels(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn majority_ties_and_multilabel() {
+        use TaskKind::*;
+        check(Classification, &[], Aggregate::None);
+        check(Classification, &[&["b"]], Aggregate::Agreed { labels: labels(&["b"]) });
+        check(Classification, &[&["b"], &["a"], &["b"]], Aggregate::Agreed { labels: labels(&["b"]) });
+        check(Classification, &[&["c"], &["a"]], Aggregate::Tie { labels: labels(&["a", "c"]) });
+        check(Multilabel, &[&["a", "b"], &["b"], &["c", "b"]], Aggregate::Agreed { labels: labels(&["b"]) });
+        check(Multilabel, &[&["a"], &[]], Aggregate::Agreed { labels: vec![] });
+    }
+}

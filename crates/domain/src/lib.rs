@@ -1,0 +1,80 @@
+//! Concord's domain: the vocabulary every other crate speaks — projects and their label schema,
+//! items, annotation values, roles — and the rules that say what a valid one is. Pure: no I/O,
+//! no async; it builds for wasm32 so the browser validates with the very same code.
+
+mod aggregate;
+mod annotation;
+mod project;
+
+pub use aggregate::{aggregate_labels, Aggregate};
+pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
+pub use project::{Label, ProjectSettings, ProjectSpec, Role, TaskKind, RESERVED_KEYS};
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a project; assigned by the store, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProjectId(pub u64);
+
+/// Identifies a user account; assigned by the store, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub u64);
+
+/// An item's position inside its project (import order). Internal; users see [`Item::id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemSeq(pub u64);
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why a project definition or an annotation is not acceptable. Messages are written for the
+/// person who sent the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("project name must not be empty")]
+    EmptyProjectName,
+    #[error("project name is longer than {max} characters")]
+    ProjectNameTooLong { max: usize },
+    #[error("a project needs at least one label")]
+    NoLabels,
+    #[error("a project has at most {max} labels")]
+    TooManyLabels { max: usize },
+    #[error("label {index} has an empty name")]
+    EmptyLabelName { index: usize },
+    #[error("label name {name:?} is longer than {max} characters")]
+    LabelNameTooLong { name: String, max: usize },
+    #[error("label {name:?} appears twice")]
+    DuplicateLabel { name: String },
+    #[error("hotkey {key:?} is used by two labels")]
+    DuplicateHotkey { key: String },
+    #[error("hotkey {key:?} of label {label:?} is reserved (Enter submits, Space skips, Backspace goes back, ? opens the guidelines)")]
+    ReservedHotkey { key: String, label: String },
+    #[error("hotkey {key:?} of label {label:?} must be a single character")]
+    BadHotkey { key: String, label: String },
+    #[error("colour {colour:?} of label {label:?} is not a #rrggbb colour")]
+    BadColour { colour: String, label: String },
+    #[error("guidelines are longer than {max} bytes")]
+    GuidelinesTooLong { max: usize },
+    #[error("overlap must be between 1 and {max}")]
+    BadOverlap { max: u32 },
+    #[error("label {label:?} is not in this project's labels")]
+    UnknownLabel { label: String },
+    #[error("a single-label project takes exactly one label, got {count}")]
+    NotExactlyOneLabel { count: usize },
+    #[error("label {label:?} is given twice")]
+    RepeatedLabel { label: String },
+    #[error("{kind} annotations are not supported by a {task} project")]
+    WrongValueKind { kind: &'static str, task: &'static str },
+}

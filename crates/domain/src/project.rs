@@ -1,0 +1,257 @@
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+const MAX_PROJECT_NAME: usize = 200;
+const MAX_LABELS: usize = 200;
+const MAX_LABEL_NAME: usize = 100;
+const MAX_GUIDELINES: usize = 256 * 1024;
+const MAX_OVERLAP: u32 = 50;
+
+/// Keys the annotation page keeps for itself; a label may not use them as its hotkey.
+pub const RESERVED_KEYS: &[&str] = &[" ", "?", "Enter", "Backspace", "Escape", "Tab"];
+
+/// What annotators produce for each item. New kinds (spans, relations) are added as new
+/// variants: stored projects keep decoding because the encoding names the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Exactly one label per item.
+    Classification,
+    /// Any subset of the labels per item (possibly none).
+    Multilabel,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Multilabel => "multilabel",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "classification" => Some(TaskKind::Classification),
+            "multilabel" => Some(TaskKind::Multilabel),
+            _ => None,
+        }
+    }
+}
+
+/// One label of a project's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `#rrggbb`; assigned from a palette when the creator gives none.
+    #[serde(default)]
+    pub colour: String,
+    /// One character; assigned (1–9, 0, then letters) when the creator gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotkey: Option<String>,
+}
+
+/// Per-project workflow settings. Every field has a default so that settings added later
+/// decode from projects stored before them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    /// How many distinct annotators should label each item.
+    #[serde(default = "one")]
+    pub overlap: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        ProjectSettings { overlap: 1 }
+    }
+}
+
+/// Everything that defines a project, as a creator sends it and as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSpec {
+    pub name: String,
+    pub task: TaskKind,
+    pub labels: Vec<Label>,
+    /// Markdown. Rendered with raw HTML stripped.
+    #[serde(default)]
+    pub guidelines: String,
+    #[serde(default)]
+    pub settings: ProjectSettings,
+}
+
+/// A member's role inside one project. Ordered: a higher role can do what a lower one can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Annotator,
+    Reviewer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Annotator => "annotator",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "annotator" => Some(Role::Annotator),
+            "reviewer" => Some(Role::Reviewer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+const PALETTE: &[&str] = &[
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+const AUTO_HOTKEYS: &str = "1234567890qwertyuiopasdfghjklzxcvbnm";
+
+impl ProjectSpec {
+    /// Checks the spec and fills in what the creator may leave out (colours, hotkeys), so that
+    /// what is stored is always complete. Names are trimmed.
+    pub fn normalize(mut self) -> Result<Self, DomainError> {
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() {
+            return Err(DomainError::EmptyProjectName);
+        }
+        if self.name.chars().count() > MAX_PROJECT_NAME {
+            return Err(DomainError::ProjectNameTooLong { max: MAX_PROJECT_NAME });
+        }
+        if self.labels.is_empty() {
+            return Err(DomainError::NoLabels);
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(DomainError::TooManyLabels { max: MAX_LABELS });
+        }
+        if self.guidelines.len() > MAX_GUIDELINES {
+            return Err(DomainError::GuidelinesTooLong { max: MAX_GUIDELINES });
+        }
+        if self.settings.overlap == 0 || self.settings.overlap > MAX_OVERLAP {
+            return Err(DomainError::BadOverlap { max: MAX_OVERLAP });
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (index, label) in self.labels.iter_mut().enumerate() {
+            label.name = label.name.trim().to_string();
+            if label.name.is_empty() {
+                return Err(DomainError::EmptyLabelName { index: index + 1 });
+            }
+            if label.name.chars().count() > MAX_LABEL_NAME {
+                return Err(DomainError::LabelNameTooLong {
+                    name: label.name.clone(),
+                    max: MAX_LABEL_NAME,
+                });
+            }
+            if !names.insert(label.name.clone()) {
+                return Err(DomainError::DuplicateLabel { name: label.name.clone() });
+            }
+            label.description = label
+                .description
+                .take()
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty());
+            if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
+                if RESERVED_KEYS.contains(&key.as_str()) {
+                    return Err(DomainError::ReservedHotkey { key, label: label.name.clone() });
+                }
+                let mut chars = key.chars();
+                let single = matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
+                if !single {
+                    return Err(DomainError::BadHotkey { key, label: label.name.clone() });
+                }
+                let key = key.to_lowercase();
+                if !keys.insert(key.clone()) {
+                    return Err(DomainError::DuplicateHotkey { key });
+                }
+                label.hotkey = Some(key);
+            }
+            if label.colour.is_empty() {
+                label.colour = PALETTE[index % PALETTE.len()].to_string();
+            } else if !is_hex_colour(&label.colour) {
+                return Err(DomainError::BadColour {
+                    colour: label.colour.clone(),
+                    label: label.name.clone(),
+                });
+            }
+        }
+        let mut free = AUTO_HOTKEYS.chars().map(String::from).filter(|k| !keys.contains(k));
+        for label in &mut self.labels {
+            if label.hotkey.is_none() {
+                label.hotkey = free.next();
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn label(&self, name: &str) -> Option<&Label> {
+        self.labels.iter().find(|l| l.name == name)
+    }
+}
+
+fn is_hex_colour(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(labels: &[(&str, Option<&str>)]) -> ProjectSpec {
+        ProjectSpec {
+            name: " Spam ".into(),
+            task: TaskKind::Classification,
+            labels: labels
+                .iter()
+                .map(|(n, k)| Label {
+                    name: n.to_string(),
+                    description: None,
+                    colour: String::new(),
+                    hotkey: k.map(String::from),
+                })
+                .collect(),
+            guidelines: String::new(),
+            settings: ProjectSettings::default(),
+        }
+    }
+
+    #[test]
+    fn fills_hotkeys_and_colours_around_given_ones() {
+        let s = spec(&[("spam", Some("1")), ("ham", None), ("other", Some("X"))])
+            .normalize()
+            .unwrap();
+        assert_eq!(s.name, "Spam");
+        let keys: Vec<_> = s.labels.iter().map(|l| l.hotkey.clone().unwrap()).collect();
+        assert_eq!(keys, ["1", "2", "x"]);
+        assert!(s.labels.iter().all(|l| is_hex_colour(&l.colour)));
+    }
+
+    #[test]
+    fn rejects_bad_schemas() {
+        let check = |labels: &[(&str, Option<&str>)], want: DomainError| {
+            assert_eq!(spec(labels).normalize().unwrap_err(), want);
+        };
+        check(&[], DomainError::NoLabels);
+        check(&[("a", None), ("a", None)], DomainError::DuplicateLabel { name: "a".into() });
+        check(&[("a", Some("1")), ("b", Some("1"))], DomainError::DuplicateHotkey { key: "1".into() });
+        check(
+            &[("a", Some("?"))],
+            DomainError::ReservedHotkey { key: "?".into(), label: "a".into() },
+        );
+        check(&[("a", Some("ab"))], DomainError::BadHotkey { key: "ab".into(), label: "a".into() });
+        check(&[(" ", None)], DomainError::EmptyLabelName { index: 1 });
+    }
+}

@@ -1,0 +1,79 @@
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectSpec, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// An account. `password_hash` is a PHC string (argon2id); the store never sees passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user: UserId,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// A bearer token for the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub user: UserId,
+    pub name: String,
+    pub created_ms: u64,
+}
+
+/// A project and its committed size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    pub spec: ProjectSpec,
+    pub created_ms: u64,
+    pub created_by: UserId,
+    /// Items `0..next_seq` are visible; higher seqs are staged by an unfinished import.
+    pub next_seq: u64,
+    /// Items with at least `overlap` annotations.
+    #[serde(default)]
+    pub done: u64,
+    /// Annotation rows in the project (one per annotator and item).
+    #[serde(default)]
+    pub annotations: u64,
+}
+
+/// One item: the text to annotate, its metadata as imported, its optional gold label(s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold: Option<AnnotationValue>,
+}
+
+/// One annotator's answer for one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnotationRecord {
+    pub value: AnnotationValue,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// Milliseconds the annotator spent on the item, summed over re-annotations.
+    pub time_spent_ms: u64,
+    pub source: AnnotationSource,
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs to a Vec cannot fail: no maps with non-string keys,
+    // no custom Serialize impls that error.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
+}

@@ -1,0 +1,598 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::records::{decode, encode};
+use crate::schema::*;
+use crate::{AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, StoreError, TokenRecord, UserRecord};
+
+/// The database. Cheap to share behind an `Arc`; redb serializes writers and lets readers run
+/// beside them on snapshots.
+pub struct Store {
+    pub(crate) db: Database,
+    path: PathBuf,
+}
+
+/// One annotator's answer to store, as part of a group commit.
+#[derive(Debug, Clone)]
+pub struct AnnotationWrite {
+    pub project: ProjectId,
+    pub seq: u64,
+    pub user: UserId,
+    pub value: AnnotationValue,
+    pub source: AnnotationSource,
+    pub time_spent_ms: u64,
+    pub now_ms: u64,
+}
+
+/// What storing one [`AnnotationWrite`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created,
+    Updated,
+    /// The same value was already stored (a repeated submit): nothing changed.
+    Unchanged,
+}
+
+fn role_code(role: Role) -> u8 {
+    match role {
+        Role::Annotator => 0,
+        Role::Reviewer => 1,
+        Role::Admin => 2,
+    }
+}
+
+fn role_from_code(code: u8) -> Role {
+    match code {
+        2 => Role::Admin,
+        1 => Role::Reviewer,
+        _ => Role::Annotator,
+    }
+}
+
+/// Opens a table that may not exist yet in a read transaction; `None` means "empty".
+macro_rules! read_table {
+    ($txn:expr, $def:expr) => {
+        match $txn.open_table($def) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+}
+
+impl Store {
+    /// Opens (or creates) the database file, checks its schema version, and rolls back any
+    /// import that a crash interrupted.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.to_path_buf() },
+            e => StoreError::Open { path: path.to_path_buf(), source: e },
+        })?;
+        let store = Store { db, path: path.to_path_buf() };
+        store.init_schema()?;
+        store.recover_staged_imports()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema { path: self.path.clone(), found: v, known: SCHEMA_VERSION })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            // Create every table up front so readers never meet a missing one.
+            txn.open_table(USERS)?;
+            txn.open_table(USER_NAMES)?;
+            txn.open_table(SESSIONS)?;
+            txn.open_table(API_TOKENS)?;
+            txn.open_table(PROJECTS)?;
+            txn.open_table(MEMBERS)?;
+            txn.open_table(ITEMS)?;
+            txn.open_table(ITEM_IDS)?;
+            txn.open_table(ITEM_TEXT_HASHES)?;
+            txn.open_table(ANNOTATIONS)?;
+            txn.open_table(USER_PROGRESS)?;
+            txn.open_table(SKIPS)?;
+            txn.open_table(STAGED_IMPORTS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn next_id(meta: &mut redb::Table<&str, u64>, key: &str) -> Result<u64, StoreError> {
+        let next = meta.get(key)?.map(|v| v.value()).unwrap_or(1);
+        meta.insert(key, next + 1)?;
+        Ok(next)
+    }
+
+    fn get_json<K, T>(&self, def: TableDefinition<K, &[u8]>, key: K::SelfType<'_>, name: &'static str) -> Result<Option<T>, StoreError>
+    where
+        K: redb::Key + 'static,
+        T: for<'de> serde::Deserialize<'de>,
+    {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, def) else { return Ok(None) };
+        match table.get(key)? {
+            Some(v) => Ok(Some(decode(name, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    // ---- users -------------------------------------------------------------------------
+
+    /// Creates a user; fails with [`StoreError::Exists`] if the name is taken.
+    pub fn create_user(&self, record: &UserRecord) -> Result<UserId, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let mut names = txn.open_table(USER_NAMES)?;
+            if names.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::Exists(format!("user {:?}", record.name)));
+            }
+            let id = Self::next_id(&mut txn.open_table(META)?, "next_user")?;
+            names.insert(record.name.as_str(), id)?;
+            txn.open_table(USERS)?.insert(id, encode(record).as_slice())?;
+            id
+        };
+        txn.commit()?;
+        Ok(UserId(id))
+    }
+
+    pub fn update_user(&self, id: UserId, record: &UserRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            if users.get(id.0)?.is_none() {
+                return Err(StoreError::NotFound("user"));
+            }
+            users.insert(id.0, encode(record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        self.get_json(USERS, id.0, "users")
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Result<Option<(UserId, UserRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let names = txn.open_table(USER_NAMES)?;
+        let Some(id) = names.get(name)?.map(|v| v.value()) else { return Ok(None) };
+        let users = txn.open_table(USERS)?;
+        match users.get(id)? {
+            Some(v) => Ok(Some((UserId(id), decode("users", v.value())?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn users(&self) -> Result<Vec<(UserId, UserRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        let mut out = Vec::new();
+        for row in users.iter()? {
+            let (k, v) = row?;
+            out.push((UserId(k.value()), decode("users", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn user_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(USERS)?.len()?)
+    }
+
+    // ---- sessions and tokens -----------------------------------------------------------
+
+    pub fn put_session(&self, token_hash: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError> {
+        self.put_json(SESSIONS, token_hash.as_slice(), record)
+    }
+
+    pub fn session(&self, token_hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+        self.get_json(SESSIONS, token_hash.as_slice(), "sessions")
+    }
+
+    pub fn delete_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(SESSIONS)?.remove(token_hash.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn put_token(&self, token_hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
+        self.put_json(API_TOKENS, token_hash.as_slice(), record)
+    }
+
+    pub fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        self.get_json(API_TOKENS, token_hash.as_slice(), "api_tokens")
+    }
+
+    fn put_json<T: serde::Serialize>(&self, def: TableDefinition<&[u8], &[u8]>, key: &[u8], value: &T) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(def)?.insert(key, encode(value).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    // ---- projects and members ----------------------------------------------------------
+
+    /// Creates a project; its creator becomes its admin. Names are unique (case-sensitive).
+    pub fn create_project(&self, record: &ProjectRecord) -> Result<ProjectId, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let mut projects = txn.open_table(PROJECTS)?;
+            for row in projects.iter()? {
+                let (_, v) = row?;
+                let existing: ProjectRecord = decode("projects", v.value())?;
+                if existing.spec.name == record.spec.name {
+                    return Err(StoreError::Exists(format!("project {:?}", record.spec.name)));
+                }
+            }
+            let id = Self::next_id(&mut txn.open_table(META)?, "next_project")?;
+            projects.insert(id, encode(record).as_slice())?;
+            txn.open_table(MEMBERS)?.insert((id, record.created_by.0), role_code(Role::Admin))?;
+            id
+        };
+        txn.commit()?;
+        Ok(ProjectId(id))
+    }
+
+    pub fn project(&self, id: ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
+        self.get_json(PROJECTS, id.0, "projects")
+    }
+
+    pub fn projects(&self) -> Result<Vec<(ProjectId, ProjectRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PROJECTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((ProjectId(k.value()), decode("projects", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Replaces a project's spec (labels, guidelines, settings), keeping its counters.
+    pub fn update_project_spec(&self, id: ProjectId, spec: &concord_domain::ProjectSpec) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut projects = txn.open_table(PROJECTS)?;
+            let mut record: ProjectRecord = match projects.get(id.0)? {
+                Some(v) => decode("projects", v.value())?,
+                None => return Err(StoreError::NotFound("project")),
+            };
+            record.spec = spec.clone();
+            projects.insert(id.0, encode(&record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) a user's role in a project.
+    pub fn set_member(&self, project: ProjectId, user: UserId, role: Option<Role>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut members = txn.open_table(MEMBERS)?;
+            match role {
+                Some(r) => {
+                    members.insert((project.0, user.0), role_code(r))?;
+                }
+                None => {
+                    members.remove((project.0, user.0))?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn role(&self, project: ProjectId, user: UserId) -> Result<Option<Role>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let members = txn.open_table(MEMBERS)?;
+        Ok(members.get((project.0, user.0))?.map(|v| role_from_code(v.value())))
+    }
+
+    pub fn members(&self, project: ProjectId) -> Result<Vec<(UserId, Role)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let members = txn.open_table(MEMBERS)?;
+        let mut out = Vec::new();
+        for row in members.range((project.0, 0)..=(project.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((UserId(k.value().1), role_from_code(v.value())));
+        }
+        Ok(out)
+    }
+
+    /// The projects a user is a member of, with the role.
+    pub fn memberships(&self, user: UserId) -> Result<Vec<(ProjectId, Role)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let members = txn.open_table(MEMBERS)?;
+        let mut out = Vec::new();
+        for row in members.iter()? {
+            let (k, v) = row?;
+            let (p, u) = k.value();
+            if u == user.0 {
+                out.push((ProjectId(p), role_from_code(v.value())));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- items ---------------------------------------------------------------------------
+
+    /// A visible item by seq.
+    pub fn item(&self, project: ProjectId, seq: u64) -> Result<Option<ItemRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        if seq >= record.next_seq {
+            return Ok(None);
+        }
+        let items = txn.open_table(ITEMS)?;
+        match items.get((project.0, seq))? {
+            Some(v) => Ok(Some(decode("items", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The seq of a visible item by its external id.
+    pub fn item_seq(&self, project: ProjectId, id: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        let ids = txn.open_table(ITEM_IDS)?;
+        Ok(ids.get((project.0, id))?.map(|v| v.value()).filter(|s| *s < record.next_seq))
+    }
+
+    fn read_project(txn: &redb::ReadTransaction, project: ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
+        let projects = txn.open_table(PROJECTS)?;
+        match projects.get(project.0)? {
+            Some(v) => Ok(Some(decode("projects", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f` for every visible item of a project in import order, with all its
+    /// annotations, from one consistent snapshot. Streams: memory does not grow with the
+    /// project. `f` returning an error stops the walk.
+    pub fn for_each_item<E: From<StoreError>>(
+        &self,
+        project: ProjectId,
+        mut f: impl FnMut(u64, ItemRecord, Vec<(UserId, AnnotationRecord)>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let Some(record) = Self::read_project(&txn, project)? else {
+            return Err(StoreError::NotFound("project").into());
+        };
+        let items = txn.open_table(ITEMS).map_err(StoreError::from)?;
+        let annotations = txn.open_table(ANNOTATIONS).map_err(StoreError::from)?;
+        let mut ann_rows = annotations
+            .range((project.0, 0, 0)..=(project.0, u64::MAX, u64::MAX))
+            .map_err(StoreError::from)?
+            .peekable();
+        let range = items
+            .range((project.0, 0)..(project.0, record.next_seq))
+            .map_err(StoreError::from)?;
+        for row in range {
+            let (k, v) = row.map_err(StoreError::from)?;
+            let seq = k.value().1;
+            let item: ItemRecord = decode("items", v.value())?;
+            let mut anns = Vec::new();
+            while let Some(Ok((ak, _))) = ann_rows.peek() {
+                let (_, aseq, user) = ak.value();
+                if aseq > seq {
+                    break;
+                }
+                let Some(Ok((_, av))) = ann_rows.next() else { break };
+                if aseq == seq {
+                    anns.push((UserId(user), decode("annotations", av.value())?));
+                }
+            }
+            if let Some(Err(_)) = ann_rows.peek() {
+                if let Some(Err(e)) = ann_rows.next() {
+                    return Err(StoreError::from(e).into());
+                }
+            }
+            f(seq, item, anns)?;
+        }
+        Ok(())
+    }
+
+    // ---- annotations ---------------------------------------------------------------------
+
+    pub fn annotations_of_item(&self, project: ProjectId, seq: u64) -> Result<Vec<(UserId, AnnotationRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ANNOTATIONS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, seq, 0)..=(project.0, seq, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((UserId(k.value().2), decode("annotations", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn annotation(&self, project: ProjectId, seq: u64, user: UserId) -> Result<Option<AnnotationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ANNOTATIONS)?;
+        match table.get((project.0, seq, user.0))? {
+            Some(v) => Ok(Some(decode("annotations", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// How many items `user` has annotated in `project`.
+    pub fn user_progress(&self, project: ProjectId, user: UserId) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(USER_PROGRESS)?;
+        Ok(table.get((project.0, user.0))?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Stores a batch of answers in one durable transaction (group commit): either all of them
+    /// are stored or none. Items must exist; re-annotating replaces the earlier answer.
+    pub fn put_annotations(&self, writes: &[AnnotationWrite]) -> Result<Vec<WriteOutcome>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        {
+            let mut projects = txn.open_table(PROJECTS)?;
+            let mut annotations = txn.open_table(ANNOTATIONS)?;
+            let mut progress = txn.open_table(USER_PROGRESS)?;
+            let mut skips = txn.open_table(SKIPS)?;
+            let mut touched: HashMap<u64, ProjectRecord> = HashMap::new();
+            for w in writes {
+                if !touched.contains_key(&w.project.0) {
+                    let record: ProjectRecord = match projects.get(w.project.0)? {
+                        Some(v) => decode("projects", v.value())?,
+                        None => return Err(StoreError::NotFound("project")),
+                    };
+                    touched.insert(w.project.0, record);
+                }
+                let Some(project) = touched.get_mut(&w.project.0) else {
+                    return Err(StoreError::NotFound("project"));
+                };
+                if w.seq >= project.next_seq {
+                    return Err(StoreError::NotFound("item"));
+                }
+                let key = (w.project.0, w.seq, w.user.0);
+                let existing: Option<AnnotationRecord> = match annotations.get(key)? {
+                    Some(v) => Some(decode("annotations", v.value())?),
+                    None => None,
+                };
+                let (record, outcome) = match existing {
+                    Some(old) if old.value == w.value && old.source == w.source => {
+                        outcomes.push(WriteOutcome::Unchanged);
+                        continue;
+                    }
+                    Some(old) => (
+                        AnnotationRecord {
+                            value: w.value.clone(),
+                            created_ms: old.created_ms,
+                            updated_ms: w.now_ms,
+                            time_spent_ms: old.time_spent_ms.saturating_add(w.time_spent_ms),
+                            source: w.source.clone(),
+                        },
+                        WriteOutcome::Updated,
+                    ),
+                    None => (
+                        AnnotationRecord {
+                            value: w.value.clone(),
+                            created_ms: w.now_ms,
+                            updated_ms: w.now_ms,
+                            time_spent_ms: w.time_spent_ms,
+                            source: w.source.clone(),
+                        },
+                        WriteOutcome::Created,
+                    ),
+                };
+                annotations.insert(key, encode(&record).as_slice())?;
+                if outcome == WriteOutcome::Created {
+                    let done_before = progress.get((w.project.0, w.user.0))?.map(|v| v.value()).unwrap_or(0);
+                    progress.insert((w.project.0, w.user.0), done_before + 1)?;
+                    skips.remove((w.project.0, w.user.0, w.seq))?;
+                    project.annotations += 1;
+                    let count = annotations.range((w.project.0, w.seq, 0)..=(w.project.0, w.seq, u64::MAX))?.count() as u64;
+                    if count == u64::from(project.spec.settings.overlap) {
+                        project.done += 1;
+                    }
+                }
+                outcomes.push(outcome);
+            }
+            for (id, record) in touched {
+                projects.insert(id, encode(&record).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Marks an item as skipped by a user: the queue stops offering it to them.
+    pub fn skip(&self, project: ProjectId, user: UserId, seq: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(SKIPS)?.insert((project.0, user.0, seq), ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a user's skips in a project, so skipped items come back into their queue.
+    pub fn clear_skips(&self, project: ProjectId, user: UserId) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut skips = txn.open_table(SKIPS)?;
+            let keys: Vec<u64> = skips
+                .range((project.0, user.0, 0)..=(project.0, user.0, u64::MAX))?
+                .map(|r| r.map(|(k, _)| k.value().2))
+                .collect::<Result<_, _>>()?;
+            for seq in &keys {
+                skips.remove((project.0, user.0, *seq))?;
+            }
+            keys.len() as u64
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// The first item at or after `from_seq` that still needs annotations (fewer than
+    /// `overlap`, counting annotations stored plus `leased_to_others(seq)` in flight), and that
+    /// `user` has neither annotated nor skipped. One sequential pass over the annotation rows.
+    pub fn next_open_item(
+        &self,
+        project: ProjectId,
+        user: UserId,
+        from_seq: u64,
+        leased_to_others: &dyn Fn(u64) -> u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        let overlap = u64::from(record.spec.settings.overlap);
+        let annotations = txn.open_table(ANNOTATIONS)?;
+        let skips = txn.open_table(SKIPS)?;
+        let mut skipped = skips
+            .range((project.0, user.0, from_seq)..=(project.0, user.0, u64::MAX))?
+            .map(|r| r.map(|(k, _)| k.value().2))
+            .peekable();
+        let mut rows = annotations
+            .range((project.0, from_seq, 0)..=(project.0, u64::MAX, u64::MAX))?
+            .map(|r| r.map(|(k, _)| k.value()))
+            .peekable();
+        for seq in from_seq..record.next_seq {
+            let mut count = 0;
+            let mut mine = false;
+            while let Some(Ok((_, s, u))) = rows.peek() {
+                if *s != seq {
+                    break;
+                }
+                count += 1;
+                mine |= *u == user.0;
+                rows.next();
+            }
+            if let Some(Err(_)) = rows.peek() {
+                if let Some(Err(e)) = rows.next() {
+                    return Err(e.into());
+                }
+            }
+            let mut is_skipped = false;
+            while let Some(Ok(s)) = skipped.peek() {
+                if *s > seq {
+                    break;
+                }
+                is_skipped |= *s == seq;
+                skipped.next();
+            }
+            if !mine && !is_skipped && count + leased_to_others(seq) < overlap {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+}

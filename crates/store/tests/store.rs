@@ -1,0 +1,181 @@
+//! The store against a real redb file in a temp dir.
+
+use concord_domain::{AnnotationSource, AnnotationValue, Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind, UserId};
+use concord_store::{AnnotationWrite, ItemRecord, ProjectRecord, Store, StoreError, UserRecord, WriteOutcome};
+
+fn project_record(overlap: u32) -> ProjectRecord {
+    let spec = ProjectSpec {
+        name: "spam".into(),
+        task: TaskKind::Classification,
+        labels: ["spam", "ham"]
+            .iter()
+            .map(|n| Label { name: n.to_string(), description: None, colour: String::new(), hotkey: None })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings { overlap },
+    }
+    .normalize()
+    .unwrap();
+    ProjectRecord { spec, created_ms: 0, created_by: UserId(1), next_seq: 0, done: 0, annotations: 0 }
+}
+
+fn item(id: &str, text: &str) -> ItemRecord {
+    ItemRecord { id: id.into(), text: text.into(), meta: Default::default(), gold: None }
+}
+
+fn setup(overlap: u32) -> (tempfile::TempDir, Store, ProjectId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("concord.redb")).unwrap();
+    let p = store.create_project(&project_record(overlap)).unwrap();
+    (dir, store, p)
+}
+
+fn import(store: &Store, p: ProjectId, items: &[(&str, &str)]) -> u64 {
+    let mut imp = store.begin_import(p).unwrap();
+    let mut batch: Vec<_> = items.iter().map(|(i, t)| item(i, t)).collect();
+    store.stage_items(&mut imp, &mut batch, false).unwrap();
+    store.commit_import(imp).unwrap()
+}
+
+fn write(p: ProjectId, seq: u64, user: u64, label: &str) -> AnnotationWrite {
+    AnnotationWrite {
+        project: p,
+        seq,
+        user: UserId(user),
+        value: AnnotationValue::labels([label]),
+        source: AnnotationSource::Human,
+        time_spent_ms: 1000,
+        now_ms: 5,
+    }
+}
+
+#[test]
+fn second_open_of_the_same_file_is_refused_with_a_clear_error() {
+    let (dir, _store, _) = setup(1);
+    let err = Store::open(&dir.path().join("concord.redb")).err().unwrap();
+    assert!(matches!(err, StoreError::AlreadyOpen { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another Concord process"));
+}
+
+#[test]
+fn a_file_from_a_newer_concord_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concord.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("schema_version", 99).unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path).err().unwrap();
+    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn users_have_unique_names() {
+    let (_d, store, _) = setup(1);
+    let rec = UserRecord { name: "ann".into(), password_hash: "x".into(), is_admin: false, created_ms: 0, disabled: false };
+    let id = store.create_user(&rec).unwrap();
+    assert!(matches!(store.create_user(&rec), Err(StoreError::Exists(_))));
+    assert_eq!(store.user_by_name("ann").unwrap().unwrap().0, id);
+    assert_eq!(store.user_count().unwrap(), 1);
+}
+
+#[test]
+fn staged_items_stay_invisible_until_commit_and_vanish_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concord.redb");
+    let p;
+    {
+        let store = Store::open(&path).unwrap();
+        p = store.create_project(&project_record(1)).unwrap();
+        import(&store, p, &[("a", "first")]);
+        let mut imp = store.begin_import(p).unwrap();
+        store.stage_items(&mut imp, &mut [item("b", "second"), item("", "third")], false).unwrap();
+        assert_eq!(imp.staged(), 2);
+        assert_eq!(store.item(p, 1).unwrap(), None, "staged item is visible before commit");
+        assert_eq!(store.item_seq(p, "b").unwrap(), None);
+        // The process "crashes": the import is neither committed nor aborted.
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.project(p).unwrap().unwrap().next_seq, 1);
+    // The rolled-back ids and texts are free again.
+    assert_eq!(import(&store, p, &[("b", "second")]), 1);
+    assert_eq!(store.item(p, 1).unwrap().unwrap().text, "second");
+}
+
+#[test]
+fn duplicate_ids_fail_and_duplicate_texts_are_reported_or_skipped() {
+    let (_d, store, p) = setup(1);
+    import(&store, p, &[("a", "hello")]);
+    let mut imp = store.begin_import(p).unwrap();
+    let err = store.stage_items(&mut imp, &mut [item("x", "new"), item("a", "other")], false).unwrap_err();
+    assert_eq!(err.0, Some(1));
+    store.abort_import(imp).unwrap();
+    assert_eq!(store.item_seq(p, "x").unwrap(), None);
+
+    let mut imp = store.begin_import(p).unwrap();
+    let out = store.stage_items(&mut imp, &mut [item("b", "hello"), item("c", "fresh")], true).unwrap();
+    assert_eq!(out.inserted, 1);
+    assert_eq!(out.duplicate_texts, vec![(0, "a".to_string())]);
+    store.commit_import(imp).unwrap();
+    assert_eq!(store.item_seq(p, "c").unwrap(), Some(1));
+}
+
+#[test]
+fn reannotating_updates_and_a_repeated_submit_changes_nothing() {
+    let (_d, store, p) = setup(1);
+    import(&store, p, &[("a", "one"), ("b", "two")]);
+    assert_eq!(store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(), [WriteOutcome::Created]);
+    assert_eq!(store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(), [WriteOutcome::Unchanged]);
+    let mut w = write(p, 0, 7, "ham");
+    w.now_ms = 9;
+    assert_eq!(store.put_annotations(&[w]).unwrap(), [WriteOutcome::Updated]);
+    let anns = store.annotations_of_item(p, 0).unwrap();
+    assert_eq!(anns.len(), 1);
+    assert_eq!(anns[0].1.value.labels, ["ham"]);
+    assert_eq!((anns[0].1.created_ms, anns[0].1.updated_ms, anns[0].1.time_spent_ms), (5, 9, 2000));
+    assert_eq!(store.user_progress(p, UserId(7)).unwrap(), 1);
+    let rec = store.project(p).unwrap().unwrap();
+    assert_eq!((rec.done, rec.annotations), (1, 1));
+}
+
+#[test]
+fn a_batch_with_a_missing_item_stores_nothing() {
+    let (_d, store, p) = setup(1);
+    import(&store, p, &[("a", "one")]);
+    assert!(store.put_annotations(&[write(p, 0, 7, "spam"), write(p, 5, 7, "spam")]).is_err());
+    assert!(store.annotations_of_item(p, 0).unwrap().is_empty());
+}
+
+#[test]
+fn the_queue_respects_overlap_own_answers_skips_and_leases() {
+    let (_d, store, p) = setup(2);
+    import(&store, p, &[("a", "one"), ("b", "two"), ("c", "three")]);
+    let none = |_| 0;
+    store.put_annotations(&[write(p, 0, 1, "spam"), write(p, 0, 2, "ham"), write(p, 1, 1, "spam")]).unwrap();
+    // Item 0 has its two answers; item 1 was answered by user 1 only.
+    assert_eq!(store.next_open_item(p, UserId(1), 0, &none).unwrap(), Some(2));
+    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(1));
+    // One more annotator holds item 1: it is full for user 3.
+    assert_eq!(store.next_open_item(p, UserId(3), 0, &|s| u64::from(s == 1)).unwrap(), Some(2));
+    store.skip(p, UserId(3), 1).unwrap();
+    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(2));
+    assert_eq!(store.clear_skips(p, UserId(3)).unwrap(), 1);
+    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(1));
+}
+
+#[test]
+fn export_walk_pairs_items_with_their_annotations() {
+    let (_d, store, p) = setup(1);
+    import(&store, p, &[("a", "one"), ("b", "two"), ("c", "three")]);
+    store.put_annotations(&[write(p, 2, 1, "spam"), write(p, 0, 2, "ham"), write(p, 2, 3, "ham")]).unwrap();
+    let mut seen = Vec::new();
+    store
+        .for_each_item::<StoreError>(p, |seq, item, anns| {
+            seen.push((seq, item.id, anns.iter().map(|(u, _)| u.0).collect::<Vec<_>>()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(0, "a".into(), vec![2]), (1, "b".into(), vec![]), (2, "c".into(), vec![1, 3])]);
+}
