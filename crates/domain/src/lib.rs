@@ -55,6 +55,8 @@ pub enum DomainError {
     EmptyLabelName { index: usize },
     #[error("label name {name:?} is longer than {max} characters")]
     LabelNameTooLong { name: String, max: usize },
+    #[error("label {name:?} contains '|', which separates labels in CSV files")]
+    LabelNameChar { name: String },
     #[error("label {name:?} appears twice")]
     DuplicateLabel { name: String },
     #[error("hotkey {key:?} is used by two labels")]

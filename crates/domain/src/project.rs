@@ -156,6 +156,9 @@ impl ProjectSpec {
                     max: MAX_LABEL_NAME,
                 });
             }
+            if label.name.contains('|') {
+                return Err(DomainError::LabelNameChar { name: label.name.clone() });
+            }
             if !names.insert(label.name.clone()) {
                 return Err(DomainError::DuplicateLabel { name: label.name.clone() });
             }

@@ -1,1 +1,76 @@
-//! placeholder for fetch
+//! Concord's engine: everything the product does, with no HTTP in it. It owns the store and
+//! the single writer thread that group-commits annotations, and it checks authorization on
+//! every call: each public operation takes the acting [`Principal`]. The server's handlers and
+//! server functions are thin wrappers over these calls; the CLI calls them directly.
+
+mod auth;
+mod error;
+mod export;
+mod import;
+mod projects;
+mod queue;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use auth::{Principal, SESSION_TTL_MS};
+pub use concord_domain as domain;
+pub use concord_store::StoreError;
+pub use error::EngineError;
+pub use export::ExportFormat;
+pub use import::{ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput};
+pub use projects::{MemberInfo, ProjectSummary, UserInfo};
+pub use queue::{QueueItem, Submission, SubmitOutcome};
+
+use concord_store::Store;
+
+/// Name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "concord.redb";
+
+/// The running core of Concord. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    queue: queue::Queue,
+    imports: std::sync::Mutex<std::collections::HashSet<domain::ProjectId>>,
+    data_dir: PathBuf,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory and its database.
+    pub fn open(data_dir: &Path) -> Result<Engine, EngineError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            EngineError::Internal(format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
+        let queue = queue::Queue::start(store.clone());
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                queue,
+                imports: Default::default(),
+                data_dir: data_dir.to_path_buf(),
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,9 +1,19 @@
 use concord_domain::ProjectId;
 use redb::{ReadableDatabase, ReadableTable};
 
+use concord_domain::UserId;
+
 use crate::records::{decode, encode};
 use crate::schema::*;
-use crate::{ItemRecord, ProjectRecord, Store, StoreError};
+use crate::{AnnotationRecord, ItemRecord, ProjectRecord, Store, StoreError};
+
+/// An item to import together with the annotations it already carries (re-importing an
+/// export restores them).
+#[derive(Debug, Clone)]
+pub struct StagedItem {
+    pub item: ItemRecord,
+    pub annotations: Vec<(UserId, AnnotationRecord)>,
+}
 
 /// An import in progress. Its items are written in batches, each batch one transaction, at seqs
 /// past the project's visible end; [`Store::commit_import`] moves the end in one transaction,
@@ -76,7 +86,7 @@ impl Store {
     pub fn stage_items(
         &self,
         import: &mut StagedImport,
-        batch: &mut [ItemRecord],
+        batch: &mut [StagedItem],
         skip_duplicate_texts: bool,
     ) -> Result<StageOutcome, (Option<usize>, StoreError)> {
         let plain = |e: StoreError| (None, e);
@@ -88,7 +98,9 @@ impl Store {
             let mut items = txn.open_table(ITEMS).map_err(|e| plain(e.into()))?;
             let mut ids = txn.open_table(ITEM_IDS).map_err(|e| plain(e.into()))?;
             let mut hashes = txn.open_table(ITEM_TEXT_HASHES).map_err(|e| plain(e.into()))?;
-            for (index, item) in batch.iter_mut().enumerate() {
+            let mut annotations = txn.open_table(ANNOTATIONS).map_err(|e| plain(e.into()))?;
+            for (index, staged_item) in batch.iter_mut().enumerate() {
+                let item = &mut staged_item.item;
                 let at = |e: redb::StorageError| (Some(index), StoreError::from(e));
                 let hash = text_hash(&item.text);
                 let existing_seq = hashes.get((p, hash)).map_err(at)?.map(|v| v.value());
@@ -119,6 +131,9 @@ impl Store {
                     hashes.insert((p, hash), next).map_err(at)?;
                 }
                 items.insert((p, next), encode(item).as_slice()).map_err(at)?;
+                for (user, record) in &staged_item.annotations {
+                    annotations.insert((p, next, user.0), encode(record).as_slice()).map_err(at)?;
+                }
                 next += 1;
                 outcome.inserted += 1;
             }
@@ -130,7 +145,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Makes every staged item visible, in one transaction. Returns the number of items added.
+    /// Makes every staged item visible, in one transaction, and counts their annotations into
+    /// the project's and annotators' progress. Returns the number of items added.
     pub fn commit_import(&self, import: StagedImport) -> Result<u64, StoreError> {
         let txn = self.db.begin_write()?;
         {
@@ -139,6 +155,37 @@ impl Store {
                 Some(v) => decode("projects", v.value())?,
                 None => return Err(StoreError::NotFound("project")),
             };
+            let p = import.project.0;
+            let overlap = u64::from(record.spec.settings.overlap);
+            let annotations = txn.open_table(ANNOTATIONS)?;
+            let mut progress = txn.open_table(USER_PROGRESS)?;
+            let mut per_user: std::collections::BTreeMap<u64, u64> = Default::default();
+            let mut current: Option<(u64, u64)> = None;
+            let finish = |current: Option<(u64, u64)>, record: &mut ProjectRecord| {
+                if let Some((_, n)) = current {
+                    if n >= overlap {
+                        record.done += 1;
+                    }
+                }
+            };
+            for row in annotations.range((p, import.start, 0)..(p, import.next, 0))? {
+                let (k, _) = row?;
+                let (_, seq, user) = k.value();
+                *per_user.entry(user).or_default() += 1;
+                record.annotations += 1;
+                current = match current {
+                    Some((s, n)) if s == seq => Some((s, n + 1)),
+                    other => {
+                        finish(other, &mut record);
+                        Some((seq, 1))
+                    }
+                };
+            }
+            finish(current, &mut record);
+            for (user, n) in per_user {
+                let before = progress.get((p, user))?.map(|v| v.value()).unwrap_or(0);
+                progress.insert((p, user), before + n)?;
+            }
             record.next_seq = import.next;
             projects.insert(import.project.0, encode(&record).as_slice())?;
             txn.open_table(STAGED_IMPORTS)?.remove(import.project.0)?;
@@ -162,7 +209,15 @@ impl Store {
                 let mut items = txn.open_table(ITEMS)?;
                 let mut ids = txn.open_table(ITEM_IDS)?;
                 let mut hashes = txn.open_table(ITEM_TEXT_HASHES)?;
+                let mut annotations = txn.open_table(ANNOTATIONS)?;
                 for seq in from..to {
+                    let users: Vec<u64> = annotations
+                        .range((project, seq, 0)..=(project, seq, u64::MAX))?
+                        .map(|r| r.map(|(k, _)| k.value().2))
+                        .collect::<Result<_, _>>()?;
+                    for user in users {
+                        annotations.remove((project, seq, user))?;
+                    }
                     let Some(item) = items.remove((project, seq))? else { continue };
                     let item: ItemRecord = decode("items", item.value())?;
                     ids.remove((project, item.id.as_str()))?;

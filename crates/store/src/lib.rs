@@ -11,7 +11,7 @@ mod schema;
 mod store;
 
 pub use error::StoreError;
-pub use import::{StageOutcome, StagedImport};
+pub use import::{StageOutcome, StagedImport, StagedItem};
 pub use records::{
     AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, TokenRecord, UserRecord,
 };

@@ -1,7 +1,7 @@
 //! The store against a real redb file in a temp dir.
 
 use concord_domain::{AnnotationSource, AnnotationValue, Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind, UserId};
-use concord_store::{AnnotationWrite, ItemRecord, ProjectRecord, Store, StoreError, UserRecord, WriteOutcome};
+use concord_store::{AnnotationRecord, AnnotationWrite, ItemRecord, ProjectRecord, StagedItem, Store, StoreError, UserRecord, WriteOutcome};
 
 fn project_record(overlap: u32) -> ProjectRecord {
     let spec = ProjectSpec {
@@ -19,8 +19,8 @@ fn project_record(overlap: u32) -> ProjectRecord {
     ProjectRecord { spec, created_ms: 0, created_by: UserId(1), next_seq: 0, done: 0, annotations: 0 }
 }
 
-fn item(id: &str, text: &str) -> ItemRecord {
-    ItemRecord { id: id.into(), text: text.into(), meta: Default::default(), gold: None }
+fn item(id: &str, text: &str) -> StagedItem {
+    StagedItem { item: ItemRecord { id: id.into(), text: text.into(), meta: Default::default(), gold: None }, annotations: vec![] }
 }
 
 fn setup(overlap: u32) -> (tempfile::TempDir, Store, ProjectId) {
@@ -178,4 +178,26 @@ fn export_walk_pairs_items_with_their_annotations() {
         })
         .unwrap();
     assert_eq!(seen, vec![(0, "a".into(), vec![2]), (1, "b".into(), vec![]), (2, "c".into(), vec![1, 3])]);
+}
+
+#[test]
+fn imported_annotations_count_only_once_the_import_commits() {
+    let (_d, store, p) = setup(1);
+    let record = AnnotationRecord {
+        value: AnnotationValue::labels(["ham"]),
+        created_ms: 1,
+        updated_ms: 2,
+        time_spent_ms: 3,
+        source: AnnotationSource::Human,
+    };
+    let mut with_ann = item("a", "one");
+    with_ann.annotations = vec![(UserId(4), record.clone()), (UserId(5), record.clone())];
+    let mut imp = store.begin_import(p).unwrap();
+    store.stage_items(&mut imp, &mut [with_ann, item("b", "two")], false).unwrap();
+    assert_eq!(store.user_progress(p, UserId(4)).unwrap(), 0);
+    store.commit_import(imp).unwrap();
+    assert_eq!(store.user_progress(p, UserId(4)).unwrap(), 1);
+    let rec = store.project(p).unwrap().unwrap();
+    assert_eq!((rec.done, rec.annotations, rec.next_seq), (1, 2, 2));
+    assert_eq!(store.annotation(p, 0, UserId(5)).unwrap(), Some(record));
 }

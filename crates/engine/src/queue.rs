@@ -1,0 +1,234 @@
+//! The annotation queue: which item an annotator sees next, and the single writer thread that
+//! stores answers. Submits from every request are collected into one redb transaction (group
+//! commit), so a burst of annotators costs one durable commit, and each submit is acknowledged
+//! only after the commit that holds it.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
+use concord_store::{AnnotationWrite, Store, StoreError, WriteOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{now_ms, Engine, EngineError, Principal};
+
+/// How long an item handed out stays reserved for its annotator.
+const LEASE_MS: u64 = 30 * 60 * 1000;
+/// Most answers one group commit takes.
+const MAX_GROUP: usize = 1024;
+/// Longest time an annotator may report for one item (guards the totals against bad clients).
+const MAX_TIME_SPENT_MS: u64 = 24 * 3600 * 1000;
+
+/// An item as the annotation page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueItem {
+    pub id: String,
+    pub text: String,
+    pub meta: Map<String, Value>,
+    /// The caller's earlier answer, when they go back to an item.
+    pub mine: Option<AnnotationValue>,
+}
+
+/// An annotator's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub item_id: String,
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub time_spent_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmitOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+struct Pending {
+    write: AnnotationWrite,
+    reply: SyncSender<Result<WriteOutcome, StoreError>>,
+}
+
+pub(crate) struct Queue {
+    sender: Mutex<Option<Sender<Pending>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// (project, seq) → annotators holding it, with lease expiry.
+    leases: Mutex<HashMap<(ProjectId, u64), Vec<(UserId, u64)>>>,
+}
+
+impl Queue {
+    pub(crate) fn start(store: Arc<Store>) -> Queue {
+        let (sender, receiver) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("concord-writer".into())
+            .spawn(move || write_loop(store, receiver))
+            .ok();
+        Queue { sender: Mutex::new(Some(sender)), writer: Mutex::new(writer), leases: Mutex::default() }
+    }
+
+    fn submit(&self, write: AnnotationWrite) -> Result<WriteOutcome, EngineError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        {
+            let sender = self.sender.lock().map_err(|_| EngineError::Internal("writer poisoned".into()))?;
+            let sender = sender.as_ref().ok_or_else(|| EngineError::Unavailable("shutting down".into()))?;
+            sender.send(Pending { write, reply }).map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+        }
+        let result = answer.recv().map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+        Ok(result?)
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it has stored what it already received.
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn write_loop(store: Arc<Store>, receiver: Receiver<Pending>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<AnnotationWrite> = group.iter().map(|p| p.write.clone()).collect();
+        match store.put_annotations(&writes) {
+            Ok(outcomes) => {
+                for (p, o) in group.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(Ok(o));
+                }
+            }
+            Err(_) if group.len() > 1 => {
+                // One bad answer must not fail its neighbours: store them one by one.
+                for p in group {
+                    let r = store.put_annotations(std::slice::from_ref(&p.write)).map(|o| o[0]);
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) => {
+                if let Some(p) = group.pop() {
+                    let _ = p.reply.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Engine {
+    fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
+        self.store().item_seq(project, item_id)?.ok_or_else(|| EngineError::NotFound(format!("item {item_id:?}")))
+    }
+
+    /// The next item for the caller, reserved for them. `exclude` lists items the client
+    /// already shows or has prefetched. `None` when nothing is left for them.
+    pub fn next_item(&self, actor: &Principal, project: ProjectId, exclude: &[String]) -> Result<Option<QueueItem>, EngineError> {
+        self.authorize(actor, project, Role::Annotator)?;
+        let excluded: Vec<u64> = exclude.iter().filter_map(|id| self.store().item_seq(project, id).ok().flatten()).collect();
+        let now = now_ms();
+        let mut leases = self.inner.queue.leases.lock().map_err(|_| EngineError::Internal("leases poisoned".into()))?;
+        leases.retain(|_, holders| {
+            holders.retain(|(_, until)| *until > now);
+            !holders.is_empty()
+        });
+        // An item already reserved for the caller comes first, so a reload shows the same item.
+        let mut held: Vec<u64> = leases
+            .iter()
+            .filter(|((p, seq), holders)| *p == project && !excluded.contains(seq) && holders.iter().any(|(u, _)| *u == actor.id))
+            .map(|((_, seq), _)| *seq)
+            .collect();
+        held.sort_unstable();
+        for seq in held {
+            if self.store().annotation(project, seq, actor.id)?.is_none() {
+                return self.queue_item(actor, project, seq).map(Some);
+            }
+        }
+        let others = |seq: u64| -> u64 {
+            if excluded.contains(&seq) {
+                return u64::from(u32::MAX);
+            }
+            leases
+                .get(&(project, seq))
+                .map(|h| h.iter().filter(|(u, _)| *u != actor.id).count() as u64)
+                .unwrap_or(0)
+        };
+        let Some(seq) = self.store().next_open_item(project, actor.id, 0, &others)? else { return Ok(None) };
+        let holders = leases.entry((project, seq)).or_default();
+        holders.retain(|(u, _)| *u != actor.id);
+        holders.push((actor.id, now + LEASE_MS));
+        drop(leases);
+        self.queue_item(actor, project, seq).map(Some)
+    }
+
+    /// One item by id with the caller's earlier answer (to go back and change it).
+    pub fn item_for_annotation(&self, actor: &Principal, project: ProjectId, item_id: &str) -> Result<QueueItem, EngineError> {
+        self.authorize(actor, project, Role::Annotator)?;
+        let seq = self.seq_of(project, item_id)?;
+        self.queue_item(actor, project, seq)
+    }
+
+    fn queue_item(&self, actor: &Principal, project: ProjectId, seq: u64) -> Result<QueueItem, EngineError> {
+        let item = self.store().item(project, seq)?.ok_or_else(|| EngineError::NotFound("item".into()))?;
+        let mine = self.store().annotation(project, seq, actor.id)?.map(|a| a.value);
+        Ok(QueueItem { id: item.id, text: item.text, meta: item.meta, mine })
+    }
+
+    /// Stores the caller's answer; durable when this returns. Repeating the same submit is
+    /// harmless ([`SubmitOutcome::Unchanged`]).
+    pub fn submit(&self, actor: &Principal, project: ProjectId, submission: Submission) -> Result<SubmitOutcome, EngineError> {
+        self.authorize(actor, project, Role::Annotator)?;
+        let spec = self.project_record(project)?.spec;
+        let value = AnnotationValue::labels(submission.labels).validate(&spec)?;
+        let seq = self.seq_of(project, &submission.item_id)?;
+        let outcome = self.inner.queue.submit(AnnotationWrite {
+            project,
+            seq,
+            user: actor.id,
+            value,
+            source: AnnotationSource::Human,
+            time_spent_ms: submission.time_spent_ms.min(MAX_TIME_SPENT_MS),
+            now_ms: now_ms(),
+        })?;
+        if let Ok(mut leases) = self.inner.queue.leases.lock() {
+            if let Some(holders) = leases.get_mut(&(project, seq)) {
+                holders.retain(|(u, _)| *u != actor.id);
+            }
+        }
+        Ok(match outcome {
+            WriteOutcome::Created => SubmitOutcome::Created,
+            WriteOutcome::Updated => SubmitOutcome::Updated,
+            WriteOutcome::Unchanged => SubmitOutcome::Unchanged,
+        })
+    }
+
+    /// The caller passes on an item: it leaves their queue (until [`Engine::reset_skips`]).
+    pub fn skip(&self, actor: &Principal, project: ProjectId, item_id: &str) -> Result<(), EngineError> {
+        self.authorize(actor, project, Role::Annotator)?;
+        let seq = self.seq_of(project, item_id)?;
+        self.store().skip(project, actor.id, seq)?;
+        if let Ok(mut leases) = self.inner.queue.leases.lock() {
+            if let Some(holders) = leases.get_mut(&(project, seq)) {
+                holders.retain(|(u, _)| *u != actor.id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the caller's skipped items back into their queue; returns how many.
+    pub fn reset_skips(&self, actor: &Principal, project: ProjectId) -> Result<u64, EngineError> {
+        self.authorize(actor, project, Role::Annotator)?;
+        Ok(self.store().clear_skips(project, actor.id)?)
+    }
+}
