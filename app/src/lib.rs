@@ -1,1 +1,53 @@
-//! placeholder for fetch
+//! Concord's browser UI: Leptos pages rendered on the server and hydrated in the browser, the
+//! server functions they call (thin wrappers over `concord-engine`, compiled only with the
+//! `ssr` feature), and the wire types both sides share.
+
+pub mod api;
+mod components;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+pub mod wire;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app (server side only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="concord" href="/style.css"/>
+        <Title text="Concord"/>
+        <Router>
+            <Routes fallback=|| view! { <main class="page"><h1>"Not found"</h1><a href="/">"Back to projects"</a></main> }>
+                <Route path=path!("/login") view=pages::login::LoginPage/>
+                <Route path=path!("/setup") view=pages::setup::SetupPage/>
+                <Route path=path!("/") view=pages::projects::ProjectsPage/>
+                <Route path=path!("/projects/:id") view=pages::project::ProjectPage/>
+                <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage/>
+                <Route path=path!("/users") view=pages::users::UsersPage/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,1 +1,8 @@
-//! placeholder for fetch
+//! Concord's browser entry point: hydrates the page the server rendered, attaching the
+//! reactive UI from `concord-app` to it.
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(concord_app::App);
+}

@@ -1,1 +1,286 @@
-fn main(){}
+//! `concord`: the command line. Serving, accounts, tokens, import and export; each command is a
+//! thin layer over the engine.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use concord::config::{Overrides, ServeConfig, DEFAULT_DATA_DIR};
+use concord::AppState;
+use concord_engine::{Engine, ExportFormat, ImportFormat, ImportOptions, Principal};
+
+#[derive(Parser)]
+#[command(name = "concord", version, about = "Build labeled text datasets with a model in the loop.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// Where the database (concord.redb) lives.
+    #[arg(long, env = "CONCORD_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (UI, REST API under /api/v1).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Import items into a project (stop the server first, or use POST /api/v1/projects/{id}/items).
+    Import(ImportArgs),
+    /// Export a project (stop the server first, or use GET /api/v1/projects/{id}/export).
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CONCORD_ADDR")]
+    addr: Option<String>,
+    /// Where the database (concord.redb) lives [default: concord-data].
+    #[arg(long, env = "CONCORD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Config file (TOML: addr, data_dir, secure_cookies, max_upload_mb) [default: DATA_DIR/concord.toml if present].
+    #[arg(long, env = "CONCORD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Mark cookies Secure (serve behind HTTPS).
+    #[arg(long, env = "CONCORD_SECURE_COOKIES")]
+    secure_cookies: Option<bool>,
+    /// Largest accepted upload, in MB.
+    #[arg(long, env = "CONCORD_MAX_UPLOAD_MB")]
+    max_upload_mb: Option<u64>,
+    /// Create a demo project when the database has none.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is prompted for, or read from standard input.
+    Add {
+        name: String,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for USER and print it (shown once).
+    Add {
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Project id or exact name.
+    project: String,
+    /// JSONL, CSV or plain text file ("-" for standard input).
+    file: PathBuf,
+    /// jsonl, csv or text [default: from the file extension].
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Field or column with the gold label(s).
+    #[arg(long, default_value = "gold")]
+    gold_field: String,
+    /// Skip texts already in the project instead of keeping them (both are reported).
+    #[arg(long)]
+    skip_duplicates: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Project id or exact name.
+    project: String,
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// Output file [default: standard output].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,concord=info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::User(UserCommand::Add { name, admin, data }) => {
+            let engine = open(&data.data_dir)?;
+            let password = read_password(&name)?;
+            let user = engine.create_user_locally(&name, &password, admin)?;
+            eprintln!("created {}account {:?}", if user.is_admin { "administrator " } else { "" }, user.name);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Add { user, name, data }) => {
+            let engine = open(&data.data_dir)?;
+            let who = engine.principal_by_name(&user)?;
+            println!("{}", engine.create_api_token_locally(who.id, &name)?);
+            Ok(())
+        }
+        Command::Import(args) => import(args),
+        Command::Export(args) => export(args),
+    }
+}
+
+fn open(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
+    Engine::open(data_dir).with_context(|| format!("opening the data directory {}", data_dir.display()))
+}
+
+fn read_password(name: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))?;
+        let second = rpassword::prompt_password("again: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ServeConfig::resolve(
+        Overrides { addr: args.addr, data_dir: args.data_dir, secure_cookies: args.secure_cookies, max_upload_mb: args.max_upload_mb },
+        args.config.as_deref(),
+    )?;
+    let engine = open(&config.data_dir)?;
+    if args.demo && concord::demo::seed(&engine)? {
+        tracing::info!("created the demo project {:?}", concord::demo::DEMO_NAME);
+    }
+    if !concord::assets::frontend_present() {
+        tracing::warn!("this binary was built without the frontend bundle: pages will not be interactive (build with `cargo xtask build`)");
+    }
+    let state = AppState::new(engine, config.secure_cookies, config.max_upload_bytes);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let local = listener.local_addr()?;
+        if let Some(token) = state.arm_setup()? {
+            tracing::info!("no account exists yet: open http://{local}/setup?token={token} to create the first administrator (or run `concord user add --admin NAME`)");
+        }
+        tracing::info!(data_dir = %config.data_dir.display(), "Concord is listening on http://{local}");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        concord::serve(listener, state, shutdown).await.context("server failed")
+    })
+}
+
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let engine = open(&args.data.data_dir)?;
+    let project = engine.find_project(&args.project)?;
+    let name = args.file.to_string_lossy().to_string();
+    let format = match args.format.as_deref() {
+        Some(f) => ImportFormat::parse(f).with_context(|| format!("unknown format {f:?} (jsonl, csv or text)"))?,
+        None => ImportFormat::from_file_name(&name).with_context(|| format!("cannot tell the format of {name:?}; pass --format"))?,
+    };
+    let options = ImportOptions {
+        format,
+        text_field: args.text_field,
+        id_field: args.id_field,
+        gold_field: args.gold_field,
+        skip_duplicates: args.skip_duplicates,
+    };
+    let (reader, size): (Box<dyn BufRead>, u64) = if name == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file = std::fs::File::open(&args.file).with_context(|| format!("opening {name}"))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), size)
+    };
+    let bar = progress_bar(size, "{spinner} importing [{bar:40}] {bytes}/{total_bytes} {msg} ({eta})");
+    let report = engine.import(&Principal::local(), project, reader, &options, &mut |p| {
+        bar.set_position(p.bytes);
+        bar.set_message(format!("{} items", p.items));
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    eprintln!(
+        "imported {} items ({} duplicate texts{}, {} blank lines, {} annotations)",
+        report.imported,
+        report.duplicates,
+        if options.skip_duplicates { " skipped" } else { " kept" },
+        report.blank_lines,
+        report.annotations
+    );
+    for d in &report.duplicate_examples {
+        eprintln!("  line {}: same text as item {:?}", d.line, d.existing_id);
+    }
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let engine = open(&args.data.data_dir)?;
+    let project = engine.find_project(&args.project)?;
+    let format = ExportFormat::parse(&args.format).with_context(|| format!("unknown format {:?} (jsonl or csv)", args.format))?;
+    let local = Principal::local();
+    let total = engine.project_summary(&local, project)?.total;
+    let bar = progress_bar(total, "{spinner} exporting [{bar:40}] {pos}/{len} items ({eta})");
+    let mut progress = |n: u64| bar.set_position(n);
+    let count = match &args.output {
+        Some(path) => {
+            // Written next to the target and renamed into place: a failed export leaves no
+            // half-written file.
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+            let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+            let count = engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
+            out.flush()?;
+            drop(out);
+            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+            count
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let count = engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
+            out.flush()?;
+            count
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!("exported {count} items");
+    Ok(())
+}

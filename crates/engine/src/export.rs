@@ -52,6 +52,18 @@ impl Engine {
     /// Writes the project to `out`; reviewers and admins only (the export shows every
     /// annotator's answers). Returns the number of items written.
     pub fn export(&self, actor: &Principal, project: ProjectId, format: ExportFormat, out: &mut dyn Write) -> Result<u64, EngineError> {
+        self.export_with_progress(actor, project, format, out, &mut |_| {})
+    }
+
+    /// [`Engine::export`], calling `progress` with the number of items written so far.
+    pub fn export_with_progress(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        format: ExportFormat,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
         let spec = self.project_record(project)?.spec;
         let mut names: HashMap<UserId, String> = HashMap::new();
@@ -67,6 +79,9 @@ impl Engine {
                     serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                     out.write_all(b"\n").map_err(io_err)?;
                     count += 1;
+                    if count % 10_000 == 0 {
+                        progress(count);
+                    }
                     Ok(())
                 })?;
             }
@@ -99,11 +114,15 @@ impl Engine {
                     row.push(status.to_string());
                     writer.write_record(&row).map_err(io_err)?;
                     count += 1;
+                    if count % 10_000 == 0 {
+                        progress(count);
+                    }
                     Ok(())
                 })?;
                 writer.flush().map_err(io_err)?;
             }
         }
+        progress(count);
         Ok(count)
     }
 }

@@ -1,0 +1,211 @@
+//! Server functions: each checks who is calling and hands over to one engine call.
+
+use leptos::prelude::*;
+use leptos::server_fn::error::ServerFnError;
+
+use crate::wire::{AccountView, ItemView, MemberView, ProjectView, SubmitView, UserView};
+
+#[cfg(feature = "ssr")]
+use crate::ssr::{blocking, context, fail, principal};
+#[cfg(feature = "ssr")]
+use concord_domain::ProjectId;
+
+#[cfg(feature = "ssr")]
+fn set_cookie(value: String) {
+    if let (Some(response), Ok(value)) = (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(&value)) {
+        response.append_header(http::header::SET_COOKIE, value);
+    }
+}
+
+/// The signed-in user, or `None`.
+#[server]
+pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
+    Ok(crate::ssr::maybe_principal()
+        .await?
+        .map(|p| UserView { id: p.id.0, name: p.name, is_admin: p.is_admin }))
+}
+
+/// Whether Concord still waits for its first admin (the setup link is then valid).
+#[server]
+pub async fn needs_setup() -> Result<bool, ServerFnError> {
+    let ctx = context()?;
+    blocking(move || ctx.engine.needs_setup()).await
+}
+
+#[server]
+pub async fn login(name: String, password: String) -> Result<UserView, ServerFnError> {
+    let ctx = context()?;
+    let engine = ctx.engine.clone();
+    let (who, secret) = blocking(move || engine.login(name.trim(), &password)).await?;
+    set_cookie(crate::ssr::session_cookie(Some(&secret), ctx.secure_cookies));
+    Ok(UserView { id: who.id.0, name: who.name, is_admin: who.is_admin })
+}
+
+#[server]
+pub async fn logout() -> Result<(), ServerFnError> {
+    let ctx = context()?;
+    if let Some(secret) = crate::ssr::session_secret().await {
+        let engine = ctx.engine.clone();
+        blocking(move || engine.logout(&secret)).await?;
+    }
+    set_cookie(crate::ssr::session_cookie(None, ctx.secure_cookies));
+    Ok(())
+}
+
+/// Creates the first admin with the one-time setup token printed in the server log, and signs
+/// them in.
+#[server]
+pub async fn setup_admin(token: String, name: String, password: String) -> Result<UserView, ServerFnError> {
+    use concord_engine::EngineError;
+    let ctx = context()?;
+    let valid = {
+        let guard = ctx.setup_token.lock().map_err(|_| ServerFnError::new("setup state poisoned"))?;
+        guard.as_deref().is_some_and(|t| !token.is_empty() && t == token)
+    };
+    if !valid {
+        return Err(fail(EngineError::Forbidden));
+    }
+    let engine = ctx.engine.clone();
+    let pw = password.clone();
+    let n = name.trim().to_string();
+    blocking(move || engine.bootstrap_admin(&n, &pw)).await?;
+    if let Ok(mut guard) = ctx.setup_token.lock() {
+        guard.take();
+    }
+    login(name, password).await
+}
+
+#[cfg(feature = "ssr")]
+fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
+    ProjectView {
+        id: summary.id.0,
+        name: summary.spec.name,
+        task: summary.spec.task,
+        has_guidelines: !summary.spec.guidelines.trim().is_empty(),
+        guidelines_html: crate::ssr::render_markdown(&summary.spec.guidelines),
+        labels: summary.spec.labels,
+        role: summary.role,
+        overlap: summary.spec.settings.overlap,
+        total: summary.total,
+        done: summary.done,
+        mine: summary.mine,
+    }
+}
+
+#[server]
+pub async fn list_projects() -> Result<Vec<ProjectView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let list = blocking(move || ctx.engine.list_projects(&me)).await?;
+    Ok(list.into_iter().map(project_view).collect())
+}
+
+#[server]
+pub async fn get_project(id: u64) -> Result<ProjectView, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.project_summary(&me, ProjectId(id))).await.map(project_view)
+}
+
+/// Creates a project from the form: labels one per line (`name` or `name: description`).
+#[server]
+pub async fn create_project(name: String, task: String, labels: String, guidelines: String) -> Result<u64, ServerFnError> {
+    use concord_domain::{ProjectSettings, ProjectSpec, TaskKind};
+    use concord_engine::EngineError;
+    let (ctx, me) = (context()?, principal().await?);
+    let task = TaskKind::parse(&task).ok_or_else(|| fail(EngineError::Invalid(format!("unknown task kind {task:?}"))))?;
+    let spec = ProjectSpec {
+        name,
+        task,
+        labels: crate::wire::parse_label_lines(&labels),
+        guidelines,
+        settings: ProjectSettings::default(),
+    };
+    blocking(move || ctx.engine.create_project(&me, spec)).await.map(|id| id.0)
+}
+
+#[server]
+pub async fn list_members(project: u64) -> Result<Vec<MemberView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let members = blocking(move || ctx.engine.members(&me, ProjectId(project))).await?;
+    Ok(members.into_iter().map(|m| MemberView { name: m.name, role: m.role, done: m.done }).collect())
+}
+
+/// Adds an account to a project with a role (`annotator`, `reviewer`, `admin`) or, with role
+/// `remove`, takes it out.
+#[server]
+pub async fn set_member(project: u64, user: String, role: String) -> Result<(), ServerFnError> {
+    use concord_domain::Role;
+    use concord_engine::EngineError;
+    let (ctx, me) = (context()?, principal().await?);
+    let role = match role.as_str() {
+        "remove" => None,
+        r => Some(Role::parse(r).ok_or_else(|| fail(EngineError::Invalid(format!("unknown role {r:?}"))))?),
+    };
+    blocking(move || ctx.engine.set_member(&me, ProjectId(project), user.trim(), role)).await
+}
+
+#[server]
+pub async fn list_accounts() -> Result<Vec<AccountView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let users = blocking(move || ctx.engine.users(&me)).await?;
+    Ok(users.into_iter().map(|u| AccountView { name: u.name, is_admin: u.is_admin }).collect())
+}
+
+#[server]
+pub async fn create_account(name: String, password: String, admin: Option<String>) -> Result<(), ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let is_admin = admin.is_some();
+    blocking(move || ctx.engine.create_user(&me, name.trim(), &password, is_admin)).await.map(|_| ())
+}
+
+/// Creates an API token for the caller; the secret is shown once.
+#[server]
+pub async fn create_token(name: String) -> Result<String, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.create_api_token(&me, me.id, name.trim())).await
+}
+
+#[cfg(feature = "ssr")]
+fn item_view(item: concord_engine::QueueItem) -> ItemView {
+    ItemView { id: item.id, text: item.text, mine: item.mine.map(|v| v.labels) }
+}
+
+/// The caller's next item, skipping those the page already holds.
+#[server]
+pub async fn next_item(project: u64, exclude: Vec<String>) -> Result<Option<ItemView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let item = blocking(move || ctx.engine.next_item(&me, ProjectId(project), &exclude)).await?;
+    Ok(item.map(item_view))
+}
+
+/// One item with the caller's earlier answer (going back).
+#[server]
+pub async fn get_item(project: u64, item: String) -> Result<ItemView, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.item_for_annotation(&me, ProjectId(project), &item)).await.map(item_view)
+}
+
+/// Stores an answer; returns once it is durable.
+#[server]
+pub async fn submit_annotation(project: u64, item: String, labels: Vec<String>, time_spent_ms: u64) -> Result<SubmitView, ServerFnError> {
+    use concord_engine::Submission;
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        let outcome = ctx.engine.submit(&me, ProjectId(project), Submission { item_id: item, labels, time_spent_ms })?;
+        let summary = ctx.engine.project_summary(&me, ProjectId(project))?;
+        let outcome = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        Ok(SubmitView { outcome, mine: summary.mine, done: summary.done, total: summary.total })
+    })
+    .await
+}
+
+#[server]
+pub async fn skip_item(project: u64, item: String) -> Result<(), ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.skip(&me, ProjectId(project), &item)).await
+}
+
+#[server]
+pub async fn reset_skips(project: u64) -> Result<u64, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.reset_skips(&me, ProjectId(project))).await
+}

@@ -1,0 +1,65 @@
+//! Pieces shared by several pages.
+
+use leptos::prelude::*;
+use leptos::server_fn::error::ServerFnError;
+use leptos_router::components::Redirect;
+
+use crate::api::Logout;
+use crate::wire::UserView;
+
+/// The message inside a server function error, without framework prefixes.
+pub fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The engine's message for a missing or expired session.
+const SIGN_IN_REQUIRED: &str = "sign in required";
+
+/// Shows an error, or sends the visitor to the sign-in page when the error is that they are
+/// not signed in.
+#[component]
+pub fn ErrorOrLogin(error: ServerFnError) -> impl IntoView {
+    let text = error_text(&error);
+    if text == SIGN_IN_REQUIRED {
+        view! { <Redirect path="/login"/> }.into_any()
+    } else {
+        view! { <main class="page"><p class="error" role="alert">{text}</p><a href="/">"Back to projects"</a></main> }.into_any()
+    }
+}
+
+/// Navigates with a full page load (used after signing in or out, so every resource reloads).
+pub fn go_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}
+
+/// The top bar: where you are, who you are, how to leave.
+#[component]
+pub fn TopBar(user: UserView) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = logout.value().get() {
+            go_to("/login");
+        }
+    });
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Concord"</a>
+            <nav>
+                <a href="/">"Projects"</a>
+                {user.is_admin.then(|| view! { <a href="/users">"Accounts"</a> })}
+            </nav>
+            <span class="who" data-testid="signed-in-as">{user.name.clone()}</span>
+            <ActionForm action=logout>
+                <button type="submit" class="link">"Sign out"</button>
+            </ActionForm>
+        </header>
+    }
+}

@@ -1,0 +1,306 @@
+//! The annotation page: one item at a time, driven entirely by the keyboard. The next item is
+//! prefetched while the current one is on screen, so a submit shows the next item at once; the
+//! submit itself continues in the background and the page says when everything is saved.
+
+use concord_domain::TaskKind;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{get_item, get_project, next_item, reset_skips, skip_item, submit_annotation};
+use crate::components::{error_text, ErrorOrLogin};
+use crate::wire::{ItemView, ProjectView};
+
+/// How many recently passed items the page asks the server not to hand out again while their
+/// submits may still be in flight.
+const RECENT: usize = 16;
+
+#[component]
+pub fn AnnotatePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let project = Resource::new(id, get_project);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match project.await {
+                    Ok(p) => view! { <Annotator project=p/> }.into_any(),
+                    Err(e) => view! { <ErrorOrLogin error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}
+
+#[component]
+fn Annotator(project: ProjectView) -> impl IntoView {
+    let pid = project.id;
+    let multi = project.task == TaskKind::Multilabel;
+    let labels = StoredValue::new(project.labels.clone());
+    let current = RwSignal::new(None::<ItemView>);
+    let prefetched = RwSignal::new(None::<ItemView>);
+    let selected = RwSignal::new(Vec::<String>::new());
+    let history = RwSignal::new(Vec::<String>::new());
+    let recent = RwSignal::new(Vec::<String>::new());
+    let finished = RwSignal::new(false);
+    let loading = RwSignal::new(true);
+    let pending = RwSignal::new(0u32);
+    let error = RwSignal::new(None::<String>);
+    let progress = RwSignal::new((project.mine, project.done, project.total));
+    let show_guidelines = RwSignal::new(false);
+    let shown_at = RwSignal::new(0f64);
+
+    let show = move |item: Option<ItemView>| {
+        selected.set(item.as_ref().and_then(|i| i.mine.clone()).unwrap_or_default());
+        finished.set(item.is_none());
+        current.set(item);
+        shown_at.set(now_ms());
+        loading.set(false);
+    };
+    let exclusions = move || {
+        let mut ids = recent.get_untracked();
+        ids.extend(current.get_untracked().map(|i| i.id));
+        ids
+    };
+    let refill_prefetch = move || {
+        spawn_local(async move {
+            match next_item(pid, exclusions()).await {
+                Ok(item) => prefetched.set(item),
+                Err(e) => error.set(Some(error_text(&e))),
+            }
+        });
+    };
+    let advance = move || {
+        if let Some(item) = prefetched.try_update(Option::take).flatten() {
+            show(Some(item));
+            refill_prefetch();
+        } else {
+            loading.set(true);
+            spawn_local(async move {
+                match next_item(pid, exclusions()).await {
+                    Ok(item) => {
+                        let found = item.is_some();
+                        show(item);
+                        if found {
+                            refill_prefetch();
+                        }
+                    }
+                    Err(e) => {
+                        loading.set(false);
+                        error.set(Some(error_text(&e)));
+                    }
+                }
+            });
+        }
+    };
+    let remember = move |id: String| {
+        recent.update(|r| {
+            r.push(id);
+            if r.len() > RECENT {
+                r.remove(0);
+            }
+        });
+    };
+    let submit = move || {
+        let Some(item) = current.get_untracked() else { return };
+        let chosen = selected.get_untracked();
+        if !multi && chosen.len() != 1 {
+            error.set(Some("Pick a label first: press its key.".into()));
+            return;
+        }
+        error.set(None);
+        let spent = (now_ms() - shown_at.get_untracked()).max(0.0) as u64;
+        pending.update(|n| *n += 1);
+        history.update(|h| h.push(item.id.clone()));
+        remember(item.id.clone());
+        spawn_local(async move {
+            match submit_annotation(pid, item.id.clone(), chosen, spent).await {
+                Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
+                Err(e) => error.set(Some(format!("Item {} was not saved: {}", item.id, error_text(&e)))),
+            }
+            pending.update(|n| *n -= 1);
+        });
+        advance();
+    };
+    let skip = move || {
+        let Some(item) = current.get_untracked() else { return };
+        error.set(None);
+        remember(item.id.clone());
+        pending.update(|n| *n += 1);
+        spawn_local(async move {
+            if let Err(e) = skip_item(pid, item.id.clone()).await {
+                error.set(Some(error_text(&e)));
+            }
+            pending.update(|n| *n -= 1);
+        });
+        advance();
+    };
+    let back = move || {
+        let Some(previous) = history.try_update(Vec::pop).flatten() else { return };
+        if let Some(shown) = current.get_untracked() {
+            prefetched.set(Some(shown));
+        }
+        loading.set(true);
+        spawn_local(async move {
+            match get_item(pid, previous).await {
+                Ok(item) => show(Some(item)),
+                Err(e) => {
+                    loading.set(false);
+                    error.set(Some(error_text(&e)));
+                }
+            }
+        });
+    };
+    let pick = move |name: String| {
+        selected.update(|s| {
+            if multi {
+                match s.iter().position(|l| *l == name) {
+                    Some(i) => {
+                        s.remove(i);
+                    }
+                    None => s.push(name),
+                }
+            } else {
+                *s = vec![name];
+            }
+        });
+    };
+    let bring_back_skipped = move |_| {
+        spawn_local(async move {
+            match reset_skips(pid).await {
+                Ok(_) => {
+                    recent.set(Vec::new());
+                    advance();
+                }
+                Err(e) => error.set(Some(error_text(&e))),
+            }
+        });
+    };
+
+    // Everything below runs in the browser only: effects never run during server rendering.
+    Effect::new(move |_| {
+        advance();
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let handle = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+                if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                    return;
+                }
+                let typing = ev
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+                    .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+                if typing {
+                    return;
+                }
+                let key = ev.key();
+                match key.as_str() {
+                    "Enter" => {
+                        ev.prevent_default();
+                        submit();
+                    }
+                    " " => {
+                        ev.prevent_default();
+                        skip();
+                    }
+                    "Backspace" => {
+                        ev.prevent_default();
+                        back();
+                    }
+                    "?" => show_guidelines.update(|g| *g = !*g),
+                    "Escape" => show_guidelines.set(false),
+                    other => {
+                        let other = other.to_lowercase();
+                        let hit = labels.with_value(|ls| ls.iter().find(|l| l.hotkey.as_deref() == Some(other.as_str())).map(|l| l.name.clone()));
+                        if let Some(name) = hit {
+                            ev.prevent_default();
+                            pick(name);
+                        }
+                    }
+                }
+            });
+            on_cleanup(move || handle.remove());
+        }
+    });
+
+    let guidelines_html = project.guidelines_html.clone();
+    let has_guidelines = project.has_guidelines;
+    view! {
+        <main class="annotate">
+            <header class="annotate-bar">
+                <a href=format!("/projects/{pid}")>"← "{project.name.clone()}</a>
+                <span data-testid="progress">{move || { let (mine, done, total) = progress.get(); format!("{mine} by you · {done} / {total} done") }}</span>
+                <span data-testid="save-status" class:saving=move || { pending.get() > 0 }>
+                    {move || if pending.get() > 0 { "Saving…" } else { "All changes saved" }}
+                </span>
+            </header>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <section class="item-card">
+                {move || {
+                    if loading.get() {
+                        view! { <p class="loading">"Loading…"</p> }.into_any()
+                    } else if finished.get() {
+                        view! {
+                            <div class="finished" data-testid="queue-empty">
+                                <p>"Nothing left for you in this project."</p>
+                                <button on:click=bring_back_skipped>"Bring back items I skipped"</button>
+                            </div>
+                        }.into_any()
+                    } else {
+                        let item = current.get();
+                        let revisiting = item.as_ref().is_some_and(|i| i.mine.is_some());
+                        let (item_id, text) = item.map(|i| (i.id, i.text)).unzip();
+                        view! {
+                            {revisiting.then(|| view! { <p class="muted">"You already answered this item; change your answer and press Enter."</p> })}
+                            <div class="item-text" data-testid="item-text" data-item-id=item_id>
+                                {text}
+                            </div>
+                        }.into_any()
+                    }
+                }}
+            </section>
+            <section class="label-bar" role="group" aria-label="Labels">
+                {labels.get_value().into_iter().map(|l| {
+                    let name = l.name.clone();
+                    let is_on = { let name = name.clone(); move || selected.get().contains(&name) };
+                    let on_click = { let name = name.clone(); move |_| pick(name.clone()) };
+                    view! {
+                        <button class="label-button" class:selected=is_on.clone() aria-pressed=move || is_on().to_string()
+                            style=format!("--label-colour:{}", l.colour) title=l.description.clone().unwrap_or_default()
+                            data-label=name.clone() on:click=on_click>
+                            <kbd>{l.hotkey.clone().unwrap_or_default()}</kbd>" "{name.clone()}
+                        </button>
+                    }
+                }).collect_view()}
+            </section>
+            <section class="actions">
+                <button on:click=move |_| back() disabled=move || history.with(Vec::is_empty)>"← Previous"</button>
+                <button on:click=move |_| skip()>"Skip"</button>
+                <button class="primary" on:click=move |_| submit() data-testid="submit">"Submit"</button>
+            </section>
+            <p class="keys muted">
+                {if multi { "Label keys toggle labels" } else { "A label key picks it" }}
+                " · "<kbd>"Enter"</kbd>" submit · "<kbd>"Space"</kbd>" skip · "<kbd>"Backspace"</kbd>" previous item"
+                {has_guidelines.then_some(" · ")}
+                {has_guidelines.then(|| view! { <kbd>"?"</kbd>" guidelines" })}
+            </p>
+            <aside class="guidelines-panel" class:open=move || show_guidelines.get() data-testid="guidelines" aria-hidden=move || (!show_guidelines.get()).to_string()>
+                <h2>"Guidelines"</h2>
+                <div inner_html=guidelines_html></div>
+                <p class="muted"><kbd>"?"</kbd>" or "<kbd>"Esc"</kbd>" to close"</p>
+            </aside>
+        </main>
+    }
+}

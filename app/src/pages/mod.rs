@@ -1,0 +1,8 @@
+//! One page per file.
+
+pub mod annotate;
+pub mod login;
+pub mod project;
+pub mod projects;
+pub mod setup;
+pub mod users;

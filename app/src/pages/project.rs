@@ -1,0 +1,146 @@
+use concord_domain::Role;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::api::{current_user, get_project, list_members, SetMember};
+use crate::components::{error_text, ErrorOrLogin, TopBar};
+use crate::wire::ProjectView;
+
+#[component]
+pub fn ProjectPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let me = Resource::new(|| (), |_| current_user());
+    let project = Resource::new(id, get_project);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match (me.await, project.await) {
+                    (Ok(Some(user)), Ok(p)) => view! { <TopBar user/><ProjectDetail project=p/> }.into_any(),
+                    (Ok(None), _) => view! { <leptos_router::components::Redirect path="/login"/> }.into_any(),
+                    (Err(e), _) | (_, Err(e)) => view! { <ErrorOrLogin error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProjectDetail(project: ProjectView) -> impl IntoView {
+    let query = use_query_map();
+    let import_banner = move || {
+        let q = query.read();
+        if let Some(error) = q.get("import_error") {
+            return Some(view! { <p class="error" role="alert" data-testid="import-result">"Import failed, nothing was stored: "{error}</p> }.into_any());
+        }
+        q.get("imported").map(|n| {
+            let dups = q.get("duplicates").unwrap_or_else(|| "0".into());
+            let skipped = q.get("skipped").unwrap_or_else(|| "0".into());
+            view! { <p class="ok" role="status" data-testid="import-result">{format!("Imported {n} items ({dups} duplicate texts, {skipped} skipped).")}</p> }.into_any()
+        })
+    };
+    let is_admin = project.role == Role::Admin;
+    let is_reviewer = project.role >= Role::Reviewer;
+    let id = project.id;
+    let percent = if project.total == 0 { 0 } else { project.done * 100 / project.total };
+    view! {
+        <main class="page">
+            <h1 data-testid="project-name">{project.name.clone()}</h1>
+            {import_banner}
+            <section class="card">
+                <p data-testid="project-progress">{format!("{} / {} items done · {} by you", project.done, project.total, project.mine)}</p>
+                <progress max="100" value=percent></progress>
+                <p class="muted">{format!("{} · each item is labelled by {} annotator(s) · your role: {}", project.task.as_str(), project.overlap, project.role.as_str())}</p>
+                <a class="button primary" href=format!("/projects/{id}/annotate") data-testid="start-annotating">"Annotate"</a>
+            </section>
+            <section class="card">
+                <h2>"Labels"</h2>
+                <ul class="labels">
+                    {project.labels.iter().map(|l| view! {
+                        <li><span class="swatch" style=format!("background:{}", l.colour)></span>
+                            <kbd>{l.hotkey.clone().unwrap_or_default()}</kbd>" "<strong>{l.name.clone()}</strong>
+                            {l.description.clone().map(|d| view! { <span class="muted">" — "{d}</span> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+                {project.has_guidelines.then(|| view! { <h2>"Guidelines"</h2><div class="guidelines-body" inner_html=project.guidelines_html.clone()></div> })}
+            </section>
+            {is_admin.then(|| view! { <ImportForm id/> })}
+            {is_reviewer.then(|| view! {
+                <section class="card">
+                    <h2>"Export"</h2>
+                    <p>
+                        <a class="button" href=format!("/projects/{id}/export?format=jsonl") download data-testid="export-jsonl">"Download JSONL"</a>" "
+                        <a class="button" href=format!("/projects/{id}/export?format=csv") download>"Download CSV"</a>
+                    </p>
+                </section>
+                <Members id is_admin/>
+            })}
+        </main>
+    }
+}
+
+/// A plain multipart form: the server streams the file into the import, so large files work
+/// and the page needs no script for it.
+#[component]
+fn ImportForm(id: u64) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Import items"</h2>
+            <form method="post" action=format!("/projects/{id}/import") enctype="multipart/form-data" class="stack">
+                <label>"File (JSONL, CSV or plain text, one item per line)" <input type="file" name="file" required data-testid="import-file"/></label>
+                <label>"Format"
+                    <select name="format">
+                        <option value="auto">"From the file name"</option>
+                        <option value="jsonl">"JSONL"</option>
+                        <option value="csv">"CSV"</option>
+                        <option value="text">"Plain text"</option>
+                    </select>
+                </label>
+                <label>"Text field / column" <input name="text_field" value="text"/></label>
+                <label class="inline"><input type="checkbox" name="skip_duplicates" value="true"/>" Skip texts already in the project"</label>
+                <button type="submit" data-testid="import-submit">"Import"</button>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn Members(id: u64, is_admin: bool) -> impl IntoView {
+    let action = ServerAction::<SetMember>::new();
+    let members = Resource::new(move || action.version().get(), move |_| list_members(id));
+    view! {
+        <section class="card">
+            <h2>"Members"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading members…"</p> }>
+                {move || Suspend::new(async move {
+                    match members.await {
+                        Ok(list) => view! {
+                            <table class="members">
+                                <thead><tr><th>"Name"</th><th>"Role"</th><th>"Items done"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|m| view! { <tr><td>{m.name}</td><td>{m.role.as_str()}</td><td>{m.done}</td></tr> }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            {is_admin.then(|| view! {
+                <ActionForm action=action attr:class="row">
+                    <input type="hidden" name="project" value=id.to_string()/>
+                    <input name="user" placeholder="account name" required data-testid="member-name"/>
+                    <select name="role" data-testid="member-role">
+                        <option value="annotator">"annotator"</option>
+                        <option value="reviewer">"reviewer"</option>
+                        <option value="admin">"admin"</option>
+                        <option value="remove">"remove from project"</option>
+                    </select>
+                    <button type="submit" data-testid="member-submit">"Apply"</button>
+                </ActionForm>
+                {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,116 @@
+//! Server-side glue for the server functions: the shared state, who is calling (from the
+//! session cookie), running engine calls off the async runtime, and turning engine errors into
+//! responses with a fitting status and no internal detail.
+
+use std::sync::{Arc, Mutex};
+
+use concord_engine::{Engine, EngineError, Principal};
+use leptos::prelude::*;
+use leptos::server_fn::error::ServerFnError;
+
+/// Name of the session cookie (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "concord_session";
+
+/// What every server function and route can reach.
+#[derive(Clone)]
+pub struct ServerContext {
+    pub engine: Engine,
+    /// The one-time setup secret while no account exists; taken when the first admin is made.
+    pub setup_token: Arc<Mutex<Option<String>>>,
+    /// Add `Secure` to cookies (set when Concord is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+pub fn context() -> Result<ServerContext, ServerFnError> {
+    use_context::<ServerContext>().ok_or_else(|| ServerFnError::new("server context missing"))
+}
+
+/// A cookie's value from request headers.
+pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The `Set-Cookie` value for a session (or, with `None`, one that deletes it).
+pub fn session_cookie(secret: Option<&str>, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    match secret {
+        Some(s) => format!(
+            "{SESSION_COOKIE}={s}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+            concord_engine::SESSION_TTL_MS / 1000
+        ),
+        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+    }
+}
+
+pub async fn session_secret() -> Option<String> {
+    let parts: http::request::Parts = leptos_axum::extract().await.ok()?;
+    cookie_value(&parts.headers, SESSION_COOKIE)
+}
+
+/// The signed-in caller, if any.
+pub async fn maybe_principal() -> Result<Option<Principal>, ServerFnError> {
+    let ctx = context()?;
+    let Some(secret) = session_secret().await else { return Ok(None) };
+    blocking(move || ctx.engine.session_principal(&secret)).await
+}
+
+/// The signed-in caller, or a 401.
+pub async fn principal() -> Result<Principal, ServerFnError> {
+    maybe_principal().await?.ok_or_else(|| fail(EngineError::Unauthenticated))
+}
+
+/// Turns an engine error into a server function error, setting the response status.
+pub fn fail(e: EngineError) -> ServerFnError {
+    if let EngineError::Internal(detail) = &e {
+        tracing::error!(%detail, "server function failed");
+    }
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    ServerFnError::new(e.public_message())
+}
+
+/// Runs a blocking engine call (redb, argon2) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, ServerFnError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(fail),
+        Err(e) => Err(fail(EngineError::Internal(format!("engine task failed: {e}")))),
+    }
+}
+
+/// Renders guidelines Markdown to HTML with raw HTML and scripts removed.
+pub fn render_markdown(markdown: &str) -> String {
+    let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES | pulldown_cmark::Options::ENABLE_STRIKETHROUGH);
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, parser);
+    ammonia::clean(&html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guidelines_lose_scripts_and_keep_formatting() {
+        let html = render_markdown("# Rules\n\n**bold** <script>alert(1)</script> <img src=x onerror=alert(1)>");
+        assert!(html.contains("<h1>Rules</h1>"));
+        assert!(html.contains("<strong>bold</strong>"));
+        assert!(!html.contains("script"), "{html}");
+        assert!(!html.contains("onerror"), "{html}");
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::COOKIE, "a=1; concord_session=abc; b=2".parse().unwrap());
+        assert_eq!(cookie_value(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&headers, "c"), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The `concord` server: one axum router carrying the Leptos UI (server-rendered, hydrated),
+//! the REST API under `/api/v1`, upload/download routes for the browser, and the site assets
+//! embedded in the binary. [`router`] builds it from an [`AppState`]; [`serve`] runs it on a
+//! listener the caller bound, so tests bind port 0 and drive the real thing.
+
+pub mod assets;
+pub mod config;
+pub mod demo;
+mod error;
+mod openapi;
+mod rest;
+mod upload;
+mod web;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use axum::Router;
+use concord_app::ssr::ServerContext;
+use concord_app::{shell, App};
+use concord_engine::Engine;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use error::ApiError;
+
+/// Name of the wasm/js bundle under `/pkg/` (what `xtask` produces).
+pub const OUTPUT_NAME: &str = "concord";
+
+/// Shared by every route.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub ctx: ServerContext,
+    pub max_upload_bytes: u64,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    pub fn new(engine: Engine, secure_cookies: bool, max_upload_bytes: u64) -> AppState {
+        let leptos_options = LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_pkg_dir("pkg")
+            .build();
+        AppState {
+            leptos_options,
+            ctx: ServerContext { engine, setup_token: Arc::new(Mutex::new(None)), secure_cookies },
+            max_upload_bytes,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.ctx.engine
+    }
+
+    /// Creates the one-time setup secret if no account exists yet; returns it.
+    pub fn arm_setup(&self) -> anyhow::Result<Option<String>> {
+        if !self.engine().needs_setup()? {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+        let token = hex::encode(bytes);
+        if let Ok(mut slot) = self.ctx.setup_token.lock() {
+            *slot = Some(token.clone());
+        }
+        Ok(Some(token))
+    }
+}
+
+/// The whole application as one router.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let ctx = state.ctx.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", rest::router())
+        .route("/projects/{id}/import", post(web::import).layer(DefaultBodyLimit::disable()))
+        .route("/projects/{id}/export", get(web::export))
+        .leptos_routes_with_context(&state, routes, move || provide_context(ctx.clone()), move || shell(options.clone()))
+        .fallback(assets::serve)
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            http::HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            http::header::X_FRAME_OPTIONS,
+            http::HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            http::header::REFERRER_POLICY,
+            http::HeaderValue::from_static("same-origin"),
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,129 @@
+//! The OpenAPI 3.1 description of `/api/v1`, served at `/api/v1/openapi.json`. A test checks
+//! that every route of the REST router is described here and the other way round.
+
+use serde_json::{json, Value};
+
+fn error_responses() -> Value {
+    json!({
+        "401": { "$ref": "#/components/responses/Error" },
+        "403": { "$ref": "#/components/responses/Error" },
+        "404": { "$ref": "#/components/responses/Error" },
+        "422": { "$ref": "#/components/responses/Error" }
+    })
+}
+
+fn with_errors(mut ok: Value) -> Value {
+    if let (Some(map), Value::Object(errors)) = (ok.as_object_mut(), error_responses()) {
+        map.extend(errors);
+    }
+    ok
+}
+
+fn id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" }, "description": "Project id" })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Concord API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Projects, items, annotations and exports. Authenticate with `Authorization: Bearer <token>` (create tokens in the UI under Accounts, or with `concord token add USER`). Errors are `{\"error\": \"...\"}` with a 4xx status."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/me": { "get": { "summary": "The account behind the token", "responses": with_errors(json!({ "200": { "description": "The caller", "content": json_content(json!({ "$ref": "#/components/schemas/User" })) } })) } },
+            "/projects": {
+                "get": { "summary": "Projects the caller belongs to, with progress", "responses": with_errors(json!({ "200": { "description": "Projects", "content": json_content(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Project" } })) } })) },
+                "post": {
+                    "summary": "Create a project (administrators)",
+                    "requestBody": { "required": true, "content": json_content(json!({ "$ref": "#/components/schemas/NewProject" })) },
+                    "responses": with_errors(json!({ "201": { "description": "Created; the body carries its \"id\"", "content": json_content(json!({ "$ref": "#/components/schemas/Project" })) }, "409": { "$ref": "#/components/responses/Error" } }))
+                }
+            },
+            "/projects/{id}": { "get": { "summary": "One project", "parameters": [id_param()], "responses": with_errors(json!({ "200": { "description": "The project", "content": json_content(json!({ "$ref": "#/components/schemas/Project" })) } })) } },
+            "/projects/{id}/items": {
+                "post": {
+                    "summary": "Import items (project administrators); all or nothing",
+                    "description": "The body is JSONL by default: one object per line with \"text\" and optional \"id\", \"meta\", \"gold\" (other fields are kept as metadata). A bad line fails the whole import with its line number; nothing is stored.",
+                    "parameters": [
+                        id_param(),
+                        { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["jsonl", "csv", "text"] } },
+                        { "name": "text_field", "in": "query", "schema": { "type": "string", "default": "text" } },
+                        { "name": "id_field", "in": "query", "schema": { "type": "string", "default": "id" } },
+                        { "name": "gold_field", "in": "query", "schema": { "type": "string", "default": "gold" } },
+                        { "name": "skip_duplicates", "in": "query", "schema": { "type": "boolean", "default": false } }
+                    ],
+                    "requestBody": { "required": true, "content": { "application/x-ndjson": { "schema": { "type": "string" } }, "text/csv": { "schema": { "type": "string" } }, "text/plain": { "schema": { "type": "string" } } } },
+                    "responses": with_errors(json!({ "200": { "description": "Import report", "content": json_content(json!({ "$ref": "#/components/schemas/ImportReport" })) }, "409": { "$ref": "#/components/responses/Error" }, "413": { "$ref": "#/components/responses/Error" } }))
+                }
+            },
+            "/projects/{id}/next": {
+                "get": {
+                    "summary": "The caller's next item, reserved for them",
+                    "parameters": [id_param(), { "name": "exclude", "in": "query", "schema": { "type": "string" }, "description": "Comma-separated ids the client already holds" }],
+                    "responses": with_errors(json!({ "200": { "description": "An item", "content": json_content(json!({ "$ref": "#/components/schemas/QueueItem" })) }, "204": { "description": "Nothing left for the caller" } }))
+                }
+            },
+            "/projects/{id}/annotations": {
+                "post": {
+                    "summary": "Store the caller's answer for an item (durable when answered; repeating it is harmless)",
+                    "parameters": [id_param()],
+                    "requestBody": { "required": true, "content": json_content(json!({ "$ref": "#/components/schemas/Submission" })) },
+                    "responses": with_errors(json!({ "200": { "description": "Stored", "content": json_content(json!({ "type": "object", "properties": { "outcome": { "type": "string", "enum": ["created", "updated", "unchanged"] } } })) } }))
+                }
+            },
+            "/projects/{id}/skip": {
+                "post": {
+                    "summary": "Take an item out of the caller's queue",
+                    "parameters": [id_param()],
+                    "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["item_id"], "properties": { "item_id": { "type": "string" } } })) },
+                    "responses": with_errors(json!({ "200": { "description": "Skipped" } }))
+                }
+            },
+            "/projects/{id}/members": {
+                "get": { "summary": "Members and their progress (reviewers, administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "200": { "description": "Members" } })) },
+                "post": {
+                    "summary": "Set a member's role, or remove them with role null (project administrators)",
+                    "parameters": [id_param()],
+                    "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["user"], "properties": { "user": { "type": "string" }, "role": { "type": ["string", "null"], "enum": ["annotator", "reviewer", "admin", null] } } })) },
+                    "responses": with_errors(json!({ "200": { "description": "Applied" } }))
+                }
+            },
+            "/projects/{id}/export": {
+                "get": {
+                    "summary": "Every item with text, metadata, gold, each annotator's answer and the majority (reviewers, administrators)",
+                    "parameters": [id_param(), { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["jsonl", "csv"], "default": "jsonl" } }],
+                    "responses": with_errors(json!({ "200": { "description": "The export", "content": { "application/x-ndjson": {}, "text/csv": {} } } }))
+                }
+            },
+            "/users": {
+                "get": { "summary": "All accounts (administrators)", "responses": with_errors(json!({ "200": { "description": "Accounts" } })) },
+                "post": {
+                    "summary": "Create an account (administrators)",
+                    "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["name", "password"], "properties": { "name": { "type": "string" }, "password": { "type": "string", "minLength": 8 }, "admin": { "type": "boolean" } } })) },
+                    "responses": with_errors(json!({ "201": { "description": "Created" }, "409": { "$ref": "#/components/responses/Error" } }))
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": { "Error": { "description": "An error", "content": json_content(json!({ "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } })) } },
+            "schemas": {
+                "User": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "is_admin": { "type": "boolean" } } },
+                "Label": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "description": { "type": "string" }, "hotkey": { "type": "string", "maxLength": 1 }, "colour": { "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" } } },
+                "NewProject": { "type": "object", "required": ["name", "task", "labels"], "properties": { "name": { "type": "string" }, "task": { "type": "string", "enum": ["classification", "multilabel"] }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string", "description": "Markdown" }, "overlap": { "type": "integer", "minimum": 1 } } },
+                "Project": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "task": { "type": "string" }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string" }, "overlap": { "type": "integer" }, "role": { "type": "string" }, "total": { "type": "integer" }, "done": { "type": "integer" }, "mine": { "type": "integer" } } },
+                "QueueItem": { "type": "object", "properties": { "id": { "type": "string" }, "text": { "type": "string" }, "meta": { "type": "object" }, "mine": { "type": ["array", "null"], "items": { "type": "string" } }, "suggestion": { "type": ["object", "null"] } } },
+                "Submission": { "type": "object", "required": ["item_id", "labels"], "properties": { "item_id": { "type": "string" }, "labels": { "type": "array", "items": { "type": "string" } }, "time_spent_ms": { "type": "integer" } } },
+                "ImportReport": { "type": "object", "properties": { "imported": { "type": "integer" }, "duplicates": { "type": "integer" }, "skipped_duplicates": { "type": "integer" }, "duplicate_examples": { "type": "array" }, "blank_lines": { "type": "integer" }, "annotations": { "type": "integer" } } }
+            }
+        }
+    })
+}

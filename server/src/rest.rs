@@ -1,0 +1,286 @@
+//! The REST API under `/api/v1`: JSON in and out, bearer API tokens, errors as
+//! `{"error": "..."}`. Every handler authenticates, then makes one engine call, which checks
+//! authorization itself.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use concord_domain::{Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
+use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route("/me", get(me))
+        .route("/projects", get(list_projects).post(create_project))
+        .route("/projects/{id}", get(get_project))
+        .route("/projects/{id}/items", post(import_items).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/projects/{id}/next", get(next_item))
+        .route("/projects/{id}/annotations", post(submit))
+        .route("/projects/{id}/skip", post(skip))
+        .route("/projects/{id}/members", get(members).post(set_member))
+        .route("/projects/{id}/export", get(export))
+        .route("/users", get(users).post(create_user))
+        .fallback(|| async { ApiError::new(http::StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct ApiPrincipal(pub Principal);
+
+impl FromRequestParts<AppState> for ApiPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+            return Err(ApiError::new(http::StatusCode::UNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)"));
+        };
+        let token = token.to_string();
+        let engine = state.engine().clone();
+        match blocking(move || engine.token_principal(&token)).await? {
+            Some(p) => Ok(ApiPrincipal(p)),
+            None => Err(ApiError::new(http::StatusCode::UNAUTHORIZED, "invalid API token")),
+        }
+    }
+}
+
+/// Parses a JSON body with errors in the API's shape (axum's own rejections are plain text).
+fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(http::StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request body: {e}")))
+}
+
+fn project_json(s: &ProjectSummary) -> Value {
+    json!({
+        "id": s.id.0,
+        "name": s.spec.name,
+        "task": s.spec.task,
+        "labels": s.spec.labels,
+        "guidelines": s.spec.guidelines,
+        "overlap": s.spec.settings.overlap,
+        "role": s.role,
+        "total": s.total,
+        "done": s.done,
+        "mine": s.mine,
+    })
+}
+
+async fn me(ApiPrincipal(who): ApiPrincipal) -> Json<Value> {
+    Json(json!({ "id": who.id.0, "name": who.name, "is_admin": who.is_admin }))
+}
+
+async fn list_projects(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine().clone();
+    let list = blocking(move || engine.list_projects(&who)).await?;
+    Ok(Json(Value::Array(list.iter().map(project_json).collect())))
+}
+
+async fn get_project(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine().clone();
+    let summary = blocking(move || engine.project_summary(&who, ProjectId(id))).await?;
+    Ok(Json(project_json(&summary)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    name: String,
+    task: TaskKind,
+    labels: Vec<NewLabel>,
+    #[serde(default)]
+    guidelines: String,
+    #[serde(default)]
+    overlap: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLabel {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    hotkey: Option<String>,
+    #[serde(default)]
+    colour: Option<String>,
+}
+
+async fn create_project(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+    let input: NewProject = json_body(&body)?;
+    let spec = ProjectSpec {
+        name: input.name,
+        task: input.task,
+        labels: input
+            .labels
+            .into_iter()
+            .map(|l| Label { name: l.name, description: l.description, colour: l.colour.unwrap_or_default(), hotkey: l.hotkey })
+            .collect(),
+        guidelines: input.guidelines,
+        settings: ProjectSettings { overlap: input.overlap.unwrap_or(1) },
+    };
+    let engine = state.engine().clone();
+    let summary = blocking(move || {
+        let id = engine.create_project(&who, spec)?;
+        engine.project_summary(&who, id)
+    })
+    .await?;
+    Ok((http::StatusCode::CREATED, Json(project_json(&summary))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    format: Option<String>,
+    text_field: Option<String>,
+    id_field: Option<String>,
+    gold_field: Option<String>,
+    #[serde(default)]
+    skip_duplicates: bool,
+}
+
+/// `POST /projects/{id}/items`: the body (JSONL by default) is streamed to disk, then imported
+/// all-or-nothing.
+async fn import_items(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<ImportQuery>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    {
+        let (e, w) = (engine.clone(), who.clone());
+        blocking(move || e.authorize(&w, project, Role::Admin)).await?;
+    }
+    let format = match q.format.as_deref() {
+        None => ImportFormat::Jsonl,
+        Some(f) => ImportFormat::parse(f).ok_or_else(|| ApiError::bad_request("format must be jsonl, csv or text"))?,
+    };
+    let defaults = ImportOptions::default();
+    let options = ImportOptions {
+        format,
+        text_field: q.text_field.unwrap_or(defaults.text_field),
+        id_field: q.id_field.unwrap_or(defaults.id_field),
+        gold_field: q.gold_field.unwrap_or(defaults.gold_field),
+        skip_duplicates: q.skip_duplicates,
+    };
+    let file = crate::upload::spool(body.into_data_stream(), engine.data_dir(), state.max_upload_bytes).await?;
+    let report = blocking(move || {
+        let reader = std::io::BufReader::new(file.reopen().map_err(|e| EngineError::Internal(e.to_string()))?);
+        engine.import(&who, project, reader, &options, &mut |_| {})
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    /// Comma-separated item ids the client already holds.
+    #[serde(default)]
+    exclude: String,
+}
+
+async fn next_item(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, Query(q): Query<NextQuery>) -> Result<Response, ApiError> {
+    let engine = state.engine().clone();
+    let exclude: Vec<String> = q.exclude.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+    match blocking(move || engine.next_item(&who, ProjectId(id), &exclude)).await? {
+        Some(item) => Ok(Json(json!({
+            "id": item.id,
+            "text": item.text,
+            "meta": item.meta,
+            "mine": item.mine.map(|v| v.labels),
+            "suggestion": Value::Null,
+        }))
+        .into_response()),
+        None => Ok(http::StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn submit(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let submission: Submission = json_body(&body)?;
+    let engine = state.engine().clone();
+    let outcome = blocking(move || engine.submit(&who, ProjectId(id), submission)).await?;
+    Ok(Json(json!({ "outcome": outcome })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipBody {
+    item_id: String,
+}
+
+async fn skip(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let input: SkipBody = json_body(&body)?;
+    let engine = state.engine().clone();
+    blocking(move || engine.skip(&who, ProjectId(id), &input.item_id)).await?;
+    Ok(Json(json!({ "skipped": true })))
+}
+
+async fn members(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine().clone();
+    let list = blocking(move || engine.members(&who, ProjectId(id))).await?;
+    Ok(Json(json!(list.iter().map(|m| json!({ "name": m.name, "role": m.role, "done": m.done })).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    user: String,
+    /// A role, or null to remove the user from the project.
+    role: Option<Role>,
+}
+
+async fn set_member(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let input: MemberBody = json_body(&body)?;
+    let engine = state.engine().clone();
+    let role = input.role;
+    blocking(move || engine.set_member(&who, ProjectId(id), &input.user, role)).await?;
+    Ok(Json(json!({ "role": role })))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+    let format = match q.format.as_deref() {
+        None => ExportFormat::Jsonl,
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| ApiError::bad_request("format must be jsonl or csv"))?,
+    };
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    {
+        let (e, w) = (engine.clone(), who.clone());
+        blocking(move || e.authorize(&w, project, Role::Reviewer)).await?;
+    }
+    Ok(crate::upload::export_response(engine, who, project, format))
+}
+
+async fn users(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine().clone();
+    let list = blocking(move || engine.users(&who)).await?;
+    Ok(Json(json!(list.iter().map(|u| json!({ "id": u.id.0, "name": u.name, "is_admin": u.is_admin })).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+async fn create_user(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+    let input: NewUser = json_body(&body)?;
+    let engine = state.engine().clone();
+    let created = blocking(move || engine.create_user(&who, &input.name, &input.password, input.admin)).await?;
+    Ok((http::StatusCode::CREATED, Json(json!({ "id": created.id.0, "name": created.name, "is_admin": created.is_admin }))).into_response())
+}

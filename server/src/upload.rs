@@ -1,0 +1,105 @@
+//! Uploads are streamed into a temporary file in the data directory (bounded by the configured
+//! limit) and imported from there, so a large import never sits in memory.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::error::ApiError;
+
+/// Writes a byte stream to a new temp file under `dir`; fails with 413 past `limit` bytes.
+pub async fn spool<E: std::fmt::Display>(
+    mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    dir: &std::path::Path,
+    limit: u64,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    let internal = |e: std::io::Error| ApiError::from(concord_engine::EngineError::Internal(format!("upload spool: {e}")));
+    let mut file = tempfile::Builder::new().prefix(".upload-").tempfile_in(dir).map_err(internal)?;
+    let mut written: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("upload is larger than the limit of {} MB", limit / (1024 * 1024)),
+            ));
+        }
+        // Small synchronous writes to a local file; chunks are at most a few hundred KB.
+        file.write_all(&chunk).map_err(internal)?;
+    }
+    file.flush().map_err(internal)?;
+    Ok(file)
+}
+
+/// Export bytes flow from the blocking export into the response body through this writer.
+pub struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl ChannelWriter {
+    pub fn new(sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> ChannelWriter {
+        ChannelWriter { sender, buffer: Vec::with_capacity(CHUNK) }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK)));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Streams a project export as a response body; the export runs on the blocking pool.
+pub fn export_response(
+    engine: concord_engine::Engine,
+    who: concord_engine::Principal,
+    project: concord_domain::ProjectId,
+    format: concord_engine::ExportFormat,
+) -> axum::response::Response {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(8);
+    let error_sender = sender.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter::new(sender);
+        let result = engine.export(&who, project, format, &mut writer).and_then(|_| {
+            writer.flush().map_err(|e| concord_engine::EngineError::Internal(e.to_string()))
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export failed midway");
+            let _ = error_sender.blocking_send(Err(std::io::Error::other(e.public_message())));
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let filename = format!("concord-project-{}.{}", project.0, format.extension());
+    (
+        [
+            (http::header::CONTENT_TYPE, format.content_type().to_string()),
+            (http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+use axum::response::IntoResponse;

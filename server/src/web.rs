@@ -1,0 +1,120 @@
+//! Browser routes outside the Leptos app: the multipart import form and export downloads,
+//! authenticated by the session cookie.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use concord_app::ssr::{cookie_value, SESSION_COOKIE};
+use concord_domain::{ProjectId, Role};
+use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Principal};
+
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+async fn session_principal(state: &AppState, headers: &http::HeaderMap) -> Result<Option<Principal>, ApiError> {
+    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else { return Ok(None) };
+    let engine = state.engine().clone();
+    blocking(move || engine.session_principal(&secret)).await
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `POST /projects/{id}/import` (multipart: `file`, `format`, `text_field`, `skip_duplicates`).
+/// Redirects back to the project page with the outcome in the query.
+pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers: http::HeaderMap, mut form: Multipart) -> Response {
+    let Ok(Some(who)) = session_principal(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let project = ProjectId(id);
+    let back = |query: String| Redirect::to(&format!("/projects/{id}?{query}")).into_response();
+    let engine = state.engine().clone();
+    // Check the role before reading a possibly large body.
+    let check = { let (e, w) = (engine.clone(), who.clone()); blocking(move || e.authorize(&w, project, Role::Admin)).await };
+    if let Err(e) = check {
+        return e.into_response();
+    }
+    let mut file = None;
+    let mut file_name = String::new();
+    let mut format = String::from("auto");
+    let mut options = ImportOptions::default();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return back(format!("import_error={}", encode(&format!("upload failed: {e}")))),
+        };
+        match field.name().unwrap_or("") {
+            "file" => {
+                file_name = field.file_name().unwrap_or("").to_string();
+                match crate::upload::spool(field, engine.data_dir(), state.max_upload_bytes).await {
+                    Ok(f) => file = Some(f),
+                    Err(e) => return back(format!("import_error={}", encode(&e.message))),
+                }
+            }
+            name => {
+                let name = name.to_string();
+                let value = field.text().await.unwrap_or_default();
+                match name.as_str() {
+                    "format" => format = value,
+                    "text_field" if !value.trim().is_empty() => options.text_field = value.trim().to_string(),
+                    "skip_duplicates" => options.skip_duplicates = value == "true" || value == "on",
+                    _ => {}
+                }
+            }
+        }
+    }
+    let Some(file) = file else {
+        return back(format!("import_error={}", encode("no file was uploaded")));
+    };
+    options.format = match format.as_str() {
+        "auto" => ImportFormat::from_file_name(&file_name).unwrap_or(ImportFormat::Text),
+        f => match ImportFormat::parse(f) {
+            Some(f) => f,
+            None => return back(format!("import_error={}", encode(&format!("unknown format {f:?}")))),
+        },
+    };
+    let result = blocking(move || {
+        let reader = std::io::BufReader::new(file.reopen().map_err(|e| EngineError::Internal(e.to_string()))?);
+        engine.import(&who, project, reader, &options, &mut |_| {})
+    })
+    .await;
+    match result {
+        Ok(r) => back(format!("imported={}&duplicates={}&skipped={}", r.imported, r.duplicates, r.skipped_duplicates)),
+        Err(e) => back(format!("import_error={}", encode(&e.message))),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /projects/{id}/export?format=jsonl|csv`: a download for signed-in reviewers and admins.
+pub async fn export(State(state): State<AppState>, Path(id): Path<u64>, Query(q): Query<ExportQuery>, headers: http::HeaderMap) -> Response {
+    let who = match session_principal(&state, &headers).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let format = match q.format.as_deref().map(ExportFormat::parse) {
+        None => ExportFormat::Jsonl,
+        Some(Some(f)) => f,
+        Some(None) => return ApiError::bad_request("format must be jsonl or csv").into_response(),
+    };
+    let engine = state.engine().clone();
+    let project = ProjectId(id);
+    let check = { let (e, w) = (engine.clone(), who.clone()); blocking(move || e.authorize(&w, project, Role::Reviewer)).await };
+    if let Err(e) = check {
+        return e.into_response();
+    }
+    crate::upload::export_response(engine, who, project, format)
+}
