@@ -1,1 +1,92 @@
-fn main(){}
+//! Benchmark: submit latency through the HTTP API with many concurrent annotators, against the
+//! real server on port 0. Each annotator asks for its next item and submits a label, in a loop.
+//! Prints p50/p90/p99/max of the submit round trip and the throughput.
+//! `cargo bench -p concord-tests --bench submit_latency [-- ANNOTATORS ITEMS_EACH]`
+
+use std::time::{Duration, Instant};
+
+use concord_domain::{Label, ProjectSettings, ProjectSpec, Role, TaskKind};
+use concord_engine::{ImportFormat, ImportOptions, Principal};
+use concord_tests::TestServer;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let annotators = args.first().copied().unwrap_or(100);
+    let each = args.get(1).copied().unwrap_or(50);
+    let server = TestServer::start().await;
+    let engine = server.engine.clone();
+    let local = Principal::local();
+    let spec = ProjectSpec {
+        name: "latency".into(),
+        task: TaskKind::Classification,
+        labels: ["pos", "neg"].iter().map(|n| Label { name: n.to_string(), description: None, colour: String::new(), hotkey: None }).collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    };
+    let project = engine.create_project(&local, spec)?;
+    let text: String = (0..annotators * each).map(|i| format!("item {i}\n")).collect();
+    engine.import(&local, project, text.as_bytes(), &ImportOptions { format: ImportFormat::Text, ..Default::default() }, &mut |_| {})?;
+    let mut tokens = Vec::new();
+    for a in 0..annotators {
+        let name = format!("annotator{a}");
+        let who = engine.create_user_locally(&name, "bench-password", false)?;
+        engine.set_member(&local, project, &name, Some(Role::Annotator))?;
+        tokens.push(engine.create_api_token_locally(who.id, "bench")?);
+    }
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for token in tokens {
+        let (client, base) = (client.clone(), server.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(each);
+            for _ in 0..each {
+                let next: serde_json::Value = client
+                    .get(format!("{base}/api/v1/projects/{}/next", project.0))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let id = next["id"].as_str().unwrap_or_default().to_string();
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{base}/api/v1/projects/{}/annotations", project.0))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"item_id": id, "labels": ["pos"], "time_spent_ms": 1000}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "submit failed: {}", r.status());
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let wall = started.elapsed();
+    all.sort();
+    let summary = engine.project_summary(&local, project)?;
+    anyhow::ensure!(summary.done as usize == annotators * each, "expected every item stored once");
+    println!("| annotators | submits | p50 ms | p90 ms | p99 ms | max ms | submits/s |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {annotators} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        all.len(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.9),
+        percentile(&all, 0.99),
+        all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+        all.len() as f64 / wall.as_secs_f64()
+    );
+    server.stop().await;
+    Ok(())
+}

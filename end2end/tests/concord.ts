@@ -1,0 +1,65 @@
+// Drives the real `concord` binary: starts it on a fresh data dir, runs the ground-floor loop
+// in Chromium, restarts it, and checks that nothing was lost.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const repo = path.resolve(__dirname, '..', '..');
+export const binary = process.env.CONCORD_BIN || path.join(repo, 'target', 'debug', 'concord');
+
+/**
+ * A `concord` binary copied alone into an empty folder and run from there: every asset the UI
+ * needs must come from inside the binary.
+ */
+export class Concord {
+  proc?: ChildProcess;
+  base = '';
+  constructor(readonly home: string, readonly exe: string, readonly dataDir: string) {}
+
+  static fresh(): Concord {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-e2e-'));
+    const exe = path.join(home, 'concord');
+    fs.copyFileSync(binary, exe);
+    fs.chmodSync(exe, 0o755);
+    return new Concord(home, exe, path.join(home, 'data'));
+  }
+
+  /** Runs a CLI subcommand against this data dir (the server must be stopped). */
+  cli(args: string[], input = ''): string {
+    const r = spawnSync(this.exe, [...args, '--data-dir', this.dataDir], { input, encoding: 'utf8', cwd: this.home });
+    if (r.status !== 0) throw new Error(`concord ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async start(): Promise<void> {
+    const proc = spawn(this.exe, ['serve', '--addr', '127.0.0.1:0', '--data-dir', this.dataDir], {
+      cwd: this.home,
+      env: { ...process.env, RUST_LOG: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    this.base = await new Promise<string>((resolve, reject) => {
+      let log = '';
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30_000);
+      proc.stderr!.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        const m = log.match(/listening on (http:\/\/[0-9.:]+)/);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      proc.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+    });
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      proc.on('exit', () => resolve());
+      proc.kill('SIGINT');
+    });
+  }
+}

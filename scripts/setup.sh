@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and testing Concord needs, idempotently: a second run only checks.
+#   scripts/setup.sh          toolchain for the server and the wasm frontend
+#   scripts/setup.sh --test   plus Chromium and Playwright for the browser tests
+# Nothing is fetched from GitHub: Debian packages, crates.io and npm only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=false
+[[ "${1:-}" == "--test" ]] && want_test=true
+
+log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup.rs) first" >&2; exit 1; }
+
+# 1. Debian packages. A wasm32 target for rustup's toolchain cannot be downloaded on every
+#    machine; Debian's rustc-web (with -Zbuild-std, see xtask) always can.
+packages=()
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  packages+=(rustc-web cargo-web rust-web-src lld-19)
+fi
+$want_test && packages+=(chromium)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. wasm-bindgen CLI at exactly the version in Cargo.lock.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]]; then
+  log "installing wasm-bindgen-cli $wb_version (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$wb_version" --no-default-features --quiet
+fi
+
+# 3. npm packages: binaryen's wasm-opt for release builds, Playwright for the browser tests.
+if [[ ! -x end2end/node_modules/.bin/wasm-opt || ! -d end2end/node_modules/@playwright/test || end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]]; then
+  log "installing npm packages in end2end/"
+  (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+fi
+log "ready"
