@@ -170,7 +170,7 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
 }
 
 /// The caller's next item, skipping those the page already holds.
-#[server]
+#[server(input = leptos::server_fn::codec::Json)]
 pub async fn next_item(project: u64, exclude: Vec<String>) -> Result<Option<ItemView>, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     let item = blocking(move || ctx.engine.next_item(&me, ProjectId(project), &exclude)).await?;
@@ -185,7 +185,7 @@ pub async fn get_item(project: u64, item: String) -> Result<ItemView, ServerFnEr
 }
 
 /// Stores an answer; returns once it is durable.
-#[server]
+#[server(input = leptos::server_fn::codec::Json)]
 pub async fn submit_annotation(project: u64, item: String, labels: Vec<String>, time_spent_ms: u64) -> Result<SubmitView, ServerFnError> {
     use concord_engine::Submission;
     let (ctx, me) = (context()?, principal().await?);

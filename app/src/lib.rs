@@ -12,6 +12,7 @@ pub mod wire;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::SsrMode;
 use leptos_router::path;
 
 /// The HTML document around the app (server side only).
@@ -49,12 +50,14 @@ pub fn App() -> impl IntoView {
         <Title text="Concord"/>
         <Router>
             <Routes fallback=|| view! { <main class="page"><h1>"Not found"</h1><a href="/">"Back to projects"</a></main> }>
-                <Route path=path!("/login") view=pages::login::LoginPage/>
-                <Route path=path!("/setup") view=pages::setup::SetupPage/>
-                <Route path=path!("/") view=pages::projects::ProjectsPage/>
-                <Route path=path!("/projects/:id") view=pages::project::ProjectPage/>
-                <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage/>
-                <Route path=path!("/users") view=pages::users::UsersPage/>
+                // Rendered whole before the response starts, so a page can still answer with a
+                // redirect (to the sign-in page) once it knows who is asking.
+                <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=pages::setup::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/") view=pages::projects::ProjectsPage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:id") view=pages::project::ProjectPage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage ssr=SsrMode::Async/>
+                <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -11,7 +11,7 @@ const ITEMS = [
 async function signIn(page: Page, base: string, name: string, password: string) {
   await page.goto(`${base}/login`);
   await page.locator('body[data-hydrated=true]').waitFor();
-  await page.getByLabel('Name').fill(name);
+  await page.getByLabel('Name', { exact: true }).fill(name);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('signed-in-as')).toHaveText(name);
@@ -36,7 +36,7 @@ test('admin sets up a project, an annotator labels by keyboard, it all survives 
     // A project with three labels and guidelines.
     await page.goto(`${base}/`);
     await page.locator('body[data-hydrated=true]').waitFor();
-    await page.getByLabel('Name').fill('Reviews');
+    await page.getByLabel('Name', { exact: true }).fill('Reviews');
     await page.getByLabel('Labels, one per line').fill('positive: likes it\nnegative: dislikes it\nneutral');
     await page.getByLabel('Guidelines (Markdown)').fill('# How to label\n\nJudge the **author**.');
     await page.getByRole('button', { name: 'Create project' }).click();

@@ -6,7 +6,7 @@ use rust_embed::RustEmbed;
 
 /// `target/site`, written by `cargo xtask build`.
 #[derive(RustEmbed)]
-#[folder = "$CARGO_MANIFEST_DIR/../target/site"]
+#[folder = "../target/site"]
 #[allow_missing = true]
 pub struct SiteAssets;
 

@@ -112,6 +112,8 @@ struct NewLabel {
 }
 
 async fn create_project(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+    // Who may ask comes before what they asked: outsiders learn nothing from validation.
+    state.engine().require_admin(&who)?;
     let input: NewProject = json_body(&body)?;
     let spec = ProjectSpec {
         name: input.name,
@@ -279,6 +281,7 @@ struct NewUser {
 }
 
 async fn create_user(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+    state.engine().require_admin(&who)?;
     let input: NewUser = json_body(&body)?;
     let engine = state.engine().clone();
     let created = blocking(move || engine.create_user(&who, &input.name, &input.password, input.admin)).await?;

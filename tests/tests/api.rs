@@ -227,7 +227,7 @@ async fn the_openapi_document_describes_every_endpoint() {
 #[tokio::test]
 async fn pages_render_on_the_server_and_demand_a_session() {
     let s = TestServer::start().await;
-    let r = client().get(s.url("/")).send().await.unwrap();
+    let r = client().get(s.url("/")).header("accept", "text/html").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND, "the project list needs a session");
     assert_eq!(r.headers()["location"], "/login");
     let html = client().get(s.url("/login")).send().await.unwrap().text().await.unwrap();

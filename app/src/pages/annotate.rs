@@ -60,6 +60,29 @@ fn Annotator(project: ProjectView) -> impl IntoView {
     let progress = RwSignal::new((project.mine, project.done, project.total));
     let show_guidelines = RwSignal::new(false);
     let shown_at = RwSignal::new(0f64);
+    // Answers given on this page, newest first in authority: going back shows them even while
+    // their submit is still on its way.
+    let answers = StoredValue::new(std::collections::HashMap::<String, Vec<String>>::new());
+    // Submits leave in order, one at a time, so a corrected answer can never overtake the
+    // answer it corrects.
+    let outbox = StoredValue::new(std::collections::VecDeque::<(String, Vec<String>, u64)>::new());
+    let draining = StoredValue::new(false);
+    let drain = move || {
+        if draining.get_value() {
+            return;
+        }
+        draining.set_value(true);
+        spawn_local(async move {
+            while let Some((id, chosen, spent)) = outbox.try_update_value(|q| q.pop_front()).flatten() {
+                match submit_annotation(pid, id.clone(), chosen, spent).await {
+                    Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
+                    Err(e) => error.set(Some(format!("Item {id} was not saved: {}", error_text(&e)))),
+                }
+                pending.update(|n| *n -= 1);
+            }
+            draining.set_value(false);
+        });
+    };
 
     let show = move |item: Option<ItemView>| {
         selected.set(item.as_ref().and_then(|i| i.mine.clone()).unwrap_or_default());
@@ -124,13 +147,11 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         pending.update(|n| *n += 1);
         history.update(|h| h.push(item.id.clone()));
         remember(item.id.clone());
-        spawn_local(async move {
-            match submit_annotation(pid, item.id.clone(), chosen, spent).await {
-                Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
-                Err(e) => error.set(Some(format!("Item {} was not saved: {}", item.id, error_text(&e)))),
-            }
-            pending.update(|n| *n -= 1);
+        answers.update_value(|a| {
+            a.insert(item.id.clone(), chosen.clone());
         });
+        outbox.update_value(|q| q.push_back((item.id, chosen, spent)));
+        drain();
         advance();
     };
     let skip = move || {
@@ -154,7 +175,12 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         loading.set(true);
         spawn_local(async move {
             match get_item(pid, previous).await {
-                Ok(item) => show(Some(item)),
+                Ok(mut item) => {
+                    if let Some(local) = answers.with_value(|a| a.get(&item.id).cloned()) {
+                        item.mine = Some(local);
+                    }
+                    show(Some(item));
+                }
                 Err(e) => {
                     loading.set(false);
                     error.set(Some(error_text(&e)));

@@ -91,9 +91,7 @@ impl Engine {
 
     /// An admin creates an account.
     pub fn create_user(&self, actor: &Principal, name: &str, password: &str, is_admin: bool) -> Result<Principal, EngineError> {
-        if !actor.is_admin {
-            return Err(EngineError::Forbidden);
-        }
+        self.require_admin(actor)?;
         self.insert_user(name, password, is_admin)
     }
 

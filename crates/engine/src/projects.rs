@@ -59,11 +59,18 @@ impl Engine {
         self.store().project(project)?.ok_or_else(|| EngineError::NotFound("project".into()))
     }
 
+    /// Refuses anyone but a global administrator (creating projects and accounts).
+    pub fn require_admin(&self, actor: &Principal) -> Result<(), EngineError> {
+        if actor.is_admin {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden)
+        }
+    }
+
     /// Creates a project (global admins only); the creator becomes its admin.
     pub fn create_project(&self, actor: &Principal, spec: ProjectSpec) -> Result<ProjectId, EngineError> {
-        if !actor.is_admin {
-            return Err(EngineError::Forbidden);
-        }
+        self.require_admin(actor)?;
         let spec = spec.normalize()?;
         let record = ProjectRecord { spec, created_ms: now_ms(), created_by: actor.id, next_seq: 0, done: 0, annotations: 0 };
         let id = self.store().create_project(&record)?;
@@ -165,9 +172,7 @@ impl Engine {
 
     /// All accounts (admins only).
     pub fn users(&self, actor: &Principal) -> Result<Vec<UserInfo>, EngineError> {
-        if !actor.is_admin {
-            return Err(EngineError::Forbidden);
-        }
+        self.require_admin(actor)?;
         Ok(self
             .store()
             .users()?
