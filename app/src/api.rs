@@ -12,7 +12,10 @@ use concord_domain::ProjectId;
 
 #[cfg(feature = "ssr")]
 fn set_cookie(value: String) {
-    if let (Some(response), Ok(value)) = (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(&value)) {
+    if let (Some(response), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(&value),
+    ) {
         response.append_header(http::header::SET_COOKIE, value);
     }
 }
@@ -20,9 +23,11 @@ fn set_cookie(value: String) {
 /// The signed-in user, or `None`.
 #[server]
 pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
-    Ok(crate::ssr::maybe_principal()
-        .await?
-        .map(|p| UserView { id: p.id.0, name: p.name, is_admin: p.is_admin }))
+    Ok(crate::ssr::maybe_principal().await?.map(|p| UserView {
+        id: p.id.0,
+        name: p.name,
+        is_admin: p.is_admin,
+    }))
 }
 
 /// Whether Concord still waits for its first admin (the setup link is then valid).
@@ -37,8 +42,15 @@ pub async fn login(name: String, password: String) -> Result<UserView, ServerFnE
     let ctx = context()?;
     let engine = ctx.engine.clone();
     let (who, secret) = blocking(move || engine.login(name.trim(), &password)).await?;
-    set_cookie(crate::ssr::session_cookie(Some(&secret), ctx.secure_cookies));
-    Ok(UserView { id: who.id.0, name: who.name, is_admin: who.is_admin })
+    set_cookie(crate::ssr::session_cookie(
+        Some(&secret),
+        ctx.secure_cookies,
+    ));
+    Ok(UserView {
+        id: who.id.0,
+        name: who.name,
+        is_admin: who.is_admin,
+    })
 }
 
 #[server]
@@ -55,12 +67,21 @@ pub async fn logout() -> Result<(), ServerFnError> {
 /// Creates the first admin with the one-time setup token printed in the server log, and signs
 /// them in.
 #[server]
-pub async fn setup_admin(token: String, name: String, password: String) -> Result<UserView, ServerFnError> {
+pub async fn setup_admin(
+    token: String,
+    name: String,
+    password: String,
+) -> Result<UserView, ServerFnError> {
     use concord_engine::EngineError;
     let ctx = context()?;
     let valid = {
-        let guard = ctx.setup_token.lock().map_err(|_| ServerFnError::new("setup state poisoned"))?;
-        guard.as_deref().is_some_and(|t| !token.is_empty() && t == token)
+        let guard = ctx
+            .setup_token
+            .lock()
+            .map_err(|_| ServerFnError::new("setup state poisoned"))?;
+        guard
+            .as_deref()
+            .is_some_and(|t| !token.is_empty() && t == token)
     };
     if !valid {
         return Err(fail(EngineError::Forbidden));
@@ -102,16 +123,24 @@ pub async fn list_projects() -> Result<Vec<ProjectView>, ServerFnError> {
 #[server]
 pub async fn get_project(id: u64) -> Result<ProjectView, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
-    blocking(move || ctx.engine.project_summary(&me, ProjectId(id))).await.map(project_view)
+    blocking(move || ctx.engine.project_summary(&me, ProjectId(id)))
+        .await
+        .map(project_view)
 }
 
 /// Creates a project from the form: labels one per line (`name` or `name: description`).
 #[server]
-pub async fn create_project(name: String, task: String, labels: String, guidelines: String) -> Result<u64, ServerFnError> {
+pub async fn create_project(
+    name: String,
+    task: String,
+    labels: String,
+    guidelines: String,
+) -> Result<u64, ServerFnError> {
     use concord_domain::{ProjectSettings, ProjectSpec, TaskKind};
     use concord_engine::EngineError;
     let (ctx, me) = (context()?, principal().await?);
-    let task = TaskKind::parse(&task).ok_or_else(|| fail(EngineError::Invalid(format!("unknown task kind {task:?}"))))?;
+    let task = TaskKind::parse(&task)
+        .ok_or_else(|| fail(EngineError::Invalid(format!("unknown task kind {task:?}"))))?;
     let spec = ProjectSpec {
         name,
         task,
@@ -119,14 +148,23 @@ pub async fn create_project(name: String, task: String, labels: String, guidelin
         guidelines,
         settings: ProjectSettings::default(),
     };
-    blocking(move || ctx.engine.create_project(&me, spec)).await.map(|id| id.0)
+    blocking(move || ctx.engine.create_project(&me, spec))
+        .await
+        .map(|id| id.0)
 }
 
 #[server]
 pub async fn list_members(project: u64) -> Result<Vec<MemberView>, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     let members = blocking(move || ctx.engine.members(&me, ProjectId(project))).await?;
-    Ok(members.into_iter().map(|m| MemberView { name: m.name, role: m.role, done: m.done }).collect())
+    Ok(members
+        .into_iter()
+        .map(|m| MemberView {
+            name: m.name,
+            role: m.role,
+            done: m.done,
+        })
+        .collect())
 }
 
 /// Adds an account to a project with a role (`annotator`, `reviewer`, `admin`) or, with role
@@ -138,23 +176,45 @@ pub async fn set_member(project: u64, user: String, role: String) -> Result<(), 
     let (ctx, me) = (context()?, principal().await?);
     let role = match role.as_str() {
         "remove" => None,
-        r => Some(Role::parse(r).ok_or_else(|| fail(EngineError::Invalid(format!("unknown role {r:?}"))))?),
+        r => Some(
+            Role::parse(r)
+                .ok_or_else(|| fail(EngineError::Invalid(format!("unknown role {r:?}"))))?,
+        ),
     };
-    blocking(move || ctx.engine.set_member(&me, ProjectId(project), user.trim(), role)).await
+    blocking(move || {
+        ctx.engine
+            .set_member(&me, ProjectId(project), user.trim(), role)
+    })
+    .await
 }
 
 #[server]
 pub async fn list_accounts() -> Result<Vec<AccountView>, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     let users = blocking(move || ctx.engine.users(&me)).await?;
-    Ok(users.into_iter().map(|u| AccountView { name: u.name, is_admin: u.is_admin }).collect())
+    Ok(users
+        .into_iter()
+        .map(|u| AccountView {
+            name: u.name,
+            is_admin: u.is_admin,
+        })
+        .collect())
 }
 
 #[server]
-pub async fn create_account(name: String, password: String, admin: Option<String>) -> Result<(), ServerFnError> {
+pub async fn create_account(
+    name: String,
+    password: String,
+    admin: Option<String>,
+) -> Result<(), ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     let is_admin = admin.is_some();
-    blocking(move || ctx.engine.create_user(&me, name.trim(), &password, is_admin)).await.map(|_| ())
+    blocking(move || {
+        ctx.engine
+            .create_user(&me, name.trim(), &password, is_admin)
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Creates an API token for the caller; the secret is shown once.
@@ -166,12 +226,19 @@ pub async fn create_token(name: String) -> Result<String, ServerFnError> {
 
 #[cfg(feature = "ssr")]
 fn item_view(item: concord_engine::QueueItem) -> ItemView {
-    ItemView { id: item.id, text: item.text, mine: item.mine.map(|v| v.labels) }
+    ItemView {
+        id: item.id,
+        text: item.text,
+        mine: item.mine.map(|v| v.labels),
+    }
 }
 
 /// The caller's next item, skipping those the page already holds.
 #[server(input = leptos::server_fn::codec::Json)]
-pub async fn next_item(project: u64, exclude: Vec<String>) -> Result<Option<ItemView>, ServerFnError> {
+pub async fn next_item(
+    project: u64,
+    exclude: Vec<String>,
+) -> Result<Option<ItemView>, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     let item = blocking(move || ctx.engine.next_item(&me, ProjectId(project), &exclude)).await?;
     Ok(item.map(item_view))
@@ -181,19 +248,45 @@ pub async fn next_item(project: u64, exclude: Vec<String>) -> Result<Option<Item
 #[server]
 pub async fn get_item(project: u64, item: String) -> Result<ItemView, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
-    blocking(move || ctx.engine.item_for_annotation(&me, ProjectId(project), &item)).await.map(item_view)
+    blocking(move || {
+        ctx.engine
+            .item_for_annotation(&me, ProjectId(project), &item)
+    })
+    .await
+    .map(item_view)
 }
 
 /// Stores an answer; returns once it is durable.
 #[server(input = leptos::server_fn::codec::Json)]
-pub async fn submit_annotation(project: u64, item: String, labels: Vec<String>, time_spent_ms: u64) -> Result<SubmitView, ServerFnError> {
+pub async fn submit_annotation(
+    project: u64,
+    item: String,
+    labels: Vec<String>,
+    time_spent_ms: u64,
+) -> Result<SubmitView, ServerFnError> {
     use concord_engine::Submission;
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || {
-        let outcome = ctx.engine.submit(&me, ProjectId(project), Submission { item_id: item, labels, time_spent_ms })?;
+        let outcome = ctx.engine.submit(
+            &me,
+            ProjectId(project),
+            Submission {
+                item_id: item,
+                labels,
+                time_spent_ms,
+            },
+        )?;
         let summary = ctx.engine.project_summary(&me, ProjectId(project))?;
-        let outcome = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        Ok(SubmitView { outcome, mine: summary.mine, done: summary.done, total: summary.total })
+        let outcome = serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        Ok(SubmitView {
+            outcome,
+            mine: summary.mine,
+            done: summary.done,
+            total: summary.total,
+        })
     })
     .await
 }

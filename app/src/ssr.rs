@@ -57,13 +57,17 @@ pub async fn session_secret() -> Option<String> {
 /// The signed-in caller, if any.
 pub async fn maybe_principal() -> Result<Option<Principal>, ServerFnError> {
     let ctx = context()?;
-    let Some(secret) = session_secret().await else { return Ok(None) };
+    let Some(secret) = session_secret().await else {
+        return Ok(None);
+    };
     blocking(move || ctx.engine.session_principal(&secret)).await
 }
 
 /// The signed-in caller, or a 401.
 pub async fn principal() -> Result<Principal, ServerFnError> {
-    maybe_principal().await?.ok_or_else(|| fail(EngineError::Unauthenticated))
+    maybe_principal()
+        .await?
+        .ok_or_else(|| fail(EngineError::Unauthenticated))
 }
 
 /// Turns an engine error into a server function error, setting the response status.
@@ -72,22 +76,32 @@ pub fn fail(e: EngineError) -> ServerFnError {
         tracing::error!(%detail, "server function failed");
     }
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
+        response.set_status(
+            http::StatusCode::from_u16(e.status())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        );
     }
     ServerFnError::new(e.public_message())
 }
 
 /// Runs a blocking engine call (redb, argon2) on the blocking pool.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, ServerFnError> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, ServerFnError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(fail),
-        Err(e) => Err(fail(EngineError::Internal(format!("engine task failed: {e}")))),
+        Err(e) => Err(fail(EngineError::Internal(format!(
+            "engine task failed: {e}"
+        )))),
     }
 }
 
 /// Renders guidelines Markdown to HTML with raw HTML and scripts removed.
 pub fn render_markdown(markdown: &str) -> String {
-    let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES | pulldown_cmark::Options::ENABLE_STRIKETHROUGH);
+    let parser = pulldown_cmark::Parser::new_ext(
+        markdown,
+        pulldown_cmark::Options::ENABLE_TABLES | pulldown_cmark::Options::ENABLE_STRIKETHROUGH,
+    );
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, parser);
     ammonia::clean(&html)
@@ -99,7 +113,9 @@ mod tests {
 
     #[test]
     fn guidelines_lose_scripts_and_keep_formatting() {
-        let html = render_markdown("# Rules\n\n**bold** <script>alert(1)</script> <img src=x onerror=alert(1)>");
+        let html = render_markdown(
+            "# Rules\n\n**bold** <script>alert(1)</script> <img src=x onerror=alert(1)>",
+        );
         assert!(html.contains("<h1>Rules</h1>"));
         assert!(html.contains("<strong>bold</strong>"));
         assert!(!html.contains("script"), "{html}");
@@ -109,8 +125,14 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::COOKIE, "a=1; concord_session=abc; b=2".parse().unwrap());
-        assert_eq!(cookie_value(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
+        headers.insert(
+            http::header::COOKIE,
+            "a=1; concord_session=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(
+            cookie_value(&headers, SESSION_COOKIE).as_deref(),
+            Some("abc")
+        );
         assert_eq!(cookie_value(&headers, "c"), None);
     }
 }

@@ -28,6 +28,13 @@ pub struct ProjectView {
     pub mine: u64,
 }
 
+impl ProjectView {
+    /// Share of items done, 0–100.
+    pub fn percent_done(&self) -> u64 {
+        (self.done * 100).checked_div(self.total).unwrap_or(0)
+    }
+}
+
 /// An item on the annotation page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemView {
@@ -66,10 +73,18 @@ pub fn parse_label_lines(text: &str) -> Vec<Label> {
         .filter(|l| !l.is_empty())
         .map(|line| {
             let (name, description) = match line.split_once(':') {
-                Some((n, d)) => (n.trim(), Some(d.trim().to_string()).filter(|d| !d.is_empty())),
+                Some((n, d)) => (
+                    n.trim(),
+                    Some(d.trim().to_string()).filter(|d| !d.is_empty()),
+                ),
                 None => (line, None),
             };
-            Label { name: name.to_string(), description, colour: String::new(), hotkey: None }
+            Label {
+                name: name.to_string(),
+                description,
+                colour: String::new(),
+                hotkey: None,
+            }
         })
         .collect()
 }

@@ -16,7 +16,11 @@ pub async fn serve(uri: http::Uri) -> Response {
     match SiteAssets::get(path) {
         Some(file) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
-            let cache = if path.starts_with("pkg/") { "no-cache" } else { "public, max-age=3600" };
+            let cache = if path.starts_with("pkg/") {
+                "no-cache"
+            } else {
+                "public, max-age=3600"
+            };
             (
                 [
                     (http::header::CONTENT_TYPE, mime.as_ref().to_string()),

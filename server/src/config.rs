@@ -41,18 +41,25 @@ pub const DEFAULT_DATA_DIR: &str = "concord-data";
 const DEFAULT_MAX_UPLOAD_MB: u64 = 1024;
 
 pub fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
 impl ServeConfig {
     /// Layers the sources. `explicit_file` must exist; otherwise `concord.toml` in the data
     /// directory is read if present.
-    pub fn resolve(overrides: Overrides, explicit_file: Option<&Path>) -> anyhow::Result<ServeConfig> {
+    pub fn resolve(
+        overrides: Overrides,
+        explicit_file: Option<&Path>,
+    ) -> anyhow::Result<ServeConfig> {
         let file = match explicit_file {
             Some(path) => load_file(path)?,
             None => {
-                let dir = overrides.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+                let dir = overrides
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
                 let candidate = dir.join("concord.toml");
                 if candidate.exists() {
                     load_file(&candidate)?
@@ -61,16 +68,28 @@ impl ServeConfig {
                 }
             }
         };
-        let addr_text = overrides.addr.or(file.addr).unwrap_or_else(|| DEFAULT_ADDR.to_string());
-        let addr: SocketAddr = addr_text
-            .parse()
-            .with_context(|| format!("invalid listen address {addr_text:?} (expected IP:PORT, e.g. 127.0.0.1:3000)"))?;
-        let max_upload_mb = overrides.max_upload_mb.or(file.max_upload_mb).unwrap_or(DEFAULT_MAX_UPLOAD_MB);
+        let addr_text = overrides
+            .addr
+            .or(file.addr)
+            .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr: SocketAddr = addr_text.parse().with_context(|| {
+            format!("invalid listen address {addr_text:?} (expected IP:PORT, e.g. 127.0.0.1:3000)")
+        })?;
+        let max_upload_mb = overrides
+            .max_upload_mb
+            .or(file.max_upload_mb)
+            .unwrap_or(DEFAULT_MAX_UPLOAD_MB);
         anyhow::ensure!(max_upload_mb > 0, "max upload size must be at least 1 MB");
         Ok(ServeConfig {
             addr,
-            data_dir: overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            secure_cookies: overrides.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            data_dir: overrides
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            secure_cookies: overrides
+                .secure_cookies
+                .or(file.secure_cookies)
+                .unwrap_or(false),
             max_upload_bytes: max_upload_mb * 1024 * 1024,
         })
     }
@@ -88,15 +107,33 @@ mod tests {
         let c = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap();
         assert_eq!(c.addr.to_string(), "0.0.0.0:8080");
         assert_eq!(c.max_upload_bytes, 5 * 1024 * 1024);
-        let c = ServeConfig::resolve(Overrides { addr: Some("127.0.0.1:9".into()), ..Default::default() }, Some(&file)).unwrap();
+        let c = ServeConfig::resolve(
+            Overrides {
+                addr: Some("127.0.0.1:9".into()),
+                ..Default::default()
+            },
+            Some(&file),
+        )
+        .unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
         assert!(!c.secure_cookies);
     }
 
     #[test]
     fn bad_values_are_named() {
-        let e = ServeConfig::resolve(Overrides { addr: Some("localhost".into()), ..Default::default() }, None).unwrap_err();
-        assert!(e.to_string().contains("invalid listen address \"localhost\""), "{e}");
+        let e = ServeConfig::resolve(
+            Overrides {
+                addr: Some("localhost".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("invalid listen address \"localhost\""),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "port = 1\n").unwrap();

@@ -20,7 +20,12 @@ Mixed sentences: pick the attitude of the sentence's *conclusion*.
 ";
 
 fn label(name: &str, description: &str) -> Label {
-    Label { name: name.into(), description: Some(description.into()), colour: String::new(), hotkey: None }
+    Label {
+        name: name.into(),
+        description: Some(description.into()),
+        colour: String::new(),
+        hotkey: None,
+    }
 }
 
 /// Creates the demo project unless any project exists. Returns whether it did.
@@ -41,7 +46,10 @@ pub fn seed(engine: &Engine) -> anyhow::Result<bool> {
         settings: ProjectSettings::default(),
     };
     let id = engine.create_project(&local, spec)?;
-    let options = ImportOptions { format: ImportFormat::Text, ..ImportOptions::default() };
+    let options = ImportOptions {
+        format: ImportFormat::Text,
+        ..ImportOptions::default()
+    };
     engine.import(&local, id, DEMO_ITEMS.as_bytes(), &options, &mut |_| {})?;
     Ok(true)
 }

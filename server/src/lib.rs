@@ -51,7 +51,11 @@ impl AppState {
             .build();
         AppState {
             leptos_options,
-            ctx: ServerContext { engine, setup_token: Arc::new(Mutex::new(None)), secure_cookies },
+            ctx: ServerContext {
+                engine,
+                setup_token: Arc::new(Mutex::new(None)),
+                secure_cookies,
+            },
             max_upload_bytes,
         }
     }
@@ -83,9 +87,17 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", rest::router())
-        .route("/projects/{id}/import", post(web::import).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/projects/{id}/import",
+            post(web::import).layer(DefaultBodyLimit::disable()),
+        )
         .route("/projects/{id}/export", get(web::export))
-        .leptos_routes_with_context(&state, routes, move || provide_context(ctx.clone()), move || shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(ctx.clone()),
+            move || shell(options.clone()),
+        )
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -109,5 +121,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

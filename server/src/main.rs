@@ -11,7 +11,11 @@ use concord::AppState;
 use concord_engine::{Engine, ExportFormat, ImportFormat, ImportOptions, Principal};
 
 #[derive(Parser)]
-#[command(name = "concord", version, about = "Build labeled text datasets with a model in the loop.")]
+#[command(
+    name = "concord",
+    version,
+    about = "Build labeled text datasets with a model in the loop."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -126,7 +130,10 @@ struct ExportArgs {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,concord=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,concord=info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -136,7 +143,11 @@ fn main() -> anyhow::Result<()> {
             let engine = open(&data.data_dir)?;
             let password = read_password(&name)?;
             let user = engine.create_user_locally(&name, &password, admin)?;
-            eprintln!("created {}account {:?}", if user.is_admin { "administrator " } else { "" }, user.name);
+            eprintln!(
+                "created {}account {:?}",
+                if user.is_admin { "administrator " } else { "" },
+                user.name
+            );
             Ok(())
         }
         Command::Token(TokenCommand::Add { user, name, data }) => {
@@ -151,7 +162,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn open(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
-    Engine::open(data_dir).with_context(|| format!("opening the data directory {}", data_dir.display()))
+    Engine::open(data_dir)
+        .with_context(|| format!("opening the data directory {}", data_dir.display()))
 }
 
 fn read_password(name: &str) -> anyhow::Result<String> {
@@ -164,14 +176,22 @@ fn read_password(name: &str) -> anyhow::Result<String> {
         Ok(first)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServeConfig::resolve(
-        Overrides { addr: args.addr, data_dir: args.data_dir, secure_cookies: args.secure_cookies, max_upload_mb: args.max_upload_mb },
+        Overrides {
+            addr: args.addr,
+            data_dir: args.data_dir,
+            secure_cookies: args.secure_cookies,
+            max_upload_mb: args.max_upload_mb,
+        },
         args.config.as_deref(),
     )?;
     let engine = open(&config.data_dir)?;
@@ -213,8 +233,10 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     let project = engine.find_project(&args.project)?;
     let name = args.file.to_string_lossy().to_string();
     let format = match args.format.as_deref() {
-        Some(f) => ImportFormat::parse(f).with_context(|| format!("unknown format {f:?} (jsonl, csv or text)"))?,
-        None => ImportFormat::from_file_name(&name).with_context(|| format!("cannot tell the format of {name:?}; pass --format"))?,
+        Some(f) => ImportFormat::parse(f)
+            .with_context(|| format!("unknown format {f:?} (jsonl, csv or text)"))?,
+        None => ImportFormat::from_file_name(&name)
+            .with_context(|| format!("cannot tell the format of {name:?}; pass --format"))?,
     };
     let options = ImportOptions {
         format,
@@ -228,9 +250,15 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     } else {
         let file = std::fs::File::open(&args.file).with_context(|| format!("opening {name}"))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), size)
+        (
+            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            size,
+        )
     };
-    let bar = progress_bar(size, "{spinner} importing [{bar:40}] {bytes}/{total_bytes} {msg} ({eta})");
+    let bar = progress_bar(
+        size,
+        "{spinner} importing [{bar:40}] {bytes}/{total_bytes} {msg} ({eta})",
+    );
     let report = engine.import(&Principal::local(), project, reader, &options, &mut |p| {
         bar.set_position(p.bytes);
         bar.set_message(format!("{} items", p.items));
@@ -241,7 +269,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         "imported {} items ({} duplicate texts{}, {} blank lines, {} annotations)",
         report.imported,
         report.duplicates,
-        if options.skip_duplicates { " skipped" } else { " kept" },
+        if options.skip_duplicates {
+            " skipped"
+        } else {
+            " kept"
+        },
         report.blank_lines,
         report.annotations
     );
@@ -254,28 +286,39 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let engine = open(&args.data.data_dir)?;
     let project = engine.find_project(&args.project)?;
-    let format = ExportFormat::parse(&args.format).with_context(|| format!("unknown format {:?} (jsonl or csv)", args.format))?;
+    let format = ExportFormat::parse(&args.format)
+        .with_context(|| format!("unknown format {:?} (jsonl or csv)", args.format))?;
     let local = Principal::local();
     let total = engine.project_summary(&local, project)?.total;
-    let bar = progress_bar(total, "{spinner} exporting [{bar:40}] {pos}/{len} items ({eta})");
+    let bar = progress_bar(
+        total,
+        "{spinner} exporting [{bar:40}] {pos}/{len} items ({eta})",
+    );
     let mut progress = |n: u64| bar.set_position(n);
     let count = match &args.output {
         Some(path) => {
             // Written next to the target and renamed into place: a failed export leaves no
             // half-written file.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("writing in {}", dir.display()))?;
             let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-            let count = engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
+            let count =
+                engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
             out.flush()?;
             drop(out);
-            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
             count
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let count = engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
+            let count =
+                engine.export_with_progress(&local, project, format, &mut out, &mut progress)?;
             out.flush()?;
             count
         }

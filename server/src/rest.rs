@@ -8,7 +8,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use concord_domain::{Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
-use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission};
+use concord_engine::{
+    EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,11 +19,17 @@ use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/me", get(me))
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/{id}", get(get_project))
-        .route("/projects/{id}/items", post(import_items).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route(
+            "/projects/{id}/items",
+            post(import_items).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/projects/{id}/next", get(next_item))
         .route("/projects/{id}/annotations", post(submit))
         .route("/projects/{id}/skip", post(skip))
@@ -37,23 +45,43 @@ pub struct ApiPrincipal(pub Principal);
 impl FromRequestParts<AppState> for ApiPrincipal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
-            return Err(ApiError::new(http::StatusCode::UNAUTHORIZED, "missing bearer token (Authorization: Bearer <token>)"));
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(token) = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+        else {
+            return Err(ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "missing bearer token (Authorization: Bearer <token>)",
+            ));
         };
         let token = token.to_string();
         let engine = state.engine().clone();
         match blocking(move || engine.token_principal(&token)).await? {
             Some(p) => Ok(ApiPrincipal(p)),
-            None => Err(ApiError::new(http::StatusCode::UNAUTHORIZED, "invalid API token")),
+            None => Err(ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "invalid API token",
+            )),
         }
     }
 }
 
 /// Parses a JSON body with errors in the API's shape (axum's own rejections are plain text).
 fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(http::StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request body: {e}"),
+        )
+    })
 }
 
 fn project_json(s: &ProjectSummary) -> Value {
@@ -75,13 +103,20 @@ async fn me(ApiPrincipal(who): ApiPrincipal) -> Json<Value> {
     Json(json!({ "id": who.id.0, "name": who.name, "is_admin": who.is_admin }))
 }
 
-async fn list_projects(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal) -> Result<Json<Value>, ApiError> {
+async fn list_projects(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+) -> Result<Json<Value>, ApiError> {
     let engine = state.engine().clone();
     let list = blocking(move || engine.list_projects(&who)).await?;
     Ok(Json(Value::Array(list.iter().map(project_json).collect())))
 }
 
-async fn get_project(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn get_project(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     let engine = state.engine().clone();
     let summary = blocking(move || engine.project_summary(&who, ProjectId(id))).await?;
     Ok(Json(project_json(&summary)))
@@ -111,7 +146,11 @@ struct NewLabel {
     colour: Option<String>,
 }
 
-async fn create_project(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+async fn create_project(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     // Who may ask comes before what they asked: outsiders learn nothing from validation.
     state.engine().require_admin(&who)?;
     let input: NewProject = json_body(&body)?;
@@ -121,10 +160,17 @@ async fn create_project(State(state): State<AppState>, ApiPrincipal(who): ApiPri
         labels: input
             .labels
             .into_iter()
-            .map(|l| Label { name: l.name, description: l.description, colour: l.colour.unwrap_or_default(), hotkey: l.hotkey })
+            .map(|l| Label {
+                name: l.name,
+                description: l.description,
+                colour: l.colour.unwrap_or_default(),
+                hotkey: l.hotkey,
+            })
             .collect(),
         guidelines: input.guidelines,
-        settings: ProjectSettings { overlap: input.overlap.unwrap_or(1) },
+        settings: ProjectSettings {
+            overlap: input.overlap.unwrap_or(1),
+        },
     };
     let engine = state.engine().clone();
     let summary = blocking(move || {
@@ -162,7 +208,8 @@ async fn import_items(
     }
     let format = match q.format.as_deref() {
         None => ImportFormat::Jsonl,
-        Some(f) => ImportFormat::parse(f).ok_or_else(|| ApiError::bad_request("format must be jsonl, csv or text"))?,
+        Some(f) => ImportFormat::parse(f)
+            .ok_or_else(|| ApiError::bad_request("format must be jsonl, csv or text"))?,
     };
     let defaults = ImportOptions::default();
     let options = ImportOptions {
@@ -172,9 +219,17 @@ async fn import_items(
         gold_field: q.gold_field.unwrap_or(defaults.gold_field),
         skip_duplicates: q.skip_duplicates,
     };
-    let file = crate::upload::spool(body.into_data_stream(), engine.data_dir(), state.max_upload_bytes).await?;
+    let file = crate::upload::spool(
+        body.into_data_stream(),
+        engine.data_dir(),
+        state.max_upload_bytes,
+    )
+    .await?;
     let report = blocking(move || {
-        let reader = std::io::BufReader::new(file.reopen().map_err(|e| EngineError::Internal(e.to_string()))?);
+        let reader = std::io::BufReader::new(
+            file.reopen()
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        );
         engine.import(&who, project, reader, &options, &mut |_| {})
     })
     .await?;
@@ -188,9 +243,19 @@ struct NextQuery {
     exclude: String,
 }
 
-async fn next_item(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, Query(q): Query<NextQuery>) -> Result<Response, ApiError> {
+async fn next_item(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, ApiError> {
     let engine = state.engine().clone();
-    let exclude: Vec<String> = q.exclude.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+    let exclude: Vec<String> = q
+        .exclude
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     match blocking(move || engine.next_item(&who, ProjectId(id), &exclude)).await? {
         Some(item) => Ok(Json(json!({
             "id": item.id,
@@ -204,7 +269,12 @@ async fn next_item(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipa
     }
 }
 
-async fn submit(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn submit(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let submission: Submission = json_body(&body)?;
     let engine = state.engine().clone();
     let outcome = blocking(move || engine.submit(&who, ProjectId(id), submission)).await?;
@@ -217,17 +287,29 @@ struct SkipBody {
     item_id: String,
 }
 
-async fn skip(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn skip(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let input: SkipBody = json_body(&body)?;
     let engine = state.engine().clone();
     blocking(move || engine.skip(&who, ProjectId(id), &input.item_id)).await?;
     Ok(Json(json!({ "skipped": true })))
 }
 
-async fn members(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+async fn members(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     let engine = state.engine().clone();
     let list = blocking(move || engine.members(&who, ProjectId(id))).await?;
-    Ok(Json(json!(list.iter().map(|m| json!({ "name": m.name, "role": m.role, "done": m.done })).collect::<Vec<_>>())))
+    Ok(Json(json!(list
+        .iter()
+        .map(|m| json!({ "name": m.name, "role": m.role, "done": m.done }))
+        .collect::<Vec<_>>())))
 }
 
 #[derive(Deserialize)]
@@ -238,7 +320,12 @@ struct MemberBody {
     role: Option<Role>,
 }
 
-async fn set_member(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn set_member(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let input: MemberBody = json_body(&body)?;
     let engine = state.engine().clone();
     let role = input.role;
@@ -251,10 +338,16 @@ struct ExportQuery {
     format: Option<String>,
 }
 
-async fn export(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, Path(id): Path<u64>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+async fn export(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
         None => ExportFormat::Jsonl,
-        Some(f) => ExportFormat::parse(f).ok_or_else(|| ApiError::bad_request("format must be jsonl or csv"))?,
+        Some(f) => ExportFormat::parse(f)
+            .ok_or_else(|| ApiError::bad_request("format must be jsonl or csv"))?,
     };
     let project = ProjectId(id);
     let engine = state.engine().clone();
@@ -265,10 +358,16 @@ async fn export(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, 
     Ok(crate::upload::export_response(engine, who, project, format))
 }
 
-async fn users(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal) -> Result<Json<Value>, ApiError> {
+async fn users(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+) -> Result<Json<Value>, ApiError> {
     let engine = state.engine().clone();
     let list = blocking(move || engine.users(&who)).await?;
-    Ok(Json(json!(list.iter().map(|u| json!({ "id": u.id.0, "name": u.name, "is_admin": u.is_admin })).collect::<Vec<_>>())))
+    Ok(Json(json!(list
+        .iter()
+        .map(|u| json!({ "id": u.id.0, "name": u.name, "is_admin": u.is_admin }))
+        .collect::<Vec<_>>())))
 }
 
 #[derive(Deserialize)]
@@ -280,10 +379,20 @@ struct NewUser {
     admin: bool,
 }
 
-async fn create_user(State(state): State<AppState>, ApiPrincipal(who): ApiPrincipal, body: Bytes) -> Result<Response, ApiError> {
+async fn create_user(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     state.engine().require_admin(&who)?;
     let input: NewUser = json_body(&body)?;
     let engine = state.engine().clone();
-    let created = blocking(move || engine.create_user(&who, &input.name, &input.password, input.admin)).await?;
-    Ok((http::StatusCode::CREATED, Json(json!({ "id": created.id.0, "name": created.name, "is_admin": created.is_admin }))).into_response())
+    let created =
+        blocking(move || engine.create_user(&who, &input.name, &input.password, input.admin))
+            .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        Json(json!({ "id": created.id.0, "name": created.name, "is_admin": created.is_admin })),
+    )
+        .into_response())
 }

@@ -14,8 +14,15 @@ pub async fn spool<E: std::fmt::Display>(
     dir: &std::path::Path,
     limit: u64,
 ) -> Result<tempfile::NamedTempFile, ApiError> {
-    let internal = |e: std::io::Error| ApiError::from(concord_engine::EngineError::Internal(format!("upload spool: {e}")));
-    let mut file = tempfile::Builder::new().prefix(".upload-").tempfile_in(dir).map_err(internal)?;
+    let internal = |e: std::io::Error| {
+        ApiError::from(concord_engine::EngineError::Internal(format!(
+            "upload spool: {e}"
+        )))
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(dir)
+        .map_err(internal)?;
     let mut written: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
@@ -23,7 +30,10 @@ pub async fn spool<E: std::fmt::Display>(
         if written > limit {
             return Err(ApiError::new(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("upload is larger than the limit of {} MB", limit / (1024 * 1024)),
+                format!(
+                    "upload is larger than the limit of {} MB",
+                    limit / (1024 * 1024)
+                ),
             ));
         }
         // Small synchronous writes to a local file; chunks are at most a few hundred KB.
@@ -43,14 +53,20 @@ const CHUNK: usize = 64 * 1024;
 
 impl ChannelWriter {
     pub fn new(sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) -> ChannelWriter {
-        ChannelWriter { sender, buffer: Vec::with_capacity(CHUNK) }
+        ChannelWriter {
+            sender,
+            buffer: Vec::with_capacity(CHUNK),
+        }
     }
 
     fn send(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
         self.sender
             .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
@@ -82,9 +98,13 @@ pub fn export_response(
     let error_sender = sender.clone();
     tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter::new(sender);
-        let result = engine.export(&who, project, format, &mut writer).and_then(|_| {
-            writer.flush().map_err(|e| concord_engine::EngineError::Internal(e.to_string()))
-        });
+        let result = engine
+            .export(&who, project, format, &mut writer)
+            .and_then(|_| {
+                writer
+                    .flush()
+                    .map_err(|e| concord_engine::EngineError::Internal(e.to_string()))
+            });
         if let Err(e) = result {
             tracing::error!(error = %e, "export failed midway");
             let _ = error_sender.blocking_send(Err(std::io::Error::other(e.public_message())));
@@ -94,8 +114,14 @@ pub fn export_response(
     let filename = format!("concord-project-{}.{}", project.0, format.extension());
     (
         [
-            (http::header::CONTENT_TYPE, format.content_type().to_string()),
-            (http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (
+                http::header::CONTENT_TYPE,
+                format.content_type().to_string(),
+            ),
+            (
+                http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
         ],
         axum::body::Body::from_stream(stream),
     )

@@ -10,8 +10,13 @@ use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Pri
 use crate::error::{blocking, ApiError};
 use crate::AppState;
 
-async fn session_principal(state: &AppState, headers: &http::HeaderMap) -> Result<Option<Principal>, ApiError> {
-    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else { return Ok(None) };
+async fn session_principal(
+    state: &AppState,
+    headers: &http::HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
     let engine = state.engine().clone();
     blocking(move || engine.session_principal(&secret)).await
 }
@@ -21,7 +26,9 @@ fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -30,7 +37,12 @@ fn encode(value: &str) -> String {
 
 /// `POST /projects/{id}/import` (multipart: `file`, `format`, `text_field`, `skip_duplicates`).
 /// Redirects back to the project page with the outcome in the query.
-pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers: http::HeaderMap, mut form: Multipart) -> Response {
+pub async fn import(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    headers: http::HeaderMap,
+    mut form: Multipart,
+) -> Response {
     let Ok(Some(who)) = session_principal(&state, &headers).await else {
         return Redirect::to("/login").into_response();
     };
@@ -38,7 +50,10 @@ pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers:
     let back = |query: String| Redirect::to(&format!("/projects/{id}?{query}")).into_response();
     let engine = state.engine().clone();
     // Check the role before reading a possibly large body.
-    let check = { let (e, w) = (engine.clone(), who.clone()); blocking(move || e.authorize(&w, project, Role::Admin)).await };
+    let check = {
+        let (e, w) = (engine.clone(), who.clone());
+        blocking(move || e.authorize(&w, project, Role::Admin)).await
+    };
     if let Err(e) = check {
         return e.into_response();
     }
@@ -50,7 +65,12 @@ pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers:
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return back(format!("import_error={}", encode(&format!("upload failed: {e}")))),
+            Err(e) => {
+                return back(format!(
+                    "import_error={}",
+                    encode(&format!("upload failed: {e}"))
+                ))
+            }
         };
         match field.name().unwrap_or("") {
             "file" => {
@@ -65,7 +85,9 @@ pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers:
                 let value = field.text().await.unwrap_or_default();
                 match name.as_str() {
                     "format" => format = value,
-                    "text_field" if !value.trim().is_empty() => options.text_field = value.trim().to_string(),
+                    "text_field" if !value.trim().is_empty() => {
+                        options.text_field = value.trim().to_string()
+                    }
                     "skip_duplicates" => options.skip_duplicates = value == "true" || value == "on",
                     _ => {}
                 }
@@ -79,16 +101,27 @@ pub async fn import(State(state): State<AppState>, Path(id): Path<u64>, headers:
         "auto" => ImportFormat::from_file_name(&file_name).unwrap_or(ImportFormat::Text),
         f => match ImportFormat::parse(f) {
             Some(f) => f,
-            None => return back(format!("import_error={}", encode(&format!("unknown format {f:?}")))),
+            None => {
+                return back(format!(
+                    "import_error={}",
+                    encode(&format!("unknown format {f:?}"))
+                ))
+            }
         },
     };
     let result = blocking(move || {
-        let reader = std::io::BufReader::new(file.reopen().map_err(|e| EngineError::Internal(e.to_string()))?);
+        let reader = std::io::BufReader::new(
+            file.reopen()
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        );
         engine.import(&who, project, reader, &options, &mut |_| {})
     })
     .await;
     match result {
-        Ok(r) => back(format!("imported={}&duplicates={}&skipped={}", r.imported, r.duplicates, r.skipped_duplicates)),
+        Ok(r) => back(format!(
+            "imported={}&duplicates={}&skipped={}",
+            r.imported, r.duplicates, r.skipped_duplicates
+        )),
         Err(e) => back(format!("import_error={}", encode(&e.message))),
     }
 }
@@ -99,7 +132,12 @@ pub struct ExportQuery {
 }
 
 /// `GET /projects/{id}/export?format=jsonl|csv`: a download for signed-in reviewers and admins.
-pub async fn export(State(state): State<AppState>, Path(id): Path<u64>, Query(q): Query<ExportQuery>, headers: http::HeaderMap) -> Response {
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+    Query(q): Query<ExportQuery>,
+    headers: http::HeaderMap,
+) -> Response {
     let who = match session_principal(&state, &headers).await {
         Ok(Some(who)) => who,
         Ok(None) => return Redirect::to("/login").into_response(),
@@ -112,7 +150,10 @@ pub async fn export(State(state): State<AppState>, Path(id): Path<u64>, Query(q)
     };
     let engine = state.engine().clone();
     let project = ProjectId(id);
-    let check = { let (e, w) = (engine.clone(), who.clone()); blocking(move || e.authorize(&w, project, Role::Reviewer)).await };
+    let check = {
+        let (e, w) = (engine.clone(), who.clone());
+        blocking(move || e.authorize(&w, project, Role::Reviewer)).await
+    };
     if let Err(e) = check {
         return e.into_response();
     }

@@ -16,7 +16,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let annotators = args.first().copied().unwrap_or(100);
     let each = args.get(1).copied().unwrap_or(50);
     let server = TestServer::start().await;
@@ -25,13 +28,32 @@ async fn main() -> anyhow::Result<()> {
     let spec = ProjectSpec {
         name: "latency".into(),
         task: TaskKind::Classification,
-        labels: ["pos", "neg"].iter().map(|n| Label { name: n.to_string(), description: None, colour: String::new(), hotkey: None }).collect(),
+        labels: ["pos", "neg"]
+            .iter()
+            .map(|n| Label {
+                name: n.to_string(),
+                description: None,
+                colour: String::new(),
+                hotkey: None,
+            })
+            .collect(),
         guidelines: String::new(),
         settings: ProjectSettings::default(),
     };
     let project = engine.create_project(&local, spec)?;
-    let text: String = (0..annotators * each).map(|i| format!("item {i}\n")).collect();
-    engine.import(&local, project, text.as_bytes(), &ImportOptions { format: ImportFormat::Text, ..Default::default() }, &mut |_| {})?;
+    let text: String = (0..annotators * each)
+        .map(|i| format!("item {i}\n"))
+        .collect();
+    engine.import(
+        &local,
+        project,
+        text.as_bytes(),
+        &ImportOptions {
+            format: ImportFormat::Text,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )?;
     let mut tokens = Vec::new();
     for a in 0..annotators {
         let name = format!("annotator{a}");
@@ -75,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     let wall = started.elapsed();
     all.sort();
     let summary = engine.project_summary(&local, project)?;
-    anyhow::ensure!(summary.done as usize == annotators * each, "expected every item stored once");
+    anyhow::ensure!(
+        summary.done as usize == annotators * each,
+        "expected every item stored once"
+    );
     println!("| annotators | submits | p50 ms | p90 ms | p99 ms | max ms | submits/s |");
     println!("|---|---|---|---|---|---|---|");
     println!(

@@ -31,11 +31,17 @@ impl TestServer {
         let engine = Engine::open(path).expect("open engine");
         let admin = match engine.principal_by_name("admin") {
             Ok(p) => p,
-            Err(_) => engine.bootstrap_admin("admin", "admin-password").expect("bootstrap admin"),
+            Err(_) => engine
+                .bootstrap_admin("admin", "admin-password")
+                .expect("bootstrap admin"),
         };
-        let admin_token = engine.create_api_token_locally(admin.id, "tests").expect("token");
+        let admin_token = engine
+            .create_api_token_locally(admin.id, "tests")
+            .expect("token");
         let state = AppState::new(engine.clone(), false, 64 * 1024 * 1024);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -45,7 +51,15 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        TestServer { base, engine, admin, admin_token, stop: Some(stop), handle: Some(handle), _dir: None }
+        TestServer {
+            base,
+            engine,
+            admin,
+            admin_token,
+            stop: Some(stop),
+            handle: Some(handle),
+            _dir: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,7 +5,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 async fn create_project(s: &TestServer, token: &str, name: &str) -> u64 {
@@ -63,16 +66,33 @@ async fn health_and_authentication() {
     let s = TestServer::start().await;
     let r = client().get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = client().get(s.url("/api/v1/projects")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/api/v1/projects"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("bearer token"));
-    let r = client().get(s.url("/api/v1/projects")).bearer_auth("cct_forged").send().await.unwrap();
+    let r = client()
+        .get(s.url("/api/v1/projects"))
+        .bearer_auth("cct_forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = client().get(s.url("/api/v1/nope")).bearer_auth(&s.admin_token).send().await.unwrap();
+    let r = client()
+        .get(s.url("/api/v1/nope"))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "no such endpoint");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "no such endpoint"
+    );
     s.stop().await;
 }
 
@@ -85,41 +105,110 @@ async fn the_annotation_loop_over_http() {
     assert_eq!(r.json::<Value>().await.unwrap()["imported"], 2);
     let ann = annotator(&s, "ann", p).await;
 
-    let next: Value = client().get(s.url(&format!("/api/v1/projects/{p}/next"))).bearer_auth(&ann).send().await.unwrap().json().await.unwrap();
+    let next: Value = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/next")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(next["id"], "m1");
     assert_eq!(next["meta"]["sender"], "x@y");
     let submit = |item: &'static str, label: &'static str| {
-        let (url, ann) = (s.url(&format!("/api/v1/projects/{p}/annotations")), ann.clone());
+        let (url, ann) = (
+            s.url(&format!("/api/v1/projects/{p}/annotations")),
+            ann.clone(),
+        );
         async move {
-            let r = client().post(url).bearer_auth(ann).json(&json!({"item_id": item, "labels": [label], "time_spent_ms": 900})).send().await.unwrap();
+            let r = client()
+                .post(url)
+                .bearer_auth(ann)
+                .json(&json!({"item_id": item, "labels": [label], "time_spent_ms": 900}))
+                .send()
+                .await
+                .unwrap();
             (r.status(), r.json::<Value>().await.unwrap())
         }
     };
-    assert_eq!(submit("m1", "spam").await, (StatusCode::OK, json!({"outcome": "created"})));
-    assert_eq!(submit("m1", "spam").await, (StatusCode::OK, json!({"outcome": "unchanged"})));
+    assert_eq!(
+        submit("m1", "spam").await,
+        (StatusCode::OK, json!({"outcome": "created"}))
+    );
+    assert_eq!(
+        submit("m1", "spam").await,
+        (StatusCode::OK, json!({"outcome": "unchanged"}))
+    );
     let (status, body) = submit("m1", "eggs").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"].as_str().unwrap().contains("\"eggs\""), "{body}");
-    let next: Value = client().get(s.url(&format!("/api/v1/projects/{p}/next"))).bearer_auth(&ann).send().await.unwrap().json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("\"eggs\""),
+        "{body}"
+    );
+    let next: Value = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/next")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(next["id"], "2");
     submit("2", "ham").await;
-    let r = client().get(s.url(&format!("/api/v1/projects/{p}/next"))).bearer_auth(&ann).send().await.unwrap();
+    let r = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/next")))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
-    let export = client().get(s.url(&format!("/api/v1/projects/{p}/export?format=jsonl"))).bearer_auth(&s.admin_token).send().await.unwrap();
+    let export = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/export?format=jsonl")))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(export.status(), StatusCode::OK);
     assert_eq!(export.headers()["content-type"], "application/x-ndjson");
     let text = export.text().await.unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["annotations"][0]["annotator"], "ann");
     assert_eq!(lines[0]["annotations"][0]["labels"], json!(["spam"]));
-    assert_eq!(lines[0]["aggregate"], json!({"status": "agreed", "labels": ["spam"]}));
+    assert_eq!(
+        lines[0]["aggregate"],
+        json!({"status": "agreed", "labels": ["spam"]})
+    );
     assert_eq!(lines[1]["gold"], "ham");
-    let csv = client().get(s.url(&format!("/api/v1/projects/{p}/export?format=csv"))).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap();
-    assert!(csv.starts_with("id,text,gold,meta,ann:ann,aggregate,aggregate_status\n"), "{csv}");
+    let csv = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/export?format=csv")))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("id,text,gold,meta,ann:ann,aggregate,aggregate_status\n"),
+        "{csv}"
+    );
 
-    let projects: Value = client().get(s.url("/api/v1/projects")).bearer_auth(&ann).send().await.unwrap().json().await.unwrap();
+    let projects: Value = client()
+        .get(s.url("/api/v1/projects"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(projects[0]["done"], 2);
     assert_eq!(projects[0]["mine"], 2);
     s.stop().await;
@@ -131,14 +220,43 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
     let p = create_project(&s, &s.admin_token, "Mail").await;
     let r = import(&s, &s.admin_token, p, "{\"text\":\"ok\"}\n{\"text\": 5}\n").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "line 2: field \"text\" is not a string");
-    let r = import(&s, &s.admin_token, p, "{\"text\":\"ok\",\"gold\":\"eggs\"}\n").await;
-    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().starts_with("line 1: gold label"));
-    let project: Value = client().get(s.url(&format!("/api/v1/projects/{p}"))).bearer_auth(&s.admin_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "line 2: field \"text\" is not a string"
+    );
+    let r = import(
+        &s,
+        &s.admin_token,
+        p,
+        "{\"text\":\"ok\",\"gold\":\"eggs\"}\n",
+    )
+    .await;
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("line 1: gold label"));
+    let project: Value = client()
+        .get(s.url(&format!("/api/v1/projects/{p}")))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(project["total"], 0);
-    let r = client().post(s.url("/api/v1/projects")).bearer_auth(&s.admin_token).body("{not json").send().await.unwrap();
+    let r = client()
+        .post(s.url("/api/v1/projects"))
+        .bearer_auth(&s.admin_token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.json::<Value>().await.unwrap()["error"].as_str().unwrap().starts_with("invalid request body"));
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid request body"));
     let r = client()
         .post(s.url("/api/v1/projects"))
         .bearer_auth(&s.admin_token)
@@ -154,7 +272,10 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "a project needs at least one label");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "a project needs at least one label"
+    );
     s.stop().await;
 }
 
@@ -199,7 +320,14 @@ async fn annotators_are_refused_outside_their_projects() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint() {
     let s = TestServer::start().await;
-    let doc: Value = client().get(s.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = client()
+        .get(s.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
@@ -210,15 +338,26 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/projects/{id}/annotations", "post"),
         ("/projects/{id}/export", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
     }
     // And every documented operation is served (not the API's 404 fallback).
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             let url = s.url(&format!("/api/v1{}", path.replace("{id}", "999")));
-            let r = client().request(method.to_uppercase().parse().unwrap(), url).bearer_auth(&s.admin_token).send().await.unwrap();
+            let r = client()
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .bearer_auth(&s.admin_token)
+                .send()
+                .await
+                .unwrap();
             let body = r.text().await.unwrap();
-            assert!(!body.contains("no such endpoint"), "{method} {path} is documented but not routed");
+            assert!(
+                !body.contains("no such endpoint"),
+                "{method} {path} is documented but not routed"
+            );
         }
     }
     s.stop().await;
@@ -227,13 +366,33 @@ async fn the_openapi_document_describes_every_endpoint() {
 #[tokio::test]
 async fn pages_render_on_the_server_and_demand_a_session() {
     let s = TestServer::start().await;
-    let r = client().get(s.url("/")).header("accept", "text/html").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FOUND, "the project list needs a session");
+    let r = client()
+        .get(s.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FOUND,
+        "the project list needs a session"
+    );
     assert_eq!(r.headers()["location"], "/login");
-    let html = client().get(s.url("/login")).send().await.unwrap().text().await.unwrap();
+    let html = client()
+        .get(s.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains("Sign in to Concord"));
     assert!(html.contains("/pkg/concord.js"), "hydration script missing");
-    let r = client().get(s.url("/projects/1/export")).send().await.unwrap();
+    let r = client()
+        .get(s.url("/projects/1/export"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/login");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     s.stop().await;
@@ -247,19 +406,28 @@ async fn the_browser_import_form_and_export_download_use_the_session() {
     let cookie = format!("concord_session={secret}");
     let form = |body: &'static str, name: &'static str| {
         reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(body.as_bytes()).file_name(name))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(body.as_bytes()).file_name(name),
+            )
             .text("format", "auto")
             .text("text_field", "text")
     };
     let r = client()
         .post(s.url(&format!("/projects/{p}/import")))
         .header("cookie", &cookie)
-        .multipart(form("text\nhello <b>there</b>\n\"quoted, text\"\n", "items.csv"))
+        .multipart(form(
+            "text\nhello <b>there</b>\n\"quoted, text\"\n",
+            "items.csv",
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], format!("/projects/{p}?imported=2&duplicates=0&skipped=0"));
+    assert_eq!(
+        r.headers()["location"],
+        format!("/projects/{p}?imported=2&duplicates=0&skipped=0")
+    );
     let r = client()
         .post(s.url(&format!("/projects/{p}/import")))
         .header("cookie", &cookie)
@@ -268,15 +436,28 @@ async fn the_browser_import_form_and_export_download_use_the_session() {
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.contains("import_error=line%202%3A%20no%20%22text%22%20field"), "{location}");
-    let r = client().get(s.url(&format!("/projects/{p}/export?format=csv"))).header("cookie", &cookie).send().await.unwrap();
+    assert!(
+        location.contains("import_error=line%202%3A%20no%20%22text%22%20field"),
+        "{location}"
+    );
+    let r = client()
+        .get(s.url(&format!("/projects/{p}/export?format=csv")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let csv = r.text().await.unwrap();
     assert!(csv.contains("hello <b>there</b>"));
     assert!(csv.contains("\"quoted, text\""));
     assert_eq!(csv.lines().count(), 3);
     // Without a session the form does nothing.
-    let r = client().post(s.url(&format!("/projects/{p}/import"))).multipart(form("x\n", "a.txt")).send().await.unwrap();
+    let r = client()
+        .post(s.url(&format!("/projects/{p}/import")))
+        .multipart(form("x\n", "a.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/login");
     s.stop().await;
 }
@@ -297,7 +478,15 @@ async fn annotations_survive_a_restart() {
     assert_eq!(r.status(), StatusCode::OK);
     s.stop().await;
     let s = TestServer::start_in(dir.path()).await;
-    let text = client().get(s.url(&format!("/api/v1/projects/{p}/export"))).bearer_auth(&s.admin_token).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(s.url(&format!("/api/v1/projects/{p}/export")))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("\"labels\":[\"ham\"]"), "{text}");
     s.stop().await;
 }

@@ -34,12 +34,17 @@ fn main() -> Result<()> {
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -48,7 +53,9 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn rustup_has_wasm_target() -> bool {
@@ -99,10 +106,22 @@ fn build_wasm(root: &Path, release: bool) -> Result<PathBuf> {
     }
     cmd.current_dir(root)
         .env("RUSTFLAGS", "--cfg getrandom_backend=\"wasm_js\"")
-        .args(["-p", "concord-frontend", "--lib", "--target", TARGET, "--profile", profile]);
+        .args([
+            "-p",
+            "concord-frontend",
+            "--lib",
+            "--target",
+            TARGET,
+            "--profile",
+            profile,
+        ]);
     run(&mut cmd)?;
     let dir = if profile == "dev" { "debug" } else { profile };
-    Ok(root.join("target").join(TARGET).join(dir).join("concord_frontend.wasm"))
+    Ok(root
+        .join("target")
+        .join(TARGET)
+        .join(dir)
+        .join("concord_frontend.wasm"))
 }
 
 fn build_site(root: &Path, release: bool) -> Result<()> {
@@ -120,14 +139,24 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         );
     }
     run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME, "--out-dir"])
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            OUTPUT_NAME,
+            "--out-dir",
+        ])
         .arg(&pkg)
         .arg(&wasm))?;
 
     if release {
         let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
         if !wasm_opt.exists() {
-            bail!("wasm-opt not found at {}: run `npm ci` in end2end/ (scripts/setup.sh does)", wasm_opt.display());
+            bail!(
+                "wasm-opt not found at {}: run `npm ci` in end2end/ (scripts/setup.sh does)",
+                wasm_opt.display()
+            );
         }
         let bundle = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
         run(Command::new(&wasm_opt)
@@ -145,7 +174,8 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             .arg(&bundle))?;
     }
 
-    std::fs::copy(root.join("style/concord.css"), site.join("style.css")).context("copying style/concord.css")?;
+    std::fs::copy(root.join("style/concord.css"), site.join("style.css"))
+        .context("copying style/concord.css")?;
     for entry in std::fs::read_dir(root.join("public")).context("reading public/")? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
@@ -154,19 +184,26 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     }
     // rust-embed reads the folder when assets.rs compiles: make the next server build notice.
     let assets = root.join("server/src/assets.rs");
-    std::fs::File::options().write(true).open(&assets)?.set_modified(std::time::SystemTime::now())?;
+    std::fs::File::options()
+        .write(true)
+        .open(&assets)?
+        .set_modified(std::time::SystemTime::now())?;
     eprintln!("xtask: site ready in {}", site.display());
     Ok(())
 }
 
 fn build_server(root: &Path, release: bool) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root).args(["build", "-p", "concord", "--bin", "concord"]);
+    cmd.current_dir(root)
+        .args(["build", "-p", "concord", "--bin", "concord"]);
     if release {
         cmd.arg("--release");
     }
     run(&mut cmd)?;
     let dir = if release { "release" } else { "debug" };
-    eprintln!("xtask: binary at {}", root.join("target").join(dir).join("concord").display());
+    eprintln!(
+        "xtask: binary at {}",
+        root.join("target").join(dir).join("concord").display()
+    );
     Ok(())
 }

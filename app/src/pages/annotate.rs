@@ -18,7 +18,13 @@ const RECENT: usize = 16;
 #[component]
 pub fn AnnotatePage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let project = Resource::new(id, get_project);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -73,10 +79,14 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         }
         draining.set_value(true);
         spawn_local(async move {
-            while let Some((id, chosen, spent)) = outbox.try_update_value(|q| q.pop_front()).flatten() {
+            while let Some((id, chosen, spent)) =
+                outbox.try_update_value(|q| q.pop_front()).flatten()
+            {
                 match submit_annotation(pid, id.clone(), chosen, spent).await {
                     Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
-                    Err(e) => error.set(Some(format!("Item {id} was not saved: {}", error_text(&e)))),
+                    Err(e) => {
+                        error.set(Some(format!("Item {id} was not saved: {}", error_text(&e))))
+                    }
                 }
                 pending.update(|n| *n -= 1);
             }
@@ -85,7 +95,11 @@ fn Annotator(project: ProjectView) -> impl IntoView {
     };
 
     let show = move |item: Option<ItemView>| {
-        selected.set(item.as_ref().and_then(|i| i.mine.clone()).unwrap_or_default());
+        selected.set(
+            item.as_ref()
+                .and_then(|i| i.mine.clone())
+                .unwrap_or_default(),
+        );
         finished.set(item.is_none());
         current.set(item);
         shown_at.set(now_ms());
@@ -136,7 +150,9 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         });
     };
     let submit = move || {
-        let Some(item) = current.get_untracked() else { return };
+        let Some(item) = current.get_untracked() else {
+            return;
+        };
         let chosen = selected.get_untracked();
         if !multi && chosen.len() != 1 {
             error.set(Some("Pick a label first: press its key.".into()));
@@ -155,7 +171,9 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         advance();
     };
     let skip = move || {
-        let Some(item) = current.get_untracked() else { return };
+        let Some(item) = current.get_untracked() else {
+            return;
+        };
         error.set(None);
         remember(item.id.clone());
         pending.update(|n| *n += 1);
@@ -168,7 +186,9 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         advance();
     };
     let back = move || {
-        let Some(previous) = history.try_update(Vec::pop).flatten() else { return };
+        let Some(previous) = history.try_update(Vec::pop).flatten() else {
+            return;
+        };
         if let Some(shown) = current.get_untracked() {
             prefetched.set(Some(shown));
         }
@@ -220,43 +240,50 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         #[cfg(feature = "hydrate")]
         {
             use wasm_bindgen::JsCast;
-            let handle = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
-                if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
-                    return;
-                }
-                let typing = ev
-                    .target()
-                    .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-                    .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
-                if typing {
-                    return;
-                }
-                let key = ev.key();
-                match key.as_str() {
-                    "Enter" => {
-                        ev.prevent_default();
-                        submit();
+            let handle =
+                window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+                    if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                        return;
                     }
-                    " " => {
-                        ev.prevent_default();
-                        skip();
+                    let typing = ev
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+                        .is_some_and(|el| {
+                            matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                        });
+                    if typing {
+                        return;
                     }
-                    "Backspace" => {
-                        ev.prevent_default();
-                        back();
-                    }
-                    "?" => show_guidelines.update(|g| *g = !*g),
-                    "Escape" => show_guidelines.set(false),
-                    other => {
-                        let other = other.to_lowercase();
-                        let hit = labels.with_value(|ls| ls.iter().find(|l| l.hotkey.as_deref() == Some(other.as_str())).map(|l| l.name.clone()));
-                        if let Some(name) = hit {
+                    let key = ev.key();
+                    match key.as_str() {
+                        "Enter" => {
                             ev.prevent_default();
-                            pick(name);
+                            submit();
+                        }
+                        " " => {
+                            ev.prevent_default();
+                            skip();
+                        }
+                        "Backspace" => {
+                            ev.prevent_default();
+                            back();
+                        }
+                        "?" => show_guidelines.update(|g| *g = !*g),
+                        "Escape" => show_guidelines.set(false),
+                        other => {
+                            let other = other.to_lowercase();
+                            let hit = labels.with_value(|ls| {
+                                ls.iter()
+                                    .find(|l| l.hotkey.as_deref() == Some(other.as_str()))
+                                    .map(|l| l.name.clone())
+                            });
+                            if let Some(name) = hit {
+                                ev.prevent_default();
+                                pick(name);
+                            }
                         }
                     }
-                }
-            });
+                });
             on_cleanup(move || handle.remove());
         }
     });

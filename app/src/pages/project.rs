@@ -9,7 +9,13 @@ use crate::wire::ProjectView;
 #[component]
 pub fn ProjectPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let me = Resource::new(|| (), |_| current_user());
     let project = Resource::new(id, get_project);
     view! {
@@ -42,7 +48,7 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
     let is_admin = project.role == Role::Admin;
     let is_reviewer = project.role >= Role::Reviewer;
     let id = project.id;
-    let percent = if project.total == 0 { 0 } else { project.done * 100 / project.total };
+    let percent = project.percent_done();
     view! {
         <main class="page">
             <h1 data-testid="project-name">{project.name.clone()}</h1>

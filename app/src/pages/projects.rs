@@ -46,7 +46,7 @@ fn Projects(user: UserView) -> impl IntoView {
 
 #[component]
 fn ProjectRow(project: ProjectView) -> impl IntoView {
-    let percent = if project.total == 0 { 0 } else { project.done * 100 / project.total };
+    let percent = project.percent_done();
     view! {
         <li class="project-row">
             <a href=format!("/projects/{}", project.id)>{project.name.clone()}</a>

@@ -17,11 +17,20 @@ pub enum Aggregate {
 
 /// Aggregates several annotators' label lists. `schema_order` orders tied and multi-label
 /// results so the outcome does not depend on annotator order.
-pub fn aggregate_labels(task: TaskKind, answers: &[&[String]], schema_order: &[String]) -> Aggregate {
+pub fn aggregate_labels(
+    task: TaskKind,
+    answers: &[&[String]],
+    schema_order: &[String],
+) -> Aggregate {
     if answers.is_empty() {
         return Aggregate::None;
     }
-    let position = |l: &String| schema_order.iter().position(|s| s == l).unwrap_or(usize::MAX);
+    let position = |l: &String| {
+        schema_order
+            .iter()
+            .position(|s| s == l)
+            .unwrap_or(usize::MAX)
+    };
     let mut counts: Vec<(&String, usize)> = Vec::new();
     for answer in answers {
         for label in answer.iter() {
@@ -37,8 +46,11 @@ pub fn aggregate_labels(task: TaskKind, answers: &[&[String]], schema_order: &[S
             let Some(top) = counts.iter().map(|(_, n)| *n).max() else {
                 return Aggregate::None;
             };
-            let best: Vec<String> =
-                counts.iter().filter(|(_, n)| *n == top).map(|(l, _)| (*l).clone()).collect();
+            let best: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| *n == top)
+                .map(|(l, _)| (*l).clone())
+                .collect();
             if best.len() == 1 {
                 Aggregate::Agreed { labels: best }
             } else {
@@ -60,11 +72,17 @@ mod tests {
     use super::*;
 
     fn check(task: TaskKind, answers: &[&[&str]], want: Aggregate) {
-        let owned: Vec<Vec<String>> =
-            answers.iter().map(|a| a.iter().map(|s| s.to_string()).collect()).collect();
+        let owned: Vec<Vec<String>> = answers
+            .iter()
+            .map(|a| a.iter().map(|s| s.to_string()).collect())
+            .collect();
         let refs: Vec<&[String]> = owned.iter().map(Vec::as_slice).collect();
         let schema: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(aggregate_labels(task, &refs, &schema), want, "answers {answers:?}");
+        assert_eq!(
+            aggregate_labels(task, &refs, &schema),
+            want,
+            "answers {answers:?}"
+        );
     }
 
     fn labels(l: &[&str]) -> Vec<String> {
@@ -75,10 +93,38 @@ mod tests {
     fn majority_ties_and_multilabel() {
         use TaskKind::*;
         check(Classification, &[], Aggregate::None);
-        check(Classification, &[&["b"]], Aggregate::Agreed { labels: labels(&["b"]) });
-        check(Classification, &[&["b"], &["a"], &["b"]], Aggregate::Agreed { labels: labels(&["b"]) });
-        check(Classification, &[&["c"], &["a"]], Aggregate::Tie { labels: labels(&["a", "c"]) });
-        check(Multilabel, &[&["a", "b"], &["b"], &["c", "b"]], Aggregate::Agreed { labels: labels(&["b"]) });
-        check(Multilabel, &[&["a"], &[]], Aggregate::Agreed { labels: vec![] });
+        check(
+            Classification,
+            &[&["b"]],
+            Aggregate::Agreed {
+                labels: labels(&["b"]),
+            },
+        );
+        check(
+            Classification,
+            &[&["b"], &["a"], &["b"]],
+            Aggregate::Agreed {
+                labels: labels(&["b"]),
+            },
+        );
+        check(
+            Classification,
+            &[&["c"], &["a"]],
+            Aggregate::Tie {
+                labels: labels(&["a", "c"]),
+            },
+        );
+        check(
+            Multilabel,
+            &[&["a", "b"], &["b"], &["c", "b"]],
+            Aggregate::Agreed {
+                labels: labels(&["b"]),
+            },
+        );
+        check(
+            Multilabel,
+            &[&["a"], &[]],
+            Aggregate::Agreed { labels: vec![] },
+        );
     }
 }

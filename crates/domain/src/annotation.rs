@@ -33,30 +33,45 @@ pub struct AnnotationValue {
 
 impl AnnotationValue {
     pub fn labels<I: IntoIterator<Item = S>, S: Into<String>>(labels: I) -> Self {
-        AnnotationValue { labels: labels.into_iter().map(Into::into).collect(), ..Default::default() }
+        AnnotationValue {
+            labels: labels.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
     }
 
     /// Checks the value against the project's schema and puts multi-label answers in schema
     /// order, so equal answers compare equal.
     pub fn validate(mut self, spec: &ProjectSpec) -> Result<Self, DomainError> {
         if !self.spans.is_empty() {
-            return Err(DomainError::WrongValueKind { kind: "span", task: spec.task.as_str() });
+            return Err(DomainError::WrongValueKind {
+                kind: "span",
+                task: spec.task.as_str(),
+            });
         }
         if !self.relations.is_empty() {
-            return Err(DomainError::WrongValueKind { kind: "relation", task: spec.task.as_str() });
+            return Err(DomainError::WrongValueKind {
+                kind: "relation",
+                task: spec.task.as_str(),
+            });
         }
         let mut seen = std::collections::HashSet::new();
         for label in &self.labels {
             if spec.label(label).is_none() {
-                return Err(DomainError::UnknownLabel { label: label.clone() });
+                return Err(DomainError::UnknownLabel {
+                    label: label.clone(),
+                });
             }
             if !seen.insert(label.as_str()) {
-                return Err(DomainError::RepeatedLabel { label: label.clone() });
+                return Err(DomainError::RepeatedLabel {
+                    label: label.clone(),
+                });
             }
         }
         match spec.task {
             TaskKind::Classification if self.labels.len() != 1 => {
-                return Err(DomainError::NotExactlyOneLabel { count: self.labels.len() })
+                return Err(DomainError::NotExactlyOneLabel {
+                    count: self.labels.len(),
+                })
             }
             TaskKind::Classification => {}
             TaskKind::Multilabel => {
@@ -74,8 +89,12 @@ impl AnnotationValue {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AnnotationSource {
     Human,
-    ModelAccepted { model_version: u64 },
-    ModelCorrected { model_version: u64 },
+    ModelAccepted {
+        model_version: u64,
+    },
+    ModelCorrected {
+        model_version: u64,
+    },
     /// Imported as the item's gold label.
     Import,
 }
@@ -91,7 +110,12 @@ mod tests {
             task,
             labels: ["pos", "neg", "neu"]
                 .iter()
-                .map(|n| Label { name: n.to_string(), description: None, colour: String::new(), hotkey: None })
+                .map(|n| Label {
+                    name: n.to_string(),
+                    description: None,
+                    colour: String::new(),
+                    hotkey: None,
+                })
                 .collect(),
             guidelines: String::new(),
             settings: ProjectSettings::default(),
@@ -103,22 +127,32 @@ mod tests {
         let p = project(TaskKind::Classification);
         assert!(AnnotationValue::labels(["pos"]).validate(&p).is_ok());
         assert_eq!(
-            AnnotationValue::labels(["pos", "neg"]).validate(&p).unwrap_err(),
+            AnnotationValue::labels(["pos", "neg"])
+                .validate(&p)
+                .unwrap_err(),
             DomainError::NotExactlyOneLabel { count: 2 }
         );
         assert_eq!(
             AnnotationValue::labels(["spam"]).validate(&p).unwrap_err(),
-            DomainError::UnknownLabel { label: "spam".into() }
+            DomainError::UnknownLabel {
+                label: "spam".into()
+            }
         );
     }
 
     #[test]
     fn multilabel_is_sorted_into_schema_order() {
         let p = project(TaskKind::Multilabel);
-        let v = AnnotationValue::labels(["neu", "pos"]).validate(&p).unwrap();
+        let v = AnnotationValue::labels(["neu", "pos"])
+            .validate(&p)
+            .unwrap();
         assert_eq!(v.labels, ["pos", "neu"]);
-        assert!(AnnotationValue::labels(Vec::<String>::new()).validate(&p).is_ok());
-        assert!(AnnotationValue::labels(["pos", "pos"]).validate(&p).is_err());
+        assert!(AnnotationValue::labels(Vec::<String>::new())
+            .validate(&p)
+            .is_ok());
+        assert!(AnnotationValue::labels(["pos", "pos"])
+            .validate(&p)
+            .is_err());
     }
 
     #[test]

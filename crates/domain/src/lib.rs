@@ -78,5 +78,8 @@ pub enum DomainError {
     #[error("label {label:?} is given twice")]
     RepeatedLabel { label: String },
     #[error("{kind} annotations are not supported by a {task} project")]
-    WrongValueKind { kind: &'static str, task: &'static str },
+    WrongValueKind {
+        kind: &'static str,
+        task: &'static str,
+    },
 }

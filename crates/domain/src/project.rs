@@ -129,7 +129,9 @@ impl ProjectSpec {
             return Err(DomainError::EmptyProjectName);
         }
         if self.name.chars().count() > MAX_PROJECT_NAME {
-            return Err(DomainError::ProjectNameTooLong { max: MAX_PROJECT_NAME });
+            return Err(DomainError::ProjectNameTooLong {
+                max: MAX_PROJECT_NAME,
+            });
         }
         if self.labels.is_empty() {
             return Err(DomainError::NoLabels);
@@ -138,7 +140,9 @@ impl ProjectSpec {
             return Err(DomainError::TooManyLabels { max: MAX_LABELS });
         }
         if self.guidelines.len() > MAX_GUIDELINES {
-            return Err(DomainError::GuidelinesTooLong { max: MAX_GUIDELINES });
+            return Err(DomainError::GuidelinesTooLong {
+                max: MAX_GUIDELINES,
+            });
         }
         if self.settings.overlap == 0 || self.settings.overlap > MAX_OVERLAP {
             return Err(DomainError::BadOverlap { max: MAX_OVERLAP });
@@ -157,10 +161,14 @@ impl ProjectSpec {
                 });
             }
             if label.name.contains('|') {
-                return Err(DomainError::LabelNameChar { name: label.name.clone() });
+                return Err(DomainError::LabelNameChar {
+                    name: label.name.clone(),
+                });
             }
             if !names.insert(label.name.clone()) {
-                return Err(DomainError::DuplicateLabel { name: label.name.clone() });
+                return Err(DomainError::DuplicateLabel {
+                    name: label.name.clone(),
+                });
             }
             label.description = label
                 .description
@@ -169,12 +177,19 @@ impl ProjectSpec {
                 .filter(|d| !d.is_empty());
             if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
                 if RESERVED_KEYS.contains(&key.as_str()) {
-                    return Err(DomainError::ReservedHotkey { key, label: label.name.clone() });
+                    return Err(DomainError::ReservedHotkey {
+                        key,
+                        label: label.name.clone(),
+                    });
                 }
                 let mut chars = key.chars();
-                let single = matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
+                let single =
+                    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
                 if !single {
-                    return Err(DomainError::BadHotkey { key, label: label.name.clone() });
+                    return Err(DomainError::BadHotkey {
+                        key,
+                        label: label.name.clone(),
+                    });
                 }
                 let key = key.to_lowercase();
                 if !keys.insert(key.clone()) {
@@ -191,7 +206,10 @@ impl ProjectSpec {
                 });
             }
         }
-        let mut free = AUTO_HOTKEYS.chars().map(String::from).filter(|k| !keys.contains(k));
+        let mut free = AUTO_HOTKEYS
+            .chars()
+            .map(String::from)
+            .filter(|k| !keys.contains(k));
         for label in &mut self.labels {
             if label.hotkey.is_none() {
                 label.hotkey = free.next();
@@ -248,13 +266,28 @@ mod tests {
             assert_eq!(spec(labels).normalize().unwrap_err(), want);
         };
         check(&[], DomainError::NoLabels);
-        check(&[("a", None), ("a", None)], DomainError::DuplicateLabel { name: "a".into() });
-        check(&[("a", Some("1")), ("b", Some("1"))], DomainError::DuplicateHotkey { key: "1".into() });
+        check(
+            &[("a", None), ("a", None)],
+            DomainError::DuplicateLabel { name: "a".into() },
+        );
+        check(
+            &[("a", Some("1")), ("b", Some("1"))],
+            DomainError::DuplicateHotkey { key: "1".into() },
+        );
         check(
             &[("a", Some("?"))],
-            DomainError::ReservedHotkey { key: "?".into(), label: "a".into() },
+            DomainError::ReservedHotkey {
+                key: "?".into(),
+                label: "a".into(),
+            },
         );
-        check(&[("a", Some("ab"))], DomainError::BadHotkey { key: "ab".into(), label: "a".into() });
+        check(
+            &[("a", Some("ab"))],
+            DomainError::BadHotkey {
+                key: "ab".into(),
+                label: "a".into(),
+            },
+        );
         check(&[(" ", None)], DomainError::EmptyLabelName { index: 1 });
     }
 }

@@ -1,7 +1,9 @@
 //! Accounts, passwords (argon2id), browser sessions and API tokens. Secrets are random
 //! 32-byte values handed out once; the store keeps only their SHA-256.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use concord_domain::UserId;
 use concord_store::{SessionRecord, TokenRecord, UserRecord};
@@ -27,7 +29,11 @@ impl Principal {
     /// The operator at the local command line (or the server seeding its demo project): whoever
     /// can open the data directory already owns all its data. Never built from an HTTP request.
     pub fn local() -> Principal {
-        Principal { id: UserId(0), name: "local".into(), is_admin: true }
+        Principal {
+            id: UserId(0),
+            name: "local".into(),
+            is_admin: true,
+        }
     }
 }
 
@@ -44,7 +50,9 @@ fn new_secret() -> String {
 fn validate_user_name(name: &str) -> Result<(), EngineError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if ok {
         Ok(())
     } else {
@@ -56,10 +64,14 @@ fn validate_user_name(name: &str) -> Result<(), EngineError> {
 
 fn hash_password(password: &str) -> Result<String, EngineError> {
     if password.chars().count() < MIN_PASSWORD {
-        return Err(EngineError::Invalid(format!("passwords need at least {MIN_PASSWORD} characters")));
+        return Err(EngineError::Invalid(format!(
+            "passwords need at least {MIN_PASSWORD} characters"
+        )));
     }
     if password.len() > MAX_PASSWORD {
-        return Err(EngineError::Invalid(format!("passwords are at most {MAX_PASSWORD} bytes")));
+        return Err(EngineError::Invalid(format!(
+            "passwords are at most {MAX_PASSWORD} bytes"
+        )));
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -70,7 +82,11 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
 
 fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -84,24 +100,42 @@ impl Engine {
     /// path cannot be replayed.
     pub fn bootstrap_admin(&self, name: &str, password: &str) -> Result<Principal, EngineError> {
         if !self.needs_setup()? {
-            return Err(EngineError::Conflict("Concord is already set up; sign in instead".into()));
+            return Err(EngineError::Conflict(
+                "Concord is already set up; sign in instead".into(),
+            ));
         }
         self.insert_user(name, password, true)
     }
 
     /// An admin creates an account.
-    pub fn create_user(&self, actor: &Principal, name: &str, password: &str, is_admin: bool) -> Result<Principal, EngineError> {
+    pub fn create_user(
+        &self,
+        actor: &Principal,
+        name: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<Principal, EngineError> {
         self.require_admin(actor)?;
         self.insert_user(name, password, is_admin)
     }
 
     /// Creates an account from the local command line (whoever can open the data directory
     /// is trusted, like a database superuser).
-    pub fn create_user_locally(&self, name: &str, password: &str, is_admin: bool) -> Result<Principal, EngineError> {
+    pub fn create_user_locally(
+        &self,
+        name: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<Principal, EngineError> {
         self.insert_user(name, password, is_admin)
     }
 
-    fn insert_user(&self, name: &str, password: &str, is_admin: bool) -> Result<Principal, EngineError> {
+    fn insert_user(
+        &self,
+        name: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<Principal, EngineError> {
         validate_user_name(name)?;
         let record = UserRecord {
             name: name.to_string(),
@@ -112,7 +146,11 @@ impl Engine {
         };
         let id = self.store().create_user(&record)?;
         tracing::info!(user = name, admin = is_admin, "account created");
-        Ok(Principal { id, name: name.to_string(), is_admin })
+        Ok(Principal {
+            id,
+            name: name.to_string(),
+            is_admin,
+        })
     }
 
     /// Checks a name and password; returns a new session secret for the cookie.
@@ -121,7 +159,8 @@ impl Engine {
         let Some((id, user)) = found.filter(|(_, u)| !u.disabled) else {
             // Same work and answer as a wrong password, so names cannot be probed.
             static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-            let dummy = DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
+            let dummy =
+                DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
             verify_password(password, dummy);
             return Err(EngineError::Unauthenticated);
         };
@@ -132,14 +171,27 @@ impl Engine {
         let now = now_ms();
         self.store().put_session(
             &secret_hash(&secret),
-            &SessionRecord { user: id, created_ms: now, expires_ms: now + SESSION_TTL_MS },
+            &SessionRecord {
+                user: id,
+                created_ms: now,
+                expires_ms: now + SESSION_TTL_MS,
+            },
         )?;
-        Ok((Principal { id, name: user.name, is_admin: user.is_admin }, secret))
+        Ok((
+            Principal {
+                id,
+                name: user.name,
+                is_admin: user.is_admin,
+            },
+            secret,
+        ))
     }
 
     /// The principal behind a session secret, if the session is valid.
     pub fn session_principal(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let Some(session) = self.store().session(&secret_hash(secret))? else { return Ok(None) };
+        let Some(session) = self.store().session(&secret_hash(secret))? else {
+            return Ok(None);
+        };
         if session.expires_ms <= now_ms() {
             return Ok(None);
         }
@@ -152,25 +204,43 @@ impl Engine {
 
     /// Creates an API token for `user` (the user themself or an admin may); returns the secret,
     /// shown once.
-    pub fn create_api_token(&self, actor: &Principal, user: UserId, name: &str) -> Result<String, EngineError> {
+    pub fn create_api_token(
+        &self,
+        actor: &Principal,
+        user: UserId,
+        name: &str,
+    ) -> Result<String, EngineError> {
         if actor.id != user && !actor.is_admin {
             return Err(EngineError::Forbidden);
         }
         self.create_api_token_locally(user, name)
     }
 
-    pub fn create_api_token_locally(&self, user: UserId, name: &str) -> Result<String, EngineError> {
+    pub fn create_api_token_locally(
+        &self,
+        user: UserId,
+        name: &str,
+    ) -> Result<String, EngineError> {
         if self.store().user(user)?.is_none() {
             return Err(EngineError::NotFound("user".into()));
         }
         let secret = format!("cct_{}", new_secret());
-        self.store().put_token(&secret_hash(&secret), &TokenRecord { user, name: name.to_string(), created_ms: now_ms() })?;
+        self.store().put_token(
+            &secret_hash(&secret),
+            &TokenRecord {
+                user,
+                name: name.to_string(),
+                created_ms: now_ms(),
+            },
+        )?;
         Ok(secret)
     }
 
     /// The principal behind an API token.
     pub fn token_principal(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let Some(token) = self.store().token(&secret_hash(secret))? else { return Ok(None) };
+        let Some(token) = self.store().token(&secret_hash(secret))? else {
+            return Ok(None);
+        };
         self.active_principal(token.user)
     }
 
@@ -179,13 +249,21 @@ impl Engine {
             .store()
             .user(id)?
             .filter(|u| !u.disabled)
-            .map(|u| Principal { id, name: u.name, is_admin: u.is_admin }))
+            .map(|u| Principal {
+                id,
+                name: u.name,
+                is_admin: u.is_admin,
+            }))
     }
 
     /// Looks an account up by name (for the CLI).
     pub fn principal_by_name(&self, name: &str) -> Result<Principal, EngineError> {
         match self.store().user_by_name(name)? {
-            Some((id, u)) => Ok(Principal { id, name: u.name, is_admin: u.is_admin }),
+            Some((id, u)) => Ok(Principal {
+                id,
+                name: u.name,
+                is_admin: u.is_admin,
+            }),
             None => Err(EngineError::NotFound(format!("user {name:?}"))),
         }
     }

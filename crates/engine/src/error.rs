@@ -50,7 +50,9 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::NotFound(what) => EngineError::NotFound(what.to_string()),
             StoreError::Exists(what) => EngineError::Conflict(format!("{what} already exists")),
-            e @ (StoreError::AlreadyOpen { .. } | StoreError::NewerSchema { .. }) => EngineError::Unavailable(e.to_string()),
+            e @ (StoreError::AlreadyOpen { .. } | StoreError::NewerSchema { .. }) => {
+                EngineError::Unavailable(e.to_string())
+            }
             e => EngineError::Internal(e.to_string()),
         }
     }

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 
-use concord_domain::{aggregate_labels, Aggregate, AnnotationValue, ProjectId, ProjectSpec, Role, TaskKind, UserId};
+use concord_domain::{
+    aggregate_labels, Aggregate, AnnotationValue, ProjectId, ProjectSpec, Role, TaskKind, UserId,
+};
 use concord_store::{AnnotationRecord, ItemRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -51,7 +53,13 @@ fn io_err(e: impl std::fmt::Display) -> EngineError {
 impl Engine {
     /// Writes the project to `out`; reviewers and admins only (the export shows every
     /// annotator's answers). Returns the number of items written.
-    pub fn export(&self, actor: &Principal, project: ProjectId, format: ExportFormat, out: &mut dyn Write) -> Result<u64, EngineError> {
+    pub fn export(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, EngineError> {
         self.export_with_progress(actor, project, format, out, &mut |_| {})
     }
 
@@ -70,55 +78,80 @@ impl Engine {
         for (id, user) in self.store().users()? {
             names.insert(id, user.name);
         }
-        let name_of = |id: UserId| names.get(&id).cloned().unwrap_or_else(|| format!("user-{}", id.0));
+        let name_of = |id: UserId| {
+            names
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("user-{}", id.0))
+        };
         let mut count = 0;
         match format {
             ExportFormat::Jsonl => {
-                self.store().for_each_item::<EngineError>(project, |_, item, anns| {
-                    let line = jsonl_line(&spec, item, anns, &name_of);
-                    serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
-                    out.write_all(b"\n").map_err(io_err)?;
-                    count += 1;
-                    if count % 10_000 == 0 {
-                        progress(count);
-                    }
-                    Ok(())
-                })?;
+                self.store()
+                    .for_each_item::<EngineError>(project, |_, item, anns| {
+                        let line = jsonl_line(&spec, item, anns, &name_of);
+                        serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
+                        out.write_all(b"\n").map_err(io_err)?;
+                        count += 1;
+                        if count % 10_000 == 0 {
+                            progress(count);
+                        }
+                        Ok(())
+                    })?;
             }
             ExportFormat::Csv => {
                 // First pass: the annotator columns.
                 let mut annotators = BTreeSet::new();
-                self.store().for_each_item::<EngineError>(project, |_, _, anns| {
-                    annotators.extend(anns.iter().map(|(u, _)| name_of(*u)));
-                    Ok(())
-                })?;
+                self.store()
+                    .for_each_item::<EngineError>(project, |_, _, anns| {
+                        annotators.extend(anns.iter().map(|(u, _)| name_of(*u)));
+                        Ok(())
+                    })?;
                 let mut writer = csv::Writer::from_writer(&mut *out);
-                let mut header = vec!["id".to_string(), "text".into(), "gold".into(), "meta".into()];
+                let mut header = vec![
+                    "id".to_string(),
+                    "text".into(),
+                    "gold".into(),
+                    "meta".into(),
+                ];
                 header.extend(annotators.iter().map(|a| format!("{ANNOTATOR_COLUMN}{a}")));
                 header.extend(["aggregate".to_string(), "aggregate_status".into()]);
                 writer.write_record(&header).map_err(io_err)?;
-                self.store().for_each_item::<EngineError>(project, |_, item, anns| {
-                    let by_name: BTreeMap<String, &AnnotationRecord> = anns.iter().map(|(u, a)| (name_of(*u), a)).collect();
-                    let aggregate = aggregate_of(&spec, &anns);
-                    let mut row = vec![
-                        item.id,
-                        item.text,
-                        item.gold.map(|g| join_labels(&g.labels)).unwrap_or_default(),
-                        if item.meta.is_empty() { String::new() } else { Value::Object(item.meta).to_string() },
-                    ];
-                    for a in &annotators {
-                        row.push(by_name.get(a).map(|r| join_labels(&r.value.labels)).unwrap_or_default());
-                    }
-                    let (status, labels) = aggregate_parts(&aggregate);
-                    row.push(labels.join("|"));
-                    row.push(status.to_string());
-                    writer.write_record(&row).map_err(io_err)?;
-                    count += 1;
-                    if count % 10_000 == 0 {
-                        progress(count);
-                    }
-                    Ok(())
-                })?;
+                self.store()
+                    .for_each_item::<EngineError>(project, |_, item, anns| {
+                        let by_name: BTreeMap<String, &AnnotationRecord> =
+                            anns.iter().map(|(u, a)| (name_of(*u), a)).collect();
+                        let aggregate = aggregate_of(&spec, &anns);
+                        let mut row = vec![
+                            item.id,
+                            item.text,
+                            item.gold
+                                .map(|g| join_labels(&g.labels))
+                                .unwrap_or_default(),
+                            if item.meta.is_empty() {
+                                String::new()
+                            } else {
+                                Value::Object(item.meta).to_string()
+                            },
+                        ];
+                        for a in &annotators {
+                            row.push(
+                                by_name
+                                    .get(a)
+                                    .map(|r| join_labels(&r.value.labels))
+                                    .unwrap_or_default(),
+                            );
+                        }
+                        let (status, labels) = aggregate_parts(&aggregate);
+                        row.push(labels.join("|"));
+                        row.push(status.to_string());
+                        writer.write_record(&row).map_err(io_err)?;
+                        count += 1;
+                        if count % 10_000 == 0 {
+                            progress(count);
+                        }
+                        Ok(())
+                    })?;
                 writer.flush().map_err(io_err)?;
             }
         }
@@ -128,7 +161,10 @@ impl Engine {
 }
 
 fn aggregate_of(spec: &ProjectSpec, anns: &[(UserId, AnnotationRecord)]) -> Aggregate {
-    let answers: Vec<&[String]> = anns.iter().map(|(_, a)| a.value.labels.as_slice()).collect();
+    let answers: Vec<&[String]> = anns
+        .iter()
+        .map(|(_, a)| a.value.labels.as_slice())
+        .collect();
     let order: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
     aggregate_labels(spec.task, &answers, &order)
 }
@@ -148,15 +184,27 @@ fn gold_json(task: TaskKind, gold: &AnnotationValue) -> Value {
     }
 }
 
-fn jsonl_line(spec: &ProjectSpec, item: ItemRecord, anns: Vec<(UserId, AnnotationRecord)>, name_of: &dyn Fn(UserId) -> String) -> Map<String, Value> {
+fn jsonl_line(
+    spec: &ProjectSpec,
+    item: ItemRecord,
+    anns: Vec<(UserId, AnnotationRecord)>,
+    name_of: &dyn Fn(UserId) -> String,
+) -> Map<String, Value> {
     let aggregate = aggregate_of(spec, &anns);
-    let mut sorted: Vec<(String, AnnotationRecord)> = anns.into_iter().map(|(u, a)| (name_of(u), a)).collect();
+    let mut sorted: Vec<(String, AnnotationRecord)> =
+        anns.into_iter().map(|(u, a)| (name_of(u), a)).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut line = Map::new();
     line.insert("id".into(), Value::String(item.id));
     line.insert("text".into(), Value::String(item.text));
     line.insert("meta".into(), Value::Object(item.meta));
-    line.insert("gold".into(), item.gold.as_ref().map(|g| gold_json(spec.task, g)).unwrap_or(Value::Null));
+    line.insert(
+        "gold".into(),
+        item.gold
+            .as_ref()
+            .map(|g| gold_json(spec.task, g))
+            .unwrap_or(Value::Null),
+    );
     line.insert(
         "annotations".into(),
         sorted
@@ -174,6 +222,9 @@ fn jsonl_line(spec: &ProjectSpec, item: ItemRecord, anns: Vec<(UserId, Annotatio
             .collect(),
     );
     let (status, labels) = aggregate_parts(&aggregate);
-    line.insert("aggregate".into(), json!({ "status": status, "labels": labels }));
+    line.insert(
+        "aggregate".into(),
+        json!({ "status": status, "labels": labels }),
+    );
     line
 }

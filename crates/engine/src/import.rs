@@ -108,7 +108,10 @@ pub struct ImportProgress {
 }
 
 fn err(line: u64, problem: impl Into<String>) -> EngineError {
-    EngineError::Import { line, problem: problem.into() }
+    EngineError::Import {
+        line,
+        problem: problem.into(),
+    }
 }
 
 /// One parsed input line before it is checked against the project.
@@ -162,7 +165,13 @@ impl Engine {
     }
 
     /// Imports items given as values (API and UI); same rules as a file.
-    pub fn import_items(&self, actor: &Principal, project: ProjectId, items: Vec<ItemInput>, skip_duplicates: bool) -> Result<ImportReport, EngineError> {
+    pub fn import_items(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        items: Vec<ItemInput>,
+        skip_duplicates: bool,
+    ) -> Result<ImportReport, EngineError> {
         let mut jsonl = Vec::new();
         for item in items {
             let mut obj = Map::new();
@@ -176,19 +185,32 @@ impl Engine {
             if let Some(gold) = item.gold {
                 obj.insert("gold".into(), gold.into_iter().map(Value::String).collect());
             }
-            serde_json::to_writer(&mut jsonl, &obj).map_err(|e| EngineError::Internal(e.to_string()))?;
+            serde_json::to_writer(&mut jsonl, &obj)
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
             jsonl.push(b'\n');
         }
-        let options = ImportOptions { skip_duplicates, ..ImportOptions::default() };
+        let options = ImportOptions {
+            skip_duplicates,
+            ..ImportOptions::default()
+        };
         self.import(actor, project, jsonl.as_slice(), &options, &mut |_| {})
     }
 
     fn import_guard(&self, project: ProjectId) -> Result<ImportGuard<'_>, EngineError> {
-        let mut running = self.inner.imports.lock().map_err(|_| EngineError::Internal("import registry poisoned".into()))?;
+        let mut running = self
+            .inner
+            .imports
+            .lock()
+            .map_err(|_| EngineError::Internal("import registry poisoned".into()))?;
         if !running.insert(project) {
-            return Err(EngineError::Conflict("another import into this project is running".into()));
+            return Err(EngineError::Conflict(
+                "another import into this project is running".into(),
+            ));
         }
-        Ok(ImportGuard { engine: self, project })
+        Ok(ImportGuard {
+            engine: self,
+            project,
+        })
     }
 
     fn run_import(
@@ -205,16 +227,22 @@ impl Engine {
         let mut annotators: HashMap<String, UserId> = HashMap::new();
         let mut counter = ImportProgress::default();
         let now = now_ms();
-        let mut flush = |batch: &mut Vec<StagedItem>, lines: &mut Vec<u64>, report: &mut ImportReport| -> Result<(), EngineError> {
+        let mut flush = |batch: &mut Vec<StagedItem>,
+                         lines: &mut Vec<u64>,
+                         report: &mut ImportReport|
+         -> Result<(), EngineError> {
             if batch.is_empty() {
                 return Ok(());
             }
-            let outcome = self.store().stage_items(staged, batch, options.skip_duplicates).map_err(|(index, e)| {
-                match (index.and_then(|i| lines.get(i)), e) {
-                    (Some(line), concord_store::StoreError::Exists(what)) => err(*line, format!("{what} is already used by another item")),
+            let outcome = self
+                .store()
+                .stage_items(staged, batch, options.skip_duplicates)
+                .map_err(|(index, e)| match (index.and_then(|i| lines.get(i)), e) {
+                    (Some(line), concord_store::StoreError::Exists(what)) => {
+                        err(*line, format!("{what} is already used by another item"))
+                    }
                     (_, e) => EngineError::from(e),
-                }
-            })?;
+                })?;
             report.imported += outcome.inserted;
             report.duplicates += outcome.duplicate_texts.len() as u64;
             if options.skip_duplicates {
@@ -223,14 +251,19 @@ impl Engine {
             for (index, existing_id) in outcome.duplicate_texts {
                 if report.duplicate_examples.len() < REPORTED_DUPLICATES {
                     let line = lines.get(index).copied().unwrap_or_default();
-                    report.duplicate_examples.push(DuplicateText { line, existing_id });
+                    report
+                        .duplicate_examples
+                        .push(DuplicateText { line, existing_id });
                 }
             }
             batch.clear();
             lines.clear();
             Ok(())
         };
-        let mut sink = |parsed: Parsed, counter: &mut ImportProgress, report: &mut ImportReport| -> Result<(), EngineError> {
+        let mut sink = |parsed: Parsed,
+                        counter: &mut ImportProgress,
+                        report: &mut ImportReport|
+         -> Result<(), EngineError> {
             let item = self.check_item(spec, parsed, &mut annotators, now, report)?;
             lines.push(item.0);
             batch.push(item.1);
@@ -242,14 +275,31 @@ impl Engine {
             Ok(())
         };
         match options.format {
-            ImportFormat::Jsonl => read_lines(input, &mut counter, &mut report, |line, text, counter, report| {
-                let parsed = parse_json_line(line, text, options)?;
-                sink(parsed, counter, report)
-            })?,
-            ImportFormat::Text => read_lines(input, &mut counter, &mut report, |line, text, counter, report| {
-                let parsed = Parsed { line, text: text.to_string(), id: String::new(), meta: Map::new(), gold: None, annotations: vec![] };
-                sink(parsed, counter, report)
-            })?,
+            ImportFormat::Jsonl => read_lines(
+                input,
+                &mut counter,
+                &mut report,
+                |line, text, counter, report| {
+                    let parsed = parse_json_line(line, text, options)?;
+                    sink(parsed, counter, report)
+                },
+            )?,
+            ImportFormat::Text => read_lines(
+                input,
+                &mut counter,
+                &mut report,
+                |line, text, counter, report| {
+                    let parsed = Parsed {
+                        line,
+                        text: text.to_string(),
+                        id: String::new(),
+                        meta: Map::new(),
+                        gold: None,
+                        annotations: vec![],
+                    };
+                    sink(parsed, counter, report)
+                },
+            )?,
             ImportFormat::Csv => read_csv(input, options, &mut counter, &mut report, &mut sink)?,
         }
         flush(&mut batch, &mut lines, &mut report)?;
@@ -274,7 +324,12 @@ impl Engine {
             return Err(err(line, "the text is empty"));
         }
         let gold = match parsed.gold {
-            Some(labels) => Some(check_labels(spec, line, "gold label", AnnotationValue::labels(labels))?),
+            Some(labels) => Some(check_labels(
+                spec,
+                line,
+                "gold label",
+                AnnotationValue::labels(labels),
+            )?),
             None => None,
         };
         let mut annotations = Vec::with_capacity(parsed.annotations.len());
@@ -290,7 +345,12 @@ impl Engine {
                 }
             };
             let value = check_labels(spec, line, &format!("label of annotator {name:?}"), value)?;
-            let times = times.unwrap_or(AnnotationTimes { created_ms: now, updated_ms: now, time_spent_ms: 0, source: AnnotationSource::Import });
+            let times = times.unwrap_or(AnnotationTimes {
+                created_ms: now,
+                updated_ms: now,
+                time_spent_ms: 0,
+                source: AnnotationSource::Import,
+            });
             if annotations.iter().any(|(u, _)| *u == user) {
                 return Err(err(line, format!("annotator {name:?} appears twice")));
             }
@@ -306,14 +366,33 @@ impl Engine {
             ));
         }
         report.annotations += annotations.len() as u64;
-        Ok((line, StagedItem { item: ItemRecord { id: parsed.id, text: parsed.text, meta: parsed.meta, gold }, annotations }))
+        Ok((
+            line,
+            StagedItem {
+                item: ItemRecord {
+                    id: parsed.id,
+                    text: parsed.text,
+                    meta: parsed.meta,
+                    gold,
+                },
+                annotations,
+            },
+        ))
     }
 }
 
-fn check_labels(spec: &ProjectSpec, line: u64, what: &str, value: AnnotationValue) -> Result<AnnotationValue, EngineError> {
+fn check_labels(
+    spec: &ProjectSpec,
+    line: u64,
+    what: &str,
+    value: AnnotationValue,
+) -> Result<AnnotationValue, EngineError> {
     value.validate(spec).map_err(|e| {
         let allowed: Vec<&str> = spec.labels.iter().map(|l| l.name.as_str()).collect();
-        err(line, format!("{what}: {e} (labels: {})", allowed.join(", ")))
+        err(
+            line,
+            format!("{what}: {e} (labels: {})", allowed.join(", ")),
+        )
     })
 }
 
@@ -349,12 +428,22 @@ fn read_lines(
             return Ok(());
         }
         if buf.len() > MAX_LINE_BYTES {
-            return Err(err(line, format!("the line is longer than {MAX_LINE_BYTES} bytes")));
+            return Err(err(
+                line,
+                format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+            ));
         }
         counter.lines = line;
         counter.bytes += n as u64;
-        let text = std::str::from_utf8(&buf)
-            .map_err(|e| err(line, format!("not valid UTF-8 (at byte {} of the line)", e.valid_up_to() + 1)))?;
+        let text = std::str::from_utf8(&buf).map_err(|e| {
+            err(
+                line,
+                format!(
+                    "not valid UTF-8 (at byte {} of the line)",
+                    e.valid_up_to() + 1
+                ),
+            )
+        })?;
         let text = text.strip_suffix('\n').unwrap_or(text);
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.trim().is_empty() {
@@ -366,28 +455,53 @@ fn read_lines(
 }
 
 fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Parsed, EngineError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| err(line, format!("invalid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| err(line, format!("invalid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
         return Err(err(line, "expected a JSON object"));
     };
     let text = match obj.remove(&options.text_field) {
         Some(Value::String(s)) => s,
-        Some(_) => return Err(err(line, format!("field {:?} is not a string", options.text_field))),
+        Some(_) => {
+            return Err(err(
+                line,
+                format!("field {:?} is not a string", options.text_field),
+            ))
+        }
         None => return Err(err(line, format!("no {:?} field", options.text_field))),
     };
     let id = match obj.remove(&options.id_field) {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(err(line, format!("field {:?} must be a non-empty string or a number", options.id_field))),
+        Some(_) => {
+            return Err(err(
+                line,
+                format!(
+                    "field {:?} must be a non-empty string or a number",
+                    options.id_field
+                ),
+            ))
+        }
     };
     let gold = match obj.remove(&options.gold_field) {
         None | Some(Value::Null) => None,
-        Some(v) => Some(label_list(&v).ok_or_else(|| err(line, format!("field {:?} must be a label or a list of labels", options.gold_field)))?),
+        Some(v) => Some(label_list(&v).ok_or_else(|| {
+            err(
+                line,
+                format!(
+                    "field {:?} must be a label or a list of labels",
+                    options.gold_field
+                ),
+            )
+        })?),
     };
     let annotations = match obj.remove("annotations") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(list)) => list.iter().map(|a| parse_annotation(line, a)).collect::<Result<_, _>>()?,
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|a| parse_annotation(line, a))
+            .collect::<Result<_, _>>()?,
         Some(_) => return Err(err(line, "field \"annotations\" must be a list")),
     };
     for derived in DERIVED_FIELDS {
@@ -403,7 +517,14 @@ fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Par
         None => Map::new(),
     };
     meta.extend(obj);
-    Ok(Parsed { line, text, id, meta, gold, annotations })
+    Ok(Parsed {
+        line,
+        text,
+        id,
+        meta,
+        gold,
+        annotations,
+    })
 }
 
 fn label_list(v: &Value) -> Option<Vec<String>> {
@@ -414,15 +535,36 @@ fn label_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn parse_annotation(line: u64, a: &Value) -> Result<(String, AnnotationValue, Option<AnnotationTimes>), EngineError> {
-    let bad = || err(line, "each entry of \"annotations\" needs \"annotator\" and \"labels\"");
+fn parse_annotation(
+    line: u64,
+    a: &Value,
+) -> Result<(String, AnnotationValue, Option<AnnotationTimes>), EngineError> {
+    let bad = || {
+        err(
+            line,
+            "each entry of \"annotations\" needs \"annotator\" and \"labels\"",
+        )
+    };
     let name = a.get("annotator").and_then(Value::as_str).ok_or_else(bad)?;
     let labels = a.get("labels").and_then(label_list).ok_or_else(bad)?;
     let num = |k: &str| a.get(k).and_then(Value::as_u64);
-    let source = a.get("source").cloned().map(serde_json::from_value::<AnnotationSource>);
-    let times = match (num("created_ms"), num("updated_ms"), num("time_spent_ms"), source) {
+    let source = a
+        .get("source")
+        .cloned()
+        .map(serde_json::from_value::<AnnotationSource>);
+    let times = match (
+        num("created_ms"),
+        num("updated_ms"),
+        num("time_spent_ms"),
+        source,
+    ) {
         (Some(created_ms), Some(updated_ms), Some(time_spent_ms), Some(Ok(source))) => {
-            Some(AnnotationTimes { created_ms, updated_ms, time_spent_ms, source })
+            Some(AnnotationTimes {
+                created_ms,
+                updated_ms,
+                time_spent_ms,
+                source,
+            })
         }
         (_, _, _, Some(Err(e))) => return Err(err(line, format!("annotation source: {e}"))),
         _ => None,
@@ -442,14 +584,23 @@ fn read_csv(
     report: &mut ImportReport,
     sink: &mut dyn FnMut(Parsed, &mut ImportProgress, &mut ImportReport) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
     let csv_err = |e: csv::Error| {
         let line = e.position().map(|p| p.line()).unwrap_or(1);
         match e.kind() {
-            csv::ErrorKind::Utf8 { err: utf8, .. } => err(line, format!("not valid UTF-8 (in field {})", utf8.field() + 1)),
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                err(line, format!("has {len} fields, the header has {expected_len}"))
-            }
+            csv::ErrorKind::Utf8 { err: utf8, .. } => err(
+                line,
+                format!("not valid UTF-8 (in field {})", utf8.field() + 1),
+            ),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => err(
+                line,
+                format!("has {len} fields, the header has {expected_len}"),
+            ),
             _ => err(line, format!("invalid CSV: {e}")),
         }
     };
@@ -459,7 +610,14 @@ fn read_csv(
     }
     let column = |name: &str| headers.iter().position(|h| h == name);
     let text_col = column(&options.text_field).ok_or_else(|| {
-        err(1, format!("no column named {:?} (columns: {})", options.text_field, headers.iter().collect::<Vec<_>>().join(", ")))
+        err(
+            1,
+            format!(
+                "no column named {:?} (columns: {})",
+                options.text_field,
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        )
     })?;
     let id_col = column(&options.id_field);
     let gold_col = column(&options.gold_field);
@@ -471,11 +629,17 @@ fn read_csv(
         if !more {
             return Ok(());
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(counter.lines + 1);
+        let line = record
+            .position()
+            .map(|p| p.line())
+            .unwrap_or(counter.lines + 1);
         counter.lines = line;
         counter.bytes = record.position().map(|p| p.byte()).unwrap_or(counter.bytes);
         if record.as_slice().len() > MAX_LINE_BYTES {
-            return Err(err(line, format!("the record is longer than {MAX_LINE_BYTES} bytes")));
+            return Err(err(
+                line,
+                format!("the record is longer than {MAX_LINE_BYTES} bytes"),
+            ));
         }
         let field = |i: usize| record.get(i).unwrap_or("");
         let mut meta = match meta_col.map(field).filter(|m| !m.is_empty()) {
@@ -487,18 +651,30 @@ fn read_csv(
         };
         let mut annotations = Vec::new();
         for (i, h) in headers.iter().enumerate() {
-            if Some(i) == Some(text_col) || Some(i) == id_col || Some(i) == gold_col || Some(i) == meta_col || DERIVED_COLUMNS.contains(&h) {
+            if Some(i) == Some(text_col)
+                || Some(i) == id_col
+                || Some(i) == gold_col
+                || Some(i) == meta_col
+                || DERIVED_COLUMNS.contains(&h)
+            {
                 continue;
             }
             if let Some(name) = h.strip_prefix(ANNOTATOR_COLUMN) {
                 if !field(i).is_empty() {
-                    annotations.push((name.to_string(), AnnotationValue::labels(split_labels(field(i))), None));
+                    annotations.push((
+                        name.to_string(),
+                        AnnotationValue::labels(split_labels(field(i))),
+                        None,
+                    ));
                 }
                 continue;
             }
             meta.insert(h.to_string(), Value::String(field(i).to_string()));
         }
-        let gold = gold_col.map(field).filter(|g| !g.is_empty()).map(split_labels);
+        let gold = gold_col
+            .map(field)
+            .filter(|g| !g.is_empty())
+            .map(split_labels);
         let parsed = Parsed {
             line,
             text: field(text_col).to_string(),

@@ -44,7 +44,10 @@ impl Engine {
     /// Opens (creating if needed) the data directory and its database.
     pub fn open(data_dir: &Path) -> Result<Engine, EngineError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            EngineError::Internal(format!("cannot create data directory {}: {e}", data_dir.display()))
+            EngineError::Internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
         let queue = queue::Queue::start(store.clone());

@@ -40,14 +40,21 @@ pub struct UserInfo {
 impl Engine {
     /// The caller's role in a project, or `Forbidden` (also for projects that do not exist, so
     /// that ids cannot be probed) when it is below `needed`.
-    pub fn authorize(&self, actor: &Principal, project: ProjectId, needed: Role) -> Result<Role, EngineError> {
+    pub fn authorize(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        needed: Role,
+    ) -> Result<Role, EngineError> {
         let role = if actor.is_admin {
             if self.store().project(project)?.is_none() {
                 return Err(EngineError::NotFound("project".into()));
             }
             Role::Admin
         } else {
-            self.store().role(project, actor.id)?.ok_or(EngineError::Forbidden)?
+            self.store()
+                .role(project, actor.id)?
+                .ok_or(EngineError::Forbidden)?
         };
         if role < needed {
             return Err(EngineError::Forbidden);
@@ -56,7 +63,9 @@ impl Engine {
     }
 
     pub(crate) fn project_record(&self, project: ProjectId) -> Result<ProjectRecord, EngineError> {
-        self.store().project(project)?.ok_or_else(|| EngineError::NotFound("project".into()))
+        self.store()
+            .project(project)?
+            .ok_or_else(|| EngineError::NotFound("project".into()))
     }
 
     /// Refuses anyone but a global administrator (creating projects and accounts).
@@ -69,10 +78,21 @@ impl Engine {
     }
 
     /// Creates a project (global admins only); the creator becomes its admin.
-    pub fn create_project(&self, actor: &Principal, spec: ProjectSpec) -> Result<ProjectId, EngineError> {
+    pub fn create_project(
+        &self,
+        actor: &Principal,
+        spec: ProjectSpec,
+    ) -> Result<ProjectId, EngineError> {
         self.require_admin(actor)?;
         let spec = spec.normalize()?;
-        let record = ProjectRecord { spec, created_ms: now_ms(), created_by: actor.id, next_seq: 0, done: 0, annotations: 0 };
+        let record = ProjectRecord {
+            spec,
+            created_ms: now_ms(),
+            created_by: actor.id,
+            next_seq: 0,
+            done: 0,
+            annotations: 0,
+        };
         let id = self.store().create_project(&record)?;
         tracing::info!(project = %id, name = %record.spec.name, "project created");
         Ok(id)
@@ -81,15 +101,27 @@ impl Engine {
     /// Updates labels' descriptions, colours and hotkeys, the guidelines and the settings.
     /// Labels can be added but not removed or renamed once the project has items, so stored
     /// annotations always refer to existing labels.
-    pub fn update_project(&self, actor: &Principal, project: ProjectId, spec: ProjectSpec) -> Result<(), EngineError> {
+    pub fn update_project(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        spec: ProjectSpec,
+    ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Admin)?;
         let current = self.project_record(project)?;
         let spec = spec.normalize()?;
         if spec.task != current.spec.task {
-            return Err(EngineError::Invalid("a project's task kind cannot change".into()));
+            return Err(EngineError::Invalid(
+                "a project's task kind cannot change".into(),
+            ));
         }
         if current.next_seq > 0 {
-            if let Some(gone) = current.spec.labels.iter().find(|l| spec.label(&l.name).is_none()) {
+            if let Some(gone) = current
+                .spec
+                .labels
+                .iter()
+                .find(|l| spec.label(&l.name).is_none())
+            {
                 return Err(EngineError::Invalid(format!(
                     "label {:?} cannot be removed or renamed: the project already has items",
                     gone.name
@@ -97,14 +129,17 @@ impl Engine {
             }
         }
         if spec.settings.overlap != current.spec.settings.overlap && current.annotations > 0 {
-            return Err(EngineError::Invalid("overlap cannot change once annotations exist".into()));
+            return Err(EngineError::Invalid(
+                "overlap cannot change once annotations exist".into(),
+            ));
         }
         Ok(self.store().update_project_spec(project, &spec)?)
     }
 
     /// Projects the caller belongs to (all of them for global admins), with progress.
     pub fn list_projects(&self, actor: &Principal) -> Result<Vec<ProjectSummary>, EngineError> {
-        let roles: std::collections::HashMap<ProjectId, Role> = self.store().memberships(actor.id)?.into_iter().collect();
+        let roles: std::collections::HashMap<ProjectId, Role> =
+            self.store().memberships(actor.id)?.into_iter().collect();
         let mut out = Vec::new();
         for (id, record) in self.store().projects()? {
             let role = match (roles.get(&id), actor.is_admin) {
@@ -117,13 +152,23 @@ impl Engine {
         Ok(out)
     }
 
-    pub fn project_summary(&self, actor: &Principal, project: ProjectId) -> Result<ProjectSummary, EngineError> {
+    pub fn project_summary(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<ProjectSummary, EngineError> {
         let role = self.authorize(actor, project, Role::Annotator)?;
         let record = self.project_record(project)?;
         self.summary(actor, project, record, role)
     }
 
-    fn summary(&self, actor: &Principal, id: ProjectId, record: ProjectRecord, role: Role) -> Result<ProjectSummary, EngineError> {
+    fn summary(
+        &self,
+        actor: &Principal,
+        id: ProjectId,
+        record: ProjectRecord,
+        role: Role,
+    ) -> Result<ProjectSummary, EngineError> {
         Ok(ProjectSummary {
             id,
             total: record.next_seq,
@@ -151,7 +196,13 @@ impl Engine {
     }
 
     /// Adds a user to a project with a role, changes their role, or (with `None`) removes them.
-    pub fn set_member(&self, actor: &Principal, project: ProjectId, user_name: &str, role: Option<Role>) -> Result<(), EngineError> {
+    pub fn set_member(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        user_name: &str,
+        role: Option<Role>,
+    ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Admin)?;
         let (user, _) = self
             .store()
@@ -160,12 +211,21 @@ impl Engine {
         Ok(self.store().set_member(project, user, role)?)
     }
 
-    pub fn members(&self, actor: &Principal, project: ProjectId) -> Result<Vec<MemberInfo>, EngineError> {
+    pub fn members(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<Vec<MemberInfo>, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
         let mut out = Vec::new();
         for (user, role) in self.store().members(project)? {
             let name = self.store().user(user)?.map(|u| u.name).unwrap_or_default();
-            out.push(MemberInfo { user, name, role, done: self.store().user_progress(project, user)? });
+            out.push(MemberInfo {
+                user,
+                name,
+                role,
+                done: self.store().user_progress(project, user)?,
+            });
         }
         Ok(out)
     }
@@ -177,7 +237,12 @@ impl Engine {
             .store()
             .users()?
             .into_iter()
-            .map(|(id, u)| UserInfo { id, name: u.name, is_admin: u.is_admin, disabled: u.disabled })
+            .map(|(id, u)| UserInfo {
+                id,
+                name: u.name,
+                is_admin: u.is_admin,
+                disabled: u.disabled,
+            })
             .collect())
     }
 }

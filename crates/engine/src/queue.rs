@@ -54,11 +54,13 @@ struct Pending {
     reply: SyncSender<Result<WriteOutcome, StoreError>>,
 }
 
+/// Items handed out: (project, seq) → the annotators holding it, each with the lease expiry.
+type Leases = HashMap<(ProjectId, u64), Vec<(UserId, u64)>>;
+
 pub(crate) struct Queue {
     sender: Mutex<Option<Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// (project, seq) → annotators holding it, with lease expiry.
-    leases: Mutex<HashMap<(ProjectId, u64), Vec<(UserId, u64)>>>,
+    leases: Mutex<Leases>,
 }
 
 impl Queue {
@@ -68,17 +70,30 @@ impl Queue {
             .name("concord-writer".into())
             .spawn(move || write_loop(store, receiver))
             .ok();
-        Queue { sender: Mutex::new(Some(sender)), writer: Mutex::new(writer), leases: Mutex::default() }
+        Queue {
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(writer),
+            leases: Mutex::default(),
+        }
     }
 
     fn submit(&self, write: AnnotationWrite) -> Result<WriteOutcome, EngineError> {
         let (reply, answer) = mpsc::sync_channel(1);
         {
-            let sender = self.sender.lock().map_err(|_| EngineError::Internal("writer poisoned".into()))?;
-            let sender = sender.as_ref().ok_or_else(|| EngineError::Unavailable("shutting down".into()))?;
-            sender.send(Pending { write, reply }).map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+            let sender = self
+                .sender
+                .lock()
+                .map_err(|_| EngineError::Internal("writer poisoned".into()))?;
+            let sender = sender
+                .as_ref()
+                .ok_or_else(|| EngineError::Unavailable("shutting down".into()))?;
+            sender
+                .send(Pending { write, reply })
+                .map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
         }
-        let result = answer.recv().map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+        let result = answer
+            .recv()
+            .map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
         Ok(result?)
     }
 }
@@ -114,7 +129,9 @@ fn write_loop(store: Arc<Store>, receiver: Receiver<Pending>) {
             Err(_) if group.len() > 1 => {
                 // One bad answer must not fail its neighbours: store them one by one.
                 for p in group {
-                    let r = store.put_annotations(std::slice::from_ref(&p.write)).map(|o| o[0]);
+                    let r = store
+                        .put_annotations(std::slice::from_ref(&p.write))
+                        .map(|o| o[0]);
                     let _ = p.reply.send(r);
                 }
             }
@@ -129,16 +146,31 @@ fn write_loop(store: Arc<Store>, receiver: Receiver<Pending>) {
 
 impl Engine {
     fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
-        self.store().item_seq(project, item_id)?.ok_or_else(|| EngineError::NotFound(format!("item {item_id:?}")))
+        self.store()
+            .item_seq(project, item_id)?
+            .ok_or_else(|| EngineError::NotFound(format!("item {item_id:?}")))
     }
 
     /// The next item for the caller, reserved for them. `exclude` lists items the client
     /// already shows or has prefetched. `None` when nothing is left for them.
-    pub fn next_item(&self, actor: &Principal, project: ProjectId, exclude: &[String]) -> Result<Option<QueueItem>, EngineError> {
+    pub fn next_item(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        exclude: &[String],
+    ) -> Result<Option<QueueItem>, EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
-        let excluded: Vec<u64> = exclude.iter().filter_map(|id| self.store().item_seq(project, id).ok().flatten()).collect();
+        let excluded: Vec<u64> = exclude
+            .iter()
+            .filter_map(|id| self.store().item_seq(project, id).ok().flatten())
+            .collect();
         let now = now_ms();
-        let mut leases = self.inner.queue.leases.lock().map_err(|_| EngineError::Internal("leases poisoned".into()))?;
+        let mut leases = self
+            .inner
+            .queue
+            .leases
+            .lock()
+            .map_err(|_| EngineError::Internal("leases poisoned".into()))?;
         leases.retain(|_, holders| {
             holders.retain(|(_, until)| *until > now);
             !holders.is_empty()
@@ -146,7 +178,11 @@ impl Engine {
         // An item already reserved for the caller comes first, so a reload shows the same item.
         let mut held: Vec<u64> = leases
             .iter()
-            .filter(|((p, seq), holders)| *p == project && !excluded.contains(seq) && holders.iter().any(|(u, _)| *u == actor.id))
+            .filter(|((p, seq), holders)| {
+                *p == project
+                    && !excluded.contains(seq)
+                    && holders.iter().any(|(u, _)| *u == actor.id)
+            })
             .map(|((_, seq), _)| *seq)
             .collect();
         held.sort_unstable();
@@ -164,7 +200,9 @@ impl Engine {
                 .map(|h| h.iter().filter(|(u, _)| *u != actor.id).count() as u64)
                 .unwrap_or(0)
         };
-        let Some(seq) = self.store().next_open_item(project, actor.id, 0, &others)? else { return Ok(None) };
+        let Some(seq) = self.store().next_open_item(project, actor.id, 0, &others)? else {
+            return Ok(None);
+        };
         let holders = leases.entry((project, seq)).or_default();
         holders.retain(|(u, _)| *u != actor.id);
         holders.push((actor.id, now + LEASE_MS));
@@ -173,21 +211,47 @@ impl Engine {
     }
 
     /// One item by id with the caller's earlier answer (to go back and change it).
-    pub fn item_for_annotation(&self, actor: &Principal, project: ProjectId, item_id: &str) -> Result<QueueItem, EngineError> {
+    pub fn item_for_annotation(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+    ) -> Result<QueueItem, EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
         let seq = self.seq_of(project, item_id)?;
         self.queue_item(actor, project, seq)
     }
 
-    fn queue_item(&self, actor: &Principal, project: ProjectId, seq: u64) -> Result<QueueItem, EngineError> {
-        let item = self.store().item(project, seq)?.ok_or_else(|| EngineError::NotFound("item".into()))?;
-        let mine = self.store().annotation(project, seq, actor.id)?.map(|a| a.value);
-        Ok(QueueItem { id: item.id, text: item.text, meta: item.meta, mine })
+    fn queue_item(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        seq: u64,
+    ) -> Result<QueueItem, EngineError> {
+        let item = self
+            .store()
+            .item(project, seq)?
+            .ok_or_else(|| EngineError::NotFound("item".into()))?;
+        let mine = self
+            .store()
+            .annotation(project, seq, actor.id)?
+            .map(|a| a.value);
+        Ok(QueueItem {
+            id: item.id,
+            text: item.text,
+            meta: item.meta,
+            mine,
+        })
     }
 
     /// Stores the caller's answer; durable when this returns. Repeating the same submit is
     /// harmless ([`SubmitOutcome::Unchanged`]).
-    pub fn submit(&self, actor: &Principal, project: ProjectId, submission: Submission) -> Result<SubmitOutcome, EngineError> {
+    pub fn submit(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        submission: Submission,
+    ) -> Result<SubmitOutcome, EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
         let spec = self.project_record(project)?.spec;
         let value = AnnotationValue::labels(submission.labels).validate(&spec)?;
@@ -214,7 +278,12 @@ impl Engine {
     }
 
     /// The caller passes on an item: it leaves their queue (until [`Engine::reset_skips`]).
-    pub fn skip(&self, actor: &Principal, project: ProjectId, item_id: &str) -> Result<(), EngineError> {
+    pub fn skip(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+    ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
         let seq = self.seq_of(project, item_id)?;
         self.store().skip(project, actor.id, seq)?;

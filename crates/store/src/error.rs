@@ -7,9 +7,16 @@ pub enum StoreError {
     #[error("the database {path} is in use by another Concord process (a running `concord serve`?); stop it first or use the HTTP API")]
     AlreadyOpen { path: PathBuf },
     #[error("the database {path} was written by a newer Concord (schema version {found}, this binary knows up to {known}); upgrade Concord")]
-    NewerSchema { path: PathBuf, found: u64, known: u64 },
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        known: u64,
+    },
     #[error("the database {path} could not be opened: {source}")]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("stored record in table {table} could not be decoded: {detail}")]
     Corrupt { table: &'static str, detail: String },
     #[error("{0} not found")]

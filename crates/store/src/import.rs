@@ -75,7 +75,11 @@ impl Store {
             record.next_seq
         };
         txn.commit()?;
-        Ok(StagedImport { project, start, next: start })
+        Ok(StagedImport {
+            project,
+            start,
+            next: start,
+        })
     }
 
     /// Stages one batch in one transaction. An item whose `id` is already taken (by a stored
@@ -97,7 +101,9 @@ impl Store {
         {
             let mut items = txn.open_table(ITEMS).map_err(|e| plain(e.into()))?;
             let mut ids = txn.open_table(ITEM_IDS).map_err(|e| plain(e.into()))?;
-            let mut hashes = txn.open_table(ITEM_TEXT_HASHES).map_err(|e| plain(e.into()))?;
+            let mut hashes = txn
+                .open_table(ITEM_TEXT_HASHES)
+                .map_err(|e| plain(e.into()))?;
             let mut annotations = txn.open_table(ANNOTATIONS).map_err(|e| plain(e.into()))?;
             for (index, staged_item) in batch.iter_mut().enumerate() {
                 let item = &mut staged_item.item;
@@ -124,21 +130,32 @@ impl Store {
                         item.id = format!("{}-{n}", next + 1);
                     }
                 } else if ids.get((p, item.id.as_str())).map_err(at)?.is_some() {
-                    return Err((Some(index), StoreError::Exists(format!("item id {:?}", item.id))));
+                    return Err((
+                        Some(index),
+                        StoreError::Exists(format!("item id {:?}", item.id)),
+                    ));
                 }
                 ids.insert((p, item.id.as_str()), next).map_err(at)?;
                 if existing_seq.is_none() {
                     hashes.insert((p, hash), next).map_err(at)?;
                 }
-                items.insert((p, next), encode(item).as_slice()).map_err(at)?;
+                items
+                    .insert((p, next), encode(item).as_slice())
+                    .map_err(at)?;
                 for (user, record) in &staged_item.annotations {
-                    annotations.insert((p, next, user.0), encode(record).as_slice()).map_err(at)?;
+                    annotations
+                        .insert((p, next, user.0), encode(record).as_slice())
+                        .map_err(at)?;
                 }
                 next += 1;
                 outcome.inserted += 1;
             }
-            let mut staged = txn.open_table(STAGED_IMPORTS).map_err(|e| plain(e.into()))?;
-            staged.insert(p, (import.start, next)).map_err(|e| plain(e.into()))?;
+            let mut staged = txn
+                .open_table(STAGED_IMPORTS)
+                .map_err(|e| plain(e.into()))?;
+            staged
+                .insert(p, (import.start, next))
+                .map_err(|e| plain(e.into()))?;
         }
         txn.commit().map_err(|e| plain(e.into()))?;
         import.next = next;
@@ -218,7 +235,9 @@ impl Store {
                     for user in users {
                         annotations.remove((project, seq, user))?;
                     }
-                    let Some(item) = items.remove((project, seq))? else { continue };
+                    let Some(item) = items.remove((project, seq))? else {
+                        continue;
+                    };
                     let item: ItemRecord = decode("items", item.value())?;
                     ids.remove((project, item.id.as_str()))?;
                     let hash = text_hash(&item.text);
@@ -246,10 +265,17 @@ impl Store {
         let pending: Vec<(u64, (u64, u64))> = {
             let txn = self.db.begin_read()?;
             let staged = txn.open_table(STAGED_IMPORTS)?;
-            staged.iter()?.map(|r| r.map(|(k, v)| (k.value(), v.value()))).collect::<Result<_, _>>()?
+            staged
+                .iter()?
+                .map(|r| r.map(|(k, v)| (k.value(), v.value())))
+                .collect::<Result<_, _>>()?
         };
         for (project, (start, end)) in pending {
-            tracing::warn!(project, staged = end - start, "rolling back an interrupted import");
+            tracing::warn!(
+                project,
+                staged = end - start,
+                "rolling back an interrupted import"
+            );
             self.rollback_staged(project, start, end)?;
         }
         Ok(())

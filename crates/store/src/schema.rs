@@ -27,10 +27,12 @@ pub const ITEMS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("item
 /// (project, external item id) → item seq.
 pub const ITEM_IDS: TableDefinition<(u64, &str), u64> = TableDefinition::new("item_ids");
 /// (project, FNV-1a hash of the text) → seq of the first item with that text.
-pub const ITEM_TEXT_HASHES: TableDefinition<(u64, u64), u64> = TableDefinition::new("item_text_hashes");
+pub const ITEM_TEXT_HASHES: TableDefinition<(u64, u64), u64> =
+    TableDefinition::new("item_text_hashes");
 /// (project, item seq, user) → JSON [`crate::AnnotationRecord`]. One row per annotator and item:
 /// re-annotating overwrites.
-pub const ANNOTATIONS: TableDefinition<(u64, u64, u64), &[u8]> = TableDefinition::new("annotations");
+pub const ANNOTATIONS: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("annotations");
 /// (project, user) → number of items the user has annotated in the project.
 pub const USER_PROGRESS: TableDefinition<(u64, u64), u64> = TableDefinition::new("user_progress");
 /// (project, user, item seq) → () for items the user chose to skip.

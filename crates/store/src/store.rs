@@ -6,7 +6,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 
 use crate::records::{decode, encode};
 use crate::schema::*;
-use crate::{AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, StoreError, TokenRecord, UserRecord};
+use crate::{
+    AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, StoreError, TokenRecord, UserRecord,
+};
 
 /// The database. Cheap to share behind an `Arc`; redb serializes writers and lets readers run
 /// beside them on snapshots.
@@ -68,10 +70,18 @@ impl Store {
     /// import that a crash interrupted.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.to_path_buf() },
-            e => StoreError::Open { path: path.to_path_buf(), source: e },
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                path: path.to_path_buf(),
+            },
+            e => StoreError::Open {
+                path: path.to_path_buf(),
+                source: e,
+            },
         })?;
-        let store = Store { db, path: path.to_path_buf() };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
         store.init_schema()?;
         store.recover_staged_imports()?;
         Ok(store)
@@ -88,7 +98,11 @@ impl Store {
             let found = meta.get("schema_version")?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema { path: self.path.clone(), found: v, known: SCHEMA_VERSION })
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.clone(),
+                        found: v,
+                        known: SCHEMA_VERSION,
+                    })
                 }
                 Some(_) => {}
                 None => {
@@ -120,13 +134,20 @@ impl Store {
         Ok(next)
     }
 
-    fn get_json<K, T>(&self, def: TableDefinition<K, &[u8]>, key: K::SelfType<'_>, name: &'static str) -> Result<Option<T>, StoreError>
+    fn get_json<K, T>(
+        &self,
+        def: TableDefinition<K, &[u8]>,
+        key: K::SelfType<'_>,
+        name: &'static str,
+    ) -> Result<Option<T>, StoreError>
     where
         K: redb::Key + 'static,
         T: for<'de> serde::Deserialize<'de>,
     {
         let txn = self.db.begin_read()?;
-        let Some(table) = read_table!(txn, def) else { return Ok(None) };
+        let Some(table) = read_table!(txn, def) else {
+            return Ok(None);
+        };
         match table.get(key)? {
             Some(v) => Ok(Some(decode(name, v.value())?)),
             None => Ok(None),
@@ -145,7 +166,8 @@ impl Store {
             }
             let id = Self::next_id(&mut txn.open_table(META)?, "next_user")?;
             names.insert(record.name.as_str(), id)?;
-            txn.open_table(USERS)?.insert(id, encode(record).as_slice())?;
+            txn.open_table(USERS)?
+                .insert(id, encode(record).as_slice())?;
             id
         };
         txn.commit()?;
@@ -172,7 +194,9 @@ impl Store {
     pub fn user_by_name(&self, name: &str) -> Result<Option<(UserId, UserRecord)>, StoreError> {
         let txn = self.db.begin_read()?;
         let names = txn.open_table(USER_NAMES)?;
-        let Some(id) = names.get(name)?.map(|v| v.value()) else { return Ok(None) };
+        let Some(id) = names.get(name)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
         let users = txn.open_table(USERS)?;
         match users.get(id)? {
             Some(v) => Ok(Some((UserId(id), decode("users", v.value())?))),
@@ -198,7 +222,11 @@ impl Store {
 
     // ---- sessions and tokens -----------------------------------------------------------
 
-    pub fn put_session(&self, token_hash: &[u8; 32], record: &SessionRecord) -> Result<(), StoreError> {
+    pub fn put_session(
+        &self,
+        token_hash: &[u8; 32],
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
         self.put_json(SESSIONS, token_hash.as_slice(), record)
     }
 
@@ -221,7 +249,12 @@ impl Store {
         self.get_json(API_TOKENS, token_hash.as_slice(), "api_tokens")
     }
 
-    fn put_json<T: serde::Serialize>(&self, def: TableDefinition<&[u8], &[u8]>, key: &[u8], value: &T) -> Result<(), StoreError> {
+    fn put_json<T: serde::Serialize>(
+        &self,
+        def: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         txn.open_table(def)?.insert(key, encode(value).as_slice())?;
         txn.commit()?;
@@ -239,12 +272,16 @@ impl Store {
                 let (_, v) = row?;
                 let existing: ProjectRecord = decode("projects", v.value())?;
                 if existing.spec.name == record.spec.name {
-                    return Err(StoreError::Exists(format!("project {:?}", record.spec.name)));
+                    return Err(StoreError::Exists(format!(
+                        "project {:?}",
+                        record.spec.name
+                    )));
                 }
             }
             let id = Self::next_id(&mut txn.open_table(META)?, "next_project")?;
             projects.insert(id, encode(record).as_slice())?;
-            txn.open_table(MEMBERS)?.insert((id, record.created_by.0), role_code(Role::Admin))?;
+            txn.open_table(MEMBERS)?
+                .insert((id, record.created_by.0), role_code(Role::Admin))?;
             id
         };
         txn.commit()?;
@@ -267,7 +304,11 @@ impl Store {
     }
 
     /// Replaces a project's spec (labels, guidelines, settings), keeping its counters.
-    pub fn update_project_spec(&self, id: ProjectId, spec: &concord_domain::ProjectSpec) -> Result<(), StoreError> {
+    pub fn update_project_spec(
+        &self,
+        id: ProjectId,
+        spec: &concord_domain::ProjectSpec,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut projects = txn.open_table(PROJECTS)?;
@@ -283,7 +324,12 @@ impl Store {
     }
 
     /// Sets (or with `None` removes) a user's role in a project.
-    pub fn set_member(&self, project: ProjectId, user: UserId, role: Option<Role>) -> Result<(), StoreError> {
+    pub fn set_member(
+        &self,
+        project: ProjectId,
+        user: UserId,
+        role: Option<Role>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut members = txn.open_table(MEMBERS)?;
@@ -303,7 +349,9 @@ impl Store {
     pub fn role(&self, project: ProjectId, user: UserId) -> Result<Option<Role>, StoreError> {
         let txn = self.db.begin_read()?;
         let members = txn.open_table(MEMBERS)?;
-        Ok(members.get((project.0, user.0))?.map(|v| role_from_code(v.value())))
+        Ok(members
+            .get((project.0, user.0))?
+            .map(|v| role_from_code(v.value())))
     }
 
     pub fn members(&self, project: ProjectId) -> Result<Vec<(UserId, Role)>, StoreError> {
@@ -337,7 +385,9 @@ impl Store {
     /// A visible item by seq.
     pub fn item(&self, project: ProjectId, seq: u64) -> Result<Option<ItemRecord>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        let Some(record) = Self::read_project(&txn, project)? else {
+            return Ok(None);
+        };
         if seq >= record.next_seq {
             return Ok(None);
         }
@@ -351,12 +401,20 @@ impl Store {
     /// The seq of a visible item by its external id.
     pub fn item_seq(&self, project: ProjectId, id: &str) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        let Some(record) = Self::read_project(&txn, project)? else {
+            return Ok(None);
+        };
         let ids = txn.open_table(ITEM_IDS)?;
-        Ok(ids.get((project.0, id))?.map(|v| v.value()).filter(|s| *s < record.next_seq))
+        Ok(ids
+            .get((project.0, id))?
+            .map(|v| v.value())
+            .filter(|s| *s < record.next_seq))
     }
 
-    fn read_project(txn: &redb::ReadTransaction, project: ProjectId) -> Result<Option<ProjectRecord>, StoreError> {
+    fn read_project(
+        txn: &redb::ReadTransaction,
+        project: ProjectId,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
         let projects = txn.open_table(PROJECTS)?;
         match projects.get(project.0)? {
             Some(v) => Ok(Some(decode("projects", v.value())?)),
@@ -395,7 +453,9 @@ impl Store {
                 if aseq > seq {
                     break;
                 }
-                let Some(Ok((_, av))) = ann_rows.next() else { break };
+                let Some(Ok((_, av))) = ann_rows.next() else {
+                    break;
+                };
                 if aseq == seq {
                     anns.push((UserId(user), decode("annotations", av.value())?));
                 }
@@ -412,7 +472,11 @@ impl Store {
 
     // ---- annotations ---------------------------------------------------------------------
 
-    pub fn annotations_of_item(&self, project: ProjectId, seq: u64) -> Result<Vec<(UserId, AnnotationRecord)>, StoreError> {
+    pub fn annotations_of_item(
+        &self,
+        project: ProjectId,
+        seq: u64,
+    ) -> Result<Vec<(UserId, AnnotationRecord)>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ANNOTATIONS)?;
         let mut out = Vec::new();
@@ -423,7 +487,12 @@ impl Store {
         Ok(out)
     }
 
-    pub fn annotation(&self, project: ProjectId, seq: u64, user: UserId) -> Result<Option<AnnotationRecord>, StoreError> {
+    pub fn annotation(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        user: UserId,
+    ) -> Result<Option<AnnotationRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ANNOTATIONS)?;
         match table.get((project.0, seq, user.0))? {
@@ -436,12 +505,18 @@ impl Store {
     pub fn user_progress(&self, project: ProjectId, user: UserId) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(USER_PROGRESS)?;
-        Ok(table.get((project.0, user.0))?.map(|v| v.value()).unwrap_or(0))
+        Ok(table
+            .get((project.0, user.0))?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// Stores a batch of answers in one durable transaction (group commit): either all of them
     /// are stored or none. Items must exist; re-annotating replaces the earlier answer.
-    pub fn put_annotations(&self, writes: &[AnnotationWrite]) -> Result<Vec<WriteOutcome>, StoreError> {
+    pub fn put_annotations(
+        &self,
+        writes: &[AnnotationWrite],
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
         let txn = self.db.begin_write()?;
         let mut outcomes = Vec::with_capacity(writes.len());
         {
@@ -451,15 +526,15 @@ impl Store {
             let mut skips = txn.open_table(SKIPS)?;
             let mut touched: HashMap<u64, ProjectRecord> = HashMap::new();
             for w in writes {
-                if !touched.contains_key(&w.project.0) {
-                    let record: ProjectRecord = match projects.get(w.project.0)? {
-                        Some(v) => decode("projects", v.value())?,
-                        None => return Err(StoreError::NotFound("project")),
-                    };
-                    touched.insert(w.project.0, record);
-                }
-                let Some(project) = touched.get_mut(&w.project.0) else {
-                    return Err(StoreError::NotFound("project"));
+                let project = match touched.entry(w.project.0) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let record: ProjectRecord = match projects.get(w.project.0)? {
+                            Some(v) => decode("projects", v.value())?,
+                            None => return Err(StoreError::NotFound("project")),
+                        };
+                        e.insert(record)
+                    }
                 };
                 if w.seq >= project.next_seq {
                     return Err(StoreError::NotFound("item"));
@@ -497,11 +572,16 @@ impl Store {
                 };
                 annotations.insert(key, encode(&record).as_slice())?;
                 if outcome == WriteOutcome::Created {
-                    let done_before = progress.get((w.project.0, w.user.0))?.map(|v| v.value()).unwrap_or(0);
+                    let done_before = progress
+                        .get((w.project.0, w.user.0))?
+                        .map(|v| v.value())
+                        .unwrap_or(0);
                     progress.insert((w.project.0, w.user.0), done_before + 1)?;
                     skips.remove((w.project.0, w.user.0, w.seq))?;
                     project.annotations += 1;
-                    let count = annotations.range((w.project.0, w.seq, 0)..=(w.project.0, w.seq, u64::MAX))?.count() as u64;
+                    let count = annotations
+                        .range((w.project.0, w.seq, 0)..=(w.project.0, w.seq, u64::MAX))?
+                        .count() as u64;
                     if count == u64::from(project.spec.settings.overlap) {
                         project.done += 1;
                     }
@@ -519,7 +599,8 @@ impl Store {
     /// Marks an item as skipped by a user: the queue stops offering it to them.
     pub fn skip(&self, project: ProjectId, user: UserId, seq: u64) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(SKIPS)?.insert((project.0, user.0, seq), ())?;
+        txn.open_table(SKIPS)?
+            .insert((project.0, user.0, seq), ())?;
         txn.commit()?;
         Ok(())
     }
@@ -553,7 +634,9 @@ impl Store {
         leased_to_others: &dyn Fn(u64) -> u64,
     ) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(record) = Self::read_project(&txn, project)? else { return Ok(None) };
+        let Some(record) = Self::read_project(&txn, project)? else {
+            return Ok(None);
+        };
         let overlap = u64::from(record.spec.settings.overlap);
         let annotations = txn.open_table(ANNOTATIONS)?;
         let skips = txn.open_table(SKIPS)?;

@@ -1,7 +1,13 @@
 //! The store against a real redb file in a temp dir.
 
-use concord_domain::{AnnotationSource, AnnotationValue, Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind, UserId};
-use concord_store::{AnnotationRecord, AnnotationWrite, ItemRecord, ProjectRecord, StagedItem, Store, StoreError, UserRecord, WriteOutcome};
+use concord_domain::{
+    AnnotationSource, AnnotationValue, Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind,
+    UserId,
+};
+use concord_store::{
+    AnnotationRecord, AnnotationWrite, ItemRecord, ProjectRecord, StagedItem, Store, StoreError,
+    UserRecord, WriteOutcome,
+};
 
 fn project_record(overlap: u32) -> ProjectRecord {
     let spec = ProjectSpec {
@@ -9,18 +15,38 @@ fn project_record(overlap: u32) -> ProjectRecord {
         task: TaskKind::Classification,
         labels: ["spam", "ham"]
             .iter()
-            .map(|n| Label { name: n.to_string(), description: None, colour: String::new(), hotkey: None })
+            .map(|n| Label {
+                name: n.to_string(),
+                description: None,
+                colour: String::new(),
+                hotkey: None,
+            })
             .collect(),
         guidelines: String::new(),
         settings: ProjectSettings { overlap },
     }
     .normalize()
     .unwrap();
-    ProjectRecord { spec, created_ms: 0, created_by: UserId(1), next_seq: 0, done: 0, annotations: 0 }
+    ProjectRecord {
+        spec,
+        created_ms: 0,
+        created_by: UserId(1),
+        next_seq: 0,
+        done: 0,
+        annotations: 0,
+    }
 }
 
 fn item(id: &str, text: &str) -> StagedItem {
-    StagedItem { item: ItemRecord { id: id.into(), text: text.into(), meta: Default::default(), gold: None }, annotations: vec![] }
+    StagedItem {
+        item: ItemRecord {
+            id: id.into(),
+            text: text.into(),
+            meta: Default::default(),
+            gold: None,
+        },
+        annotations: vec![],
+    }
 }
 
 fn setup(overlap: u32) -> (tempfile::TempDir, Store, ProjectId) {
@@ -54,7 +80,9 @@ fn second_open_of_the_same_file_is_refused_with_a_clear_error() {
     let (dir, _store, _) = setup(1);
     let err = Store::open(&dir.path().join("concord.redb")).err().unwrap();
     assert!(matches!(err, StoreError::AlreadyOpen { .. }), "{err}");
-    assert!(err.to_string().contains("in use by another Concord process"));
+    assert!(err
+        .to_string()
+        .contains("in use by another Concord process"));
 }
 
 #[test]
@@ -64,19 +92,34 @@ fn a_file_from_a_newer_concord_is_refused() {
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("schema_version", 99).unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap()
+            .insert("schema_version", 99)
+            .unwrap();
         txn.commit().unwrap();
     }
     let err = Store::open(&path).err().unwrap();
-    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn users_have_unique_names() {
     let (_d, store, _) = setup(1);
-    let rec = UserRecord { name: "ann".into(), password_hash: "x".into(), is_admin: false, created_ms: 0, disabled: false };
+    let rec = UserRecord {
+        name: "ann".into(),
+        password_hash: "x".into(),
+        is_admin: false,
+        created_ms: 0,
+        disabled: false,
+    };
     let id = store.create_user(&rec).unwrap();
-    assert!(matches!(store.create_user(&rec), Err(StoreError::Exists(_))));
+    assert!(matches!(
+        store.create_user(&rec),
+        Err(StoreError::Exists(_))
+    ));
     assert_eq!(store.user_by_name("ann").unwrap().unwrap().0, id);
     assert_eq!(store.user_count().unwrap(), 1);
 }
@@ -91,9 +134,19 @@ fn staged_items_stay_invisible_until_commit_and_vanish_after_a_crash() {
         p = store.create_project(&project_record(1)).unwrap();
         import(&store, p, &[("a", "first")]);
         let mut imp = store.begin_import(p).unwrap();
-        store.stage_items(&mut imp, &mut [item("b", "second"), item("", "third")], false).unwrap();
+        store
+            .stage_items(
+                &mut imp,
+                &mut [item("b", "second"), item("", "third")],
+                false,
+            )
+            .unwrap();
         assert_eq!(imp.staged(), 2);
-        assert_eq!(store.item(p, 1).unwrap(), None, "staged item is visible before commit");
+        assert_eq!(
+            store.item(p, 1).unwrap(),
+            None,
+            "staged item is visible before commit"
+        );
         assert_eq!(store.item_seq(p, "b").unwrap(), None);
         // The process "crashes": the import is neither committed nor aborted.
     }
@@ -109,13 +162,21 @@ fn duplicate_ids_fail_and_duplicate_texts_are_reported_or_skipped() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "hello")]);
     let mut imp = store.begin_import(p).unwrap();
-    let err = store.stage_items(&mut imp, &mut [item("x", "new"), item("a", "other")], false).unwrap_err();
+    let err = store
+        .stage_items(&mut imp, &mut [item("x", "new"), item("a", "other")], false)
+        .unwrap_err();
     assert_eq!(err.0, Some(1));
     store.abort_import(imp).unwrap();
     assert_eq!(store.item_seq(p, "x").unwrap(), None);
 
     let mut imp = store.begin_import(p).unwrap();
-    let out = store.stage_items(&mut imp, &mut [item("b", "hello"), item("c", "fresh")], true).unwrap();
+    let out = store
+        .stage_items(
+            &mut imp,
+            &mut [item("b", "hello"), item("c", "fresh")],
+            true,
+        )
+        .unwrap();
     assert_eq!(out.inserted, 1);
     assert_eq!(out.duplicate_texts, vec![(0, "a".to_string())]);
     store.commit_import(imp).unwrap();
@@ -126,15 +187,31 @@ fn duplicate_ids_fail_and_duplicate_texts_are_reported_or_skipped() {
 fn reannotating_updates_and_a_repeated_submit_changes_nothing() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "one"), ("b", "two")]);
-    assert_eq!(store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(), [WriteOutcome::Created]);
-    assert_eq!(store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(), [WriteOutcome::Unchanged]);
+    assert_eq!(
+        store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(),
+        [WriteOutcome::Created]
+    );
+    assert_eq!(
+        store.put_annotations(&[write(p, 0, 7, "spam")]).unwrap(),
+        [WriteOutcome::Unchanged]
+    );
     let mut w = write(p, 0, 7, "ham");
     w.now_ms = 9;
-    assert_eq!(store.put_annotations(&[w]).unwrap(), [WriteOutcome::Updated]);
+    assert_eq!(
+        store.put_annotations(&[w]).unwrap(),
+        [WriteOutcome::Updated]
+    );
     let anns = store.annotations_of_item(p, 0).unwrap();
     assert_eq!(anns.len(), 1);
     assert_eq!(anns[0].1.value.labels, ["ham"]);
-    assert_eq!((anns[0].1.created_ms, anns[0].1.updated_ms, anns[0].1.time_spent_ms), (5, 9, 2000));
+    assert_eq!(
+        (
+            anns[0].1.created_ms,
+            anns[0].1.updated_ms,
+            anns[0].1.time_spent_ms
+        ),
+        (5, 9, 2000)
+    );
     assert_eq!(store.user_progress(p, UserId(7)).unwrap(), 1);
     let rec = store.project(p).unwrap().unwrap();
     assert_eq!((rec.done, rec.annotations), (1, 1));
@@ -144,7 +221,9 @@ fn reannotating_updates_and_a_repeated_submit_changes_nothing() {
 fn a_batch_with_a_missing_item_stores_nothing() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "one")]);
-    assert!(store.put_annotations(&[write(p, 0, 7, "spam"), write(p, 5, 7, "spam")]).is_err());
+    assert!(store
+        .put_annotations(&[write(p, 0, 7, "spam"), write(p, 5, 7, "spam")])
+        .is_err());
     assert!(store.annotations_of_item(p, 0).unwrap().is_empty());
 }
 
@@ -153,31 +232,71 @@ fn the_queue_respects_overlap_own_answers_skips_and_leases() {
     let (_d, store, p) = setup(2);
     import(&store, p, &[("a", "one"), ("b", "two"), ("c", "three")]);
     let none = |_| 0;
-    store.put_annotations(&[write(p, 0, 1, "spam"), write(p, 0, 2, "ham"), write(p, 1, 1, "spam")]).unwrap();
+    store
+        .put_annotations(&[
+            write(p, 0, 1, "spam"),
+            write(p, 0, 2, "ham"),
+            write(p, 1, 1, "spam"),
+        ])
+        .unwrap();
     // Item 0 has its two answers; item 1 was answered by user 1 only.
-    assert_eq!(store.next_open_item(p, UserId(1), 0, &none).unwrap(), Some(2));
-    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(1));
+    assert_eq!(
+        store.next_open_item(p, UserId(1), 0, &none).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
+        Some(1)
+    );
     // One more annotator holds item 1: it is full for user 3.
-    assert_eq!(store.next_open_item(p, UserId(3), 0, &|s| u64::from(s == 1)).unwrap(), Some(2));
+    assert_eq!(
+        store
+            .next_open_item(p, UserId(3), 0, &|s| u64::from(s == 1))
+            .unwrap(),
+        Some(2)
+    );
     store.skip(p, UserId(3), 1).unwrap();
-    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(2));
+    assert_eq!(
+        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
+        Some(2)
+    );
     assert_eq!(store.clear_skips(p, UserId(3)).unwrap(), 1);
-    assert_eq!(store.next_open_item(p, UserId(3), 0, &none).unwrap(), Some(1));
+    assert_eq!(
+        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
+        Some(1)
+    );
 }
 
 #[test]
 fn export_walk_pairs_items_with_their_annotations() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "one"), ("b", "two"), ("c", "three")]);
-    store.put_annotations(&[write(p, 2, 1, "spam"), write(p, 0, 2, "ham"), write(p, 2, 3, "ham")]).unwrap();
+    store
+        .put_annotations(&[
+            write(p, 2, 1, "spam"),
+            write(p, 0, 2, "ham"),
+            write(p, 2, 3, "ham"),
+        ])
+        .unwrap();
     let mut seen = Vec::new();
     store
         .for_each_item::<StoreError>(p, |seq, item, anns| {
-            seen.push((seq, item.id, anns.iter().map(|(u, _)| u.0).collect::<Vec<_>>()));
+            seen.push((
+                seq,
+                item.id,
+                anns.iter().map(|(u, _)| u.0).collect::<Vec<_>>(),
+            ));
             Ok(())
         })
         .unwrap();
-    assert_eq!(seen, vec![(0, "a".into(), vec![2]), (1, "b".into(), vec![]), (2, "c".into(), vec![1, 3])]);
+    assert_eq!(
+        seen,
+        vec![
+            (0, "a".into(), vec![2]),
+            (1, "b".into(), vec![]),
+            (2, "c".into(), vec![1, 3])
+        ]
+    );
 }
 
 #[test]
@@ -193,7 +312,9 @@ fn imported_annotations_count_only_once_the_import_commits() {
     let mut with_ann = item("a", "one");
     with_ann.annotations = vec![(UserId(4), record.clone()), (UserId(5), record.clone())];
     let mut imp = store.begin_import(p).unwrap();
-    store.stage_items(&mut imp, &mut [with_ann, item("b", "two")], false).unwrap();
+    store
+        .stage_items(&mut imp, &mut [with_ann, item("b", "two")], false)
+        .unwrap();
     assert_eq!(store.user_progress(p, UserId(4)).unwrap(), 0);
     store.commit_import(imp).unwrap();
     assert_eq!(store.user_progress(p, UserId(4)).unwrap(), 1);
