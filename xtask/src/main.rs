@@ -96,7 +96,9 @@ fn build_wasm(root: &Path, release: bool) -> Result<PathBuf> {
         cmd = Command::new("/usr/bin/cargo");
         // Debian's toolchain has no prebuilt std for wasm32: build it (for the wasm target only,
         // never in [unstable], which would rebuild std for the server too).
-        cmd.env("RUSTC", "/usr/bin/rustc")
+        // Debian's rustc-web links wasm with lld-19's wasm-ld (a rustup target brings rust-lld).
+        cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-19")
+            .env("RUSTC", "/usr/bin/rustc")
             .env("RUSTDOC", "/usr/bin/rustdoc")
             .env("RUSTC_BOOTSTRAP", "1")
             .env_remove("RUSTUP_TOOLCHAIN")
