@@ -32,12 +32,7 @@ fn main() -> anyhow::Result<()> {
     let spec = ProjectSpec {
         name: "bench".into(),
         task: TaskKind::Classification,
-        labels: vec![Label {
-            name: "a".into(),
-            description: None,
-            colour: String::new(),
-            hotkey: None,
-        }],
+        labels: vec![Label::named("a")],
         guidelines: String::new(),
         settings: ProjectSettings::default(),
     };

@@ -28,15 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let spec = ProjectSpec {
         name: "latency".into(),
         task: TaskKind::Classification,
-        labels: ["pos", "neg"]
-            .iter()
-            .map(|n| Label {
-                name: n.to_string(),
-                description: None,
-                colour: String::new(),
-                hotkey: None,
-            })
-            .collect(),
+        labels: ["pos", "neg"].iter().map(|n| Label::named(*n)).collect(),
         guidelines: String::new(),
         settings: ProjectSettings::default(),
     };

@@ -110,12 +110,7 @@ mod tests {
             task,
             labels: ["pos", "neg", "neu"]
                 .iter()
-                .map(|n| Label {
-                    name: n.to_string(),
-                    description: None,
-                    colour: String::new(),
-                    hotkey: None,
-                })
+                .map(|n| Label::named(*n))
                 .collect(),
             guidelines: String::new(),
             settings: ProjectSettings::default(),

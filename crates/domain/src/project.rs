@@ -53,6 +53,18 @@ pub struct Label {
     pub hotkey: Option<String>,
 }
 
+impl Label {
+    /// A label with only a name; colour and hotkey are filled in by [`ProjectSpec::normalize`].
+    pub fn named(name: impl Into<String>) -> Label {
+        Label {
+            name: name.into(),
+            description: None,
+            colour: String::new(),
+            hotkey: None,
+        }
+    }
+}
+
 /// Per-project workflow settings. Every field has a default so that settings added later
 /// decode from projects stored before them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

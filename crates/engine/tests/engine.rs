@@ -20,12 +20,7 @@ fn spec(task: TaskKind) -> ProjectSpec {
         task,
         labels: ["pos", "neg", "neu"]
             .iter()
-            .map(|n| Label {
-                name: n.to_string(),
-                description: None,
-                colour: String::new(),
-                hotkey: None,
-            })
+            .map(|n| Label::named(*n))
             .collect(),
         guidelines: "Be *kind*.".into(),
         settings: ProjectSettings::default(),

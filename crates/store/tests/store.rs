@@ -13,15 +13,7 @@ fn project_record(overlap: u32) -> ProjectRecord {
     let spec = ProjectSpec {
         name: "spam".into(),
         task: TaskKind::Classification,
-        labels: ["spam", "ham"]
-            .iter()
-            .map(|n| Label {
-                name: n.to_string(),
-                description: None,
-                colour: String::new(),
-                hotkey: None,
-            })
-            .collect(),
+        labels: ["spam", "ham"].iter().map(|n| Label::named(*n)).collect(),
         guidelines: String::new(),
         settings: ProjectSettings { overlap },
     }
