@@ -83,10 +83,13 @@ impl Store {
     }
 
     /// Stages one batch in one transaction. An item whose `id` is already taken (by a stored
-    /// item or one staged earlier in this import) fails the batch with
-    /// `Err((index, StoreError::Exists))`; an item whose text is already present is reported in
-    /// [`StageOutcome::duplicate_texts`] and skipped when `skip_duplicate_texts`. Items with an
-    /// empty `id` get their 1-based position as id.
+    /// item, one staged earlier in this import, or an earlier item of the batch) fails the batch
+    /// with `Err((index, StoreError::Exists))` naming the first such item; an item whose text is
+    /// already present is reported in [`StageOutcome::duplicate_texts`] and skipped when
+    /// `skip_duplicate_texts`. Items with an empty `id` get their 1-based position as id.
+    ///
+    /// Index lookups and inserts run in key order rather than item order: the text-hash keys
+    /// are random, and visiting them sorted keeps the B-tree walk local.
     pub fn stage_items(
         &self,
         import: &mut StagedImport,
@@ -94,10 +97,14 @@ impl Store {
         skip_duplicate_texts: bool,
     ) -> Result<StageOutcome, (Option<usize>, StoreError)> {
         let plain = |e: StoreError| (None, e);
-        let txn = self.db.begin_write().map_err(|e| plain(e.into()))?;
+        let storage = |e: redb::StorageError| (None, StoreError::from(e));
+        let mut txn = self.db.begin_write().map_err(|e| plain(e.into()))?;
+        // Staged rows are invisible and rolled back after a crash, so a batch need not reach
+        // the disk on its own: the import's final commit is durable and carries them with it.
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| plain(StoreError::Storage(redb::Error::from(e))))?;
         let mut outcome = StageOutcome::default();
         let p = import.project.0;
-        let mut next = import.next;
         {
             let mut items = txn.open_table(ITEMS).map_err(|e| plain(e.into()))?;
             let mut ids = txn.open_table(ITEM_IDS).map_err(|e| plain(e.into()))?;
@@ -105,50 +112,135 @@ impl Store {
                 .open_table(ITEM_TEXT_HASHES)
                 .map_err(|e| plain(e.into()))?;
             let mut annotations = txn.open_table(ANNOTATIONS).map_err(|e| plain(e.into()))?;
-            for (index, staged_item) in batch.iter_mut().enumerate() {
-                let item = &mut staged_item.item;
-                let at = |e: redb::StorageError| (Some(index), StoreError::from(e));
-                let hash = text_hash(&item.text);
-                let existing_seq = hashes.get((p, hash)).map_err(at)?.map(|v| v.value());
-                if let Some(seq) = existing_seq {
-                    let other: Option<ItemRecord> = match items.get((p, seq)).map_err(at)? {
-                        Some(v) => Some(decode("items", v.value()).map_err(|e| (Some(index), e))?),
+
+            // 1. Duplicate texts, by hash in key order.
+            enum Same {
+                Stored(String),
+                Earlier(usize),
+            }
+            let mut same: Vec<Option<Same>> = (0..batch.len()).map(|_| None).collect();
+            let mut by_hash: Vec<(u64, usize)> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (text_hash(&s.item.text), i))
+                .collect();
+            by_hash.sort_unstable();
+            let mut new_hashes: Vec<(u64, usize)> = Vec::new();
+            for group in by_hash.chunk_by(|a, b| a.0 == b.0) {
+                let hash = group[0].0;
+                let stored_seq = hashes.get((p, hash)).map_err(storage)?.map(|v| v.value());
+                let stored: Option<ItemRecord> = match stored_seq {
+                    Some(seq) => match items.get((p, seq)).map_err(storage)? {
+                        Some(v) => Some(decode("items", v.value()).map_err(plain)?),
                         None => None,
-                    };
-                    if let Some(other) = other.filter(|o| o.text == item.text) {
-                        outcome.duplicate_texts.push((index, other.id));
-                        if skip_duplicate_texts {
-                            continue;
-                        }
+                    },
+                    None => None,
+                };
+                let mut firsts: Vec<usize> = Vec::new();
+                for &(_, index) in group {
+                    let text = &batch[index].item.text;
+                    if let Some(o) = stored.as_ref().filter(|o| &o.text == text) {
+                        same[index] = Some(Same::Stored(o.id.clone()));
+                    } else if let Some(&first) =
+                        firsts.iter().find(|&&f| &batch[f].item.text == text)
+                    {
+                        same[index] = Some(Same::Earlier(first));
+                    } else {
+                        firsts.push(index);
                     }
                 }
-                if item.id.is_empty() {
-                    item.id = (next + 1).to_string();
-                    let mut n = 1;
-                    while ids.get((p, item.id.as_str())).map_err(at)?.is_some() {
-                        n += 1;
-                        item.id = format!("{}-{n}", next + 1);
+                if stored_seq.is_none() {
+                    if let Some(&first) = firsts.first() {
+                        new_hashes.push((hash, first));
                     }
-                } else if ids.get((p, item.id.as_str())).map_err(at)?.is_some() {
-                    return Err((
-                        Some(index),
-                        StoreError::Exists(format!("item id {:?}", item.id)),
-                    ));
                 }
-                ids.insert((p, item.id.as_str()), next).map_err(at)?;
-                if existing_seq.is_none() {
-                    hashes.insert((p, hash), next).map_err(at)?;
+            }
+
+            // 2. Positions and ids, in item order.
+            let mut seq_of: Vec<Option<u64>> = vec![None; batch.len()];
+            let mut next = import.next;
+            for (index, slot) in seq_of.iter_mut().enumerate() {
+                if skip_duplicate_texts && same[index].is_some() {
+                    continue;
                 }
+                *slot = Some(next);
+                if batch[index].item.id.is_empty() {
+                    batch[index].item.id = (next + 1).to_string();
+                }
+                next += 1;
+            }
+            // Ids must be new: check them in key order, then resolve the rare clash of a
+            // generated id with an explicit one by a suffix.
+            let mut by_id: Vec<usize> = (0..batch.len()).filter(|i| seq_of[*i].is_some()).collect();
+            by_id.sort_unstable_by(|a, b| batch[*a].item.id.cmp(&batch[*b].item.id));
+            let mut clash: Option<usize> = None;
+            let mut renamed: Vec<usize> = Vec::new();
+            for (k, &index) in by_id.iter().enumerate() {
+                let id = batch[index].item.id.as_str();
+                let in_batch = k > 0 && batch[by_id[k - 1]].item.id == id;
+                let stored = ids.get((p, id)).map_err(storage)?.is_some();
+                if in_batch || stored {
+                    let generated = seq_of[index].is_some_and(|s| id == (s + 1).to_string());
+                    if generated {
+                        renamed.push(index);
+                    } else {
+                        clash = Some(clash.map_or(index, |c: usize| c.min(index)));
+                    }
+                }
+            }
+            if let Some(index) = clash {
+                let id = batch[index].item.id.clone();
+                return Err((Some(index), StoreError::Exists(format!("item id {id:?}"))));
+            }
+            for index in renamed {
+                let base = batch[index].item.id.clone();
+                let mut n = 1;
+                loop {
+                    n += 1;
+                    let candidate = format!("{base}-{n}");
+                    let taken_here = batch.iter().any(|s| s.item.id == candidate);
+                    if !taken_here && ids.get((p, candidate.as_str())).map_err(storage)?.is_none() {
+                        batch[index].item.id = candidate;
+                        break;
+                    }
+                }
+            }
+
+            // 3. Writes: items in seq order (appends), indexes in key order.
+            for (index, staged_item) in batch.iter().enumerate() {
+                let Some(seq) = seq_of[index] else { continue };
+                let at = |e: redb::StorageError| (Some(index), StoreError::from(e));
                 items
-                    .insert((p, next), encode(item).as_slice())
+                    .insert((p, seq), encode(&staged_item.item).as_slice())
                     .map_err(at)?;
                 for (user, record) in &staged_item.annotations {
                     annotations
-                        .insert((p, next, user.0), encode(record).as_slice())
+                        .insert((p, seq, user.0), encode(record).as_slice())
                         .map_err(at)?;
                 }
-                next += 1;
                 outcome.inserted += 1;
+            }
+            by_id.sort_unstable_by(|a, b| batch[*a].item.id.cmp(&batch[*b].item.id));
+            for index in by_id {
+                if let Some(seq) = seq_of[index] {
+                    ids.insert((p, batch[index].item.id.as_str()), seq)
+                        .map_err(storage)?;
+                }
+            }
+            for (hash, first) in new_hashes {
+                // The first item with this text may itself be skipped (a stored duplicate).
+                if let Some(seq) = seq_of[first] {
+                    hashes.insert((p, hash), seq).map_err(storage)?;
+                }
+            }
+            for (index, s) in same.into_iter().enumerate() {
+                match s {
+                    Some(Same::Stored(id)) => outcome.duplicate_texts.push((index, id)),
+                    Some(Same::Earlier(first)) => outcome
+                        .duplicate_texts
+                        .push((index, batch[first].item.id.clone())),
+                    None => {}
+                }
             }
             let mut staged = txn
                 .open_table(STAGED_IMPORTS)
@@ -156,9 +248,9 @@ impl Store {
             staged
                 .insert(p, (import.start, next))
                 .map_err(|e| plain(e.into()))?;
+            import.next = next;
         }
         txn.commit().map_err(|e| plain(e.into()))?;
-        import.next = next;
         Ok(outcome)
     }
 

@@ -314,3 +314,13 @@ fn imported_annotations_count_only_once_the_import_commits() {
     assert_eq!((rec.done, rec.annotations, rec.next_seq), (1, 2, 2));
     assert_eq!(store.annotation(p, 0, UserId(5)).unwrap(), Some(record));
 }
+
+#[test]
+fn a_generated_id_that_is_already_taken_gets_a_suffix() {
+    let (_d, store, p) = setup(1);
+    import(&store, p, &[("2", "explicit two")]);
+    // The next item is the project's second: its generated id "2" is taken.
+    import(&store, p, &[("", "generated")]);
+    assert_eq!(store.item_seq(p, "2-2").unwrap(), Some(1));
+    assert_eq!(store.item(p, 1).unwrap().unwrap().id, "2-2");
+}
