@@ -1,7 +1,9 @@
 //! Benchmark: submit latency through the HTTP API with many concurrent annotators, against the
 //! real server on port 0. Each annotator asks for its next item and submits a label, in a loop.
-//! Prints p50/p90/p99/max of the submit round trip and the throughput.
-//! `cargo bench -p concord-tests --bench submit_latency [-- ANNOTATORS ITEMS_EACH]`
+//! Each annotator pauses THINK_MS between items (a person reads the text; 0 = closed loop,
+//! which measures saturation rather than latency). Prints p50/p90/p99/max of the submit round
+//! trip and the throughput.
+//! `cargo bench -p concord-tests --bench submit_latency [-- ANNOTATORS ITEMS_EACH THINK_MS]`
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let annotators = args.first().copied().unwrap_or(100);
     let each = args.get(1).copied().unwrap_or(50);
+    let think = Duration::from_millis(args.get(2).copied().unwrap_or(100) as u64);
     let server = TestServer::start().await;
     let engine = server.engine.clone();
     let local = Principal::local();
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(each);
             for _ in 0..each {
+                tokio::time::sleep(think).await;
                 let next: serde_json::Value = client
                     .get(format!("{base}/api/v1/projects/{}/next", project.0))
                     .bearer_auth(&token)
@@ -93,10 +97,11 @@ async fn main() -> anyhow::Result<()> {
         summary.done as usize == annotators * each,
         "expected every item stored once"
     );
-    println!("| annotators | submits | p50 ms | p90 ms | p99 ms | max ms | submits/s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| annotators | think ms | submits | p50 ms | p90 ms | p99 ms | max ms | submits/s |");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {annotators} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        "| {annotators} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        think.as_millis(),
         all.len(),
         percentile(&all, 0.5),
         percentile(&all, 0.9),

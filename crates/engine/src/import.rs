@@ -14,7 +14,7 @@ use crate::{now_ms, Engine, EngineError, Principal};
 
 /// Longest accepted line (JSONL/text) or record (CSV), in bytes.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
-const BATCH_ITEMS: usize = 20_000;
+const BATCH_ITEMS: usize = 100_000;
 const REPORTED_DUPLICATES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
