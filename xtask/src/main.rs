@@ -128,8 +128,12 @@ fn build_wasm(root: &Path, release: bool) -> Result<PathBuf> {
 
 fn build_site(root: &Path, release: bool) -> Result<()> {
     let wasm = build_wasm(root, release)?;
+    // Built in a staging folder, then copied into target/site file by file only where the
+    // bytes differ: the server embeds target/site and cargo rebuilds it when a file's mtime
+    // changes, so an unchanged site must keep its mtimes.
+    let staging = root.join("target/site-staging");
     let site = root.join("target/site");
-    let pkg = site.join("pkg");
+    let pkg = staging.join("pkg");
     std::fs::create_dir_all(&pkg)?;
 
     let wanted = locked_version(root, "wasm-bindgen")?;
@@ -176,22 +180,49 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             .arg(&bundle))?;
     }
 
-    std::fs::copy(root.join("style/concord.css"), site.join("style.css"))
+    std::fs::copy(root.join("style/concord.css"), staging.join("style.css"))
         .context("copying style/concord.css")?;
     for entry in std::fs::read_dir(root.join("public")).context("reading public/")? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), site.join(entry.file_name()))?;
+            std::fs::copy(entry.path(), staging.join(entry.file_name()))?;
         }
     }
-    // rust-embed reads the folder when assets.rs compiles: make the next server build notice.
-    let assets = root.join("server/src/assets.rs");
-    std::fs::File::options()
-        .write(true)
-        .open(&assets)?
-        .set_modified(std::time::SystemTime::now())?;
-    eprintln!("xtask: site ready in {}", site.display());
+    let changed = sync_changed(&staging, &site)?;
+    if changed {
+        // A new file is only seen by rust-embed when assets.rs compiles again.
+        let assets = root.join("server/src/assets.rs");
+        std::fs::File::options()
+            .write(true)
+            .open(&assets)?
+            .set_modified(std::time::SystemTime::now())?;
+    }
+    eprintln!(
+        "xtask: site ready in {} ({})",
+        site.display(),
+        if changed { "updated" } else { "unchanged" }
+    );
     Ok(())
+}
+
+/// Copies every file of `from` into `to` whose contents differ; true if any did.
+fn sync_changed(from: &Path, to: &Path) -> Result<bool> {
+    let mut changed = false;
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            changed |= sync_changed(&entry.path(), &target)?;
+        } else {
+            let new = std::fs::read(entry.path())?;
+            if std::fs::read(&target).ok().as_deref() != Some(new.as_slice()) {
+                std::fs::write(&target, &new)?;
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 fn build_server(root: &Path, release: bool) -> Result<()> {
