@@ -30,6 +30,18 @@ pub fn ErrorOrLogin(error: ServerFnError) -> impl IntoView {
     }
 }
 
+/// The `:id` of a `/projects/:id/…` route, reactive; 0 (no such project) when it is not a number.
+pub fn project_id_param() -> impl Fn() -> u64 + Copy + Send + Sync + 'static {
+    let params = leptos_router::hooks::use_params_map();
+    move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// Navigates with a full page load (used after signing in or out, so every resource reloads).
 pub fn go_to(path: &str) {
     #[cfg(feature = "hydrate")]

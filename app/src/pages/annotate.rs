@@ -5,10 +5,9 @@
 use concord_domain::TaskKind;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_params_map;
 
 use crate::api::{get_item, get_project, next_item, reset_skips, skip_item, submit_annotation};
-use crate::components::{error_text, ErrorOrLogin};
+use crate::components::{error_text, project_id_param, ErrorOrLogin};
 use crate::wire::{ItemView, ProjectView};
 
 /// How many recently passed items the page asks the server not to hand out again while their
@@ -17,14 +16,7 @@ const RECENT: usize = 16;
 
 #[component]
 pub fn AnnotatePage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let id = project_id_param();
     let project = Resource::new(id, get_project);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -1,21 +1,14 @@
 use concord_domain::Role;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 
 use crate::api::{current_user, get_project, list_members, SetMember};
-use crate::components::{error_text, ErrorOrLogin, TopBar};
+use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
 use crate::wire::ProjectView;
 
 #[component]
 pub fn ProjectPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let id = project_id_param();
     let me = Resource::new(|| (), |_| current_user());
     let project = Resource::new(id, get_project);
     view! {
