@@ -63,3 +63,15 @@ pub async fn blocking<T: Send + 'static>(
         Err(e) => Err(EngineError::Internal(format!("engine task failed: {e}")).into()),
     }
 }
+
+/// Checks the caller's role in a project on the blocking pool; used before reading a request
+/// body that only that role may send.
+pub async fn authorize(
+    engine: &concord_engine::Engine,
+    who: &concord_engine::Principal,
+    project: concord_domain::ProjectId,
+    role: concord_domain::Role,
+) -> Result<concord_domain::Role, ApiError> {
+    let (engine, who) = (engine.clone(), who.clone());
+    blocking(move || engine.authorize(&who, project, role)).await
+}

@@ -14,7 +14,7 @@ use concord_engine::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{blocking, ApiError};
+use crate::error::{authorize, blocking, ApiError};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -202,10 +202,7 @@ async fn import_items(
 ) -> Result<Json<Value>, ApiError> {
     let project = ProjectId(id);
     let engine = state.engine().clone();
-    {
-        let (e, w) = (engine.clone(), who.clone());
-        blocking(move || e.authorize(&w, project, Role::Admin)).await?;
-    }
+    authorize(&engine, &who, project, Role::Admin).await?;
     let format = match q.format.as_deref() {
         None => ImportFormat::Jsonl,
         Some(f) => ImportFormat::parse(f)
@@ -351,10 +348,7 @@ async fn export(
     };
     let project = ProjectId(id);
     let engine = state.engine().clone();
-    {
-        let (e, w) = (engine.clone(), who.clone());
-        blocking(move || e.authorize(&w, project, Role::Reviewer)).await?;
-    }
+    authorize(&engine, &who, project, Role::Reviewer).await?;
     Ok(crate::upload::export_response(engine, who, project, format))
 }
 

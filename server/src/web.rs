@@ -7,7 +7,7 @@ use concord_app::ssr::{cookie_value, SESSION_COOKIE};
 use concord_domain::{ProjectId, Role};
 use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Principal};
 
-use crate::error::{blocking, ApiError};
+use crate::error::{authorize, blocking, ApiError};
 use crate::AppState;
 
 async fn session_principal(
@@ -50,10 +50,7 @@ pub async fn import(
     let back = |query: String| Redirect::to(&format!("/projects/{id}?{query}")).into_response();
     let engine = state.engine().clone();
     // Check the role before reading a possibly large body.
-    let check = {
-        let (e, w) = (engine.clone(), who.clone());
-        blocking(move || e.authorize(&w, project, Role::Admin)).await
-    };
+    let check = authorize(&engine, &who, project, Role::Admin).await;
     if let Err(e) = check {
         return e.into_response();
     }
@@ -150,10 +147,7 @@ pub async fn export(
     };
     let engine = state.engine().clone();
     let project = ProjectId(id);
-    let check = {
-        let (e, w) = (engine.clone(), who.clone());
-        blocking(move || e.authorize(&w, project, Role::Reviewer)).await
-    };
+    let check = authorize(&engine, &who, project, Role::Reviewer).await;
     if let Err(e) = check {
         return e.into_response();
     }
