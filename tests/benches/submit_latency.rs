@@ -1,8 +1,9 @@
 //! Benchmark: submit latency through the HTTP API with many concurrent annotators, against the
 //! real server on port 0. Each annotator asks for its next item and submits a label, in a loop.
-//! Each annotator pauses THINK_MS between items (a person reads the text; 0 = closed loop,
-//! which measures saturation rather than latency). Prints p50/p90/p99/max of the submit round
-//! trip and the throughput.
+//! Each annotator pauses about THINK_MS between items (a person reads the text), drawn
+//! uniformly from 0.5–1.5 × THINK_MS with a random first start, so annotators are not in lock
+//! step (0 = closed loop, which measures saturation rather than latency). Prints p50/p90/p99/max
+//! of the submit round trip, p50/p99 of fetching the next item, and the throughput.
 //! `cargo bench -p concord-tests --bench submit_latency [-- ANNOTATORS ITEMS_EACH THINK_MS]`
 
 use std::time::{Duration, Instant};
@@ -10,6 +11,21 @@ use std::time::{Duration, Instant};
 use concord_domain::{Label, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{ImportFormat, ImportOptions, Principal};
 use concord_tests::TestServer;
+
+/// SplitMix64: a seeded, dependency-free source of think times.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A think time of 0.5–1.5 × `think`.
+fn jittered(think: Duration, rng: &mut u64) -> Duration {
+    let unit = (splitmix(rng) >> 11) as f64 / (1u64 << 53) as f64;
+    think.mul_f64(0.5 + unit)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -59,12 +75,16 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for token in tokens {
+    for (a, token) in tokens.into_iter().enumerate() {
         let (client, base) = (client.clone(), server.base.clone());
         tasks.push(tokio::spawn(async move {
+            let mut rng = a as u64;
             let mut latencies = Vec::with_capacity(each);
+            let mut fetches = Vec::with_capacity(each);
+            tokio::time::sleep(think.mul_f64((splitmix(&mut rng) % 1000) as f64 / 1000.0)).await;
             for _ in 0..each {
-                tokio::time::sleep(think).await;
+                tokio::time::sleep(jittered(think, &mut rng)).await;
+                let t = Instant::now();
                 let next: serde_json::Value = client
                     .get(format!("{base}/api/v1/projects/{}/next", project.0))
                     .bearer_auth(&token)
@@ -72,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
                     .await?
                     .json()
                     .await?;
+                fetches.push(t.elapsed());
                 let id = next["id"].as_str().unwrap_or_default().to_string();
                 let t = Instant::now();
                 let r = client
@@ -83,30 +104,35 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(r.status().is_success(), "submit failed: {}", r.status());
                 latencies.push(t.elapsed());
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, fetches))
         }));
     }
-    let mut all = Vec::new();
+    let (mut all, mut next) = (Vec::new(), Vec::new());
     for t in tasks {
-        all.extend(t.await??);
+        let (submits, fetches) = t.await??;
+        all.extend(submits);
+        next.extend(fetches);
     }
     let wall = started.elapsed();
     all.sort();
+    next.sort();
     let summary = engine.project_summary(&local, project)?;
     anyhow::ensure!(
         summary.done as usize == annotators * each,
         "expected every item stored once"
     );
-    println!("| annotators | think ms | submits | p50 ms | p90 ms | p99 ms | max ms | submits/s |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| annotators | think ms | submits | p50 ms | p90 ms | p99 ms | max ms | next p50 ms | next p99 ms | submits/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {annotators} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        "| {annotators} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
         think.as_millis(),
         all.len(),
         percentile(&all, 0.5),
         percentile(&all, 0.9),
         percentile(&all, 0.99),
         all.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+        percentile(&next, 0.5),
+        percentile(&next, 0.99),
         all.len() as f64 / wall.as_secs_f64()
     );
     server.stop().await;

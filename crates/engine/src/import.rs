@@ -153,6 +153,7 @@ impl Engine {
             Ok(report) => {
                 self.store().commit_import(staged)?;
                 tracing::info!(project = %project, imported = report.imported, "import committed");
+                self.reload_assignment(project)?;
                 Ok(report)
             }
             Err(e) => {

@@ -3,6 +3,7 @@
 //! every call: each public operation takes the acting [`Principal`]. The server's handlers and
 //! server functions are thin wrappers over these calls; the CLI calls them directly.
 
+mod assignment;
 mod auth;
 mod error;
 mod export;

@@ -133,7 +133,8 @@ impl Engine {
                 "overlap cannot change once annotations exist".into(),
             ));
         }
-        Ok(self.store().update_project_spec(project, &spec)?)
+        self.store().update_project_spec(project, &spec)?;
+        self.reload_assignment(project)
     }
 
     /// Projects the caller belongs to (all of them for global admins), with progress.

@@ -8,15 +8,13 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role};
 use concord_store::{AnnotationWrite, Store, StoreError, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::assignment::ProjectAssignment;
 use crate::{now_ms, Engine, EngineError, Principal};
-
-/// How long an item handed out stays reserved for its annotator.
-const LEASE_MS: u64 = 30 * 60 * 1000;
 /// Most answers one group commit takes.
 const MAX_GROUP: usize = 1024;
 /// Longest time an annotator may report for one item (guards the totals against bad clients).
@@ -54,13 +52,13 @@ struct Pending {
     reply: SyncSender<Result<WriteOutcome, StoreError>>,
 }
 
-/// Items handed out: (project, seq) → the annotators holding it, each with the lease expiry.
-type Leases = HashMap<(ProjectId, u64), Vec<(UserId, u64)>>;
+/// One project's assignment state, loaded on first use.
+type AssignmentSlot = Arc<Mutex<Option<ProjectAssignment>>>;
 
 pub(crate) struct Queue {
     sender: Mutex<Option<Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    leases: Mutex<Leases>,
+    assignments: Mutex<HashMap<ProjectId, AssignmentSlot>>,
 }
 
 impl Queue {
@@ -73,7 +71,7 @@ impl Queue {
         Queue {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(writer),
-            leases: Mutex::default(),
+            assignments: Mutex::default(),
         }
     }
 
@@ -164,50 +162,11 @@ impl Engine {
             .iter()
             .filter_map(|id| self.store().item_seq(project, id).ok().flatten())
             .collect();
-        let now = now_ms();
-        let mut leases = self
-            .inner
-            .queue
-            .leases
-            .lock()
-            .map_err(|_| EngineError::Internal("leases poisoned".into()))?;
-        leases.retain(|_, holders| {
-            holders.retain(|(_, until)| *until > now);
-            !holders.is_empty()
-        });
-        // An item already reserved for the caller comes first, so a reload shows the same item.
-        let mut held: Vec<u64> = leases
-            .iter()
-            .filter(|((p, seq), holders)| {
-                *p == project
-                    && !excluded.contains(seq)
-                    && holders.iter().any(|(u, _)| *u == actor.id)
-            })
-            .map(|((_, seq), _)| *seq)
-            .collect();
-        held.sort_unstable();
-        for seq in held {
-            if self.store().annotation(project, seq, actor.id)?.is_none() {
-                return self.queue_item(actor, project, seq).map(Some);
-            }
+        let next = self.with_assignment(project, |a| a.next_for(actor.id, &excluded, now_ms()))?;
+        match next {
+            Some(seq) => self.queue_item(actor, project, seq).map(Some),
+            None => Ok(None),
         }
-        let others = |seq: u64| -> u64 {
-            if excluded.contains(&seq) {
-                return u64::from(u32::MAX);
-            }
-            leases
-                .get(&(project, seq))
-                .map(|h| h.iter().filter(|(u, _)| *u != actor.id).count() as u64)
-                .unwrap_or(0)
-        };
-        let Some(seq) = self.store().next_open_item(project, actor.id, 0, &others)? else {
-            return Ok(None);
-        };
-        let holders = leases.entry((project, seq)).or_default();
-        holders.retain(|(u, _)| *u != actor.id);
-        holders.push((actor.id, now + LEASE_MS));
-        drop(leases);
-        self.queue_item(actor, project, seq).map(Some)
     }
 
     /// One item by id with the caller's earlier answer (to go back and change it).
@@ -265,11 +224,7 @@ impl Engine {
             time_spent_ms: submission.time_spent_ms.min(MAX_TIME_SPENT_MS),
             now_ms: now_ms(),
         })?;
-        if let Ok(mut leases) = self.inner.queue.leases.lock() {
-            if let Some(holders) = leases.get_mut(&(project, seq)) {
-                holders.retain(|(u, _)| *u != actor.id);
-            }
-        }
+        self.update_assignment(project, |a| a.answered(actor.id, seq));
         Ok(match outcome {
             WriteOutcome::Created => SubmitOutcome::Created,
             WriteOutcome::Updated => SubmitOutcome::Updated,
@@ -287,17 +242,97 @@ impl Engine {
         self.authorize(actor, project, Role::Annotator)?;
         let seq = self.seq_of(project, item_id)?;
         self.store().skip(project, actor.id, seq)?;
-        if let Ok(mut leases) = self.inner.queue.leases.lock() {
-            if let Some(holders) = leases.get_mut(&(project, seq)) {
-                holders.retain(|(u, _)| *u != actor.id);
-            }
-        }
+        self.update_assignment(project, |a| a.skipped(actor.id, seq));
         Ok(())
     }
 
     /// Brings the caller's skipped items back into their queue; returns how many.
     pub fn reset_skips(&self, actor: &Principal, project: ProjectId) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
-        Ok(self.store().clear_skips(project, actor.id)?)
+        let cleared = self.store().clear_skips(project, actor.id)?;
+        self.update_assignment(project, |a| a.clear_skips(actor.id));
+        Ok(cleared)
+    }
+
+    fn assignment_slot(&self, project: ProjectId) -> Result<AssignmentSlot, EngineError> {
+        let mut map = self
+            .inner
+            .queue
+            .assignments
+            .lock()
+            .map_err(|_| EngineError::Internal("assignments poisoned".into()))?;
+        Ok(map.entry(project).or_default().clone())
+    }
+
+    /// Runs `f` on the project's assignment state, loading it from the store on first use.
+    fn with_assignment<R>(
+        &self,
+        project: ProjectId,
+        f: impl FnOnce(&mut ProjectAssignment) -> R,
+    ) -> Result<R, EngineError> {
+        let slot = self.assignment_slot(project)?;
+        let mut guard = slot
+            .lock()
+            .map_err(|_| EngineError::Internal("assignment poisoned".into()))?;
+        let state = match guard.take() {
+            Some(state) => state,
+            None => self.load_assignment(project)?,
+        };
+        let state = guard.insert(state);
+        Ok(f(state))
+    }
+
+    /// Applies a change the store already holds to the in-memory state, if it is loaded (an
+    /// unloaded state reads the change from the store when it loads).
+    fn update_assignment(&self, project: ProjectId, f: impl FnOnce(&mut ProjectAssignment)) {
+        let slot = match self.inner.queue.assignments.lock() {
+            Ok(map) => map.get(&project).cloned(),
+            Err(_) => None,
+        };
+        if let Some(slot) = slot {
+            if let Ok(mut guard) = slot.lock() {
+                if let Some(state) = guard.as_mut() {
+                    f(state);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds a project's loaded assignment state from the store, keeping live leases; for
+    /// writes that bypass submit and skip (imports, settings).
+    pub(crate) fn reload_assignment(&self, project: ProjectId) -> Result<(), EngineError> {
+        let slot = match self.inner.queue.assignments.lock() {
+            Ok(map) => map.get(&project).cloned(),
+            Err(_) => return Err(EngineError::Internal("assignments poisoned".into())),
+        };
+        let Some(slot) = slot else { return Ok(()) };
+        let mut guard = slot
+            .lock()
+            .map_err(|_| EngineError::Internal("assignment poisoned".into()))?;
+        if let Some(older) = guard.take() {
+            let mut fresh = self.load_assignment(project)?;
+            fresh.adopt_leases(older);
+            *guard = Some(fresh);
+        }
+        Ok(())
+    }
+
+    fn load_assignment(&self, project: ProjectId) -> Result<ProjectAssignment, EngineError> {
+        let mut state = ProjectAssignment::new(0, 1);
+        let mut skips = Vec::new();
+        let record = self
+            .store()
+            .assignment_snapshot(
+                project,
+                &mut |seq, user| state.load_answer(user, seq),
+                &mut |user, seq| skips.push((user, seq)),
+            )?
+            .ok_or_else(|| EngineError::NotFound("project".into()))?;
+        for (user, seq) in skips {
+            state.load_skip(user, seq);
+        }
+        state.set_items(record.next_seq);
+        state.set_overlap(record.spec.settings.overlap);
+        Ok(state)
     }
 }

@@ -623,59 +623,29 @@ impl Store {
         Ok(removed)
     }
 
-    /// The first item at or after `from_seq` that still needs annotations (fewer than
-    /// `overlap`, counting annotations stored plus `leased_to_others(seq)` in flight), and that
-    /// `user` has neither annotated nor skipped. One sequential pass over the annotation rows.
-    pub fn next_open_item(
+    /// Reads, from one consistent snapshot, what the engine's assignment state is built from:
+    /// the project record, every (item, annotator) pair that has an answer, and every
+    /// (annotator, item) skip. `None` when the project does not exist.
+    pub fn assignment_snapshot(
         &self,
         project: ProjectId,
-        user: UserId,
-        from_seq: u64,
-        leased_to_others: &dyn Fn(u64) -> u64,
-    ) -> Result<Option<u64>, StoreError> {
+        on_answer: &mut dyn FnMut(u64, UserId),
+        on_skip: &mut dyn FnMut(UserId, u64),
+    ) -> Result<Option<ProjectRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let Some(record) = Self::read_project(&txn, project)? else {
             return Ok(None);
         };
-        let overlap = u64::from(record.spec.settings.overlap);
         let annotations = txn.open_table(ANNOTATIONS)?;
-        let skips = txn.open_table(SKIPS)?;
-        let mut skipped = skips
-            .range((project.0, user.0, from_seq)..=(project.0, user.0, u64::MAX))?
-            .map(|r| r.map(|(k, _)| k.value().2))
-            .peekable();
-        let mut rows = annotations
-            .range((project.0, from_seq, 0)..=(project.0, u64::MAX, u64::MAX))?
-            .map(|r| r.map(|(k, _)| k.value()))
-            .peekable();
-        for seq in from_seq..record.next_seq {
-            let mut count = 0;
-            let mut mine = false;
-            while let Some(Ok((_, s, u))) = rows.peek() {
-                if *s != seq {
-                    break;
-                }
-                count += 1;
-                mine |= *u == user.0;
-                rows.next();
-            }
-            if let Some(Err(_)) = rows.peek() {
-                if let Some(Err(e)) = rows.next() {
-                    return Err(e.into());
-                }
-            }
-            let mut is_skipped = false;
-            while let Some(Ok(s)) = skipped.peek() {
-                if *s > seq {
-                    break;
-                }
-                is_skipped |= *s == seq;
-                skipped.next();
-            }
-            if !mine && !is_skipped && count + leased_to_others(seq) < overlap {
-                return Ok(Some(seq));
-            }
+        for row in annotations.range((project.0, 0, 0)..=(project.0, u64::MAX, u64::MAX))? {
+            let (_, seq, user) = row?.0.value();
+            on_answer(seq, UserId(user));
         }
-        Ok(None)
+        let skips = txn.open_table(SKIPS)?;
+        for row in skips.range((project.0, 0, 0)..=(project.0, u64::MAX, u64::MAX))? {
+            let (_, user, seq) = row?.0.value();
+            on_skip(UserId(user), seq);
+        }
+        Ok(Some(record))
     }
 }

@@ -220,10 +220,9 @@ fn a_batch_with_a_missing_item_stores_nothing() {
 }
 
 #[test]
-fn the_queue_respects_overlap_own_answers_skips_and_leases() {
+fn the_assignment_snapshot_lists_answers_and_skips_of_one_project() {
     let (_d, store, p) = setup(2);
     import(&store, p, &[("a", "one"), ("b", "two"), ("c", "three")]);
-    let none = |_| 0;
     store
         .put_annotations(&[
             write(p, 0, 1, "spam"),
@@ -231,32 +230,23 @@ fn the_queue_respects_overlap_own_answers_skips_and_leases() {
             write(p, 1, 1, "spam"),
         ])
         .unwrap();
-    // Item 0 has its two answers; item 1 was answered by user 1 only.
-    assert_eq!(
-        store.next_open_item(p, UserId(1), 0, &none).unwrap(),
-        Some(2)
-    );
-    assert_eq!(
-        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
-        Some(1)
-    );
-    // One more annotator holds item 1: it is full for user 3.
-    assert_eq!(
-        store
-            .next_open_item(p, UserId(3), 0, &|s| u64::from(s == 1))
-            .unwrap(),
-        Some(2)
-    );
-    store.skip(p, UserId(3), 1).unwrap();
-    assert_eq!(
-        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
-        Some(2)
-    );
+    store.skip(p, UserId(3), 2).unwrap();
+    let (mut answers, mut skips) = (Vec::new(), Vec::new());
+    let record = store
+        .assignment_snapshot(p, &mut |seq, u| answers.push((seq, u.0)), &mut |u, seq| {
+            skips.push((u.0, seq))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.next_seq, record.spec.settings.overlap), (3, 2));
+    assert_eq!(answers, [(0, 1), (0, 2), (1, 1)]);
+    assert_eq!(skips, [(3, 2)]);
     assert_eq!(store.clear_skips(p, UserId(3)).unwrap(), 1);
-    assert_eq!(
-        store.next_open_item(p, UserId(3), 0, &none).unwrap(),
-        Some(1)
-    );
+    skips.clear();
+    store
+        .assignment_snapshot(p, &mut |_, _| {}, &mut |u, seq| skips.push((u.0, seq)))
+        .unwrap();
+    assert!(skips.is_empty());
 }
 
 #[test]
