@@ -14,7 +14,9 @@ use crate::{now_ms, Engine, EngineError, Principal};
 
 /// Longest accepted line (JSONL/text) or record (CSV), in bytes.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
-const BATCH_ITEMS: usize = 100_000;
+/// Items per staged transaction: big enough that per-transaction costs vanish, small enough that
+/// the three batches in flight (parsing, queued, staging) stay within a few tens of MB.
+const BATCH_ITEMS: usize = 50_000;
 const REPORTED_DUPLICATES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,22 +224,40 @@ impl Engine {
         options: &ImportOptions,
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport, EngineError> {
+        // Parsing runs here while a second thread stages the previous batch: redb writes are
+        // single-threaded, so the two overlap on a two-core machine.
+        std::thread::scope(|scope| {
+            let (to_stager, batches) =
+                std::sync::mpsc::sync_channel::<(Vec<StagedItem>, Vec<u64>)>(1);
+            let stager = scope.spawn(move || self.stage_batches(staged, batches, options));
+            let parsed = self.parse_input(spec, input, options, progress, &to_stager);
+            drop(to_stager);
+            let staged_report = stager
+                .join()
+                .map_err(|_| EngineError::Internal("import staging thread panicked".into()))?;
+            // A staging error stops the parser (its channel closes), so it is the cause.
+            let staged_report = staged_report?;
+            let mut report = parsed?;
+            report.imported = staged_report.imported;
+            report.duplicates = staged_report.duplicates;
+            report.skipped_duplicates = staged_report.skipped_duplicates;
+            report.duplicate_examples = staged_report.duplicate_examples;
+            Ok(report)
+        })
+    }
+
+    /// Stores each parsed batch as it arrives; fills in the counts staging decides.
+    fn stage_batches(
+        &self,
+        staged: &mut StagedImport,
+        batches: std::sync::mpsc::Receiver<(Vec<StagedItem>, Vec<u64>)>,
+        options: &ImportOptions,
+    ) -> Result<ImportReport, EngineError> {
         let mut report = ImportReport::default();
-        let mut batch: Vec<StagedItem> = Vec::with_capacity(BATCH_ITEMS);
-        let mut lines: Vec<u64> = Vec::with_capacity(BATCH_ITEMS);
-        let mut annotators: HashMap<String, UserId> = HashMap::new();
-        let mut counter = ImportProgress::default();
-        let now = now_ms();
-        let mut flush = |batch: &mut Vec<StagedItem>,
-                         lines: &mut Vec<u64>,
-                         report: &mut ImportReport|
-         -> Result<(), EngineError> {
-            if batch.is_empty() {
-                return Ok(());
-            }
+        for (mut batch, lines) in batches {
             let outcome = self
                 .store()
-                .stage_items(staged, batch, options.skip_duplicates)
+                .stage_items(staged, &mut batch, options.skip_duplicates)
                 .map_err(|(index, e)| match (index.and_then(|i| lines.get(i)), e) {
                     (Some(line), concord_store::StoreError::Exists(what)) => {
                         err(*line, format!("{what} is already used by another item"))
@@ -257,10 +277,39 @@ impl Engine {
                         .push(DuplicateText { line, existing_id });
                 }
             }
-            batch.clear();
-            lines.clear();
-            Ok(())
-        };
+        }
+        Ok(report)
+    }
+
+    /// Reads and checks the input, handing batches of items to the staging thread.
+    fn parse_input(
+        &self,
+        spec: &ProjectSpec,
+        input: impl BufRead,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(ImportProgress),
+        to_stager: &std::sync::mpsc::SyncSender<(Vec<StagedItem>, Vec<u64>)>,
+    ) -> Result<ImportReport, EngineError> {
+        let mut report = ImportReport::default();
+        let mut batch: Vec<StagedItem> = Vec::with_capacity(BATCH_ITEMS);
+        let mut lines: Vec<u64> = Vec::with_capacity(BATCH_ITEMS);
+        let mut annotators: HashMap<String, UserId> = HashMap::new();
+        let mut counter = ImportProgress::default();
+        let now = now_ms();
+        let flush =
+            |batch: &mut Vec<StagedItem>, lines: &mut Vec<u64>| -> Result<(), EngineError> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let full = (
+                    std::mem::replace(batch, Vec::with_capacity(BATCH_ITEMS)),
+                    std::mem::replace(lines, Vec::with_capacity(BATCH_ITEMS)),
+                );
+                // A closed channel means staging failed; its error is reported instead.
+                to_stager
+                    .send(full)
+                    .map_err(|_| EngineError::Internal("import staging stopped".into()))
+            };
         let mut sink = |parsed: Parsed,
                         counter: &mut ImportProgress,
                         report: &mut ImportReport|
@@ -270,7 +319,7 @@ impl Engine {
             batch.push(item.1);
             counter.items += 1;
             if batch.len() >= BATCH_ITEMS {
-                flush(&mut batch, &mut lines, report)?;
+                flush(&mut batch, &mut lines)?;
                 progress(*counter);
             }
             Ok(())
@@ -303,7 +352,7 @@ impl Engine {
             )?,
             ImportFormat::Csv => read_csv(input, options, &mut counter, &mut report, &mut sink)?,
         }
-        flush(&mut batch, &mut lines, &mut report)?;
+        flush(&mut batch, &mut lines)?;
         progress(counter);
         if counter.items == 0 {
             return Err(err(counter.lines.max(1), "the file contains no items"));

@@ -1,9 +1,9 @@
-use concord_domain::ProjectId;
+use std::collections::HashMap;
+
+use concord_domain::{ProjectId, UserId};
 use redb::{ReadableDatabase, ReadableTable};
 
-use concord_domain::UserId;
-
-use crate::records::{decode, encode};
+use crate::records::{decode, decode_borrowed, encode, positional_seq, ItemKey};
 use crate::schema::*;
 use crate::{AnnotationRecord, ItemRecord, ProjectRecord, Store, StoreError};
 
@@ -24,6 +24,8 @@ pub struct StagedImport {
     project: ProjectId,
     start: u64,
     next: u64,
+    /// Text hash → seq of the first item with that text, over stored and staged items.
+    texts: HashMap<u64, u64>,
 }
 
 impl StagedImport {
@@ -60,6 +62,18 @@ impl Store {
     /// Starts an import into `project`. Only one import per project may be staged at a time
     /// (the engine serializes them); a second one fails with [`StoreError::Exists`].
     pub fn begin_import(&self, project: ProjectId) -> Result<StagedImport, StoreError> {
+        // The duplicate-text map, from a snapshot: the engine runs one import per project at a
+        // time, and nothing else adds items.
+        let mut texts = HashMap::new();
+        {
+            let txn = self.db.begin_read()?;
+            let items = txn.open_table(ITEMS)?;
+            for row in items.range((project.0, 0)..=(project.0, u64::MAX))? {
+                let (k, v) = row?;
+                let key: ItemKey = decode_borrowed("items", v.value())?;
+                texts.entry(text_hash(&key.text)).or_insert(k.value().1);
+            }
+        }
         let txn = self.db.begin_write()?;
         let start = {
             let projects = txn.open_table(PROJECTS)?;
@@ -75,10 +89,12 @@ impl Store {
             record.next_seq
         };
         txn.commit()?;
+        texts.retain(|_, seq| *seq < start);
         Ok(StagedImport {
             project,
             start,
             next: start,
+            texts,
         })
     }
 
@@ -105,12 +121,10 @@ impl Store {
             .map_err(|e| plain(StoreError::Storage(redb::Error::from(e))))?;
         let mut outcome = StageOutcome::default();
         let p = import.project.0;
+        let mut new_texts: Vec<(u64, u64)> = Vec::new();
         {
             let mut items = txn.open_table(ITEMS).map_err(|e| plain(e.into()))?;
             let mut ids = txn.open_table(ITEM_IDS).map_err(|e| plain(e.into()))?;
-            let mut hashes = txn
-                .open_table(ITEM_TEXT_HASHES)
-                .map_err(|e| plain(e.into()))?;
             let mut annotations = txn.open_table(ANNOTATIONS).map_err(|e| plain(e.into()))?;
 
             // 1. Duplicate texts, by hash in key order.
@@ -128,7 +142,7 @@ impl Store {
             let mut new_hashes: Vec<(u64, usize)> = Vec::new();
             for group in by_hash.chunk_by(|a, b| a.0 == b.0) {
                 let hash = group[0].0;
-                let stored_seq = hashes.get((p, hash)).map_err(storage)?.map(|v| v.value());
+                let stored_seq = import.texts.get(&hash).copied();
                 let stored: Option<ItemRecord> = match stored_seq {
                     Some(seq) => match items.get((p, seq)).map_err(storage)? {
                         Some(v) => Some(decode("items", v.value()).map_err(plain)?),
@@ -158,6 +172,7 @@ impl Store {
 
             // 2. Positions and ids, in item order.
             let mut seq_of: Vec<Option<u64>> = vec![None; batch.len()];
+            let mut generated = vec![false; batch.len()];
             let mut next = import.next;
             for (index, slot) in seq_of.iter_mut().enumerate() {
                 if skip_duplicate_texts && same[index].is_some() {
@@ -166,6 +181,7 @@ impl Store {
                 *slot = Some(next);
                 if batch[index].item.id.is_empty() {
                     batch[index].item.id = (next + 1).to_string();
+                    generated[index] = true;
                 }
                 next += 1;
             }
@@ -178,10 +194,15 @@ impl Store {
             for (k, &index) in by_id.iter().enumerate() {
                 let id = batch[index].item.id.as_str();
                 let in_batch = k > 0 && batch[by_id[k - 1]].item.id == id;
-                let stored = ids.get((p, id)).map_err(storage)?.is_some();
+                let stored = ids.get((p, id)).map_err(storage)?.is_some()
+                    || match positional_seq(id) {
+                        Some(s) if s < import.next => {
+                            Self::item_has_id(&items, p, s, id).map_err(plain)?
+                        }
+                        _ => false,
+                    };
                 if in_batch || stored {
-                    let generated = seq_of[index].is_some_and(|s| id == (s + 1).to_string());
-                    if generated {
+                    if generated[index] {
                         renamed.push(index);
                     } else {
                         clash = Some(clash.map_or(index, |c: usize| c.min(index)));
@@ -199,6 +220,7 @@ impl Store {
                     n += 1;
                     let candidate = format!("{base}-{n}");
                     let taken_here = batch.iter().any(|s| s.item.id == candidate);
+                    // A suffixed id is never positional, so the id table alone knows it.
                     if !taken_here && ids.get((p, candidate.as_str())).map_err(storage)?.is_none() {
                         batch[index].item.id = candidate;
                         break;
@@ -223,14 +245,16 @@ impl Store {
             by_id.sort_unstable_by(|a, b| batch[*a].item.id.cmp(&batch[*b].item.id));
             for index in by_id {
                 if let Some(seq) = seq_of[index] {
-                    ids.insert((p, batch[index].item.id.as_str()), seq)
-                        .map_err(storage)?;
+                    let id = batch[index].item.id.as_str();
+                    if positional_seq(id) != Some(seq) {
+                        ids.insert((p, id), seq).map_err(storage)?;
+                    }
                 }
             }
             for (hash, first) in new_hashes {
                 // The first item with this text may itself be skipped (a stored duplicate).
                 if let Some(seq) = seq_of[first] {
-                    hashes.insert((p, hash), seq).map_err(storage)?;
+                    new_texts.push((hash, seq));
                 }
             }
             for (index, s) in same.into_iter().enumerate() {
@@ -251,6 +275,7 @@ impl Store {
             import.next = next;
         }
         txn.commit().map_err(|e| plain(e.into()))?;
+        import.texts.extend(new_texts);
         Ok(outcome)
     }
 
@@ -317,7 +342,6 @@ impl Store {
             {
                 let mut items = txn.open_table(ITEMS)?;
                 let mut ids = txn.open_table(ITEM_IDS)?;
-                let mut hashes = txn.open_table(ITEM_TEXT_HASHES)?;
                 let mut annotations = txn.open_table(ANNOTATIONS)?;
                 for seq in from..to {
                     let users: Vec<u64> = annotations
@@ -330,12 +354,8 @@ impl Store {
                     let Some(item) = items.remove((project, seq))? else {
                         continue;
                     };
-                    let item: ItemRecord = decode("items", item.value())?;
-                    ids.remove((project, item.id.as_str()))?;
-                    let hash = text_hash(&item.text);
-                    if hashes.get((project, hash))?.map(|v| v.value()) == Some(seq) {
-                        hashes.remove((project, hash))?;
-                    }
+                    let item: ItemKey = decode_borrowed("items", item.value())?;
+                    ids.remove((project, item.id.as_ref()))?;
                 }
                 let mut staged = txn.open_table(STAGED_IMPORTS)?;
                 if to >= end {

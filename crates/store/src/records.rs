@@ -57,6 +57,25 @@ pub struct ItemRecord {
     pub gold: Option<AnnotationValue>,
 }
 
+/// The id and text of a stored item, borrowed from the row: index scans skip the rest.
+#[derive(Deserialize)]
+pub(crate) struct ItemKey<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub text: std::borrow::Cow<'a, str>,
+}
+
+/// The seq an id names positionally: `"1"` is the first item (seq 0). Only canonical decimals
+/// count (no sign, no leading zero). Such an id on the item at that seq has no `ITEM_IDS` row.
+pub(crate) fn positional_seq(id: &str) -> Option<u64> {
+    let first = *id.as_bytes().first()?;
+    if !(b'1'..=b'9').contains(&first) || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse::<u64>().ok().map(|n| n - 1)
+}
+
 /// One annotator's answer for one item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnotationRecord {
@@ -77,6 +96,17 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
     table: &'static str,
     bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// [`decode`] for records that borrow from the row.
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
+    table: &'static str,
+    bytes: &'a [u8],
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         table,

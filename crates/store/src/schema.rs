@@ -24,11 +24,12 @@ pub const MEMBERS: TableDefinition<(u64, u64), u8> = TableDefinition::new("membe
 /// (project, item seq) → JSON [`crate::ItemRecord`]. Rows at or past the project's `next_seq`
 /// belong to an import still being staged and are invisible to readers.
 pub const ITEMS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("items");
-/// (project, external item id) → item seq.
+/// (project, external item id) → item seq, for every item whose id is not positional (the
+/// decimal of seq + 1, which Concord generates when a file gives no id): a positional id is
+/// found by reading the item at that seq. Duplicate texts are found with an in-memory hash
+/// map built when an import starts (files written before that change also hold an unused
+/// `item_text_hashes` table).
 pub const ITEM_IDS: TableDefinition<(u64, &str), u64> = TableDefinition::new("item_ids");
-/// (project, FNV-1a hash of the text) → seq of the first item with that text.
-pub const ITEM_TEXT_HASHES: TableDefinition<(u64, u64), u64> =
-    TableDefinition::new("item_text_hashes");
 /// (project, item seq, user) → JSON [`crate::AnnotationRecord`]. One row per annotator and item:
 /// re-annotating overwrites.
 pub const ANNOTATIONS: TableDefinition<(u64, u64, u64), &[u8]> =

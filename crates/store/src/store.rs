@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{decode, encode};
+use crate::records::{decode, decode_borrowed, encode, positional_seq, ItemKey};
 use crate::schema::*;
 use crate::{
     AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, StoreError, TokenRecord, UserRecord,
@@ -118,7 +118,6 @@ impl Store {
             txn.open_table(MEMBERS)?;
             txn.open_table(ITEMS)?;
             txn.open_table(ITEM_IDS)?;
-            txn.open_table(ITEM_TEXT_HASHES)?;
             txn.open_table(ANNOTATIONS)?;
             txn.open_table(USER_PROGRESS)?;
             txn.open_table(SKIPS)?;
@@ -405,10 +404,29 @@ impl Store {
             return Ok(None);
         };
         let ids = txn.open_table(ITEM_IDS)?;
-        Ok(ids
-            .get((project.0, id))?
-            .map(|v| v.value())
-            .filter(|s| *s < record.next_seq))
+        if let Some(seq) = ids.get((project.0, id))?.map(|v| v.value()) {
+            return Ok(Some(seq).filter(|s| *s < record.next_seq));
+        }
+        match positional_seq(id) {
+            Some(seq) if seq < record.next_seq => {
+                let items = txn.open_table(ITEMS)?;
+                Ok(Self::item_has_id(&items, project.0, seq, id)?.then_some(seq))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the item row at `seq` carries `id`.
+    pub(crate) fn item_has_id(
+        items: &impl ReadableTable<(u64, u64), &'static [u8]>,
+        project: u64,
+        seq: u64,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(match items.get((project, seq))? {
+            Some(v) => decode_borrowed::<ItemKey>("items", v.value())?.id == id,
+            None => false,
+        })
     }
 
     fn read_project(

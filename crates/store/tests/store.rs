@@ -176,6 +176,40 @@ fn duplicate_ids_fail_and_duplicate_texts_are_reported_or_skipped() {
 }
 
 #[test]
+fn positional_ids_are_found_and_still_unique() {
+    let (_d, store, p) = setup(1);
+    // Generated ids are positions; "2" given explicitly at position 2 is positional too.
+    import(&store, p, &[("", "one"), ("2", "two"), ("x", "three")]);
+    assert_eq!(store.item_seq(p, "1").unwrap(), Some(0));
+    assert_eq!(store.item_seq(p, "2").unwrap(), Some(1));
+    assert_eq!(store.item_seq(p, "x").unwrap(), Some(2));
+    assert_eq!(store.item_seq(p, "3").unwrap(), None, "item 3 is called x");
+    assert_eq!(store.item_seq(p, "02").unwrap(), None);
+    assert_eq!(store.item_seq(p, "+2").unwrap(), None);
+    // An explicit id that names a stored positional item is taken.
+    let mut imp = store.begin_import(p).unwrap();
+    let err = store
+        .stage_items(&mut imp, &mut [item("1", "four")], false)
+        .unwrap_err();
+    assert!(matches!(err, (Some(0), StoreError::Exists(_))), "{err:?}");
+    store.abort_import(imp).unwrap();
+    // An explicit non-positional "5" makes the generated "5" of a later item step aside.
+    import(&store, p, &[("5", "five"), ("", "six")]);
+    assert_eq!(store.item_seq(p, "5").unwrap(), Some(3));
+    assert_eq!(store.item(p, 4).unwrap().unwrap().id, "5-2");
+    assert_eq!(store.item_seq(p, "5-2").unwrap(), Some(4));
+    // Staged positional ids vanish with an aborted import.
+    let mut imp = store.begin_import(p).unwrap();
+    store
+        .stage_items(&mut imp, &mut [item("", "seven")], false)
+        .unwrap();
+    store.abort_import(imp).unwrap();
+    assert_eq!(store.item_seq(p, "6").unwrap(), None);
+    assert_eq!(import(&store, p, &[("6", "seven")]), 1);
+    assert_eq!(store.item_seq(p, "6").unwrap(), Some(5));
+}
+
+#[test]
 fn reannotating_updates_and_a_repeated_submit_changes_nothing() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "one"), ("b", "two")]);
