@@ -3,6 +3,7 @@
 //! embedded in the binary. [`router`] builds it from an [`AppState`]; [`serve`] runs it on a
 //! listener the caller bound, so tests bind port 0 and drive the real thing.
 
+pub mod agreement_cli;
 pub mod assets;
 pub mod config;
 pub mod demo;

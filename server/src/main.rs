@@ -1,7 +1,7 @@
 //! `concord`: the command line. Serving, accounts, tokens, import and export; each command is a
 //! thin layer over the engine.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -42,6 +42,29 @@ enum Command {
     Import(ImportArgs),
     /// Export a project (stop the server first, or use GET /api/v1/projects/{id}/export).
     Export(ExportArgs),
+    /// Inter-annotator agreement of a project (stop the server first, or use GET
+    /// /api/v1/projects/{id}/agreement), or of any ratings file with --ratings.
+    Agreement(AgreementArgs),
+}
+
+#[derive(Args)]
+struct AgreementArgs {
+    /// Project id or exact name (leave out with --ratings).
+    #[arg(required_unless_present = "ratings")]
+    project: Option<String>,
+    /// A ratings file from any tool: CSV (header of rater names; an optional first column
+    /// `item`) or JSON (rows as arrays or objects); items as rows, raters as columns, empty or
+    /// null = missing.
+    #[arg(long, conflicts_with = "project")]
+    ratings: Option<PathBuf>,
+    /// Measurement level of the ratings (a project's labels are nominal).
+    #[arg(long, value_enum, default_value = "nominal")]
+    level: concord::agreement_cli::Level,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataDir,
 }
 
 #[derive(Args)]
@@ -158,6 +181,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
+        Command::Agreement(args) => agreement(args),
     }
 }
 
@@ -325,5 +349,92 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     bar.finish_and_clear();
     eprintln!("exported {count} items");
+    Ok(())
+}
+
+fn agreement(args: AgreementArgs) -> anyhow::Result<()> {
+    use concord::agreement_cli::{compute, format_report, parse_ratings, to_ratings, Level};
+    if let Some(path) = &args.ratings {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).with_context(|| format!("opening {name}"))?;
+        let mut bytes = Vec::new();
+        std::io::Read::take(file, concord::agreement_cli::MAX_RATINGS_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {name}"))?;
+        if bytes.len() > concord::agreement_cli::MAX_RATINGS_BYTES {
+            bail!(
+                "{name} is larger than {} MB",
+                concord::agreement_cli::MAX_RATINGS_BYTES >> 20
+            );
+        }
+        let table = parse_ratings(&name, &bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let ratings = to_ratings(&table, args.level).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let (report, intervals) = compute(&ratings, args.level);
+        if args.json {
+            let out = serde_json::json!({
+                "raters": table.raters,
+                "categories": ratings.labels(),
+                "report": report,
+                "intervals": intervals,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            print!(
+                "{}",
+                format_report(&report, &intervals, args.level, ratings.labels())
+            );
+        }
+        return Ok(());
+    }
+    let engine = open(&args.data.data_dir)?;
+    let project = engine.find_project(args.project.as_deref().unwrap_or_default())?;
+    let figures = engine.agreement(&Principal::local(), project)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        return Ok(());
+    }
+    println!(
+        "{} of {} items have answers; categories: {}",
+        figures.project_items - figures.unannotated_items,
+        figures.project_items,
+        figures.categories.join(", ")
+    );
+    print!(
+        "{}",
+        format_report(
+            &figures.report,
+            &figures.intervals,
+            Level::Nominal,
+            &figures.categories
+        )
+    );
+    println!("\nannotators");
+    println!(
+        "{:20}  {:>6}  {:>12}  {:>10}  {:>10}  {:>8}",
+        "name", "items", "s per item", "κ others", "% others", "gold"
+    );
+    for a in &figures.annotator_stats {
+        println!(
+            "{:20}  {:>6}  {:>12}  {:>10}  {:>10}  {:>8}",
+            a.name,
+            a.items,
+            a.mean_time_ms
+                .map(|ms| format!("{:.1}", ms / 1000.0))
+                .unwrap_or_default(),
+            a.kappa_with_others
+                .value()
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "—".into()),
+            a.percent_with_others
+                .value()
+                .map(|v| format!("{:.1}%", v * 100.0))
+                .unwrap_or_else(|| "—".into()),
+            if a.gold_answered > 0 {
+                format!("{}/{}", a.gold_correct, a.gold_answered)
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }

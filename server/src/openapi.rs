@@ -103,6 +103,20 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({ "200": { "description": "The export", "content": { "application/x-ndjson": {}, "text/csv": {} } } }))
                 }
             },
+            "/projects/{id}/agreement": {
+                "get": {
+                    "summary": "Inter-annotator agreement: every coefficient (percent agreement in three definitions, Fleiss' and Conger's κ, Gwet's AC1/AC2, Brennan–Prediger, Krippendorff's α at four levels, mean pairwise Cohen's κ), 95% bootstrap intervals, per-label agreement, the annotator-pair matrices, per-annotator statistics and agreement per day (reviewers, administrators). Undefined coefficients are {\"undefined\": reason}.",
+                    "parameters": [id_param()],
+                    "responses": with_errors(json!({ "200": { "description": "Agreement figures" } }))
+                }
+            },
+            "/projects/{id}/agreement/confusion": {
+                "get": {
+                    "summary": "The confusion matrix of two annotators over the items both answered (reviewers, administrators)",
+                    "parameters": [id_param(), { "name": "a", "in": "query", "required": true, "schema": { "type": "string" } }, { "name": "b", "in": "query", "required": true, "schema": { "type": "string" } }],
+                    "responses": with_errors(json!({ "200": { "description": "counts[a][b] over the categories" } }))
+                }
+            },
             "/users": {
                 "get": { "summary": "All accounts (administrators)", "responses": with_errors(json!({ "200": { "description": "Accounts" } })) },
                 "post": {

@@ -35,6 +35,11 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/skip", post(skip))
         .route("/projects/{id}/members", get(members).post(set_member))
         .route("/projects/{id}/export", get(export))
+        .route("/projects/{id}/agreement", get(agreement))
+        .route(
+            "/projects/{id}/agreement/confusion",
+            get(agreement_confusion),
+        )
         .route("/users", get(users).post(create_user))
         .fallback(|| async { ApiError::new(http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
@@ -350,6 +355,35 @@ async fn export(
     let engine = state.engine().clone();
     authorize(&engine, &who, project, Role::Reviewer).await?;
     Ok(crate::upload::export_response(engine, who, project, format))
+}
+
+async fn agreement(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<concord_engine::ProjectAgreement>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.agreement(&who, ProjectId(id))).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ConfusionQuery {
+    a: String,
+    b: String,
+}
+
+async fn agreement_confusion(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<ConfusionQuery>,
+) -> Result<Json<concord_engine::RaterConfusion>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.rater_confusion(&who, ProjectId(id), &q.a, &q.b)).await?,
+    ))
 }
 
 async fn users(

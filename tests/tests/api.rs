@@ -337,6 +337,7 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/projects/{id}/next", "get"),
         ("/projects/{id}/annotations", "post"),
         ("/projects/{id}/export", "get"),
+        ("/projects/{id}/agreement", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -488,5 +489,130 @@ async fn annotations_survive_a_restart() {
         .await
         .unwrap();
     assert!(text.contains("\"labels\":[\"ham\"]"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers() {
+    use concord_agreement::{agreement_report, Ratings, ReportOptions};
+    let s = TestServer::start().await;
+    let r = client()
+        .post(s.url("/api/v1/projects"))
+        .bearer_auth(&s.admin_token)
+        .json(
+            &json!({"name": "agree", "task": "classification", "overlap": 3,
+            "labels": [{"name": "pos"}, {"name": "neg"}, {"name": "neu"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let project = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let items: String = (1..=6)
+        .map(|i| format!("{{\"text\":\"tweet {i}\"}}\n"))
+        .collect();
+    assert_eq!(
+        import(&s, &s.admin_token, project, &items).await.status(),
+        StatusCode::OK
+    );
+    // Planted answers: rows are items, columns annotators a, b, c.
+    let planted = [
+        ["pos", "pos", "pos"],
+        ["neg", "neg", "neg"],
+        ["pos", "neg", "pos"],
+        ["neu", "neu", "neg"],
+        ["neg", "neg", "neg"],
+        ["pos", "neu", "neu"],
+    ];
+    let mut tokens = Vec::new();
+    for name in ["a", "b", "c"] {
+        tokens.push(annotator(&s, name, project).await);
+    }
+    for (col, token) in tokens.iter().enumerate() {
+        for _ in 0..planted.len() {
+            let next: Value = client()
+                .get(s.url(&format!("/api/v1/projects/{project}/next")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let id = next["id"].as_str().unwrap().to_string();
+            let row: usize = id.parse::<usize>().unwrap() - 1;
+            let r = client()
+                .post(s.url(&format!("/api/v1/projects/{project}/annotations")))
+                .bearer_auth(token)
+                .json(&json!({"item_id": id, "labels": [planted[row][col]], "time_spent_ms": 2000}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    }
+    let r = client()
+        .get(s.url(&format!("/api/v1/projects/{project}/agreement")))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "annotators must not see agreement"
+    );
+    let got: Value = client()
+        .get(s.url(&format!("/api/v1/projects/{project}/agreement")))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows: Vec<Vec<Option<&str>>> = planted
+        .iter()
+        .map(|r| r.iter().map(|l| Some(*l)).collect())
+        .collect();
+    let ratings = Ratings::from_labels_with_categories(&rows, &["pos", "neg", "neu"]).unwrap();
+    let expected = agreement_report(&ratings.view(), &ReportOptions::default());
+    let value = |v: &Value| v["value"].as_f64().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    let report = &got["report"];
+    assert!(close(
+        value(&report["alpha_nominal"]["coefficient"]),
+        expected.alpha_nominal.coefficient.value().unwrap()
+    ));
+    assert!(close(
+        value(&report["fleiss_kappa"]["coefficient"]),
+        expected.fleiss_kappa.coefficient.value().unwrap()
+    ));
+    assert!(close(
+        value(&report["gwet_ac1"]["coefficient"]),
+        expected.gwet_ac1.coefficient.value().unwrap()
+    ));
+    assert_eq!(got["annotators"], json!(["a", "b", "c"]));
+    assert_eq!(got["categories"], json!(["pos", "neg", "neu"]));
+    assert_eq!(got["annotator_stats"][0]["items"], 6);
+    assert_eq!(got["annotator_stats"][0]["mean_time_ms"], 2000.0);
+    assert_eq!(got["intervals"].as_array().unwrap().len(), 4);
+    assert_eq!(got["over_time"][0]["items"], 6);
+    let confusion: Value = client()
+        .get(s.url(&format!(
+            "/api/v1/projects/{project}/agreement/confusion?a=a&b=b"
+        )))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // a said pos where b said neg once (item 3) and neu once (item 6).
+    assert_eq!(
+        confusion["counts"],
+        json!([[1, 1, 1], [0, 2, 0], [0, 0, 1]])
+    );
     s.stop().await;
 }

@@ -3,6 +3,7 @@
 //! every call: each public operation takes the acting [`Principal`]. The server's handlers and
 //! server functions are thin wrappers over these calls; the CLI calls them directly.
 
+mod agreement;
 mod assignment;
 mod auth;
 mod error;
@@ -14,7 +15,11 @@ mod queue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use agreement::{
+    AnnotatorStats, CategoryDefinition, DayAgreement, ProjectAgreement, RaterConfusion,
+};
 pub use auth::{Principal, SESSION_TTL_MS};
+pub use concord_agreement as agreement_stats;
 pub use concord_domain as domain;
 pub use concord_store::StoreError;
 pub use error::EngineError;

@@ -1,0 +1,463 @@
+//! A project's agreement figures: the ratings matrix of its annotators (items as rows, one
+//! column per annotator with at least one answer), every coefficient of `concord-agreement`,
+//! bootstrap intervals, the annotator-pair matrices, per-annotator statistics, agreement per
+//! day, and the confusion matrix of any two annotators. Reviewers and admins only: in a blind
+//! project annotators must not learn each other's answers.
+
+use std::collections::HashMap;
+
+use concord_agreement::{
+    agreement_report, bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient,
+    CoefficientKind, ConfidenceInterval, Metric, PairCoefficient, PairwiseMatrix, RatingsView,
+    ReportOptions, Tallies, Weighting, MISSING,
+};
+use concord_domain::{AnnotationValue, ProjectId, Role, TaskKind, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::{Engine, EngineError, Principal};
+
+/// Bootstrap replicates for the dashboard's intervals (seeded: the same data gives the same
+/// interval on every load).
+const REPLICATES: usize = 1000;
+
+/// What a category of the ratings matrix is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryDefinition {
+    /// Single-label projects: a category is a label.
+    Label,
+    /// Multi-label projects: a category is the exact set of labels an annotator chose, so two
+    /// annotators agree on an item only when they chose the same set.
+    ExactLabelSet,
+}
+
+/// One annotator's work and agreement with the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotatorStats {
+    pub name: String,
+    /// Items answered.
+    pub items: u64,
+    /// Mean time per item in milliseconds, over answers that report one.
+    pub mean_time_ms: Option<f64>,
+    /// Mean Cohen's κ with each other annotator (pairs with shared items).
+    pub kappa_with_others: Coefficient,
+    /// Share of shared items where this annotator agrees with another, over all pairs.
+    pub percent_with_others: Coefficient,
+    /// Items with a gold label this annotator answered, and how many of those match it.
+    pub gold_answered: u64,
+    pub gold_correct: u64,
+}
+
+/// Agreement of the items whose last answer came on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayAgreement {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Items with at least two answers completed that day.
+    pub items: usize,
+    pub alpha_nominal: Coefficient,
+    pub percent_pairable: Coefficient,
+    /// α over every item completed up to and including this day.
+    pub alpha_cumulative: Coefficient,
+}
+
+/// Everything the agreement dashboard, `GET /api/v1/projects/{id}/agreement` and
+/// `concord agreement PROJECT` show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectAgreement {
+    /// Rater columns, in order (annotator names).
+    pub annotators: Vec<String>,
+    /// Categories, in order (label names, or label sets joined with `|`).
+    pub categories: Vec<String>,
+    pub category_definition: CategoryDefinition,
+    /// Items in the project, and items with no answer at all (not in the matrix).
+    pub project_items: u64,
+    pub unannotated_items: u64,
+    pub report: AgreementReport,
+    /// 95% percentile-bootstrap intervals (1000 replicates, fixed seed) for Krippendorff's α
+    /// (nominal), Fleiss' κ, Gwet's AC1 and the mean pairwise Cohen's κ.
+    pub intervals: Vec<ConfidenceInterval>,
+    /// Cohen's κ for every annotator pair.
+    pub pairwise_kappa: PairwiseMatrix,
+    /// Observed agreement for every annotator pair.
+    pub pairwise_percent: PairwiseMatrix,
+    pub annotator_stats: Vec<AnnotatorStats>,
+    pub over_time: Vec<DayAgreement>,
+}
+
+/// The contingency table of two annotators over the items both answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RaterConfusion {
+    pub first: String,
+    pub second: String,
+    pub categories: Vec<String>,
+    /// `counts[a][b]`: items the first annotator put in category `a` and the second in `b`.
+    pub counts: Vec<Vec<u64>>,
+    /// Items that only one of the two answered.
+    pub items_excluded: usize,
+}
+
+/// The project's answers as a ratings matrix.
+struct Matrix {
+    annotators: Vec<UserId>,
+    names: Vec<String>,
+    categories: Vec<String>,
+    definition: CategoryDefinition,
+    /// Row-major, `annotators.len()` columns, `MISSING` where an annotator gave no answer.
+    data: Vec<u32>,
+    /// Per row: the time of its last answer.
+    last_ms: Vec<u64>,
+    /// Per row: the item's gold category, if it has a gold label.
+    gold: Vec<Option<u32>>,
+    /// Per annotator: (answers, answers reporting a time, total reported time).
+    work: Vec<(u64, u64, u64)>,
+    project_items: u64,
+}
+
+fn category_name(task: TaskKind, value: &AnnotationValue) -> String {
+    match task {
+        TaskKind::Classification => value.labels.first().cloned().unwrap_or_default(),
+        _ => {
+            let mut labels = value.labels.clone();
+            labels.sort();
+            labels.join("|")
+        }
+    }
+}
+
+impl Engine {
+    fn ratings_matrix(&self, project: ProjectId) -> Result<Matrix, EngineError> {
+        let record = self.project_record(project)?;
+        let task = record.spec.task;
+        let definition = match task {
+            TaskKind::Classification => CategoryDefinition::Label,
+            _ => CategoryDefinition::ExactLabelSet,
+        };
+        let mut categories: Vec<String> = match definition {
+            CategoryDefinition::Label => {
+                record.spec.labels.iter().map(|l| l.name.clone()).collect()
+            }
+            CategoryDefinition::ExactLabelSet => Vec::new(),
+        };
+        let mut category_index: HashMap<String, u32> = categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i as u32))
+            .collect();
+        let mut column: HashMap<UserId, usize> = HashMap::new();
+        let mut annotators: Vec<UserId> = Vec::new();
+        // (row, column, category), rows in item order.
+        let mut cells: Vec<(u32, u32, u32)> = Vec::new();
+        let mut last_ms = Vec::new();
+        let mut gold = Vec::new();
+        let mut work: Vec<(u64, u64, u64)> = Vec::new();
+        let mut project_items = 0u64;
+        let mut index_of = |name: String, categories: &mut Vec<String>| -> u32 {
+            *category_index.entry(name.clone()).or_insert_with(|| {
+                categories.push(name);
+                (categories.len() - 1) as u32
+            })
+        };
+        self.store()
+            .for_each_item::<EngineError>(project, |_, item, answers| {
+                project_items += 1;
+                if answers.is_empty() {
+                    return Ok(());
+                }
+                let row = last_ms.len() as u32;
+                let mut latest = 0;
+                for (user, answer) in answers {
+                    let col = *column.entry(user).or_insert_with(|| {
+                        annotators.push(user);
+                        work.push((0, 0, 0));
+                        annotators.len() - 1
+                    });
+                    let category = index_of(category_name(task, &answer.value), &mut categories);
+                    cells.push((row, col as u32, category));
+                    latest = latest.max(answer.updated_ms);
+                    let w = &mut work[col];
+                    w.0 += 1;
+                    if answer.time_spent_ms > 0 {
+                        w.1 += 1;
+                        w.2 += answer.time_spent_ms;
+                    }
+                }
+                last_ms.push(latest);
+                gold.push(
+                    item.gold
+                        .as_ref()
+                        .map(|g| index_of(category_name(task, g), &mut categories)),
+                );
+                Ok(())
+            })?;
+        let raters = annotators.len();
+        let mut data = vec![MISSING; last_ms.len() * raters];
+        for (row, col, category) in cells {
+            data[row as usize * raters + col as usize] = category;
+        }
+        let mut names = Vec::with_capacity(raters);
+        for user in &annotators {
+            names.push(
+                self.store()
+                    .user(*user)?
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| format!("user {}", user.0)),
+            );
+        }
+        Ok(Matrix {
+            annotators,
+            names,
+            categories,
+            definition,
+            data,
+            last_ms,
+            gold,
+            work,
+            project_items,
+        })
+    }
+
+    /// Every agreement figure of a project (reviewers and admins).
+    pub fn agreement(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<ProjectAgreement, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let m = self.ratings_matrix(project)?;
+        let raters = m.annotators.len();
+        let q = m.categories.len().max(1);
+        let view = RatingsView::new(&m.data, raters, q)
+            .map_err(|e| EngineError::Internal(format!("ratings matrix: {e}")))?;
+        let report = agreement_report(&view, &ReportOptions::default());
+        let kinds = [
+            CoefficientKind::KrippendorffAlpha(Metric::Nominal),
+            CoefficientKind::FleissKappa(Weighting::Identity),
+            CoefficientKind::GwetAc(Weighting::Identity),
+            CoefficientKind::MeanPairwise(PairCoefficient::CohenKappa(Weighting::Identity)),
+        ];
+        let intervals = if view.items() == 0 {
+            Vec::new()
+        } else {
+            bootstrap(
+                &view,
+                &kinds,
+                &BootstrapConfig {
+                    replicates: REPLICATES,
+                    ..BootstrapConfig::default()
+                },
+            )
+            .map_err(|e| EngineError::Internal(format!("bootstrap: {e}")))?
+        };
+        let tallies = Tallies::build(&view, true);
+        let matrix = |which| {
+            tallies.pairwise_matrix(which).unwrap_or(PairwiseMatrix {
+                raters,
+                coefficient: which,
+                values: Vec::new(),
+                shared_items: Vec::new(),
+            })
+        };
+        let pairwise_kappa = matrix(PairCoefficient::CohenKappa(Weighting::Identity));
+        let pairwise_percent = matrix(PairCoefficient::PercentAgreement);
+        let annotator_stats = (0..raters)
+            .map(|g| {
+                let (items, timed, total) = m.work[g];
+                let (mut gold_answered, mut gold_correct) = (0, 0);
+                for (row, gold) in m.gold.iter().enumerate() {
+                    let mine = m.data[row * raters + g];
+                    if let (Some(gold), true) = (gold, mine != MISSING) {
+                        gold_answered += 1;
+                        gold_correct += u64::from(*gold == mine);
+                    }
+                }
+                AnnotatorStats {
+                    name: m.names[g].clone(),
+                    items,
+                    mean_time_ms: (timed > 0).then(|| total as f64 / timed as f64),
+                    kappa_with_others: mean_with_others(&pairwise_kappa, g),
+                    percent_with_others: percent_with_others(&m.data, raters, g),
+                    gold_answered,
+                    gold_correct,
+                }
+            })
+            .collect();
+        let over_time = over_time(&m, raters, q);
+        Ok(ProjectAgreement {
+            annotators: m.names,
+            categories: m.categories,
+            category_definition: m.definition,
+            project_items: m.project_items,
+            unannotated_items: m.project_items - m.last_ms.len() as u64,
+            report,
+            intervals,
+            pairwise_kappa,
+            pairwise_percent,
+            annotator_stats,
+            over_time,
+        })
+    }
+
+    /// The confusion matrix of two annotators, by name (reviewers and admins).
+    pub fn rater_confusion(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        first: &str,
+        second: &str,
+    ) -> Result<RaterConfusion, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let m = self.ratings_matrix(project)?;
+        let column = |name: &str| {
+            m.names.iter().position(|n| n == name).ok_or_else(|| {
+                EngineError::NotFound(format!("annotator {name:?} with answers in this project"))
+            })
+        };
+        let (a, b) = (column(first)?, column(second)?);
+        let q = m.categories.len().max(1);
+        let view = RatingsView::new(&m.data, m.annotators.len(), q)
+            .map_err(|e| EngineError::Internal(format!("ratings matrix: {e}")))?;
+        let table = confusion_matrix(&view, a, b)
+            .map_err(|e| EngineError::Internal(format!("confusion matrix: {e}")))?;
+        let counts = (0..m.categories.len())
+            .map(|i| {
+                (0..m.categories.len())
+                    .map(|j| table.counts()[i * q + j])
+                    .collect()
+            })
+            .collect();
+        Ok(RaterConfusion {
+            first: first.to_string(),
+            second: second.to_string(),
+            categories: m.categories,
+            counts,
+            items_excluded: table.items_excluded(),
+        })
+    }
+}
+
+/// The mean of annotator `g`'s defined pair values.
+fn mean_with_others(matrix: &PairwiseMatrix, g: usize) -> Coefficient {
+    let values: Vec<f64> = (0..matrix.raters)
+        .filter(|h| *h != g)
+        .filter_map(|h| matrix.get(g, h).and_then(|c| c.value()))
+        .collect();
+    if values.is_empty() {
+        Coefficient::Undefined(if matrix.raters < 2 {
+            concord_agreement::UndefinedReason::SingleRater
+        } else {
+            concord_agreement::UndefinedReason::NoPairableItems
+        })
+    } else {
+        Coefficient::Value(values.iter().sum::<f64>() / values.len() as f64)
+    }
+}
+
+/// Over every item annotator `g` shares with someone: agreeing (g, other) pairs / all pairs.
+fn percent_with_others(data: &[u32], raters: usize, g: usize) -> Coefficient {
+    let (mut agree, mut pairs) = (0u64, 0u64);
+    for row in data.chunks_exact(raters.max(1)) {
+        let mine = row[g];
+        if mine == MISSING {
+            continue;
+        }
+        for (h, other) in row.iter().enumerate() {
+            if h != g && *other != MISSING {
+                pairs += 1;
+                agree += u64::from(*other == mine);
+            }
+        }
+    }
+    if pairs == 0 {
+        Coefficient::Undefined(concord_agreement::UndefinedReason::NoPairableItems)
+    } else {
+        Coefficient::Value(agree as f64 / pairs as f64)
+    }
+}
+
+/// α and percent agreement of the items completed each day, and α up to that day.
+fn over_time(m: &Matrix, raters: usize, q: usize) -> Vec<DayAgreement> {
+    let mut by_day: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (row, ms) in m.last_ms.iter().enumerate() {
+        let answers = m.data[row * raters..(row + 1) * raters]
+            .iter()
+            .filter(|c| **c != MISSING)
+            .count();
+        if answers >= 2 {
+            by_day.entry(ms / 86_400_000).or_default().push(row);
+        }
+    }
+    let mut cumulative: Vec<u32> = Vec::new();
+    let mut out = Vec::new();
+    for (day, rows) in by_day {
+        let mut data = Vec::with_capacity(rows.len() * raters);
+        for row in &rows {
+            data.extend_from_slice(&m.data[row * raters..(row + 1) * raters]);
+        }
+        cumulative.extend_from_slice(&data);
+        let (alpha, percent) = match RatingsView::new(&data, raters, q) {
+            Ok(view) => {
+                let t = Tallies::build(&view, false);
+                (
+                    t.krippendorff_alpha(Metric::Nominal).coefficient,
+                    t.percent_agreement().pairable,
+                )
+            }
+            Err(_) => continue,
+        };
+        let alpha_cumulative = match RatingsView::new(&cumulative, raters, q) {
+            Ok(view) => {
+                Tallies::build(&view, false)
+                    .krippendorff_alpha(Metric::Nominal)
+                    .coefficient
+            }
+            Err(_) => continue,
+        };
+        out.push(DayAgreement {
+            day: civil_date(day),
+            items: rows.len(),
+            alpha_nominal: alpha,
+            percent_pairable: percent,
+            alpha_cumulative,
+        });
+    }
+    out
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01 (H. Hinnant's civil-from-days).
+fn civil_date(days: u64) -> String {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(19_723), "2024-01-01");
+        assert_eq!(civil_date(20_787), "2026-11-30");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+    }
+
+    #[test]
+    fn percent_with_others_counts_pairs_on_shared_items() {
+        // Rater 0 agrees with 1 on item 0, disagrees with 1 and 2 on item 1.
+        let data = [0, 0, MISSING, 0, 1, 1];
+        assert_eq!(
+            percent_with_others(&data, 3, 0),
+            Coefficient::Value(1.0 / 3.0)
+        );
+        assert!(!percent_with_others(&[0, MISSING], 2, 0).is_defined());
+    }
+}

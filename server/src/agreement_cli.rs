@@ -1,0 +1,539 @@
+//! `concord agreement`: reading a ratings file from any tool (CSV or JSON, items as rows, raters
+//! as columns, empty or null = missing) and printing every coefficient as a table.
+
+use concord_engine::agreement_stats::{
+    agreement_report, bootstrap, AgreementReport, BootstrapConfig, ChanceCorrected, Coefficient,
+    CoefficientKind, ConfidenceInterval, Interval, Metric, PairCoefficient, Ratings, ReportOptions,
+    Weighting,
+};
+use serde_json::Value;
+
+/// Largest ratings file read (the statistics themselves handle far more, but the file is
+/// parsed into memory).
+pub const MAX_RATINGS_BYTES: usize = 512 * 1024 * 1024;
+
+/// The measurement level of the ratings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Level {
+    Nominal,
+    Ordinal,
+    Interval,
+    Ratio,
+}
+
+impl Level {
+    fn metric(self) -> Metric {
+        match self {
+            Level::Nominal => Metric::Nominal,
+            Level::Ordinal => Metric::Ordinal,
+            Level::Interval => Metric::Interval,
+            Level::Ratio => Metric::Ratio,
+        }
+    }
+
+    /// The weighting of the weighted variants (AC2, weighted κ) that fits the level.
+    fn weighting(self) -> Weighting {
+        match self {
+            Level::Nominal => Weighting::Identity,
+            Level::Ordinal => Weighting::Ordinal,
+            Level::Interval => Weighting::Quadratic,
+            Level::Ratio => Weighting::Ratio,
+        }
+    }
+}
+
+/// A ratings table as read: rater names and one row of optional values per item.
+#[derive(Debug, PartialEq)]
+pub struct RatingsTable {
+    pub raters: Vec<String>,
+    pub items: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// Reads CSV (a header row of rater names; a first column named `item` or `id` holds item
+/// ids) or JSON (an array of arrays, or of objects mapping rater names to values; or an
+/// object with `"raters"` and `"rows"`). Errors name the line (CSV) or item (JSON).
+pub fn parse_ratings(name: &str, bytes: &[u8]) -> Result<RatingsTable, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("{name}: not UTF-8 ({e})"))?;
+    let looks_json = text.trim_start().starts_with(['[', '{']);
+    let table = if name.ends_with(".json") || looks_json {
+        parse_json(text)?
+    } else {
+        parse_csv(text)?
+    };
+    if table.rows.is_empty() {
+        return Err("the file holds no items".into());
+    }
+    if table.raters.len() < 2 {
+        return Err(format!(
+            "agreement needs at least two rater columns; found {}",
+            table.raters.len()
+        ));
+    }
+    Ok(table)
+}
+
+fn parse_csv(text: &str) -> Result<RatingsTable, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("line 1: {e}"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let has_ids = header
+        .first()
+        .is_some_and(|h| h.eq_ignore_ascii_case("item") || h.eq_ignore_ascii_case("id"));
+    let raters: Vec<String> = header.iter().skip(usize::from(has_ids)).cloned().collect();
+    let mut items = Vec::new();
+    let mut rows = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let line = n + 2;
+        let record = record.map_err(|e| match e.kind() {
+            csv::ErrorKind::UnequalLengths { len, .. } => format!(
+                "line {line}: {len} fields, but the header has {}",
+                header.len()
+            ),
+            _ => format!("line {line}: {e}"),
+        })?;
+        let mut fields = record.iter();
+        items.push(if has_ids {
+            fields.next().unwrap_or_default().to_string()
+        } else {
+            (n + 1).to_string()
+        });
+        rows.push(fields.map(cell).collect());
+    }
+    Ok(RatingsTable {
+        raters,
+        items,
+        rows,
+    })
+}
+
+fn cell(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty() && !s.eq_ignore_ascii_case("null") && !s.eq_ignore_ascii_case("na"))
+        .then(|| s.to_string())
+}
+
+fn json_cell(v: &Value, item: usize) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(cell(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(format!(
+            "item {}: a rating must be a string, number or null, not {other}",
+            item + 1
+        )),
+    }
+}
+
+fn parse_json(text: &str) -> Result<RatingsTable, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let (declared, rows) = match value {
+        Value::Array(rows) => (None, rows),
+        Value::Object(mut o) => {
+            let raters = match o.remove("raters") {
+                Some(Value::Array(r)) => Some(
+                    r.iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or("\"raters\" must be an array of names")?,
+                ),
+                Some(_) => return Err("\"raters\" must be an array of names".into()),
+                None => None,
+            };
+            match o.remove("rows") {
+                Some(Value::Array(rows)) => (raters, rows),
+                _ => return Err("expected an array of rows, or an object with \"rows\"".into()),
+            }
+        }
+        _ => return Err("expected an array of rows, or an object with \"rows\"".into()),
+    };
+    let mut raters: Vec<String> = declared.clone().unwrap_or_default();
+    let mut table_rows = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        match row {
+            Value::Array(cells) => {
+                if declared.is_none() && i == 0 {
+                    raters = (1..=cells.len()).map(|g| format!("rater {g}")).collect();
+                }
+                if cells.len() != raters.len() {
+                    return Err(format!(
+                        "item {}: {} ratings, but there are {} raters",
+                        i + 1,
+                        cells.len(),
+                        raters.len()
+                    ));
+                }
+                table_rows.push(
+                    cells
+                        .iter()
+                        .map(|v| json_cell(v, i))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            Value::Object(map) => {
+                for name in map.keys() {
+                    if !raters.contains(name) {
+                        if declared.is_some() {
+                            return Err(format!("item {}: unknown rater {name:?}", i + 1));
+                        }
+                        raters.push(name.clone());
+                    }
+                }
+                table_rows.push(
+                    raters
+                        .iter()
+                        .map(|r| map.get(r).map_or(Ok(None), |v| json_cell(v, i)))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "item {}: a row must be an array or an object",
+                    i + 1
+                ))
+            }
+        }
+    }
+    // Rows written before a later rater first appeared lack that column.
+    for row in &mut table_rows {
+        row.resize(raters.len(), None);
+    }
+    Ok(RatingsTable {
+        raters,
+        items: (1..=table_rows.len()).map(|i| i.to_string()).collect(),
+        rows: table_rows,
+    })
+}
+
+/// The ratings matrix for `level`: numbers when every rating is a number (their values are the
+/// category scores), otherwise text labels, which only the nominal level accepts.
+pub fn to_ratings(table: &RatingsTable, level: Level) -> Result<Ratings, String> {
+    let numeric: Option<Vec<Vec<Option<f64>>>> = table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|c| match c {
+                    Some(s) => s.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some),
+                    None => Some(None),
+                })
+                .collect()
+        })
+        .collect();
+    match numeric {
+        Some(rows) => Ratings::from_values(&rows).map_err(|e| e.to_string()),
+        None if level == Level::Nominal => {
+            Ratings::from_labels(&table.rows).map_err(|e| e.to_string())
+        }
+        None => {
+            let (i, g) = table
+                .rows
+                .iter()
+                .enumerate()
+                .find_map(|(i, row)| {
+                    row.iter()
+                        .position(|c| c.as_deref().is_some_and(|s| s.parse::<f64>().is_err()))
+                        .map(|g| (i, g))
+                })
+                .unwrap_or((0, 0));
+            Err(format!(
+                "item {}, rater {:?}: {:?} is not a number; the {level:?} level needs numbers (use --level nominal for labels)",
+                table.items.get(i).map(String::as_str).unwrap_or("?"),
+                table.raters.get(g).map(String::as_str).unwrap_or("?"),
+                table.rows[i][g].as_deref().unwrap_or(""),
+            ))
+        }
+    }
+}
+
+/// Every coefficient of `ratings`, with 95% bootstrap intervals for the main ones.
+pub fn compute(ratings: &Ratings, level: Level) -> (AgreementReport, Vec<ConfidenceInterval>) {
+    let view = ratings.view();
+    let options = ReportOptions {
+        weighting: level.weighting(),
+        pairwise: true,
+    };
+    let report = agreement_report(&view, &options);
+    let kinds = [
+        CoefficientKind::KrippendorffAlpha(level.metric()),
+        CoefficientKind::FleissKappa(Weighting::Identity),
+        CoefficientKind::GwetAc(level.weighting()),
+        CoefficientKind::MeanPairwise(PairCoefficient::CohenKappa(Weighting::Identity)),
+    ];
+    let intervals = bootstrap(&view, &kinds, &BootstrapConfig::default()).unwrap_or_default();
+    (report, intervals)
+}
+
+fn value(c: &Coefficient) -> String {
+    match c {
+        Coefficient::Value(v) => format!("{v:.4}"),
+        Coefficient::Undefined(reason) => format!("undefined ({reason})"),
+    }
+}
+
+fn interval_for(intervals: &[ConfidenceInterval], kind: CoefficientKind) -> String {
+    match intervals
+        .iter()
+        .find(|i| i.kind == kind)
+        .map(|i| i.interval)
+    {
+        Some(Interval::Bounds { lower, upper }) => format!("[{lower:.4}, {upper:.4}]"),
+        _ => String::new(),
+    }
+}
+
+/// The report as an aligned text table.
+pub fn format_report(
+    report: &AgreementReport,
+    intervals: &[ConfidenceInterval],
+    level: Level,
+    categories: &[String],
+) -> String {
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
+    let mut chance = |name: &str, c: &ChanceCorrected, kind: Option<CoefficientKind>| {
+        rows.push((
+            name.to_string(),
+            value(&c.coefficient),
+            kind.map(|k| interval_for(intervals, k)).unwrap_or_default(),
+            format!("{:.4} / {:.4}", c.observed_agreement, c.chance_agreement),
+        ));
+    };
+    let w = level.weighting();
+    chance(
+        "Fleiss' κ",
+        &report.fleiss_kappa,
+        Some(CoefficientKind::FleissKappa(Weighting::Identity)),
+    );
+    if w != Weighting::Identity {
+        chance(
+            &format!("Fleiss' κ ({w:?} weights)"),
+            &report.fleiss_kappa_weighted,
+            None,
+        );
+    }
+    chance("Conger's κ", &report.conger_kappa, None);
+    chance(
+        "Gwet's AC1",
+        &report.gwet_ac1,
+        (w == Weighting::Identity).then_some(CoefficientKind::GwetAc(Weighting::Identity)),
+    );
+    if w != Weighting::Identity {
+        chance(
+            &format!("Gwet's AC2 ({w:?} weights)"),
+            &report.gwet_ac2,
+            Some(CoefficientKind::GwetAc(w)),
+        );
+    }
+    chance("Brennan–Prediger", &report.brennan_prediger, None);
+    if let Some(mean) = &report.mean_cohen_kappa {
+        rows.push((
+            format!("Cohen's κ, mean of {} pairs", mean.pairs_defined),
+            value(&mean.mean),
+            interval_for(
+                intervals,
+                CoefficientKind::MeanPairwise(PairCoefficient::CohenKappa(Weighting::Identity)),
+            ),
+            String::new(),
+        ));
+    }
+    for (name, a, metric) in [
+        (
+            "Krippendorff's α (nominal)",
+            &report.alpha_nominal,
+            Metric::Nominal,
+        ),
+        (
+            "Krippendorff's α (ordinal)",
+            &report.alpha_ordinal,
+            Metric::Ordinal,
+        ),
+        (
+            "Krippendorff's α (interval)",
+            &report.alpha_interval,
+            Metric::Interval,
+        ),
+        (
+            "Krippendorff's α (ratio)",
+            &report.alpha_ratio,
+            Metric::Ratio,
+        ),
+    ] {
+        rows.push((
+            name.to_string(),
+            value(&a.coefficient),
+            if metric == level.metric() {
+                interval_for(intervals, CoefficientKind::KrippendorffAlpha(metric))
+            } else {
+                String::new()
+            },
+            format!(
+                "D_o {:.4} / D_e {:.4}",
+                a.observed_disagreement, a.expected_disagreement
+            ),
+        ));
+    }
+    let p = &report.percent;
+    rows.push((
+        "% agreement, mean over rater pairs".into(),
+        value(&p.mean_pairwise),
+        String::new(),
+        String::new(),
+    ));
+    rows.push((
+        "% agreement, agreeing pairs / all pairs".into(),
+        value(&p.pairable),
+        String::new(),
+        String::new(),
+    ));
+    rows.push((
+        "% agreement, unanimous items".into(),
+        value(&p.unanimous),
+        String::new(),
+        String::new(),
+    ));
+    let mut out = format!(
+        "{} items ({} with at least two ratings, {} excluded), {} raters, {} categories, level {:?}\n\n",
+        report.items,
+        report.items_pairable,
+        report.items_excluded,
+        report.raters,
+        report.categories,
+        level
+    );
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(10);
+    out.push_str(&format!(
+        "{:width$}  {:>10}  {:18}  observed / chance\n",
+        "coefficient", "value", "95% CI"
+    ));
+    for (name, v, ci, parts) in &rows {
+        out.push_str(&format!("{name:width$}  {v:>10}  {ci:18}  {parts}\n"));
+    }
+    if !report.per_label.is_empty() {
+        out.push_str("\nper category (one vs rest)\n");
+        out.push_str(&format!(
+            "{:20}  {:>8}  {:>10}  {:>10}  {:>10}\n",
+            "category", "ratings", "Fleiss κ", "α", "specific"
+        ));
+        for l in &report.per_label {
+            let name = categories
+                .get(l.category)
+                .cloned()
+                .unwrap_or_else(|| l.category.to_string());
+            out.push_str(&format!(
+                "{:20}  {:>8}  {:>10}  {:>10}  {:>10}\n",
+                name,
+                l.ratings,
+                value(&l.fleiss_kappa),
+                value(&l.krippendorff_alpha),
+                value(&l.specific_agreement)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_alpha(name: &str, input: &str, level: Level, expected: f64) {
+        let table = parse_ratings(name, input.as_bytes()).unwrap();
+        let ratings = to_ratings(&table, level).unwrap();
+        let (report, _) = compute(&ratings, level);
+        let alpha = match level {
+            Level::Nominal => report.alpha_nominal,
+            Level::Ordinal => report.alpha_ordinal,
+            Level::Interval => report.alpha_interval,
+            Level::Ratio => report.alpha_ratio,
+        };
+        let got = alpha.coefficient.value().unwrap();
+        assert!((got - expected).abs() < 1e-9, "{name}: {got} vs {expected}");
+    }
+
+    // Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 4 raters × 12
+    // units example with missing values: nominal α = 0.743, interval α = 0.849.
+    const K2011_CSV: &str = "item,A,B,C,D
+1,1,1,,1
+2,2,2,3,2
+3,3,3,3,3
+4,3,3,3,3
+5,2,2,2,2
+6,1,2,3,4
+7,4,4,4,4
+8,1,1,2,1
+9,2,2,2,2
+10,,5,5,5
+11,,,1,1
+12,,,3,
+";
+
+    #[test]
+    fn csv_and_json_give_the_published_alphas() {
+        check_alpha("k.csv", K2011_CSV, Level::Nominal, 0.743_421_052_631_578_9);
+        check_alpha("k.csv", K2011_CSV, Level::Interval, 0.849_107_142_857_142_8);
+        let json = r#"[[1,1,null,1],[2,2,3,2],[3,3,3,3],[3,3,3,3],[2,2,2,2],[1,2,3,4],
+            [4,4,4,4],[1,1,2,1],[2,2,2,2],[null,5,5,5],[null,null,1,1],[null,null,3,null]]"#;
+        check_alpha("k.json", json, Level::Nominal, 0.743_421_052_631_578_9);
+    }
+
+    #[test]
+    fn json_objects_name_the_raters_and_missing_ones_are_missing() {
+        let t = parse_ratings(
+            "r.json",
+            br#"[{"ann":"pos","bob":"neg"},{"ann":"pos","cy":"pos"}]"#,
+        )
+        .unwrap();
+        assert_eq!(t.raters, ["ann", "bob", "cy"]);
+        assert_eq!(
+            t.rows,
+            [
+                vec![Some("pos".into()), Some("neg".into()), None],
+                vec![Some("pos".into()), None, Some("pos".into())]
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_files_get_errors_that_say_where() {
+        let err = parse_ratings("r.csv", b"a,b\n1,2\n1,2,3\n").unwrap_err();
+        assert!(err.starts_with("line 3:"), "{err}");
+        let err = parse_ratings("r.csv", b"a\n1\n").unwrap_err();
+        assert!(err.contains("two rater columns"), "{err}");
+        let err = parse_ratings("r.json", b"[[1,2],[1]]").unwrap_err();
+        assert!(err.starts_with("item 2:"), "{err}");
+        let table = parse_ratings("r.csv", b"a,b\npos,neg\n").unwrap();
+        let err = to_ratings(&table, Level::Interval).unwrap_err();
+        assert!(err.contains("\"pos\" is not a number"), "{err}");
+        assert!(to_ratings(&table, Level::Nominal).is_ok());
+    }
+
+    #[test]
+    fn the_table_lists_every_coefficient() {
+        let table = parse_ratings("k.csv", K2011_CSV.as_bytes()).unwrap();
+        let ratings = to_ratings(&table, Level::Nominal).unwrap();
+        let (report, intervals) = compute(&ratings, Level::Nominal);
+        let text = format_report(&report, &intervals, Level::Nominal, ratings.labels());
+        for needle in [
+            "12 items (11 with at least two ratings, 1 excluded), 4 raters",
+            "Fleiss' κ",
+            "Gwet's AC1",
+            "Brennan–Prediger",
+            "Cohen's κ, mean of 6 pairs",
+            "% agreement, unanimous items",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        let alpha_line = text
+            .lines()
+            .find(|l| l.starts_with("Krippendorff's α (nominal)"))
+            .unwrap();
+        assert!(alpha_line.contains("0.7434"), "{alpha_line}");
+    }
+}
