@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnError;
 
-use crate::wire::{AccountView, ItemView, MemberView, ProjectView, SubmitView, UserView};
+use crate::wire::{
+    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ProjectView, SubmitView,
+    UserView,
+};
 
 #[cfg(feature = "ssr")]
 use crate::ssr::{blocking, context, fail, principal};
@@ -301,4 +304,116 @@ pub async fn skip_item(project: u64, item: String) -> Result<(), ServerFnError> 
 pub async fn reset_skips(project: u64) -> Result<u64, ServerFnError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.reset_skips(&me, ProjectId(project))).await
+}
+
+/// The agreement dashboard's figures (reviewers and admins).
+#[server]
+pub async fn project_agreement(id: u64) -> Result<AgreementView, ServerFnError> {
+    use crate::wire::{AnnotatorRow, CoefficientRow, DayRow, LabelRow};
+    let (ctx, me) = (context()?, principal().await?);
+    let a = blocking(move || ctx.engine.agreement(&me, ProjectId(id))).await?;
+    let n = a.annotators.len();
+    let coefficients = a
+        .headline()
+        .into_iter()
+        .map(|(name, kind, c)| CoefficientRow {
+            name: name.to_string(),
+            value: c.value(),
+            note: c.undefined_reason().map(|r| r.to_string()),
+            ci: a.interval(kind),
+        })
+        .collect();
+    let labels = a
+        .report
+        .per_label
+        .iter()
+        .map(|l| LabelRow {
+            name: a.categories.get(l.category).cloned().unwrap_or_default(),
+            ratings: l.ratings,
+            kappa: l.fleiss_kappa.value(),
+            alpha: l.krippendorff_alpha.value(),
+            specific: l.specific_agreement.value(),
+        })
+        .collect();
+    let pair_kappa = (0..n)
+        .map(|g| {
+            (0..n)
+                .map(|h| a.pairwise_kappa.get(g, h).and_then(|c| c.value()))
+                .collect()
+        })
+        .collect();
+    let pair_shared = (0..n)
+        .map(|g| {
+            (0..n)
+                .map(|h| {
+                    a.pairwise_kappa
+                        .shared_items
+                        .get(g * n + h)
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect()
+        })
+        .collect();
+    let annotator_rows = a
+        .annotator_stats
+        .iter()
+        .map(|s| AnnotatorRow {
+            name: s.name.clone(),
+            items: s.items,
+            seconds_per_item: s.mean_time_ms.map(|ms| ms / 1000.0),
+            kappa: s.kappa_with_others.value(),
+            percent: s.percent_with_others.value(),
+            gold_answered: s.gold_answered,
+            gold_correct: s.gold_correct,
+        })
+        .collect();
+    let days = a
+        .over_time
+        .iter()
+        .map(|d| DayRow {
+            day: d.day.clone(),
+            items: d.items,
+            alpha: d.alpha_nominal.value(),
+            cumulative: d.alpha_cumulative.value(),
+            percent: d.percent_pairable.value(),
+        })
+        .collect();
+    Ok(AgreementView {
+        exact_sets: a.category_definition == concord_engine::CategoryDefinition::ExactLabelSet,
+        items_total: a.project_items,
+        items_answered: a.project_items - a.unannotated_items,
+        items_pairable: a.report.items_pairable,
+        items_excluded: a.report.items_excluded,
+        annotators: a.annotators,
+        categories: a.categories,
+        coefficients,
+        labels,
+        pair_kappa,
+        pair_shared,
+        annotator_rows,
+        days,
+    })
+}
+
+/// The confusion matrix of two annotators (reviewers and admins).
+#[server]
+pub async fn rater_confusion(
+    id: u64,
+    first: String,
+    second: String,
+) -> Result<ConfusionView, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let c = blocking(move || {
+        ctx.engine
+            .rater_confusion(&me, ProjectId(id), &first, &second)
+    })
+    .await?;
+    Ok(ConfusionView {
+        first: c.first,
+        second: c.second,
+        categories: c.categories,
+        counts: c.counts,
+        excluded: c.items_excluded,
+    })
 }

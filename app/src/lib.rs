@@ -3,6 +3,7 @@
 //! `ssr` feature), and the wire types both sides share.
 
 pub mod api;
+mod charts;
 mod components;
 mod pages;
 #[cfg(feature = "ssr")]
@@ -56,6 +57,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/setup") view=pages::setup::SetupPage ssr=SsrMode::Async/>
                 <Route path=path!("/") view=pages::projects::ProjectsPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id") view=pages::project::ProjectPage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:id/agreement") view=pages::agreement::AgreementPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
             </Routes>

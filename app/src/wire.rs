@@ -103,3 +103,76 @@ mod tests {
         assert_eq!(labels[1].description, None);
     }
 }
+
+/// One coefficient on the agreement dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoefficientRow {
+    pub name: String,
+    pub value: Option<f64>,
+    /// Why the value is undefined.
+    pub note: Option<String>,
+    /// 95% bootstrap interval, where computed.
+    pub ci: Option<(f64, f64)>,
+}
+
+/// One-vs-rest agreement on one category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelRow {
+    pub name: String,
+    pub ratings: u64,
+    pub kappa: Option<f64>,
+    pub alpha: Option<f64>,
+    pub specific: Option<f64>,
+}
+
+/// One annotator's work and agreement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotatorRow {
+    pub name: String,
+    pub items: u64,
+    pub seconds_per_item: Option<f64>,
+    pub kappa: Option<f64>,
+    pub percent: Option<f64>,
+    pub gold_answered: u64,
+    pub gold_correct: u64,
+}
+
+/// Agreement of the items completed on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayRow {
+    pub day: String,
+    pub items: usize,
+    pub alpha: Option<f64>,
+    pub cumulative: Option<f64>,
+    pub percent: Option<f64>,
+}
+
+/// Everything the agreement dashboard shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreementView {
+    pub annotators: Vec<String>,
+    pub categories: Vec<String>,
+    /// Multi-label projects compare exact label sets.
+    pub exact_sets: bool,
+    pub items_total: u64,
+    pub items_answered: u64,
+    pub items_pairable: usize,
+    pub items_excluded: usize,
+    pub coefficients: Vec<CoefficientRow>,
+    pub labels: Vec<LabelRow>,
+    /// Cohen's κ per annotator pair (`None` on the diagonal and where undefined).
+    pub pair_kappa: Vec<Vec<Option<f64>>>,
+    pub pair_shared: Vec<Vec<u64>>,
+    pub annotator_rows: Vec<AnnotatorRow>,
+    pub days: Vec<DayRow>,
+}
+
+/// The confusion matrix of two annotators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfusionView {
+    pub first: String,
+    pub second: String,
+    pub categories: Vec<String>,
+    pub counts: Vec<Vec<u64>>,
+    pub excluded: usize,
+}

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             post(web::import).layer(DefaultBodyLimit::disable()),
         )
         .route("/projects/{id}/export", get(web::export))
+        .route("/projects/{id}/agreement/{table}", get(web::agreement_csv))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -153,3 +153,58 @@ pub async fn export(
     }
     crate::upload::export_response(engine, who, project, format)
 }
+
+#[derive(serde::Deserialize)]
+pub struct ConfusionQuery {
+    a: Option<String>,
+    b: Option<String>,
+}
+
+/// `GET /projects/{id}/agreement/{table}.csv`: the data behind each dashboard chart
+/// (`coefficients`, `labels`, `pairs`, `annotators`, `days`, and `confusion?a=&b=`), for
+/// signed-in reviewers and admins.
+pub async fn agreement_csv(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(u64, String)>,
+    Query(q): Query<ConfusionQuery>,
+    headers: http::HeaderMap,
+) -> Response {
+    let who = match session_principal(&state, &headers).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let Some(name) = file.strip_suffix(".csv") else {
+        return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
+    };
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    let body = if name == "confusion" {
+        let (Some(a), Some(b)) = (q.a, q.b) else {
+            return ApiError::bad_request("name two annotators: ?a=NAME&b=NAME").into_response();
+        };
+        blocking(move || Ok(engine.rater_confusion(&who, project, &a, &b)?.csv())).await
+    } else {
+        let Some(table) = concord_engine::AgreementTable::parse(name) else {
+            return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
+        };
+        blocking(move || Ok(engine.agreement(&who, project)?.csv(table))).await
+    };
+    match body {
+        Ok(csv) => (
+            [
+                (
+                    http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_string(),
+                ),
+                (
+                    http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"project-{id}-{name}.csv\""),
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -614,5 +614,74 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
         confusion["counts"],
         json!([[1, 1, 1], [0, 2, 0], [0, 0, 1]])
     );
+
+    // The dashboard page, rendered on the server, shows the same α; its CSVs carry it too.
+    let (_, secret) = s.engine.login("admin", "admin-password").unwrap();
+    let admin_cookie = format!("concord_session={secret}");
+    let alpha = expected.alpha_nominal.coefficient.value().unwrap();
+    let html = client()
+        .get(s.url(&format!("/projects/{project}/agreement")))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("data-value=\"{alpha}\"")),
+        "α {alpha} not on the dashboard"
+    );
+    assert!(html.contains("<svg"), "charts are rendered on the server");
+    let csv = client()
+        .get(s.url(&format!("/projects/{project}/agreement/coefficients.csv")))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&format!("Krippendorff's α (nominal),{alpha},"))),
+        "{csv}"
+    );
+    let csv = client()
+        .get(s.url(&format!(
+            "/projects/{project}/agreement/confusion.csv?a=a&b=b"
+        )))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "a \\ b,pos,neg,neu\npos,1,1,1\nneg,0,2,0\nneu,0,0,1\n");
+    // An annotator gets a refusal on the page and on the downloads.
+    let (_, secret) = s.engine.login("a", "annotator-pw").unwrap();
+    let annotator_cookie = format!("concord_session={secret}");
+    let r = client()
+        .get(s.url(&format!("/projects/{project}/agreement/pairs.csv")))
+        .header("cookie", &annotator_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = client()
+        .get(s.url(&format!("/projects/{project}/agreement")))
+        .header("cookie", &annotator_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("data-value="),
+        "an annotator saw agreement figures"
+    );
+    assert!(html.contains("role=\"alert\""), "no refusal shown");
     s.stop().await;
 }

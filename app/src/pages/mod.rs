@@ -1,5 +1,6 @@
 //! One page per file.
 
+pub mod agreement;
 pub mod annotate;
 pub mod login;
 pub mod project;

@@ -73,6 +73,10 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                         <a class="button" href=format!("/projects/{id}/export?format=csv") download>"Download CSV"</a>
                     </p>
                 </section>
+                <section class="card">
+                    <h2>"Agreement"</h2>
+                    <p><a class="button" href=format!("/projects/{id}/agreement") data-testid="agreement-link">"Agreement dashboard"</a></p>
+                </section>
                 <Members id is_admin/>
             })}
         </main>

@@ -336,6 +336,250 @@ impl Engine {
     }
 }
 
+/// A table of the agreement dashboard, as CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementTable {
+    Coefficients,
+    Labels,
+    Pairs,
+    Annotators,
+    Days,
+}
+
+impl AgreementTable {
+    pub fn parse(name: &str) -> Option<AgreementTable> {
+        Some(match name {
+            "coefficients" => AgreementTable::Coefficients,
+            "labels" => AgreementTable::Labels,
+            "pairs" => AgreementTable::Pairs,
+            "annotators" => AgreementTable::Annotators,
+            "days" => AgreementTable::Days,
+            _ => return None,
+        })
+    }
+}
+
+/// A CSV cell for a coefficient: the number at full precision, or empty when undefined.
+fn cell(c: &Coefficient) -> String {
+    c.value().map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let quoted: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    quoted.join(",") + "\n"
+}
+
+impl ProjectAgreement {
+    /// The headline coefficients with their intervals, in dashboard order.
+    pub fn headline(&self) -> Vec<(&'static str, CoefficientKind, Coefficient)> {
+        let r = &self.report;
+        vec![
+            (
+                "Krippendorff's α (nominal)",
+                CoefficientKind::KrippendorffAlpha(Metric::Nominal),
+                r.alpha_nominal.coefficient,
+            ),
+            (
+                "Cohen's κ (mean over annotator pairs)",
+                CoefficientKind::MeanPairwise(PairCoefficient::CohenKappa(Weighting::Identity)),
+                r.mean_cohen_kappa
+                    .map(|m| m.mean)
+                    .unwrap_or(Coefficient::Undefined(
+                        concord_agreement::UndefinedReason::PairTablesUnavailable,
+                    )),
+            ),
+            (
+                "Fleiss' κ",
+                CoefficientKind::FleissKappa(Weighting::Identity),
+                r.fleiss_kappa.coefficient,
+            ),
+            (
+                "Gwet's AC1",
+                CoefficientKind::GwetAc(Weighting::Identity),
+                r.gwet_ac1.coefficient,
+            ),
+            (
+                "Brennan–Prediger",
+                CoefficientKind::BrennanPrediger(Weighting::Identity),
+                r.brennan_prediger.coefficient,
+            ),
+            (
+                "Conger's κ",
+                CoefficientKind::CongerKappa(Weighting::Identity),
+                r.conger_kappa.coefficient,
+            ),
+            (
+                "Percent agreement (mean over annotator pairs)",
+                CoefficientKind::PercentMeanPairwise,
+                r.percent.mean_pairwise,
+            ),
+            (
+                "Percent agreement (agreeing pairs / all pairs)",
+                CoefficientKind::PercentPairable,
+                r.percent.pairable,
+            ),
+            (
+                "Percent agreement (unanimous items)",
+                CoefficientKind::PercentUnanimous,
+                r.percent.unanimous,
+            ),
+        ]
+    }
+
+    /// The interval computed for `kind`, if any.
+    pub fn interval(&self, kind: CoefficientKind) -> Option<(f64, f64)> {
+        self.intervals
+            .iter()
+            .find(|i| i.kind == kind)
+            .and_then(|i| match i.interval {
+                concord_agreement::Interval::Bounds { lower, upper } => Some((lower, upper)),
+                concord_agreement::Interval::Undefined(_) => None,
+            })
+    }
+
+    /// One dashboard table as CSV (numbers at full precision; undefined values empty, with
+    /// the reason in a `note` column where a table has one).
+    pub fn csv(&self, table: AgreementTable) -> String {
+        let mut out = String::new();
+        match table {
+            AgreementTable::Coefficients => {
+                out += &csv_line(&[
+                    "coefficient".into(),
+                    "value".into(),
+                    "ci_lower".into(),
+                    "ci_upper".into(),
+                    "note".into(),
+                ]);
+                for (name, kind, c) in self.headline() {
+                    let (lo, hi) = self
+                        .interval(kind)
+                        .map(|(l, h)| (l.to_string(), h.to_string()))
+                        .unwrap_or_default();
+                    let note = c
+                        .undefined_reason()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default();
+                    out += &csv_line(&[name.into(), cell(&c), lo, hi, note]);
+                }
+            }
+            AgreementTable::Labels => {
+                out += &csv_line(&[
+                    "category".into(),
+                    "ratings".into(),
+                    "prevalence".into(),
+                    "fleiss_kappa".into(),
+                    "krippendorff_alpha".into(),
+                    "specific_agreement".into(),
+                ]);
+                for l in &self.report.per_label {
+                    out += &csv_line(&[
+                        self.categories.get(l.category).cloned().unwrap_or_default(),
+                        l.ratings.to_string(),
+                        l.prevalence.to_string(),
+                        cell(&l.fleiss_kappa),
+                        cell(&l.krippendorff_alpha),
+                        cell(&l.specific_agreement),
+                    ]);
+                }
+            }
+            AgreementTable::Pairs => {
+                out += &csv_line(&[
+                    "first".into(),
+                    "second".into(),
+                    "shared_items".into(),
+                    "cohen_kappa".into(),
+                    "percent_agreement".into(),
+                ]);
+                let n = self.annotators.len();
+                for g in 0..n {
+                    for h in g + 1..n {
+                        let shared = self
+                            .pairwise_kappa
+                            .shared_items
+                            .get(g * n + h)
+                            .copied()
+                            .unwrap_or(0);
+                        let get =
+                            |m: &PairwiseMatrix| m.get(g, h).map(|c| cell(&c)).unwrap_or_default();
+                        out += &csv_line(&[
+                            self.annotators[g].clone(),
+                            self.annotators[h].clone(),
+                            shared.to_string(),
+                            get(&self.pairwise_kappa),
+                            get(&self.pairwise_percent),
+                        ]);
+                    }
+                }
+            }
+            AgreementTable::Annotators => {
+                out += &csv_line(&[
+                    "annotator".into(),
+                    "items".into(),
+                    "mean_time_ms".into(),
+                    "kappa_with_others".into(),
+                    "percent_with_others".into(),
+                    "gold_answered".into(),
+                    "gold_correct".into(),
+                ]);
+                for a in &self.annotator_stats {
+                    out += &csv_line(&[
+                        a.name.clone(),
+                        a.items.to_string(),
+                        a.mean_time_ms.map(|t| t.to_string()).unwrap_or_default(),
+                        cell(&a.kappa_with_others),
+                        cell(&a.percent_with_others),
+                        a.gold_answered.to_string(),
+                        a.gold_correct.to_string(),
+                    ]);
+                }
+            }
+            AgreementTable::Days => {
+                out += &csv_line(&[
+                    "day".into(),
+                    "items".into(),
+                    "alpha_nominal".into(),
+                    "percent_pairable".into(),
+                    "alpha_cumulative".into(),
+                ]);
+                for d in &self.over_time {
+                    out += &csv_line(&[
+                        d.day.clone(),
+                        d.items.to_string(),
+                        cell(&d.alpha_nominal),
+                        cell(&d.percent_pairable),
+                        cell(&d.alpha_cumulative),
+                    ]);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl RaterConfusion {
+    /// The matrix as CSV: one row per category of the first annotator.
+    pub fn csv(&self) -> String {
+        let mut header = vec![format!("{} \\ {}", self.first, self.second)];
+        header.extend(self.categories.iter().cloned());
+        let mut out = csv_line(&header);
+        for (i, row) in self.counts.iter().enumerate() {
+            let mut line = vec![self.categories[i].clone()];
+            line.extend(row.iter().map(|c| c.to_string()));
+            out += &csv_line(&line);
+        }
+        out
+    }
+}
+
 /// The mean of annotator `g`'s defined pair values.
 fn mean_with_others(matrix: &PairwiseMatrix, g: usize) -> Coefficient {
     let values: Vec<f64> = (0..matrix.raters)

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use agreement::{
-    AnnotatorStats, CategoryDefinition, DayAgreement, ProjectAgreement, RaterConfusion,
+    AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement, ProjectAgreement,
+    RaterConfusion,
 };
 pub use auth::{Principal, SESSION_TTL_MS};
 pub use concord_agreement as agreement_stats;

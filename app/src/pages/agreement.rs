@@ -1,0 +1,198 @@
+use leptos::prelude::*;
+
+use crate::api::{current_user, project_agreement, rater_confusion};
+use crate::charts::{fmt, DaysChart, HeatMap, IntervalChart};
+use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
+use crate::wire::AgreementView;
+
+/// The agreement dashboard of one project (reviewers and admins).
+#[component]
+pub fn AgreementPage() -> impl IntoView {
+    let id = project_id_param();
+    let me = Resource::new(|| (), |_| current_user());
+    let figures = Resource::new(id, project_agreement);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match (me.await, figures.await) {
+                    (Ok(Some(user)), Ok(a)) => view! { <TopBar user/><Dashboard id=id() a/> }.into_any(),
+                    (Ok(None), _) => view! { <leptos_router::components::Redirect path="/login"/> }.into_any(),
+                    (Err(e), _) | (_, Err(e)) => view! { <ErrorOrLogin error=e/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn csv_link(id: u64, table: &str) -> impl IntoView {
+    view! { <a class="csv" href=format!("/projects/{id}/agreement/{table}.csv") download>"CSV"</a> }
+}
+
+#[component]
+fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
+    let interval_rows: Vec<_> = a
+        .coefficients
+        .iter()
+        .map(|c| (c.name.clone(), c.value, c.ci))
+        .collect();
+    let names = a.annotators.clone();
+    let heat_texts: Vec<Vec<String>> = a
+        .pair_kappa
+        .iter()
+        .enumerate()
+        .map(|(g, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(h, v)| {
+                    if g == h {
+                        format!("{}", a.pair_shared[g][h])
+                    } else {
+                        v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into())
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let days_chart: Vec<_> = a
+        .days
+        .iter()
+        .map(|d| (d.day.clone(), d.alpha, d.cumulative))
+        .collect();
+    view! {
+        <main class="page wide">
+            <p><a href=format!("/projects/{id}")>"← Project"</a></p>
+            <h1>"Agreement"</h1>
+            <section class="card" data-testid="coverage">
+                <p>{format!(
+                    "{} of {} items answered · {} with at least two answers · {} excluded (fewer than two) · {} annotators · categories: {}{}",
+                    a.items_answered, a.items_total, a.items_pairable, a.items_excluded,
+                    a.annotators.len(), a.categories.join(", "),
+                    if a.exact_sets { " (exact label sets)" } else { "" }
+                )}</p>
+            </section>
+            <section class="card">
+                <h2>"Coefficients " {csv_link(id, "coefficients")}</h2>
+                <IntervalChart rows=interval_rows/>
+                <table class="data" data-testid="coefficients">
+                    <thead><tr><th>"coefficient"</th><th>"value"</th><th>"95% interval"</th></tr></thead>
+                    <tbody>
+                        {a.coefficients.iter().map(|c| view! {
+                            <tr data-name=c.name.clone()>
+                                <td>{c.name.clone()}</td>
+                                <td class="num" data-value=c.value.map(|v| v.to_string()).unwrap_or_default()>{fmt(c.value)}</td>
+                                <td>{match (c.ci, c.note.clone()) {
+                                    (Some((lo, hi)), _) => format!("[{lo:.3}, {hi:.3}]"),
+                                    (None, Some(note)) => note,
+                                    (None, None) => String::new(),
+                                }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <p class="muted">"Intervals: percentile bootstrap over items, 1000 replicates, fixed seed. Percent agreement is given in three definitions."</p>
+            </section>
+            <section class="card">
+                <h2>"Per label (one vs rest) " {csv_link(id, "labels")}</h2>
+                <table class="data" data-testid="per-label">
+                    <thead><tr><th>"label"</th><th>"ratings"</th><th>"Fleiss' κ"</th><th>"α"</th><th>"specific agreement"</th></tr></thead>
+                    <tbody>
+                        {a.labels.iter().map(|l| view! {
+                            <tr><td>{l.name.clone()}</td><td class="num">{l.ratings}</td><td class="num">{fmt(l.kappa)}</td><td class="num">{fmt(l.alpha)}</td><td class="num">{fmt(l.specific)}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+            <section class="card">
+                <h2>"Annotator pairs: Cohen's κ " {csv_link(id, "pairs")}</h2>
+                <p class="muted">"The diagonal shows how many items each annotator answered."</p>
+                <HeatMap rows=names.clone() cols=names.clone() values=a.pair_kappa.clone() texts=heat_texts lo=0.0 hi=1.0 label="Cohen's kappa per annotator pair".to_string()/>
+            </section>
+            <Confusion id names=names.clone()/>
+            <section class="card">
+                <h2>"Agreement over time " {csv_link(id, "days")}</h2>
+                <DaysChart days=days_chart/>
+                <table class="data">
+                    <thead><tr><th>"day"</th><th>"items"</th><th>"α that day"</th><th>"α so far"</th><th>"% agreeing pairs"</th></tr></thead>
+                    <tbody>
+                        {a.days.iter().map(|d| view! {
+                            <tr><td>{d.day.clone()}</td><td class="num">{d.items}</td><td class="num">{fmt(d.alpha)}</td><td class="num">{fmt(d.cumulative)}</td><td class="num">{fmt(d.percent)}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+            <section class="card">
+                <h2>"Annotators " {csv_link(id, "annotators")}</h2>
+                <table class="data" data-testid="annotators">
+                    <thead><tr><th>"annotator"</th><th>"items"</th><th>"seconds per item"</th><th>"κ with others"</th><th>"% agreeing with others"</th><th>"gold accuracy"</th></tr></thead>
+                    <tbody>
+                        {a.annotator_rows.iter().map(|r| view! {
+                            <tr>
+                                <td>{r.name.clone()}</td>
+                                <td class="num">{r.items}</td>
+                                <td class="num">{r.seconds_per_item.map(|s| format!("{s:.1}")).unwrap_or_default()}</td>
+                                <td class="num">{fmt(r.kappa)}</td>
+                                <td class="num">{r.percent.map(|p| format!("{:.1}%", p * 100.0)).unwrap_or_else(|| "—".into())}</td>
+                                <td class="num">{(r.gold_answered > 0).then(|| format!("{}/{}", r.gold_correct, r.gold_answered))}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </main>
+    }
+}
+
+/// The confusion matrix of two annotators picked from lists.
+#[component]
+fn Confusion(id: u64, names: Vec<String>) -> impl IntoView {
+    let first = RwSignal::new(names.first().cloned().unwrap_or_default());
+    let second = RwSignal::new(names.get(1).cloned().unwrap_or_default());
+    let matrix = Resource::new(
+        move || (first.get(), second.get()),
+        move |(a, b)| rater_confusion(id, a, b),
+    );
+    let options = move |selected: RwSignal<String>| {
+        names
+            .iter()
+            .map(|n| {
+                let (value, is, text) = (n.clone(), n.clone(), n.clone());
+                view! { <option value=value selected=move || selected.get() == is>{text}</option> }
+            })
+            .collect_view()
+    };
+    let (first_options, second_options) = (options(first), options(second));
+    view! {
+        <section class="card">
+            <h2>"Confusion matrix"</h2>
+            <p>
+                <label>"Rows " <select data-testid="confusion-first" on:change=move |ev| first.set(event_target_value(&ev))>{first_options}</select></label>" "
+                <label>"Columns " <select data-testid="confusion-second" on:change=move |ev| second.set(event_target_value(&ev))>{second_options}</select></label>" "
+                <a class="csv" href=move || format!("/projects/{id}/agreement/confusion.csv?a={}&b={}", first.get(), second.get()) download>"CSV"</a>
+            </p>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match matrix.await {
+                        Ok(c) => {
+                            let max = c.counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+                            let values: Vec<Vec<Option<f64>>> = c.counts.iter().map(|r| r.iter().map(|v| Some(*v as f64)).collect()).collect();
+                            let texts: Vec<Vec<String>> = c.counts.iter().map(|r| r.iter().map(|v| v.to_string()).collect()).collect();
+                            view! {
+                                <HeatMap rows=c.categories.iter().map(|k| format!("{}: {k}", c.first)).collect() cols=c.categories.clone() values texts lo=0.0 hi=max label=format!("Confusion matrix of {} and {}", c.first, c.second)/>
+                                <table class="data" data-testid="confusion">
+                                    <thead><tr><th>{format!("{} \\ {}", c.first, c.second)}</th>{c.categories.iter().map(|k| view! { <th>{k.clone()}</th> }).collect_view()}</tr></thead>
+                                    <tbody>
+                                        {c.counts.iter().enumerate().map(|(i, row)| view! {
+                                            <tr><th>{c.categories[i].clone()}</th>{row.iter().map(|v| view! { <td class="num">{*v}</td> }).collect_view()}</tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                                <p class="muted">{format!("{} items answered by only one of the two are left out.", c.excluded)}</p>
+                            }.into_any()
+                        }
+                        Err(e) => view! { <p class="muted">{error_text(&e)}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
