@@ -21,6 +21,16 @@ async fn session_principal(
     blocking(move || engine.session_principal(&secret)).await
 }
 
+/// The session's user for a download route, or the response to send instead: the sign-in page
+/// without a session, the error when the session cannot be checked.
+async fn signed_in(state: &AppState, headers: &http::HeaderMap) -> Result<Principal, Response> {
+    match session_principal(state, headers).await {
+        Ok(Some(who)) => Ok(who),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -135,10 +145,9 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
     headers: http::HeaderMap,
 ) -> Response {
-    let who = match session_principal(&state, &headers).await {
-        Ok(Some(who)) => who,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(e) => return e.into_response(),
+    let who = match signed_in(&state, &headers).await {
+        Ok(who) => who,
+        Err(response) => return response,
     };
     let format = match q.format.as_deref().map(ExportFormat::parse) {
         None => ExportFormat::Jsonl,
@@ -169,10 +178,9 @@ pub async fn agreement_csv(
     Query(q): Query<ConfusionQuery>,
     headers: http::HeaderMap,
 ) -> Response {
-    let who = match session_principal(&state, &headers).await {
-        Ok(Some(who)) => who,
-        Ok(None) => return Redirect::to("/login").into_response(),
-        Err(e) => return e.into_response(),
+    let who = match signed_in(&state, &headers).await {
+        Ok(who) => who,
+        Err(response) => return response,
     };
     let Some(name) = file.strip_suffix(".csv") else {
         return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
@@ -183,12 +191,12 @@ pub async fn agreement_csv(
         let (Some(a), Some(b)) = (q.a, q.b) else {
             return ApiError::bad_request("name two annotators: ?a=NAME&b=NAME").into_response();
         };
-        blocking(move || Ok(engine.rater_confusion(&who, project, &a, &b)?.csv())).await
+        blocking(move || engine.rater_confusion(&who, project, &a, &b)?.csv()).await
     } else {
         let Some(table) = concord_engine::AgreementTable::parse(name) else {
             return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
         };
-        blocking(move || Ok(engine.agreement(&who, project)?.csv(table))).await
+        blocking(move || engine.agreement(&who, project)?.csv(table)).await
     };
     match body {
         Ok(csv) => (

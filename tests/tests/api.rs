@@ -40,6 +40,16 @@ async fn import(s: &TestServer, token: &str, project: u64, body: &str) -> reqwes
         .unwrap()
 }
 
+/// A GET as the browser sends it, with a session cookie.
+async fn browser_get(s: &TestServer, cookie: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(s.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn annotator(s: &TestServer, name: &str, project: u64) -> String {
     let r = client()
         .post(s.url("/api/v1/users"))
@@ -441,12 +451,7 @@ async fn the_browser_import_form_and_export_download_use_the_session() {
         location.contains("import_error=line%202%3A%20no%20%22text%22%20field"),
         "{location}"
     );
-    let r = client()
-        .get(s.url(&format!("/projects/{p}/export?format=csv")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&s, &cookie, &format!("/projects/{p}/export?format=csv")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let csv = r.text().await.unwrap();
     assert!(csv.contains("hello <b>there</b>"));
@@ -619,12 +624,8 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
     let (_, secret) = s.engine.login("admin", "admin-password").unwrap();
     let admin_cookie = format!("concord_session={secret}");
     let alpha = expected.alpha_nominal.coefficient.value().unwrap();
-    let html = client()
-        .get(s.url(&format!("/projects/{project}/agreement")))
-        .header("cookie", &admin_cookie)
-        .send()
+    let html = browser_get(&s, &admin_cookie, &format!("/projects/{project}/agreement"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -633,51 +634,49 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
         "α {alpha} not on the dashboard"
     );
     assert!(html.contains("<svg"), "charts are rendered on the server");
-    let csv = client()
-        .get(s.url(&format!("/projects/{project}/agreement/coefficients.csv")))
-        .header("cookie", &admin_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = browser_get(
+        &s,
+        &admin_cookie,
+        &format!("/projects/{project}/agreement/coefficients.csv"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(
         csv.lines()
             .any(|l| l.starts_with(&format!("Krippendorff's α (nominal),{alpha},"))),
         "{csv}"
     );
-    let csv = client()
-        .get(s.url(&format!(
-            "/projects/{project}/agreement/confusion.csv?a=a&b=b"
-        )))
-        .header("cookie", &admin_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = browser_get(
+        &s,
+        &admin_cookie,
+        &format!("/projects/{project}/agreement/confusion.csv?a=a&b=b"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert_eq!(csv, "a \\ b,pos,neg,neu\npos,1,1,1\nneg,0,2,0\nneu,0,0,1\n");
     // An annotator gets a refusal on the page and on the downloads.
     let (_, secret) = s.engine.login("a", "annotator-pw").unwrap();
     let annotator_cookie = format!("concord_session={secret}");
-    let r = client()
-        .get(s.url(&format!("/projects/{project}/agreement/pairs.csv")))
-        .header("cookie", &annotator_cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(
+        &s,
+        &annotator_cookie,
+        &format!("/projects/{project}/agreement/pairs.csv"),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let html = client()
-        .get(s.url(&format!("/projects/{project}/agreement")))
-        .header("cookie", &annotator_cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = browser_get(
+        &s,
+        &annotator_cookie,
+        &format!("/projects/{project}/agreement"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     assert!(
         !html.contains("data-value="),
         "an annotator saw agreement figures"

@@ -64,9 +64,10 @@ enum PairAccumulator {
 }
 
 /// Streaming builder for [`Tallies`]; rows can be added in any order, repeated, or added with a
-/// multiplicity (the bootstrap and the pattern fast path do).
+/// multiplicity (the bootstrap and the pattern fast path do). Callers that tally growing subsets
+/// (agreement over time) keep one builder and read [`TallyBuilder::tallies`] as they go.
 #[derive(Debug, Clone)]
-pub(crate) struct TallyBuilder {
+pub struct TallyBuilder {
     q: usize,
     raters: usize,
     scores: Vec<f64>,
@@ -85,7 +86,9 @@ pub(crate) struct TallyBuilder {
 }
 
 impl TallyBuilder {
-    pub(crate) fn new(raters: usize, scores: Vec<f64>, with_pairs: bool) -> TallyBuilder {
+    /// An empty builder for `raters` columns over categories with these `scores` (one per
+    /// category, as [`RatingsView::scores`]); `with_pairs` keeps rater-pair tables.
+    pub fn new(raters: usize, scores: Vec<f64>, with_pairs: bool) -> TallyBuilder {
         TallyBuilder::with_limit(raters, scores, with_pairs, BY_R_CELL_LIMIT)
     }
 
@@ -128,9 +131,10 @@ impl TallyBuilder {
         }
     }
 
-    /// Adds one item.
+    /// Adds one item: one entry per rater, a category index or [`MISSING`] (other values are
+    /// ignored).
     #[inline]
-    pub(crate) fn add_row(&mut self, row: &[u32]) {
+    pub fn add_row(&mut self, row: &[u32]) {
         self.add_row_times(row, 1);
     }
 
@@ -246,7 +250,7 @@ impl TallyBuilder {
     }
 
     /// The tallies of the rows added so far.
-    pub(crate) fn tallies(&self) -> Tallies {
+    pub fn tallies(&self) -> Tallies {
         let q = self.q;
         let mut items_rated = 0u64;
         let mut items_pairable = 0u64;

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use concord_agreement::{
-    agreement_report, bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient,
-    CoefficientKind, ConfidenceInterval, Metric, PairCoefficient, PairwiseMatrix, RatingsView,
-    ReportOptions, Tallies, Weighting, MISSING,
+    bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient, CoefficientKind,
+    ConfidenceInterval, Metric, PairCoefficient, PairwiseMatrix, RatingsView, ReportOptions,
+    Tallies, TallyBuilder, Weighting, MISSING,
 };
 use concord_domain::{AnnotationValue, ProjectId, Role, TaskKind, UserId};
 use serde::{Deserialize, Serialize};
@@ -229,7 +229,9 @@ impl Engine {
         let q = m.categories.len().max(1);
         let view = RatingsView::new(&m.data, raters, q)
             .map_err(|e| EngineError::Internal(format!("ratings matrix: {e}")))?;
-        let report = agreement_report(&view, &ReportOptions::default());
+        // One pass over the matrix serves the report and the pair matrices.
+        let tallies = Tallies::build(&view, true);
+        let report = tallies.report(&ReportOptions::default());
         let kinds = [
             CoefficientKind::KrippendorffAlpha(Metric::Nominal),
             CoefficientKind::FleissKappa(Weighting::Identity),
@@ -249,7 +251,6 @@ impl Engine {
             )
             .map_err(|e| EngineError::Internal(format!("bootstrap: {e}")))?
         };
-        let tallies = Tallies::build(&view, true);
         let matrix = |which| {
             tallies.pairwise_matrix(which).unwrap_or(PairwiseMatrix {
                 raters,
@@ -260,6 +261,7 @@ impl Engine {
         };
         let pairwise_kappa = matrix(PairCoefficient::CohenKappa(Weighting::Identity));
         let pairwise_percent = matrix(PairCoefficient::PercentAgreement);
+        let percent_with_others = percent_with_others(&m.data, raters);
         let annotator_stats = (0..raters)
             .map(|g| {
                 let (items, timed, total) = m.work[g];
@@ -276,13 +278,13 @@ impl Engine {
                     items,
                     mean_time_ms: (timed > 0).then(|| total as f64 / timed as f64),
                     kappa_with_others: mean_with_others(&pairwise_kappa, g),
-                    percent_with_others: percent_with_others(&m.data, raters, g),
+                    percent_with_others: percent_with_others[g],
                     gold_answered,
                     gold_correct,
                 }
             })
             .collect();
-        let over_time = over_time(&m, raters, q);
+        let over_time = over_time(&view, &m.last_ms);
         Ok(ProjectAgreement {
             annotators: m.names,
             categories: m.categories,
@@ -364,18 +366,27 @@ fn cell(c: &Coefficient) -> String {
     c.value().map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn csv_line(fields: &[String]) -> String {
-    let quoted: Vec<String> = fields
-        .iter()
-        .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
-            }
-        })
-        .collect();
-    quoted.join(",") + "\n"
+/// Writes rows with the `csv` crate (as the export does) into a string.
+struct CsvTable(csv::Writer<Vec<u8>>);
+
+impl CsvTable {
+    fn new() -> CsvTable {
+        CsvTable(csv::Writer::from_writer(Vec::new()))
+    }
+
+    fn row(&mut self, fields: &[String]) -> Result<(), EngineError> {
+        self.0
+            .write_record(fields)
+            .map_err(|e| EngineError::Internal(format!("writing CSV: {e}")))
+    }
+
+    fn finish(self) -> Result<String, EngineError> {
+        let bytes = self
+            .0
+            .into_inner()
+            .map_err(|e| EngineError::Internal(format!("writing CSV: {e}")))?;
+        String::from_utf8(bytes).map_err(|e| EngineError::Internal(format!("writing CSV: {e}")))
+    }
 }
 
 impl ProjectAgreement {
@@ -448,17 +459,17 @@ impl ProjectAgreement {
 
     /// One dashboard table as CSV (numbers at full precision; undefined values empty, with
     /// the reason in a `note` column where a table has one).
-    pub fn csv(&self, table: AgreementTable) -> String {
-        let mut out = String::new();
+    pub fn csv(&self, table: AgreementTable) -> Result<String, EngineError> {
+        let mut out = CsvTable::new();
         match table {
             AgreementTable::Coefficients => {
-                out += &csv_line(&[
+                out.row(&[
                     "coefficient".into(),
                     "value".into(),
                     "ci_lower".into(),
                     "ci_upper".into(),
                     "note".into(),
-                ]);
+                ])?;
                 for (name, kind, c) in self.headline() {
                     let (lo, hi) = self
                         .interval(kind)
@@ -468,37 +479,37 @@ impl ProjectAgreement {
                         .undefined_reason()
                         .map(|r| r.to_string())
                         .unwrap_or_default();
-                    out += &csv_line(&[name.into(), cell(&c), lo, hi, note]);
+                    out.row(&[name.into(), cell(&c), lo, hi, note])?;
                 }
             }
             AgreementTable::Labels => {
-                out += &csv_line(&[
+                out.row(&[
                     "category".into(),
                     "ratings".into(),
                     "prevalence".into(),
                     "fleiss_kappa".into(),
                     "krippendorff_alpha".into(),
                     "specific_agreement".into(),
-                ]);
+                ])?;
                 for l in &self.report.per_label {
-                    out += &csv_line(&[
+                    out.row(&[
                         self.categories.get(l.category).cloned().unwrap_or_default(),
                         l.ratings.to_string(),
                         l.prevalence.to_string(),
                         cell(&l.fleiss_kappa),
                         cell(&l.krippendorff_alpha),
                         cell(&l.specific_agreement),
-                    ]);
+                    ])?;
                 }
             }
             AgreementTable::Pairs => {
-                out += &csv_line(&[
+                out.row(&[
                     "first".into(),
                     "second".into(),
                     "shared_items".into(),
                     "cohen_kappa".into(),
                     "percent_agreement".into(),
-                ]);
+                ])?;
                 let n = self.annotators.len();
                 for g in 0..n {
                     for h in g + 1..n {
@@ -510,18 +521,18 @@ impl ProjectAgreement {
                             .unwrap_or(0);
                         let get =
                             |m: &PairwiseMatrix| m.get(g, h).map(|c| cell(&c)).unwrap_or_default();
-                        out += &csv_line(&[
+                        out.row(&[
                             self.annotators[g].clone(),
                             self.annotators[h].clone(),
                             shared.to_string(),
                             get(&self.pairwise_kappa),
                             get(&self.pairwise_percent),
-                        ]);
+                        ])?;
                     }
                 }
             }
             AgreementTable::Annotators => {
-                out += &csv_line(&[
+                out.row(&[
                     "annotator".into(),
                     "items".into(),
                     "mean_time_ms".into(),
@@ -529,9 +540,9 @@ impl ProjectAgreement {
                     "percent_with_others".into(),
                     "gold_answered".into(),
                     "gold_correct".into(),
-                ]);
+                ])?;
                 for a in &self.annotator_stats {
-                    out += &csv_line(&[
+                    out.row(&[
                         a.name.clone(),
                         a.items.to_string(),
                         a.mean_time_ms.map(|t| t.to_string()).unwrap_or_default(),
@@ -539,44 +550,45 @@ impl ProjectAgreement {
                         cell(&a.percent_with_others),
                         a.gold_answered.to_string(),
                         a.gold_correct.to_string(),
-                    ]);
+                    ])?;
                 }
             }
             AgreementTable::Days => {
-                out += &csv_line(&[
+                out.row(&[
                     "day".into(),
                     "items".into(),
                     "alpha_nominal".into(),
                     "percent_pairable".into(),
                     "alpha_cumulative".into(),
-                ]);
+                ])?;
                 for d in &self.over_time {
-                    out += &csv_line(&[
+                    out.row(&[
                         d.day.clone(),
                         d.items.to_string(),
                         cell(&d.alpha_nominal),
                         cell(&d.percent_pairable),
                         cell(&d.alpha_cumulative),
-                    ]);
+                    ])?;
                 }
             }
         }
-        out
+        out.finish()
     }
 }
 
 impl RaterConfusion {
     /// The matrix as CSV: one row per category of the first annotator.
-    pub fn csv(&self) -> String {
+    pub fn csv(&self) -> Result<String, EngineError> {
         let mut header = vec![format!("{} \\ {}", self.first, self.second)];
         header.extend(self.categories.iter().cloned());
-        let mut out = csv_line(&header);
+        let mut out = CsvTable::new();
+        out.row(&header)?;
         for (i, row) in self.counts.iter().enumerate() {
             let mut line = vec![self.categories[i].clone()];
             line.extend(row.iter().map(|c| c.to_string()));
-            out += &csv_line(&line);
+            out.row(&line)?;
         }
-        out
+        out.finish()
     }
 }
 
@@ -597,72 +609,64 @@ fn mean_with_others(matrix: &PairwiseMatrix, g: usize) -> Coefficient {
     }
 }
 
-/// Over every item annotator `g` shares with someone: agreeing (g, other) pairs / all pairs.
-fn percent_with_others(data: &[u32], raters: usize, g: usize) -> Coefficient {
-    let (mut agree, mut pairs) = (0u64, 0u64);
+/// For each annotator, over the items they share with others: agreeing (annotator, other)
+/// pairs / all such pairs. One pass over the rows.
+fn percent_with_others(data: &[u32], raters: usize) -> Vec<Coefficient> {
+    let (mut agree, mut pairs) = (vec![0u64; raters], vec![0u64; raters]);
+    let mut same: HashMap<u32, u64> = HashMap::new();
     for row in data.chunks_exact(raters.max(1)) {
-        let mine = row[g];
-        if mine == MISSING {
-            continue;
+        same.clear();
+        let mut present = 0u64;
+        for c in row.iter().filter(|c| **c != MISSING) {
+            *same.entry(*c).or_default() += 1;
+            present += 1;
         }
-        for (h, other) in row.iter().enumerate() {
-            if h != g && *other != MISSING {
-                pairs += 1;
-                agree += u64::from(*other == mine);
+        for (g, c) in row.iter().enumerate() {
+            if *c != MISSING {
+                pairs[g] += present - 1;
+                agree[g] += same[c] - 1;
             }
         }
     }
-    if pairs == 0 {
-        Coefficient::Undefined(concord_agreement::UndefinedReason::NoPairableItems)
-    } else {
-        Coefficient::Value(agree as f64 / pairs as f64)
-    }
+    agree
+        .iter()
+        .zip(&pairs)
+        .map(|(a, p)| {
+            if *p == 0 {
+                Coefficient::Undefined(concord_agreement::UndefinedReason::NoPairableItems)
+            } else {
+                Coefficient::Value(*a as f64 / *p as f64)
+            }
+        })
+        .collect()
 }
 
 /// α and percent agreement of the items completed each day, and α up to that day.
-fn over_time(m: &Matrix, raters: usize, q: usize) -> Vec<DayAgreement> {
+fn over_time(view: &RatingsView<'_>, last_ms: &[u64]) -> Vec<DayAgreement> {
     let mut by_day: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
-    for (row, ms) in m.last_ms.iter().enumerate() {
-        let answers = m.data[row * raters..(row + 1) * raters]
-            .iter()
-            .filter(|c| **c != MISSING)
-            .count();
-        if answers >= 2 {
+    for (row, ms) in last_ms.iter().enumerate() {
+        if view.row(row).iter().filter(|c| **c != MISSING).count() >= 2 {
             by_day.entry(ms / 86_400_000).or_default().push(row);
         }
     }
-    let mut cumulative: Vec<u32> = Vec::new();
+    let mut cumulative = TallyBuilder::new(view.raters(), view.scores(), false);
     let mut out = Vec::new();
     for (day, rows) in by_day {
-        let mut data = Vec::with_capacity(rows.len() * raters);
+        let mut that_day = TallyBuilder::new(view.raters(), view.scores(), false);
         for row in &rows {
-            data.extend_from_slice(&m.data[row * raters..(row + 1) * raters]);
+            that_day.add_row(view.row(*row));
+            cumulative.add_row(view.row(*row));
         }
-        cumulative.extend_from_slice(&data);
-        let (alpha, percent) = match RatingsView::new(&data, raters, q) {
-            Ok(view) => {
-                let t = Tallies::build(&view, false);
-                (
-                    t.krippendorff_alpha(Metric::Nominal).coefficient,
-                    t.percent_agreement().pairable,
-                )
-            }
-            Err(_) => continue,
-        };
-        let alpha_cumulative = match RatingsView::new(&cumulative, raters, q) {
-            Ok(view) => {
-                Tallies::build(&view, false)
-                    .krippendorff_alpha(Metric::Nominal)
-                    .coefficient
-            }
-            Err(_) => continue,
-        };
+        let t = that_day.tallies();
         out.push(DayAgreement {
             day: civil_date(day),
             items: rows.len(),
-            alpha_nominal: alpha,
-            percent_pairable: percent,
-            alpha_cumulative,
+            alpha_nominal: t.krippendorff_alpha(Metric::Nominal).coefficient,
+            percent_pairable: t.percent_agreement().pairable,
+            alpha_cumulative: cumulative
+                .tallies()
+                .krippendorff_alpha(Metric::Nominal)
+                .coefficient,
         });
     }
     out
@@ -699,9 +703,9 @@ mod tests {
         // Rater 0 agrees with 1 on item 0, disagrees with 1 and 2 on item 1.
         let data = [0, 0, MISSING, 0, 1, 1];
         assert_eq!(
-            percent_with_others(&data, 3, 0),
+            percent_with_others(&data, 3)[0],
             Coefficient::Value(1.0 / 3.0)
         );
-        assert!(!percent_with_others(&[0, MISSING], 2, 0).is_defined());
+        assert!(!percent_with_others(&[0, MISSING], 2)[0].is_defined());
     }
 }

@@ -90,21 +90,28 @@ impl ProjectAssignment {
         if seq >= self.items {
             return;
         }
-        let state = self.annotators.entry(user).or_default();
-        state.held.retain(|s| *s != seq);
-        if state.answered.insert(seq) {
-            let n = &mut self.answers[seq as usize];
-            *n = n.saturating_add(1);
-        }
+        self.count_answer(user, seq);
         self.release(user, seq);
         self.advance_open_from();
     }
 
+    /// Adds `user`'s answer to `seq`'s count, once per annotator.
+    fn count_answer(&mut self, user: UserId, seq: u64) {
+        if self
+            .annotators
+            .entry(user)
+            .or_default()
+            .answered
+            .insert(seq)
+        {
+            let n = &mut self.answers[seq as usize];
+            *n = n.saturating_add(1);
+        }
+    }
+
     /// Records a skip: the item leaves this annotator's queue.
     pub(crate) fn skipped(&mut self, user: UserId, seq: u64) {
-        let state = self.annotators.entry(user).or_default();
-        state.held.retain(|s| *s != seq);
-        state.skipped.insert(seq);
+        self.annotators.entry(user).or_default().skipped.insert(seq);
         self.release(user, seq);
     }
 
@@ -176,13 +183,22 @@ impl ProjectAssignment {
             user,
             until_ms: now_ms + LEASE_MS,
         });
+        self.hold(user, seq);
+    }
+
+    /// Notes on the annotator's side that they hold `seq` (the lease itself is in `leases`).
+    fn hold(&mut self, user: UserId, seq: u64) {
         let state = self.annotators.entry(user).or_default();
         if !state.held.contains(&seq) {
             state.held.push(seq);
         }
     }
 
+    /// Ends `user`'s hold on `seq`, on both sides.
     fn release(&mut self, user: UserId, seq: u64) {
+        if let Some(state) = self.annotators.get_mut(&user) {
+            state.held.retain(|s| *s != seq);
+        }
         if let Some(ls) = self.leases.get_mut(&seq) {
             ls.retain(|l| l.user != user);
             if ls.is_empty() {
@@ -203,16 +219,7 @@ impl ProjectAssignment {
         if seq >= self.items {
             self.set_items(seq + 1);
         }
-        if self
-            .annotators
-            .entry(user)
-            .or_default()
-            .answered
-            .insert(seq)
-        {
-            let n = &mut self.answers[seq as usize];
-            *n = n.saturating_add(1);
-        }
+        self.count_answer(user, seq);
     }
 
     /// Adds a stored skip while loading a snapshot.
@@ -245,10 +252,7 @@ impl ProjectAssignment {
                     .is_none_or(|s| !s.answered.contains(seq) && !s.skipped.contains(seq));
                 if fresh && seq < self.items {
                     self.leases.entry(seq).or_default().push(l);
-                    let state = self.annotators.entry(l.user).or_default();
-                    if !state.held.contains(&seq) {
-                        state.held.push(seq);
-                    }
+                    self.hold(l.user, seq);
                 }
             }
         }

@@ -19,6 +19,9 @@ pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 const BATCH_ITEMS: usize = 50_000;
 const REPORTED_DUPLICATES: usize = 100;
 
+/// Parsed items on their way to staging, with the line each came from.
+type Batch = (Vec<StagedItem>, Vec<u64>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportFormat {
@@ -227,8 +230,7 @@ impl Engine {
         // Parsing runs here while a second thread stages the previous batch: redb writes are
         // single-threaded, so the two overlap on a two-core machine.
         std::thread::scope(|scope| {
-            let (to_stager, batches) =
-                std::sync::mpsc::sync_channel::<(Vec<StagedItem>, Vec<u64>)>(1);
+            let (to_stager, batches) = std::sync::mpsc::sync_channel::<Batch>(1);
             let stager = scope.spawn(move || self.stage_batches(staged, batches, options));
             let parsed = self.parse_input(spec, input, options, progress, &to_stager);
             drop(to_stager);
@@ -250,7 +252,7 @@ impl Engine {
     fn stage_batches(
         &self,
         staged: &mut StagedImport,
-        batches: std::sync::mpsc::Receiver<(Vec<StagedItem>, Vec<u64>)>,
+        batches: std::sync::mpsc::Receiver<Batch>,
         options: &ImportOptions,
     ) -> Result<ImportReport, EngineError> {
         let mut report = ImportReport::default();
@@ -288,7 +290,7 @@ impl Engine {
         input: impl BufRead,
         options: &ImportOptions,
         progress: &mut dyn FnMut(ImportProgress),
-        to_stager: &std::sync::mpsc::SyncSender<(Vec<StagedItem>, Vec<u64>)>,
+        to_stager: &std::sync::mpsc::SyncSender<Batch>,
     ) -> Result<ImportReport, EngineError> {
         let mut report = ImportReport::default();
         let mut batch: Vec<StagedItem> = Vec::with_capacity(BATCH_ITEMS);

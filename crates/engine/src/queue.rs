@@ -264,6 +264,20 @@ impl Engine {
         Ok(map.entry(project).or_default().clone())
     }
 
+    /// The project's slot if some call has created it (nothing to update otherwise).
+    fn existing_assignment_slot(
+        &self,
+        project: ProjectId,
+    ) -> Result<Option<AssignmentSlot>, EngineError> {
+        let map = self
+            .inner
+            .queue
+            .assignments
+            .lock()
+            .map_err(|_| EngineError::Internal("assignments poisoned".into()))?;
+        Ok(map.get(&project).cloned())
+    }
+
     /// Runs `f` on the project's assignment state, loading it from the store on first use.
     fn with_assignment<R>(
         &self,
@@ -285,11 +299,7 @@ impl Engine {
     /// Applies a change the store already holds to the in-memory state, if it is loaded (an
     /// unloaded state reads the change from the store when it loads).
     fn update_assignment(&self, project: ProjectId, f: impl FnOnce(&mut ProjectAssignment)) {
-        let slot = match self.inner.queue.assignments.lock() {
-            Ok(map) => map.get(&project).cloned(),
-            Err(_) => None,
-        };
-        if let Some(slot) = slot {
+        if let Ok(Some(slot)) = self.existing_assignment_slot(project) {
             if let Ok(mut guard) = slot.lock() {
                 if let Some(state) = guard.as_mut() {
                     f(state);
@@ -301,11 +311,9 @@ impl Engine {
     /// Rebuilds a project's loaded assignment state from the store, keeping live leases; for
     /// writes that bypass submit and skip (imports, settings).
     pub(crate) fn reload_assignment(&self, project: ProjectId) -> Result<(), EngineError> {
-        let slot = match self.inner.queue.assignments.lock() {
-            Ok(map) => map.get(&project).cloned(),
-            Err(_) => return Err(EngineError::Internal("assignments poisoned".into())),
+        let Some(slot) = self.existing_assignment_slot(project)? else {
+            return Ok(());
         };
-        let Some(slot) = slot else { return Ok(()) };
         let mut guard = slot
             .lock()
             .map_err(|_| EngineError::Internal("assignment poisoned".into()))?;

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use concord_domain::{ProjectId, UserId};
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::records::{decode, decode_borrowed, encode, positional_seq, ItemKey};
+use crate::records::{decode, encode, positional_seq, ItemKey};
 use crate::schema::*;
 use crate::{AnnotationRecord, ItemRecord, ProjectRecord, Store, StoreError};
 
@@ -70,7 +70,7 @@ impl Store {
             let items = txn.open_table(ITEMS)?;
             for row in items.range((project.0, 0)..=(project.0, u64::MAX))? {
                 let (k, v) = row?;
-                let key: ItemKey = decode_borrowed("items", v.value())?;
+                let key: ItemKey = decode("items", v.value())?;
                 texts.entry(text_hash(&key.text)).or_insert(k.value().1);
             }
         }
@@ -354,7 +354,7 @@ impl Store {
                     let Some(item) = items.remove((project, seq))? else {
                         continue;
                     };
-                    let item: ItemKey = decode_borrowed("items", item.value())?;
+                    let item: ItemKey = decode("items", item.value())?;
                     ids.remove((project, item.id.as_ref()))?;
                 }
                 let mut staged = txn.open_table(STAGED_IMPORTS)?;

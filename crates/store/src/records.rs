@@ -93,18 +93,8 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
-    table: &'static str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
-}
-
-/// [`decode`] for records that borrow from the row.
-pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
+/// Decodes a row; records may borrow from it (`ItemKey`) or own their data.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
     table: &'static str,
     bytes: &'a [u8],
 ) -> Result<T, StoreError> {

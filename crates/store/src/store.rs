@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{decode, decode_borrowed, encode, positional_seq, ItemKey};
+use crate::records::{decode, encode, positional_seq, ItemKey};
 use crate::schema::*;
 use crate::{
     AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, StoreError, TokenRecord, UserRecord,
@@ -424,7 +424,7 @@ impl Store {
         id: &str,
     ) -> Result<bool, StoreError> {
         Ok(match items.get((project, seq))? {
-            Some(v) => decode_borrowed::<ItemKey>("items", v.value())?.id == id,
+            Some(v) => decode::<ItemKey>("items", v.value())?.id == id,
             None => false,
         })
     }
