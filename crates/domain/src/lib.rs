@@ -5,10 +5,12 @@
 mod aggregate;
 mod annotation;
 mod project;
+mod review;
 
 pub use aggregate::{aggregate_labels, Aggregate};
 pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
 pub use project::{Label, ProjectSettings, ProjectSpec, Role, TaskKind, RESERVED_KEYS};
+pub use review::{review_state, GoldSource, ReviewState};
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +73,8 @@ pub enum DomainError {
     GuidelinesTooLong { max: usize },
     #[error("overlap must be between 1 and {max}")]
     BadOverlap { max: u32 },
+    #[error("gold questions come once every N items, with N 0 (never) or between 2 and {max}")]
+    BadGoldEvery { max: u32 },
     #[error("label {label:?} is not in this project's labels")]
     UnknownLabel { label: String },
     #[error("a single-label project takes exactly one label, got {count}")]

@@ -7,6 +7,7 @@ const MAX_LABELS: usize = 200;
 const MAX_LABEL_NAME: usize = 100;
 const MAX_GUIDELINES: usize = 256 * 1024;
 const MAX_OVERLAP: u32 = 50;
+const MAX_GOLD_EVERY: u32 = 1000;
 
 /// Keys the annotation page keeps for itself; a label may not use them as its hotkey.
 pub const RESERVED_KEYS: &[&str] = &[" ", "?", "Enter", "Backspace", "Escape", "Tab"];
@@ -72,15 +73,39 @@ pub struct ProjectSettings {
     /// How many distinct annotators should label each item.
     #[serde(default = "one")]
     pub overlap: u32,
+    /// Annotators never see other annotators' answers or the model's suggestions, so that
+    /// agreement measures independent judgements.
+    #[serde(default = "yes")]
+    pub blind: bool,
+    /// With overlap ≥ 2, an item whose annotators all gave the same answer is accepted as its
+    /// gold label without review; off, every finished item goes to the review queue.
+    #[serde(default = "yes")]
+    pub auto_accept_unanimous: bool,
+    /// An annotator gets about one gold question per this many items (0: never).
+    #[serde(default = "ten")]
+    pub gold_every: u32,
 }
 
 fn one() -> u32 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn ten() -> u32 {
+    10
+}
+
 impl Default for ProjectSettings {
     fn default() -> Self {
-        ProjectSettings { overlap: 1 }
+        ProjectSettings {
+            overlap: 1,
+            blind: true,
+            auto_accept_unanimous: true,
+            gold_every: 10,
+        }
     }
 }
 
@@ -158,6 +183,11 @@ impl ProjectSpec {
         }
         if self.settings.overlap == 0 || self.settings.overlap > MAX_OVERLAP {
             return Err(DomainError::BadOverlap { max: MAX_OVERLAP });
+        }
+        if self.settings.gold_every == 1 || self.settings.gold_every > MAX_GOLD_EVERY {
+            return Err(DomainError::BadGoldEvery {
+                max: MAX_GOLD_EVERY,
+            });
         }
         let mut names = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();

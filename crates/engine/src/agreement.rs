@@ -4,14 +4,14 @@
 //! day, and the confusion matrix of any two annotators. Reviewers and admins only: in a blind
 //! project annotators must not learn each other's answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use concord_agreement::{
     bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient, CoefficientKind,
     ConfidenceInterval, Metric, PairCoefficient, PairwiseMatrix, RatingsView, ReportOptions,
     Tallies, TallyBuilder, Weighting, MISSING,
 };
-use concord_domain::{AnnotationValue, ProjectId, Role, TaskKind, UserId};
+use concord_domain::{AnnotationValue, GoldSource, ProjectId, Role, TaskKind, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError, Principal};
@@ -43,7 +43,8 @@ pub struct AnnotatorStats {
     pub kappa_with_others: Coefficient,
     /// Share of shared items where this annotator agrees with another, over all pairs.
     pub percent_with_others: Coefficient,
-    /// Items with a gold label this annotator answered, and how many of those match it.
+    /// Gold questions (and items with imported gold) this annotator answered, and how many of
+    /// those answers match the gold label.
     pub gold_answered: u64,
     pub gold_correct: u64,
 }
@@ -107,7 +108,7 @@ struct Matrix {
     data: Vec<u32>,
     /// Per row: the time of its last answer.
     last_ms: Vec<u64>,
-    /// Per row: the item's gold category, if it has a gold label.
+    /// Per row: the item's gold category, if it is a gold question or has imported gold.
     gold: Vec<Option<u32>>,
     /// Per annotator: (answers, answers reporting a time, total reported time).
     work: Vec<(u64, u64, u64)>,
@@ -152,6 +153,7 @@ impl Engine {
         let mut gold = Vec::new();
         let mut work: Vec<(u64, u64, u64)> = Vec::new();
         let mut project_items = 0u64;
+        let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
         let mut index_of = |name: String, categories: &mut Vec<String>| -> u32 {
             *category_index.entry(name.clone()).or_insert_with(|| {
                 categories.push(name);
@@ -159,7 +161,7 @@ impl Engine {
             })
         };
         self.store()
-            .for_each_item::<EngineError>(project, |_, item, answers| {
+            .for_each_item::<EngineError>(project, |seq, item, answers| {
                 project_items += 1;
                 if answers.is_empty() {
                     return Ok(());
@@ -183,9 +185,14 @@ impl Engine {
                     }
                 }
                 last_ms.push(latest);
+                // Accuracy is measured only against gold that does not come from these
+                // annotators' own answers: gold questions and imported gold.
+                let independent =
+                    questions.contains(&seq) || item.gold_source() == Some(GoldSource::Import);
                 gold.push(
                     item.gold
                         .as_ref()
+                        .filter(|_| independent)
                         .map(|g| index_of(category_name(task, g), &mut categories)),
                 );
                 Ok(())

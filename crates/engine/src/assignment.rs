@@ -7,6 +7,9 @@
 //! Rules: an item goes to at most `overlap` distinct annotators (answers stored plus leases
 //! held by others); an annotator never gets an item they answered or skipped; a lease lasts
 //! [`LEASE_MS`] and an expired one is reclaimed, so an abandoned item returns to the pool.
+//! Gold questions sit outside that pool: each annotator gets one about every `gold_every`
+//! items (at a jittered, per-annotator position, so they cannot be counted off), whatever
+//! the overlap, until they have answered them all.
 
 use std::collections::HashMap;
 
@@ -40,6 +43,12 @@ impl SeqSet {
         fresh
     }
 
+    fn remove(&mut self, seq: u64) {
+        if let Some(w) = self.words.get_mut((seq / 64) as usize) {
+            *w &= !(1 << (seq % 64));
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
@@ -52,6 +61,12 @@ struct AnnotatorState {
     skipped: SeqSet,
     /// Items leased to this annotator, oldest first.
     held: Vec<u64>,
+    /// Regular items answered since the last gold question was handed out.
+    since_gold: u32,
+    /// How many regular items come before the next gold question (0: not drawn yet).
+    gold_gap: u32,
+    /// Gold questions handed out so far (seeds the next gap).
+    golds_served: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +86,20 @@ pub(crate) struct ProjectAssignment {
     open_from: u64,
     annotators: HashMap<UserId, AnnotatorState>,
     leases: HashMap<u64, Vec<Lease>>,
+    /// Gold questions, as a set and in ascending order.
+    gold: SeqSet,
+    gold_order: Vec<u64>,
+    gold_every: u32,
+}
+
+/// The number of regular items before an annotator's next gold question: between half and
+/// one and a half times `every`, drawn from (user, count) so it is stable across reloads.
+fn gold_gap(every: u32, user: UserId, served: u32) -> u32 {
+    let mut z = user.0 ^ (u64::from(served) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (every / 2 + (z % u64::from(every.max(1))) as u32).max(1)
 }
 
 impl ProjectAssignment {
@@ -82,6 +111,9 @@ impl ProjectAssignment {
             open_from: 0,
             annotators: HashMap::new(),
             leases: HashMap::new(),
+            gold: SeqSet::default(),
+            gold_order: Vec::new(),
+            gold_every: 0,
         }
     }
 
@@ -90,23 +122,27 @@ impl ProjectAssignment {
         if seq >= self.items {
             return;
         }
-        self.count_answer(user, seq);
+        if self.count_answer(user, seq) && !self.gold.contains(seq) {
+            let state = self.annotators.entry(user).or_default();
+            state.since_gold = state.since_gold.saturating_add(1);
+        }
         self.release(user, seq);
         self.advance_open_from();
     }
 
-    /// Adds `user`'s answer to `seq`'s count, once per annotator.
-    fn count_answer(&mut self, user: UserId, seq: u64) {
-        if self
+    /// Adds `user`'s answer to `seq`'s count, once per annotator; true the first time.
+    fn count_answer(&mut self, user: UserId, seq: u64) -> bool {
+        let fresh = self
             .annotators
             .entry(user)
             .or_default()
             .answered
-            .insert(seq)
-        {
+            .insert(seq);
+        if fresh {
             let n = &mut self.answers[seq as usize];
             *n = n.saturating_add(1);
         }
+        fresh
     }
 
     /// Records a skip: the item leaves this annotator's queue.
@@ -149,10 +185,18 @@ impl ProjectAssignment {
             self.lease(user, seq, now_ms);
             return Some(seq);
         }
+        if let Some(seq) = self.due_gold_question(user, excluded) {
+            self.lease(user, seq, now_ms);
+            return Some(seq);
+        }
+        let state = self.annotators.entry(user).or_default();
         let overlap = u64::from(self.overlap);
         let mut found = None;
         for seq in self.open_from..self.items {
-            if state.answered.contains(seq) || state.skipped.contains(seq) {
+            if state.answered.contains(seq)
+                || state.skipped.contains(seq)
+                || self.gold.contains(seq)
+            {
                 continue;
             }
             let mut taken = u64::from(self.answers[seq as usize]);
@@ -173,6 +217,46 @@ impl ProjectAssignment {
         let seq = found?;
         self.lease(user, seq, now_ms);
         Some(seq)
+    }
+
+    /// A gold question for `user` if one is due and they have one left.
+    fn due_gold_question(&mut self, user: UserId, excluded: &[u64]) -> Option<u64> {
+        if self.gold_every == 0 || self.gold_order.is_empty() {
+            return None;
+        }
+        let every = self.gold_every;
+        let state = self.annotators.entry(user).or_default();
+        if state.gold_gap == 0 {
+            state.gold_gap = gold_gap(every, user, state.golds_served);
+        }
+        if state.since_gold < state.gold_gap {
+            return None;
+        }
+        let seq = self.gold_order.iter().copied().find(|s| {
+            !state.answered.contains(*s) && !state.skipped.contains(*s) && !excluded.contains(s)
+        })?;
+        state.since_gold = 0;
+        state.golds_served += 1;
+        state.gold_gap = gold_gap(every, user, state.golds_served);
+        Some(seq)
+    }
+
+    /// Makes `seq` a gold question or a regular item again.
+    pub(crate) fn set_gold_question(&mut self, seq: u64, on: bool) {
+        if on {
+            if self.gold.insert(seq) {
+                let at = self.gold_order.partition_point(|s| *s < seq);
+                self.gold_order.insert(at, seq);
+            }
+        } else {
+            self.gold.remove(seq);
+            self.gold_order.retain(|s| *s != seq);
+        }
+    }
+
+    /// How often gold questions come (0: never).
+    pub(crate) fn set_gold_every(&mut self, every: u32) {
+        self.gold_every = every;
     }
 
     fn lease(&mut self, user: UserId, seq: u64, now_ms: u64) {
@@ -350,5 +434,45 @@ mod tests {
         let mut q = ProjectAssignment::new(1, 1);
         q.answered(A, 5);
         assert_eq!(q.next_for(B, &[], 0), Some(0));
+    }
+
+    #[test]
+    fn gold_questions_reach_every_annotator_between_regular_items() {
+        let mut q = ProjectAssignment::new(42, 1);
+        q.set_gold_every(4);
+        q.set_gold_question(7, true);
+        q.set_gold_question(3, true);
+        let mut served: HashMap<UserId, Vec<u64>> = HashMap::new();
+        let mut more = true;
+        while more {
+            more = false;
+            for user in [A, B] {
+                if let Some(seq) = q.next_for(user, &[], 0) {
+                    served.entry(user).or_default().push(seq);
+                    q.answered(user, seq);
+                    more = true;
+                }
+            }
+        }
+        let mut regular: Vec<u64> = Vec::new();
+        for user in [A, B] {
+            let seqs = &served[&user];
+            let golds: Vec<usize> = (0..seqs.len())
+                .filter(|i| [3, 7].contains(&seqs[*i]))
+                .collect();
+            // Both questions, lowest first, each after at least every/2 regular items.
+            assert_eq!(golds.len(), 2, "{user:?} got {seqs:?}");
+            assert_eq!(seqs[golds[0]], 3);
+            assert!(golds[0] >= 2 && golds[1] - golds[0] > 2, "{seqs:?}");
+            regular.extend(seqs.iter().filter(|s| ![3, 7].contains(*s)));
+        }
+        // Every regular item went to exactly one annotator (overlap 1).
+        regular.sort();
+        let want: Vec<u64> = (0..42).filter(|s| ![3, 7].contains(s)).collect();
+        assert_eq!(regular, want);
+        // Unmarked, an item is regular again.
+        q.set_gold_question(7, false);
+        assert!(!q.gold.contains(7));
+        assert_eq!(q.gold_order, [3]);
     }
 }

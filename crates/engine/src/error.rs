@@ -50,6 +50,9 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::NotFound(what) => EngineError::NotFound(what.to_string()),
             StoreError::Exists(what) => EngineError::Conflict(format!("{what} already exists")),
+            StoreError::NoGold => EngineError::Invalid(
+                "only an item with a gold label can be a gold question: resolve it first".into(),
+            ),
             e @ (StoreError::AlreadyOpen { .. } | StoreError::NewerSchema { .. }) => {
                 EngineError::Unavailable(e.to_string())
             }

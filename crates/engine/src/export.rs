@@ -1,8 +1,8 @@
-//! Export: every item with its text, metadata, gold, each annotator's answer and the
-//! aggregated label. Field and column order is fixed, annotators are sorted by name, so the
+//! Export: every item with its text, metadata, gold label (explicit, or the unanimous answer
+//! of an accepted item) with its source, each annotator's answer and the aggregated label. Field and column order is fixed, annotators are sorted by name, so the
 //! same project always exports to the same bytes, and an export re-imports losslessly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 
 use concord_domain::{
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::import::{join_labels, ANNOTATOR_COLUMN};
+use crate::review::effective_gold;
 use crate::{Engine, EngineError, Principal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,10 +75,8 @@ impl Engine {
     ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
         let spec = self.project_record(project)?.spec;
-        let mut names: HashMap<UserId, String> = HashMap::new();
-        for (id, user) in self.store().users()? {
-            names.insert(id, user.name);
-        }
+        let names = self.user_names()?;
+        let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
         let name_of = |id: UserId| {
             names
                 .get(&id)
@@ -88,8 +87,9 @@ impl Engine {
         match format {
             ExportFormat::Jsonl => {
                 self.store()
-                    .for_each_item::<EngineError>(project, |_, item, anns| {
-                        let line = jsonl_line(&spec, item, anns, &name_of);
+                    .for_each_item::<EngineError>(project, |seq, item, anns| {
+                        let question = questions.contains(&seq);
+                        let line = jsonl_line(&spec, item, anns, question, &name_of);
                         serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                         out.write_all(b"\n").map_err(io_err)?;
                         count += 1;
@@ -112,22 +112,30 @@ impl Engine {
                     "id".to_string(),
                     "text".into(),
                     "gold".into(),
+                    "gold_source".into(),
+                    "gold_question".into(),
                     "meta".into(),
                 ];
                 header.extend(annotators.iter().map(|a| format!("{ANNOTATOR_COLUMN}{a}")));
                 header.extend(["aggregate".to_string(), "aggregate_status".into()]);
                 writer.write_record(&header).map_err(io_err)?;
                 self.store()
-                    .for_each_item::<EngineError>(project, |_, item, anns| {
+                    .for_each_item::<EngineError>(project, |seq, item, anns| {
                         let by_name: BTreeMap<String, &AnnotationRecord> =
                             anns.iter().map(|(u, a)| (name_of(*u), a)).collect();
                         let aggregate = aggregate_of(&spec, &anns);
+                        let gold =
+                            effective_gold(&spec, item.gold.as_ref(), item.gold_source(), &anns);
+                        let (gold, gold_source) = match gold {
+                            Some((g, s)) => (join_labels(&g.labels), s.as_str().to_string()),
+                            None => Default::default(),
+                        };
                         let mut row = vec![
                             item.id,
                             item.text,
-                            item.gold
-                                .map(|g| join_labels(&g.labels))
-                                .unwrap_or_default(),
+                            gold,
+                            gold_source,
+                            questions.contains(&seq).to_string(),
                             if item.meta.is_empty() {
                                 String::new()
                             } else {
@@ -188,9 +196,11 @@ fn jsonl_line(
     spec: &ProjectSpec,
     item: ItemRecord,
     anns: Vec<(UserId, AnnotationRecord)>,
+    gold_question: bool,
     name_of: &dyn Fn(UserId) -> String,
 ) -> Map<String, Value> {
     let aggregate = aggregate_of(spec, &anns);
+    let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &anns);
     let mut sorted: Vec<(String, AnnotationRecord)> =
         anns.into_iter().map(|(u, a)| (name_of(u), a)).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -200,11 +210,17 @@ fn jsonl_line(
     line.insert("meta".into(), Value::Object(item.meta));
     line.insert(
         "gold".into(),
-        item.gold
-            .as_ref()
-            .map(|g| gold_json(spec.task, g))
+        gold.as_ref()
+            .map(|(g, _)| gold_json(spec.task, g))
             .unwrap_or(Value::Null),
     );
+    line.insert(
+        "gold_source".into(),
+        gold.as_ref()
+            .map(|(_, s)| Value::String(s.as_str().into()))
+            .unwrap_or(Value::Null),
+    );
+    line.insert("gold_question".into(), Value::Bool(gold_question));
     line.insert(
         "annotations".into(),
         sorted

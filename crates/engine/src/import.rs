@@ -138,7 +138,8 @@ struct AnnotationTimes {
 
 /// Fields of Concord's own JSONL export that are derived, not data: ignored on import so that
 /// an export re-imports to the same project.
-const DERIVED_FIELDS: &[&str] = &["aggregate"];
+/// (Gold re-imports as imported gold, whoever set it.)
+const DERIVED_FIELDS: &[&str] = &["aggregate", "gold_source", "gold_question"];
 
 impl Engine {
     /// Imports items from a reader. Project admins only. On error nothing is stored.
@@ -426,6 +427,7 @@ impl Engine {
                     text: parsed.text,
                     meta: parsed.meta,
                     gold,
+                    gold_source: None,
                 },
                 annotations,
             },
@@ -625,7 +627,12 @@ fn parse_annotation(
 }
 
 /// Columns of Concord's CSV export that are derived, not data.
-const DERIVED_COLUMNS: &[&str] = &["aggregate", "aggregate_status"];
+const DERIVED_COLUMNS: &[&str] = &[
+    "aggregate",
+    "aggregate_status",
+    "gold_source",
+    "gold_question",
+];
 /// Prefix of the per-annotator columns in Concord's CSV export.
 pub(crate) const ANNOTATOR_COLUMN: &str = "ann:";
 

@@ -11,6 +11,7 @@ mod export;
 mod import;
 mod projects;
 mod queue;
+mod review;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput};
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
-pub use queue::{QueueItem, Submission, SubmitOutcome};
+pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome};
+pub use review::{ReviewAnswer, ReviewItem, ReviewSummary};
 
 use concord_store::Store;
 

@@ -1,7 +1,7 @@
 //! Projects, membership and the authorization rule: global admins may do anything; everyone
 //! else acts inside a project only through their role in it.
 
-use concord_domain::{ProjectId, ProjectSpec, Role, UserId};
+use concord_domain::{ProjectId, ProjectSettings, ProjectSpec, Role, UserId};
 use concord_store::ProjectRecord;
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +135,20 @@ impl Engine {
         }
         self.store().update_project_spec(project, &spec)?;
         self.reload_assignment(project)
+    }
+
+    /// Replaces a project's workflow settings (project admins), with the checks of
+    /// [`Engine::update_project`].
+    pub fn update_settings(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        settings: ProjectSettings,
+    ) -> Result<(), EngineError> {
+        self.authorize(actor, project, Role::Admin)?;
+        let mut spec = self.project_record(project)?.spec;
+        spec.settings = settings;
+        self.update_project(actor, project, spec)
     }
 
     /// Projects the caller belongs to (all of them for global admins), with progress.

@@ -28,6 +28,16 @@ pub struct QueueItem {
     pub meta: Map<String, Value>,
     /// The caller's earlier answer, when they go back to an item.
     pub mine: Option<AnnotationValue>,
+    /// How many other annotators chose each label so far, in schema order; only in projects
+    /// that are not blind, and never on gold questions.
+    pub others: Option<Vec<LabelCount>>,
+}
+
+/// A label and how many answers chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelCount {
+    pub label: String,
+    pub count: u32,
 }
 
 /// An annotator's answer.
@@ -143,7 +153,7 @@ fn write_loop(store: Arc<Store>, receiver: Receiver<Pending>) {
 }
 
 impl Engine {
-    fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
+    pub(crate) fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
         self.store()
             .item_seq(project, item_id)?
             .ok_or_else(|| EngineError::NotFound(format!("item {item_id:?}")))
@@ -191,15 +201,35 @@ impl Engine {
             .store()
             .item(project, seq)?
             .ok_or_else(|| EngineError::NotFound("item".into()))?;
-        let mine = self
-            .store()
-            .annotation(project, seq, actor.id)?
-            .map(|a| a.value);
+        let spec = self.project_record(project)?.spec;
+        let answers = self.store().annotations_of_item(project, seq)?;
+        let mine = answers
+            .iter()
+            .find(|(user, _)| *user == actor.id)
+            .map(|(_, a)| a.value.clone());
+        let others = if spec.settings.blind || self.store().gold_questions(project)?.contains(&seq)
+        {
+            None
+        } else {
+            let counts = spec
+                .labels
+                .iter()
+                .map(|l| LabelCount {
+                    label: l.name.clone(),
+                    count: answers
+                        .iter()
+                        .filter(|(user, a)| *user != actor.id && a.value.labels.contains(&l.name))
+                        .count() as u32,
+                })
+                .collect();
+            Some(counts)
+        };
         Ok(QueueItem {
             id: item.id,
             text: item.text,
             meta: item.meta,
             mine,
+            others,
         })
     }
 
@@ -298,7 +328,11 @@ impl Engine {
 
     /// Applies a change the store already holds to the in-memory state, if it is loaded (an
     /// unloaded state reads the change from the store when it loads).
-    fn update_assignment(&self, project: ProjectId, f: impl FnOnce(&mut ProjectAssignment)) {
+    pub(crate) fn update_assignment(
+        &self,
+        project: ProjectId,
+        f: impl FnOnce(&mut ProjectAssignment),
+    ) {
         if let Ok(Some(slot)) = self.existing_assignment_slot(project) {
             if let Ok(mut guard) = slot.lock() {
                 if let Some(state) = guard.as_mut() {
@@ -341,6 +375,10 @@ impl Engine {
         }
         state.set_items(record.next_seq);
         state.set_overlap(record.spec.settings.overlap);
+        state.set_gold_every(record.spec.settings.gold_every);
+        for seq in self.store().gold_questions(project)? {
+            state.set_gold_question(seq, true);
+        }
         Ok(state)
     }
 }

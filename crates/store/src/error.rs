@@ -21,6 +21,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("the item has no gold label")]
+    NoGold,
     #[error("{0} already exists")]
     Exists(String),
     #[error("storage error: {0}")]

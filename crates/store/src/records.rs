@@ -1,4 +1,4 @@
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectSpec, UserId};
+use concord_domain::{AnnotationSource, AnnotationValue, GoldSource, ProjectSpec, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -55,6 +55,18 @@ pub struct ItemRecord {
     pub meta: serde_json::Map<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gold: Option<AnnotationValue>,
+    /// Who set `gold`; absent for imported gold (the common case, kept out of every row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_source: Option<GoldSource>,
+}
+
+impl ItemRecord {
+    /// Where the gold label came from, when there is one.
+    pub fn gold_source(&self) -> Option<GoldSource> {
+        self.gold
+            .as_ref()
+            .map(|_| self.gold_source.clone().unwrap_or(GoldSource::Import))
+    }
 }
 
 /// The id and text of a stored item, borrowed from the row: index scans skip the rest.

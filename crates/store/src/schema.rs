@@ -40,3 +40,6 @@ pub const USER_PROGRESS: TableDefinition<(u64, u64), u64> = TableDefinition::new
 pub const SKIPS: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("skips");
 /// project → (first staged seq, next staged seq) of an import in progress; rolled back at open.
 pub const STAGED_IMPORTS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("staged_imports");
+/// (project, item seq) → () for the items reviewers marked as gold questions: mixed into
+/// annotators' queues to measure each annotator's accuracy. Such an item always has gold.
+pub const GOLD_QUESTIONS: TableDefinition<(u64, u64), ()> = TableDefinition::new("gold_questions");

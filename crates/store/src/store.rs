@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, UserId};
+use std::ops::ControlFlow;
+
+use concord_domain::{AnnotationSource, AnnotationValue, GoldSource, ProjectId, Role, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::records::{decode, encode, positional_seq, ItemKey};
@@ -122,6 +124,7 @@ impl Store {
             txn.open_table(USER_PROGRESS)?;
             txn.open_table(SKIPS)?;
             txn.open_table(STAGED_IMPORTS)?;
+            txn.open_table(GOLD_QUESTIONS)?;
         }
         txn.commit()?;
         Ok(())
@@ -665,5 +668,128 @@ impl Store {
             on_skip(UserId(user), seq);
         }
         Ok(Some(record))
+    }
+
+    // ---- gold labels and gold questions --------------------------------------------------
+
+    /// Sets (or with `None` removes) an item's gold label. Removing it also stops the item
+    /// being a gold question. Returns the item as stored.
+    pub fn set_gold(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        gold: Option<(AnnotationValue, GoldSource)>,
+    ) -> Result<ItemRecord, StoreError> {
+        let txn = self.db.begin_write()?;
+        let item = {
+            let record = Self::write_project(&txn, project)?;
+            let mut items = txn.open_table(ITEMS)?;
+            let mut item: ItemRecord = match items.get((project.0, seq))? {
+                Some(v) if seq < record.next_seq => decode("items", v.value())?,
+                _ => return Err(StoreError::NotFound("item")),
+            };
+            match gold {
+                Some((value, source)) => {
+                    item.gold = Some(value);
+                    item.gold_source = Some(source).filter(|s| *s != GoldSource::Import);
+                }
+                None => {
+                    item.gold = None;
+                    item.gold_source = None;
+                    txn.open_table(GOLD_QUESTIONS)?.remove((project.0, seq))?;
+                }
+            }
+            items.insert((project.0, seq), encode(&item).as_slice())?;
+            item
+        };
+        txn.commit()?;
+        Ok(item)
+    }
+
+    /// Marks or unmarks an item as a gold question. Only an item with a gold label can be one
+    /// ([`StoreError::NoGold`] otherwise).
+    pub fn set_gold_question(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let record = Self::write_project(&txn, project)?;
+            let items = txn.open_table(ITEMS)?;
+            let item: ItemRecord = match items.get((project.0, seq))? {
+                Some(v) if seq < record.next_seq => decode("items", v.value())?,
+                _ => return Err(StoreError::NotFound("item")),
+            };
+            let mut questions = txn.open_table(GOLD_QUESTIONS)?;
+            if on {
+                if item.gold.is_none() {
+                    return Err(StoreError::NoGold);
+                }
+                questions.insert((project.0, seq), ())?;
+            } else {
+                questions.remove((project.0, seq))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The seqs of a project's gold questions, ascending.
+    pub fn gold_questions(&self, project: ProjectId) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(GOLD_QUESTIONS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
+            out.push(row?.0.value().1);
+        }
+        Ok(out)
+    }
+
+    fn write_project(
+        txn: &redb::WriteTransaction,
+        project: ProjectId,
+    ) -> Result<ProjectRecord, StoreError> {
+        let projects = txn.open_table(PROJECTS)?;
+        let record = match projects.get(project.0)? {
+            Some(v) => decode("projects", v.value())?,
+            None => return Err(StoreError::NotFound("project")),
+        };
+        Ok(record)
+    }
+
+    /// Calls `f` with the answers of each annotated item, in seq order from `from_seq`, from
+    /// one snapshot; reads annotation rows only, so its cost follows the number of answers,
+    /// not of items. `f` returns `Break` to stop.
+    pub fn for_each_answered(
+        &self,
+        project: ProjectId,
+        from_seq: u64,
+        f: &mut dyn FnMut(u64, Vec<(UserId, AnnotationRecord)>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ANNOTATIONS)?;
+        let mut current: Option<(u64, Vec<(UserId, AnnotationRecord)>)> = None;
+        for row in table.range((project.0, from_seq, 0)..=(project.0, u64::MAX, u64::MAX))? {
+            let (k, v) = row?;
+            let (_, seq, user) = k.value();
+            let record: AnnotationRecord = decode("annotations", v.value())?;
+            match &mut current {
+                Some((s, answers)) if *s == seq => answers.push((UserId(user), record)),
+                _ => {
+                    if let Some((s, answers)) = current.take() {
+                        if f(s, answers).is_break() {
+                            return Ok(());
+                        }
+                    }
+                    current = Some((seq, vec![(UserId(user), record)]));
+                }
+            }
+        }
+        if let Some((s, answers)) = current {
+            let _ = f(s, answers);
+        }
+        Ok(())
     }
 }

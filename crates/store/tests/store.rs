@@ -1,8 +1,8 @@
 //! The store against a real redb file in a temp dir.
 
 use concord_domain::{
-    AnnotationSource, AnnotationValue, Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind,
-    UserId,
+    AnnotationSource, AnnotationValue, GoldSource, Label, ProjectId, ProjectSettings, ProjectSpec,
+    TaskKind, UserId,
 };
 use concord_store::{
     AnnotationRecord, AnnotationWrite, ItemRecord, ProjectRecord, StagedItem, Store, StoreError,
@@ -15,7 +15,10 @@ fn project_record(overlap: u32) -> ProjectRecord {
         task: TaskKind::Classification,
         labels: ["spam", "ham"].iter().map(|n| Label::named(*n)).collect(),
         guidelines: String::new(),
-        settings: ProjectSettings { overlap },
+        settings: ProjectSettings {
+            overlap,
+            ..ProjectSettings::default()
+        },
     }
     .normalize()
     .unwrap();
@@ -36,6 +39,7 @@ fn item(id: &str, text: &str) -> StagedItem {
             text: text.into(),
             meta: Default::default(),
             gold: None,
+            gold_source: None,
         },
         annotations: vec![],
     }
@@ -347,4 +351,86 @@ fn a_generated_id_that_is_already_taken_gets_a_suffix() {
     import(&store, p, &[("", "generated")]);
     assert_eq!(store.item_seq(p, "2-2").unwrap(), Some(1));
     assert_eq!(store.item(p, 1).unwrap().unwrap().id, "2-2");
+}
+
+#[test]
+fn gold_labels_and_gold_questions_are_set_atomically_and_only_on_items_with_gold() {
+    let (_dir, store, p) = setup(2);
+    import(
+        &store,
+        p,
+        &[("a", "first"), ("b", "second"), ("c", "third")],
+    );
+    // Only an item with gold can be a gold question.
+    assert!(matches!(
+        store.set_gold_question(p, 0, true),
+        Err(StoreError::NoGold)
+    ));
+    let review = GoldSource::Review {
+        reviewer: UserId(7),
+        at_ms: 9,
+    };
+    let stored = store
+        .set_gold(
+            p,
+            0,
+            Some((AnnotationValue::labels(["spam"]), review.clone())),
+        )
+        .unwrap();
+    assert_eq!(stored.text, "first");
+    assert_eq!(stored.gold_source(), Some(review));
+    store.set_gold_question(p, 0, true).unwrap();
+    store
+        .set_gold(
+            p,
+            2,
+            Some((AnnotationValue::labels(["ham"]), GoldSource::Import)),
+        )
+        .unwrap();
+    store.set_gold_question(p, 2, true).unwrap();
+    assert_eq!(store.gold_questions(p).unwrap(), [0, 2]);
+    // Imported gold is stored without a source and reads back as imported.
+    let item = store.item(p, 2).unwrap().unwrap();
+    assert_eq!(item.gold_source, None);
+    assert_eq!(item.gold_source(), Some(GoldSource::Import));
+    // Removing the gold removes the question too; unknown items are refused.
+    store.set_gold(p, 0, None).unwrap();
+    assert_eq!(store.gold_questions(p).unwrap(), [2]);
+    assert_eq!(store.item(p, 0).unwrap().unwrap().gold, None);
+    assert!(matches!(
+        store.set_gold(p, 3, None),
+        Err(StoreError::NotFound("item"))
+    ));
+}
+
+#[test]
+fn answered_items_are_walked_in_order_with_their_answers() {
+    let (_dir, store, p) = setup(2);
+    import(&store, p, &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+    store
+        .put_annotations(&[
+            write(p, 3, 1, "spam"),
+            write(p, 1, 1, "spam"),
+            write(p, 1, 2, "ham"),
+            write(p, 2, 2, "ham"),
+        ])
+        .unwrap();
+    let walk = |from: u64, stop_after: usize| {
+        let mut seen = Vec::new();
+        store
+            .for_each_answered(p, from, &mut |seq, answers| {
+                let users: Vec<u64> = answers.iter().map(|(u, _)| u.0).collect();
+                seen.push((seq, users));
+                if seen.len() == stop_after {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        seen
+    };
+    assert_eq!(walk(0, 9), [(1, vec![1, 2]), (2, vec![2]), (3, vec![1])]);
+    assert_eq!(walk(2, 9), [(2, vec![2]), (3, vec![1])]);
+    assert_eq!(walk(0, 1), [(1, vec![1, 2])]);
 }

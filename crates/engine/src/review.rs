@@ -1,0 +1,306 @@
+//! The review queue and gold labels. An item needs review when all its answers are in and
+//! they differ (or, with auto-accept off, whenever its answers are all in); a reviewer sees
+//! every annotator's answer side by side and sets the gold label, which export and training
+//! use. Reviewers can also turn an item with a gold label into a gold question, which the
+//! assignment then mixes into annotators' queues to measure their accuracy.
+//!
+//! Finding the next item to review walks annotation rows only (from a cursor), reading an
+//! item row just for the candidates, so its cost follows the answers, not the items.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use concord_domain::{
+    aggregate_labels, review_state, Aggregate, AnnotationSource, AnnotationValue, GoldSource,
+    ProjectId, ProjectSpec, ReviewState, Role, UserId,
+};
+use concord_store::AnnotationRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{now_ms, Engine, EngineError, Principal};
+
+/// One annotator's answer as the reviewer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewAnswer {
+    pub annotator: String,
+    pub labels: Vec<String>,
+    pub source: AnnotationSource,
+    pub time_spent_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// An item on the review page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub id: String,
+    pub text: String,
+    pub meta: Map<String, Value>,
+    pub state: ReviewState,
+    /// Sorted by annotator name.
+    pub answers: Vec<ReviewAnswer>,
+    /// The majority answer, offered as the reviewer's starting point (empty on a tie).
+    pub proposal: Vec<String>,
+    /// The gold label in force (explicit, or the unanimous answer when accepted).
+    pub gold: Option<Vec<String>>,
+    pub gold_source: Option<GoldSource>,
+    pub gold_question: bool,
+}
+
+/// Where a project's items stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewSummary {
+    pub items: u64,
+    pub unannotated: u64,
+    pub in_progress: u64,
+    /// Waiting for a reviewer: disagreements plus unreviewed unanimous items.
+    pub needs_review: u64,
+    pub disagreements: u64,
+    /// Unanimous items accepted as gold without review.
+    pub accepted: u64,
+    /// Answered by one annotator with overlap 1 (the answer stands).
+    pub answered: u64,
+    pub gold_by_review: u64,
+    pub gold_imported: u64,
+    pub gold_questions: u64,
+}
+
+/// The gold label in force for an item and where it came from: explicit gold wins, else the
+/// unanimous answer of an accepted item.
+pub(crate) fn effective_gold(
+    spec: &ProjectSpec,
+    gold: Option<&AnnotationValue>,
+    source: Option<GoldSource>,
+    answers: &[(UserId, AnnotationRecord)],
+) -> Option<(AnnotationValue, GoldSource)> {
+    if let (Some(g), Some(s)) = (gold, source) {
+        return Some((g.clone(), s));
+    }
+    let values: Vec<&AnnotationValue> = answers.iter().map(|(_, a)| &a.value).collect();
+    match review_state(&spec.settings, false, &values) {
+        ReviewState::Accepted => values
+            .first()
+            .map(|v| ((*v).clone(), GoldSource::Unanimous)),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// The next item waiting for review after `after` (an item id; wraps around to the
+    /// start), or `None` when the queue is empty. Reviewers and admins.
+    pub fn review_next(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        after: Option<&str>,
+    ) -> Result<Option<ReviewItem>, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        let start = match after {
+            Some(id) => self.store().item_seq(project, id)?.map_or(0, |s| s + 1),
+            None => 0,
+        };
+        let mut found = self.find_review(project, &spec, start)?;
+        if found.is_none() && start > 0 {
+            found = self.find_review(project, &spec, 0)?;
+        }
+        match found {
+            Some((seq, answers)) => self.review_view(project, &spec, seq, answers).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn find_review(
+        &self,
+        project: ProjectId,
+        spec: &ProjectSpec,
+        from: u64,
+    ) -> Result<Option<(u64, Vec<(UserId, AnnotationRecord)>)>, EngineError> {
+        let mut found = None;
+        let mut failed = None;
+        self.store()
+            .for_each_answered(project, from, &mut |seq, answers| {
+                let values: Vec<&AnnotationValue> = answers.iter().map(|(_, a)| &a.value).collect();
+                if !review_state(&spec.settings, false, &values).needs_review() {
+                    return ControlFlow::Continue(());
+                }
+                // Only now is the item row worth reading: does it already have gold?
+                match self.store().item(project, seq) {
+                    Ok(Some(item)) if item.gold.is_some() => ControlFlow::Continue(()),
+                    Ok(Some(_)) => {
+                        found = Some((seq, answers));
+                        ControlFlow::Break(())
+                    }
+                    Ok(None) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            })?;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(found),
+        }
+    }
+
+    /// One item as the review page shows it, whatever its state (to revisit or re-resolve).
+    pub fn review_item(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+    ) -> Result<ReviewItem, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        let seq = self.seq_of(project, item_id)?;
+        let answers = self.store().annotations_of_item(project, seq)?;
+        self.review_view(project, &spec, seq, answers)
+    }
+
+    fn review_view(
+        &self,
+        project: ProjectId,
+        spec: &ProjectSpec,
+        seq: u64,
+        answers: Vec<(UserId, AnnotationRecord)>,
+    ) -> Result<ReviewItem, EngineError> {
+        let item = self
+            .store()
+            .item(project, seq)?
+            .ok_or_else(|| EngineError::NotFound("item".into()))?;
+        let values: Vec<&AnnotationValue> = answers.iter().map(|(_, a)| &a.value).collect();
+        let state = review_state(&spec.settings, item.gold.is_some(), &values);
+        let label_lists: Vec<&[String]> = values.iter().map(|v| v.labels.as_slice()).collect();
+        let order: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
+        let proposal = match aggregate_labels(spec.task, &label_lists, &order) {
+            Aggregate::Agreed { labels } => labels,
+            Aggregate::Tie { .. } | Aggregate::None => Vec::new(),
+        };
+        let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers);
+        let names = self.user_names()?;
+        let mut shown: Vec<ReviewAnswer> = answers
+            .into_iter()
+            .map(|(user, a)| ReviewAnswer {
+                annotator: names
+                    .get(&user)
+                    .cloned()
+                    .unwrap_or_else(|| format!("user {}", user.0)),
+                labels: a.value.labels,
+                source: a.source,
+                time_spent_ms: a.time_spent_ms,
+                updated_ms: a.updated_ms,
+            })
+            .collect();
+        shown.sort_by(|a, b| a.annotator.cmp(&b.annotator));
+        let gold_question = self.store().gold_questions(project)?.contains(&seq);
+        Ok(ReviewItem {
+            id: item.id,
+            text: item.text,
+            meta: item.meta,
+            state,
+            answers: shown,
+            proposal,
+            gold_source: gold.as_ref().map(|(_, s)| s.clone()),
+            gold: gold.map(|(g, _)| g.labels),
+            gold_question,
+        })
+    }
+
+    pub(crate) fn user_names(&self) -> Result<HashMap<UserId, String>, EngineError> {
+        Ok(self
+            .store()
+            .users()?
+            .into_iter()
+            .map(|(id, u)| (id, u.name))
+            .collect())
+    }
+
+    /// Sets an item's gold label as the caller's review decision, and optionally makes it a
+    /// gold question (or stops it being one). Reviewers and admins.
+    pub fn resolve(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+        labels: Vec<String>,
+        gold_question: Option<bool>,
+    ) -> Result<(), EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        let value = AnnotationValue::labels(labels).validate(&spec)?;
+        let seq = self.seq_of(project, item_id)?;
+        let source = GoldSource::Review {
+            reviewer: actor.id,
+            at_ms: now_ms(),
+        };
+        self.store().set_gold(project, seq, Some((value, source)))?;
+        tracing::info!(project = %project, item = item_id, reviewer = %actor.name, "gold label set");
+        if let Some(on) = gold_question {
+            self.mark_gold_question(project, seq, on)?;
+        }
+        Ok(())
+    }
+
+    /// Makes an item with a gold label a gold question, or a regular item again.
+    pub fn set_gold_question(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+        on: bool,
+    ) -> Result<(), EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let seq = self.seq_of(project, item_id)?;
+        self.mark_gold_question(project, seq, on)
+    }
+
+    fn mark_gold_question(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        on: bool,
+    ) -> Result<(), EngineError> {
+        self.store().set_gold_question(project, seq, on)?;
+        self.update_assignment(project, |a| a.set_gold_question(seq, on));
+        Ok(())
+    }
+
+    /// Counts of items per workflow state (one pass over the project).
+    pub fn review_summary(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<ReviewSummary, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        let mut s = ReviewSummary {
+            gold_questions: self.store().gold_questions(project)?.len() as u64,
+            ..ReviewSummary::default()
+        };
+        self.store()
+            .for_each_item::<EngineError>(project, |_, item, answers| {
+                s.items += 1;
+                match item.gold_source() {
+                    Some(GoldSource::Review { .. }) => s.gold_by_review += 1,
+                    Some(_) => s.gold_imported += 1,
+                    None => {}
+                }
+                let values: Vec<&AnnotationValue> = answers.iter().map(|(_, a)| &a.value).collect();
+                match review_state(&spec.settings, item.gold.is_some(), &values) {
+                    ReviewState::Unannotated => s.unannotated += 1,
+                    ReviewState::InProgress => s.in_progress += 1,
+                    ReviewState::Disagreement => {
+                        s.needs_review += 1;
+                        s.disagreements += 1;
+                    }
+                    ReviewState::Unanimous => s.needs_review += 1,
+                    ReviewState::Accepted => s.accepted += 1,
+                    ReviewState::Answered => s.answered += 1,
+                    ReviewState::Resolved => {}
+                }
+                Ok(())
+            })?;
+        Ok(s)
+    }
+}
