@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnError;
 
 use crate::wire::{
-    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ProjectView, SubmitView,
-    UserView,
+    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ProjectView, ReviewItemView,
+    ReviewSummaryView, SubmitView, UserView,
 };
 
 #[cfg(feature = "ssr")]
@@ -110,6 +110,9 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
         labels: summary.spec.labels,
         role: summary.role,
         overlap: summary.spec.settings.overlap,
+        blind: summary.spec.settings.blind,
+        auto_accept_unanimous: summary.spec.settings.auto_accept_unanimous,
+        gold_every: summary.spec.settings.gold_every,
         total: summary.total,
         done: summary.done,
         mine: summary.mine,
@@ -233,6 +236,9 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
         id: item.id,
         text: item.text,
         mine: item.mine.map(|v| v.labels),
+        others: item
+            .others
+            .map(|cs| cs.into_iter().map(|c| (c.label, c.count)).collect()),
     }
 }
 
@@ -415,5 +421,119 @@ pub async fn rater_confusion(
         categories: c.categories,
         counts: c.counts,
         excluded: c.items_excluded,
+    })
+}
+
+/// Changes a project's workflow settings (project admins). Checkboxes arrive only when ticked.
+#[server]
+pub async fn update_settings(
+    project: u64,
+    overlap: u32,
+    gold_every: u32,
+    blind: Option<String>,
+    auto_accept: Option<String>,
+) -> Result<(), ServerFnError> {
+    use concord_domain::ProjectSettings;
+    let (ctx, me) = (context()?, principal().await?);
+    let settings = ProjectSettings {
+        overlap,
+        blind: blind.is_some(),
+        auto_accept_unanimous: auto_accept.is_some(),
+        gold_every,
+    };
+    blocking(move || {
+        ctx.engine
+            .update_settings(&me, ProjectId(project), settings)
+    })
+    .await
+}
+
+#[cfg(feature = "ssr")]
+fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
+    use crate::wire::ReviewAnswerView;
+    ReviewItemView {
+        id: item.id,
+        text: item.text,
+        state: item.state.as_str().to_string(),
+        answers: item
+            .answers
+            .into_iter()
+            .map(|a| ReviewAnswerView {
+                annotator: a.annotator,
+                labels: a.labels,
+                source: serde_json::to_value(&a.source)
+                    .ok()
+                    .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
+                    .unwrap_or_default(),
+                seconds: a.time_spent_ms as f64 / 1000.0,
+            })
+            .collect(),
+        proposal: item.proposal,
+        gold: item.gold,
+        gold_source: item.gold_source.map(|s| s.as_str().to_string()),
+        gold_question: item.gold_question,
+    }
+}
+
+/// The next item waiting for review after `after` (reviewers and admins).
+#[server]
+pub async fn review_next(
+    project: u64,
+    after: Option<String>,
+) -> Result<Option<ReviewItemView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let item = blocking(move || {
+        ctx.engine
+            .review_next(&me, ProjectId(project), after.as_deref())
+    })
+    .await?;
+    Ok(item.map(review_view))
+}
+
+/// One item as the review page shows it, whatever its state.
+#[server]
+pub async fn review_item(project: u64, item: String) -> Result<ReviewItemView, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.review_item(&me, ProjectId(project), &item))
+        .await
+        .map(review_view)
+}
+
+/// Sets an item's gold label (and whether it is a gold question), then returns the next item
+/// waiting for review, so the page moves on in one round trip.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn resolve_item(
+    project: u64,
+    item: String,
+    labels: Vec<String>,
+    gold_question: bool,
+) -> Result<Option<ReviewItemView>, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let next = blocking(move || {
+        let project = ProjectId(project);
+        ctx.engine
+            .resolve(&me, project, &item, labels, Some(gold_question))?;
+        ctx.engine.review_next(&me, project, Some(&item))
+    })
+    .await?;
+    Ok(next.map(review_view))
+}
+
+/// Counts of items per review state (reviewers and admins).
+#[server]
+pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let s = blocking(move || ctx.engine.review_summary(&me, ProjectId(project))).await?;
+    Ok(ReviewSummaryView {
+        items: s.items,
+        unannotated: s.unannotated,
+        in_progress: s.in_progress,
+        needs_review: s.needs_review,
+        disagreements: s.disagreements,
+        accepted: s.accepted,
+        answered: s.answered,
+        gold_by_review: s.gold_by_review,
+        gold_imported: s.gold_imported,
+        gold_questions: s.gold_questions,
     })
 }

@@ -58,6 +58,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=pages::projects::ProjectsPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id") view=pages::project::ProjectPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/agreement") view=pages::agreement::AgreementPage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:id/review") view=pages::review::ReviewPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
             </Routes>

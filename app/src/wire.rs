@@ -23,6 +23,9 @@ pub struct ProjectView {
     pub has_guidelines: bool,
     pub role: Role,
     pub overlap: u32,
+    pub blind: bool,
+    pub auto_accept_unanimous: bool,
+    pub gold_every: u32,
     pub total: u64,
     pub done: u64,
     pub mine: u64,
@@ -42,6 +45,49 @@ pub struct ItemView {
     pub text: String,
     /// The caller's earlier answer, when revisiting.
     pub mine: Option<Vec<String>>,
+    /// Outside blind mode: how many other annotators chose each label.
+    pub others: Option<Vec<(String, u32)>>,
+}
+
+/// One annotator's answer on the review page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewAnswerView {
+    pub annotator: String,
+    pub labels: Vec<String>,
+    /// `human`, `model_accepted`, `model_corrected` or `import`.
+    pub source: String,
+    pub seconds: f64,
+}
+
+/// An item on the review page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItemView {
+    pub id: String,
+    pub text: String,
+    /// `disagreement`, `unanimous`, `accepted`, `resolved`, …
+    pub state: String,
+    pub answers: Vec<ReviewAnswerView>,
+    /// The majority answer (empty on a tie): the starting selection.
+    pub proposal: Vec<String>,
+    pub gold: Option<Vec<String>>,
+    /// `import`, `review` or `unanimous`.
+    pub gold_source: Option<String>,
+    pub gold_question: bool,
+}
+
+/// Where a project's items stand in the review workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewSummaryView {
+    pub items: u64,
+    pub unannotated: u64,
+    pub in_progress: u64,
+    pub needs_review: u64,
+    pub disagreements: u64,
+    pub accepted: u64,
+    pub answered: u64,
+    pub gold_by_review: u64,
+    pub gold_imported: u64,
+    pub gold_questions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

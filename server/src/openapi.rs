@@ -117,6 +117,44 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({ "200": { "description": "counts[a][b] over the categories" } }))
                 }
             },
+            "/projects/{id}/settings": {
+                "patch": {
+                    "summary": "Change workflow settings; absent fields keep their value (project administrators). The overlap cannot change once answers exist.",
+                    "parameters": [id_param()],
+                    "requestBody": { "required": true, "content": json_content(json!({ "$ref": "#/components/schemas/Settings" })) },
+                    "responses": with_errors(json!({ "200": { "description": "The project", "content": json_content(json!({ "$ref": "#/components/schemas/Project" })) } }))
+                }
+            },
+            "/projects/{id}/review/next": {
+                "get": {
+                    "summary": "The next item waiting for review after `after` (wrapping around): all its answers side by side, the majority proposal, the gold label in force (reviewers, administrators)",
+                    "parameters": [id_param(), { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "Item id the reviewer comes from" }],
+                    "responses": with_errors(json!({ "200": { "description": "An item to review", "content": json_content(json!({ "$ref": "#/components/schemas/ReviewItem" })) }, "204": { "description": "Nothing waits for review" } }))
+                }
+            },
+            "/projects/{id}/review/summary": {
+                "get": {
+                    "summary": "How many items are unannotated, in progress, waiting for review, accepted unanimously, resolved by review, imported with gold, or gold questions (reviewers, administrators)",
+                    "parameters": [id_param()],
+                    "responses": with_errors(json!({ "200": { "description": "Counts" } }))
+                }
+            },
+            "/projects/{id}/items/{item}/gold": {
+                "put": {
+                    "summary": "Set an item's gold label as a review decision, optionally making it a gold question (reviewers, administrators)",
+                    "parameters": [id_param(), { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["labels"], "properties": { "labels": { "type": "array", "items": { "type": "string" } }, "gold_question": { "type": "boolean" } } })) },
+                    "responses": with_errors(json!({ "200": { "description": "The item as reviewed", "content": json_content(json!({ "$ref": "#/components/schemas/ReviewItem" })) } }))
+                }
+            },
+            "/projects/{id}/items/{item}/gold_question": {
+                "put": {
+                    "summary": "Make an item with a gold label a gold question (mixed into every annotator's queue to measure accuracy), or a regular item again (reviewers, administrators)",
+                    "parameters": [id_param(), { "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["gold_question"], "properties": { "gold_question": { "type": "boolean" } } })) },
+                    "responses": with_errors(json!({ "200": { "description": "The item", "content": json_content(json!({ "$ref": "#/components/schemas/ReviewItem" })) } }))
+                }
+            },
             "/users": {
                 "get": { "summary": "All accounts (administrators)", "responses": with_errors(json!({ "200": { "description": "Accounts" } })) },
                 "post": {
@@ -133,8 +171,10 @@ pub fn document() -> Value {
                 "User": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "is_admin": { "type": "boolean" } } },
                 "Label": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "description": { "type": "string" }, "hotkey": { "type": "string", "maxLength": 1 }, "colour": { "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" } } },
                 "NewProject": { "type": "object", "required": ["name", "task", "labels"], "properties": { "name": { "type": "string" }, "task": { "type": "string", "enum": ["classification", "multilabel"] }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string", "description": "Markdown" }, "overlap": { "type": "integer", "minimum": 1 } } },
-                "Project": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "task": { "type": "string" }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string" }, "overlap": { "type": "integer" }, "role": { "type": "string" }, "total": { "type": "integer" }, "done": { "type": "integer" }, "mine": { "type": "integer" } } },
-                "QueueItem": { "type": "object", "properties": { "id": { "type": "string" }, "text": { "type": "string" }, "meta": { "type": "object" }, "mine": { "type": ["array", "null"], "items": { "type": "string" } }, "suggestion": { "type": ["object", "null"] } } },
+                "Project": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "task": { "type": "string" }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string" }, "overlap": { "type": "integer" }, "settings": { "$ref": "#/components/schemas/Settings" }, "role": { "type": "string" }, "total": { "type": "integer" }, "done": { "type": "integer" }, "mine": { "type": "integer" } } },
+                "QueueItem": { "type": "object", "properties": { "id": { "type": "string" }, "text": { "type": "string" }, "meta": { "type": "object" }, "mine": { "type": ["array", "null"], "items": { "type": "string" } }, "others": { "type": ["array", "null"], "description": "Outside blind mode: how many other annotators chose each label", "items": { "type": "object", "properties": { "label": { "type": "string" }, "count": { "type": "integer" } } } }, "suggestion": { "type": ["object", "null"] } } },
+                "Settings": { "type": "object", "properties": { "overlap": { "type": "integer", "minimum": 1, "maximum": 50 }, "blind": { "type": "boolean", "description": "Annotators never see others' answers or model suggestions" }, "auto_accept_unanimous": { "type": "boolean", "description": "With overlap ≥ 2, unanimous items become gold without review" }, "gold_every": { "type": "integer", "description": "About one gold question per this many items; 0 for none" } } },
+                "ReviewItem": { "type": "object", "properties": { "id": { "type": "string" }, "text": { "type": "string" }, "meta": { "type": "object" }, "state": { "type": "string", "enum": ["unannotated", "in_progress", "disagreement", "unanimous", "accepted", "answered", "resolved"] }, "answers": { "type": "array", "items": { "type": "object", "properties": { "annotator": { "type": "string" }, "labels": { "type": "array", "items": { "type": "string" } }, "source": { "type": "object" }, "time_spent_ms": { "type": "integer" }, "updated_ms": { "type": "integer" } } } }, "proposal": { "type": "array", "items": { "type": "string" } }, "gold": { "type": ["array", "null"], "items": { "type": "string" } }, "gold_source": { "type": ["object", "null"] }, "gold_question": { "type": "boolean" } } },
                 "Submission": { "type": "object", "required": ["item_id", "labels"], "properties": { "item_id": { "type": "string" }, "labels": { "type": "array", "items": { "type": "string" } }, "time_spent_ms": { "type": "integer" } } },
                 "ImportReport": { "type": "object", "properties": { "imported": { "type": "integer" }, "duplicates": { "type": "integer" }, "skipped_duplicates": { "type": "integer" }, "duplicate_examples": { "type": "array" }, "blank_lines": { "type": "integer" }, "annotations": { "type": "integer" } } }
             }

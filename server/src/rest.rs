@@ -40,6 +40,20 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/agreement/confusion",
             get(agreement_confusion),
         )
+        .route(
+            "/projects/{id}/settings",
+            axum::routing::patch(update_settings),
+        )
+        .route("/projects/{id}/review/next", get(review_next))
+        .route("/projects/{id}/review/summary", get(review_summary))
+        .route(
+            "/projects/{id}/items/{item}/gold",
+            axum::routing::put(set_gold),
+        )
+        .route(
+            "/projects/{id}/items/{item}/gold_question",
+            axum::routing::put(set_gold_question),
+        )
         .route("/users", get(users).post(create_user))
         .fallback(|| async { ApiError::new(http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
@@ -97,6 +111,7 @@ fn project_json(s: &ProjectSummary) -> Value {
         "labels": s.spec.labels,
         "guidelines": s.spec.guidelines,
         "overlap": s.spec.settings.overlap,
+        "settings": s.spec.settings,
         "role": s.role,
         "total": s.total,
         "done": s.done,
@@ -175,6 +190,7 @@ async fn create_project(
         guidelines: input.guidelines,
         settings: ProjectSettings {
             overlap: input.overlap.unwrap_or(1),
+            ..ProjectSettings::default()
         },
     };
     let engine = state.engine().clone();
@@ -264,6 +280,7 @@ async fn next_item(
             "text": item.text,
             "meta": item.meta,
             "mine": item.mine.map(|v| v.labels),
+            "others": item.others,
             "suggestion": Value::Null,
         }))
         .into_response()),
@@ -423,4 +440,119 @@ async fn create_user(
         Json(json!({ "id": created.id.0, "name": created.name, "is_admin": created.is_admin })),
     )
         .into_response())
+}
+
+/// The settings a `PATCH` may change; absent fields keep their value.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    overlap: Option<u32>,
+    blind: Option<bool>,
+    auto_accept_unanimous: Option<bool>,
+    gold_every: Option<u32>,
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    authorize(&engine, &who, project, Role::Admin).await?;
+    let patch: SettingsPatch = json_body(&body)?;
+    let summary = blocking(move || {
+        let mut settings = engine.project_summary(&who, project)?.spec.settings;
+        settings.overlap = patch.overlap.unwrap_or(settings.overlap);
+        settings.blind = patch.blind.unwrap_or(settings.blind);
+        settings.auto_accept_unanimous = patch
+            .auto_accept_unanimous
+            .unwrap_or(settings.auto_accept_unanimous);
+        settings.gold_every = patch.gold_every.unwrap_or(settings.gold_every);
+        engine.update_settings(&who, project, settings)?;
+        engine.project_summary(&who, project)
+    })
+    .await?;
+    Ok(Json(project_json(&summary)))
+}
+
+#[derive(Deserialize)]
+struct ReviewQuery {
+    after: Option<String>,
+}
+
+async fn review_next(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<ReviewQuery>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().clone();
+    match blocking(move || engine.review_next(&who, ProjectId(id), q.after.as_deref())).await? {
+        Some(item) => Ok(Json(item).into_response()),
+        None => Ok(http::StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn review_summary(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<concord_engine::ReviewSummary>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.review_summary(&who, ProjectId(id))).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoldBody {
+    labels: Vec<String>,
+    gold_question: Option<bool>,
+}
+
+async fn set_gold(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path((id, item)): Path<(u64, String)>,
+    body: Bytes,
+) -> Result<Json<concord_engine::ReviewItem>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    authorize(&engine, &who, project, Role::Reviewer).await?;
+    let input: GoldBody = json_body(&body)?;
+    Ok(Json(
+        blocking(move || {
+            engine.resolve(&who, project, &item, input.labels, input.gold_question)?;
+            engine.review_item(&who, project, &item)
+        })
+        .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoldQuestionBody {
+    gold_question: bool,
+}
+
+async fn set_gold_question(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path((id, item)): Path<(u64, String)>,
+    body: Bytes,
+) -> Result<Json<concord_engine::ReviewItem>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    authorize(&engine, &who, project, Role::Reviewer).await?;
+    let input: GoldQuestionBody = json_body(&body)?;
+    Ok(Json(
+        blocking(move || {
+            engine.set_gold_question(&who, project, &item, input.gold_question)?;
+            engine.review_item(&who, project, &item)
+        })
+        .await?,
+    ))
 }

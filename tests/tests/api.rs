@@ -206,7 +206,7 @@ async fn the_annotation_loop_over_http() {
         .await
         .unwrap();
     assert!(
-        csv.starts_with("id,text,gold,meta,ann:ann,aggregate,aggregate_status\n"),
+        csv.starts_with("id,text,gold,gold_source,gold_question,meta,ann:ann,aggregate,aggregate_status\n"),
         "{csv}"
     );
 
@@ -303,6 +303,15 @@ async fn annotators_are_refused_outside_their_projects() {
         ("GET", format!("/api/v1/projects/{mine}/export")),
         ("GET", format!("/api/v1/projects/{mine}/members")),
         ("POST", format!("/api/v1/projects/{mine}/items")),
+        ("GET", format!("/api/v1/projects/{mine}/review/next")),
+        ("GET", format!("/api/v1/projects/{mine}/review/summary")),
+        ("PUT", format!("/api/v1/projects/{mine}/items/1/gold")),
+        (
+            "PUT",
+            format!("/api/v1/projects/{mine}/items/1/gold_question"),
+        ),
+        ("PATCH", format!("/api/v1/projects/{mine}/settings")),
+        ("GET", format!("/api/v1/projects/{other}/review/next")),
         ("POST", "/api/v1/projects".to_string()),
         ("GET", "/api/v1/users".to_string()),
     ] {
@@ -348,6 +357,11 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/projects/{id}/annotations", "post"),
         ("/projects/{id}/export", "get"),
         ("/projects/{id}/agreement", "get"),
+        ("/projects/{id}/settings", "patch"),
+        ("/projects/{id}/review/next", "get"),
+        ("/projects/{id}/review/summary", "get"),
+        ("/projects/{id}/items/{item}/gold", "put"),
+        ("/projects/{id}/items/{item}/gold_question", "put"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -680,6 +694,260 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
     assert!(
         !html.contains("data-value="),
         "an annotator saw agreement figures"
+    );
+    assert!(html.contains("role=\"alert\""), "no refusal shown");
+    s.stop().await;
+}
+
+/// A JSON request with a bearer token; the status and the body (`Null` when empty).
+async fn call(
+    s: &TestServer,
+    method: &str,
+    token: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut r = client()
+        .request(method.parse().unwrap(), s.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn reviewers_resolve_disagreements_and_the_export_carries_gold() {
+    let s = TestServer::start().await;
+    let (status, created) = call(
+        &s,
+        "POST",
+        &s.admin_token,
+        "/projects",
+        Some(
+            json!({"name": "review", "task": "classification", "overlap": 3,
+            "labels": [{"name": "pos"}, {"name": "neg"}, {"name": "neu"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["settings"]["blind"], true);
+    let project = created["id"].as_u64().unwrap();
+    let items: String = (1..=5)
+        .map(|i| format!("{{\"text\":\"tweet {i}\"}}\n"))
+        .collect();
+    assert_eq!(
+        import(&s, &s.admin_token, project, &items).await.status(),
+        StatusCode::OK
+    );
+    let planted = [
+        ["pos", "pos", "pos"],
+        ["pos", "neg", "pos"],
+        ["neu", "neu", "neu"],
+        ["pos", "neg", "neu"],
+    ];
+    let mut tokens = Vec::new();
+    for name in ["a", "b", "c"] {
+        tokens.push(annotator(&s, name, project).await);
+    }
+    for (col, token) in tokens.iter().enumerate() {
+        for (row, answers) in planted.iter().enumerate() {
+            let (status, _) = call(
+                &s,
+                "POST",
+                token,
+                &format!("/projects/{project}/annotations"),
+                Some(json!({"item_id": (row + 1).to_string(), "labels": [answers[col]]})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    // Annotators cannot review.
+    let (status, _) = call(
+        &s,
+        "GET",
+        &tokens[0],
+        &format!("/projects/{project}/review/next"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(
+        &s,
+        "PUT",
+        &tokens[0],
+        &format!("/projects/{project}/items/2/gold"),
+        Some(json!({"labels": ["pos"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A reviewer works through the queue: exactly the two disagreements, in order.
+    let rev = annotator(&s, "rev", project).await;
+    call(
+        &s,
+        "POST",
+        &s.admin_token,
+        &format!("/projects/{project}/members"),
+        Some(json!({"user": "rev", "role": "reviewer"})),
+    )
+    .await;
+    let (_, summary) = call(
+        &s,
+        "GET",
+        &rev,
+        &format!("/projects/{project}/review/summary"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            &summary["needs_review"],
+            &summary["accepted"],
+            &summary["unannotated"]
+        ),
+        (&json!(2), &json!(2), &json!(1))
+    );
+    let mut reviewed = Vec::new();
+    loop {
+        let (status, item) = call(
+            &s,
+            "GET",
+            &rev,
+            &format!("/projects/{project}/review/next"),
+            None,
+        )
+        .await;
+        if status == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        let id = item["id"].as_str().unwrap().to_string();
+        assert!(
+            !reviewed.contains(&id),
+            "item {id} came back after it was resolved"
+        );
+        let answers: Vec<&str> = item["answers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"][0].as_str().unwrap())
+            .collect();
+        let row: usize = id.parse::<usize>().unwrap() - 1;
+        assert_eq!(answers, planted[row]);
+        // The reviewer picks the last annotator's answer.
+        let (status, resolved) = call(
+            &s,
+            "PUT",
+            &rev,
+            &format!("/projects/{project}/items/{id}/gold"),
+            Some(json!({"labels": [answers[2]]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(resolved["state"], "resolved");
+        reviewed.push(id);
+    }
+    assert_eq!(reviewed, ["2", "4"]);
+    let (status, bad) = call(
+        &s,
+        "PUT",
+        &rev,
+        &format!("/projects/{project}/items/2/gold"),
+        Some(json!({"labels": ["maybe"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad["error"].as_str().unwrap().contains("maybe"), "{bad}");
+
+    // The export: reviewed gold, unanimous gold, nothing for the unlabelled item.
+    let export = client()
+        .get(s.url(&format!("/api/v1/projects/{project}/export")))
+        .bearer_auth(&rev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gold: Vec<(Value, Value)> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["gold"].clone(), v["gold_source"].clone()))
+        .collect();
+    assert_eq!(
+        gold,
+        [
+            (json!("pos"), json!("unanimous")),
+            (json!("pos"), json!("review")),
+            (json!("neu"), json!("unanimous")),
+            (json!("neu"), json!("review")),
+            (Value::Null, Value::Null),
+        ]
+    );
+
+    // Settings: only the project admin changes them; outside blind mode others' answers show.
+    let (status, _) = call(
+        &s,
+        "PATCH",
+        &rev,
+        &format!("/projects/{project}/settings"),
+        Some(json!({"blind": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, p) = call(
+        &s,
+        "PATCH",
+        &s.admin_token,
+        &format!("/projects/{project}/settings"),
+        Some(json!({"blind": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&p["settings"]["blind"], &p["overlap"]),
+        (&json!(false), &json!(3))
+    );
+    let (status, err) = call(
+        &s,
+        "PATCH",
+        &s.admin_token,
+        &format!("/projects/{project}/settings"),
+        Some(json!({"overlap": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+
+    // The review page: the reviewer sees the queue state, an annotator a refusal.
+    let (_, secret) = s.engine.login("rev", "annotator-pw").unwrap();
+    let html = browser_get(
+        &s,
+        &format!("concord_session={secret}"),
+        &format!("/projects/{project}/review"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(html.contains("data-waiting=\"0\""), "{html}");
+    let (_, secret) = s.engine.login("a", "annotator-pw").unwrap();
+    let html = browser_get(
+        &s,
+        &format!("concord_session={secret}"),
+        &format!("/projects/{project}/review"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        !html.contains("data-waiting"),
+        "an annotator saw the review queue"
     );
     assert!(html.contains("role=\"alert\""), "no refusal shown");
     s.stop().await;

@@ -306,9 +306,25 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                     } else {
                         let item = current.get();
                         let revisiting = item.as_ref().is_some_and(|i| i.mine.is_some());
+                        // Outside blind mode: what the other annotators chose so far.
+                        let others = item.as_ref().and_then(|i| i.others.clone()).map(|counts| {
+                            let answered: u32 = counts.iter().map(|(_, n)| n).sum();
+                            let text = if answered == 0 {
+                                "No other annotator has answered this item yet.".to_string()
+                            } else {
+                                let parts: Vec<String> = counts
+                                    .iter()
+                                    .filter(|(_, n)| *n > 0)
+                                    .map(|(l, n)| format!("{l} ×{n}"))
+                                    .collect();
+                                format!("Other annotators so far: {}", parts.join(" · "))
+                            };
+                            view! { <p class="muted" data-testid="others">{text}</p> }
+                        });
                         let (item_id, text) = item.map(|i| (i.id, i.text)).unzip();
                         view! {
                             {revisiting.then(|| view! { <p class="muted">"You already answered this item; change your answer and press Enter."</p> })}
+                            {others}
                             <div class="item-text" data-testid="item-text" data-item-id=item_id>
                                 {text}
                             </div>

@@ -2,7 +2,7 @@ use concord_domain::Role;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{current_user, get_project, list_members, SetMember};
+use crate::api::{current_user, get_project, list_members, SetMember, UpdateSettings};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
 use crate::wire::ProjectView;
 
@@ -49,7 +49,13 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
             <section class="card">
                 <p data-testid="project-progress">{format!("{} / {} items done · {} by you", project.done, project.total, project.mine)}</p>
                 <progress max="100" value=percent></progress>
-                <p class="muted">{format!("{} · each item is labelled by {} annotator(s) · your role: {}", project.task.as_str(), project.overlap, project.role.as_str())}</p>
+                <p class="muted" data-testid="project-workflow">{format!(
+                    "{} · each item is labelled by {} annotator(s){} · your role: {}",
+                    project.task.as_str(),
+                    project.overlap,
+                    if project.blind { ", blind" } else { "" },
+                    project.role.as_str()
+                )}</p>
                 <a class="button primary" href=format!("/projects/{id}/annotate") data-testid="start-annotating">"Annotate"</a>
             </section>
             <section class="card">
@@ -74,11 +80,15 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                     </p>
                 </section>
                 <section class="card">
-                    <h2>"Agreement"</h2>
-                    <p><a class="button" href=format!("/projects/{id}/agreement") data-testid="agreement-link">"Agreement dashboard"</a></p>
+                    <h2>"Agreement and review"</h2>
+                    <p>
+                        <a class="button" href=format!("/projects/{id}/agreement") data-testid="agreement-link">"Agreement dashboard"</a>" "
+                        <a class="button" href=format!("/projects/{id}/review") data-testid="review-link">"Review queue"</a>
+                    </p>
                 </section>
                 <Members id is_admin/>
             })}
+            {is_admin.then(|| view! { <Settings project=project.clone()/> })}
         </main>
     }
 }
@@ -119,10 +129,29 @@ fn Members(id: u64, is_admin: bool) -> impl IntoView {
                 {move || Suspend::new(async move {
                     match members.await {
                         Ok(list) => view! {
-                            <table class="members">
-                                <thead><tr><th>"Name"</th><th>"Role"</th><th>"Items done"</th></tr></thead>
+                            <table class="members" data-testid="members">
+                                <thead><tr><th>"Name"</th><th>"Role"</th><th>"Items done"</th>{is_admin.then(|| view! { <th>"Change role"</th> })}</tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|m| view! { <tr><td>{m.name}</td><td>{m.role.as_str()}</td><td>{m.done}</td></tr> }).collect_view()}
+                                    {list.into_iter().map(|m| {
+                                        let role = m.role;
+                                        let name = m.name.clone();
+                                        let change = is_admin.then(|| view! {
+                                            <td>
+                                                <ActionForm action=action attr:class="row">
+                                                    <input type="hidden" name="project" value=id.to_string()/>
+                                                    <input type="hidden" name="user" value=name.clone()/>
+                                                    <select name="role" aria-label=format!("Role of {name}")>
+                                                        {[Role::Annotator, Role::Reviewer, Role::Admin].into_iter().map(|r| view! {
+                                                            <option value=r.as_str() selected=r == role>{r.as_str()}</option>
+                                                        }).collect_view()}
+                                                        <option value="remove">"remove from project"</option>
+                                                    </select>
+                                                    <button type="submit">"Apply"</button>
+                                                </ActionForm>
+                                            </td>
+                                        });
+                                        view! { <tr data-member=m.name.clone()><td>{m.name.clone()}</td><td>{m.role.as_str()}</td><td>{m.done}</td>{change}</tr> }
+                                    }).collect_view()}
                                 </tbody>
                             </table>
                         }.into_any(),
@@ -133,7 +162,7 @@ fn Members(id: u64, is_admin: bool) -> impl IntoView {
             {is_admin.then(|| view! {
                 <ActionForm action=action attr:class="row">
                     <input type="hidden" name="project" value=id.to_string()/>
-                    <input name="user" placeholder="account name" required data-testid="member-name"/>
+                    <input name="user" placeholder="add an account by name" required data-testid="member-name"/>
                     <select name="role" data-testid="member-role">
                         <option value="annotator">"annotator"</option>
                         <option value="reviewer">"reviewer"</option>
@@ -144,6 +173,34 @@ fn Members(id: u64, is_admin: bool) -> impl IntoView {
                 </ActionForm>
                 {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}
             })}
+        </section>
+    }
+}
+
+/// Workflow settings (project admins). The overlap can change only before the first answer.
+#[component]
+fn Settings(project: ProjectView) -> impl IntoView {
+    let action = ServerAction::<UpdateSettings>::new();
+    let saved = move || action.value().get().map(|r| r.is_ok()).unwrap_or(false);
+    view! {
+        <section class="card">
+            <h2>"Workflow settings"</h2>
+            <ActionForm action=action attr:class="stack" attr:data-testid="settings-form">
+                <input type="hidden" name="project" value=project.id.to_string()/>
+                <label>"Annotators per item (overlap)"
+                    <input type="number" name="overlap" min="1" max="50" value=project.overlap.to_string() data-testid="settings-overlap"/>
+                </label>
+                <label class="inline"><input type="checkbox" name="blind" value="on" checked=project.blind data-testid="settings-blind"/>
+                    " Blind: annotators never see other annotators' answers or model suggestions"</label>
+                <label class="inline"><input type="checkbox" name="auto_accept" value="on" checked=project.auto_accept_unanimous data-testid="settings-auto-accept"/>
+                    " Accept items all annotators agree on without review (overlap 2 or more)"</label>
+                <label>"One gold question about every N items (0: none)"
+                    <input type="number" name="gold_every" min="0" max="1000" value=project.gold_every.to_string()/>
+                </label>
+                <button type="submit" data-testid="settings-submit">"Save settings"</button>
+            </ActionForm>
+            {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}
+            {move || saved().then(|| view! { <p class="ok" role="status">"Settings saved."</p> })}
         </section>
     }
 }
