@@ -206,7 +206,9 @@ async fn the_annotation_loop_over_http() {
         .await
         .unwrap();
     assert!(
-        csv.starts_with("id,text,gold,gold_source,gold_question,meta,ann:ann,aggregate,aggregate_status\n"),
+        csv.starts_with(
+            "id,text,gold,gold_source,gold_question,meta,ann:ann,aggregate,aggregate_status\n"
+        ),
         "{csv}"
     );
 
