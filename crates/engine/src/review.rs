@@ -65,6 +65,9 @@ pub struct ReviewSummary {
     pub gold_questions: u64,
 }
 
+/// An item's seq and every answer it has.
+type ItemAnswers = (u64, Vec<(UserId, AnnotationRecord)>);
+
 /// The gold label in force for an item and where it came from: explicit gold wins, else the
 /// unanimous answer of an accepted item.
 pub(crate) fn effective_gold(
@@ -115,7 +118,7 @@ impl Engine {
         project: ProjectId,
         spec: &ProjectSpec,
         from: u64,
-    ) -> Result<Option<(u64, Vec<(UserId, AnnotationRecord)>)>, EngineError> {
+    ) -> Result<Option<ItemAnswers>, EngineError> {
         let mut found = None;
         let mut failed = None;
         self.store()

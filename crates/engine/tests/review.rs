@@ -217,11 +217,11 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
 fn without_auto_accept_unanimous_items_are_reviewed_too() {
     let t = team(3, 4);
     t.label(PLAN);
-    let mut settings = ProjectSettings {
+    let settings = ProjectSettings {
         overlap: 3,
+        auto_accept_unanimous: false,
         ..ProjectSettings::default()
     };
-    settings.auto_accept_unanimous = false;
     t.engine
         .update_settings(&t.admin, t.project, settings)
         .unwrap();
@@ -259,8 +259,10 @@ fn without_auto_accept_unanimous_items_are_reviewed_too() {
 #[test]
 fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
     let t = team(1, 40);
-    let mut settings = ProjectSettings::default();
-    settings.gold_every = 4;
+    let settings = ProjectSettings {
+        gold_every: 4,
+        ..ProjectSettings::default()
+    };
     t.engine
         .update_settings(&t.admin, t.project, settings)
         .unwrap();
@@ -336,11 +338,11 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
 #[test]
 fn outside_blind_mode_annotators_see_how_others_answered() {
     let t = team(3, 2);
-    let mut settings = ProjectSettings {
+    let settings = ProjectSettings {
         overlap: 3,
+        blind: false,
         ..ProjectSettings::default()
     };
-    settings.blind = false;
     t.engine
         .update_settings(&t.admin, t.project, settings)
         .unwrap();
