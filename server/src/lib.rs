@@ -10,6 +10,7 @@ pub mod demo;
 mod error;
 mod openapi;
 mod rest;
+pub mod simulate_cli;
 mod upload;
 mod web;
 

@@ -45,6 +45,42 @@ enum Command {
     /// Inter-annotator agreement of a project (stop the server first, or use GET
     /// /api/v1/projects/{id}/agreement), or of any ratings file with --ratings.
     Agreement(AgreementArgs),
+    /// Replay a labelled JSONL dataset through the model loop: zero-shot accuracy, then accuracy
+    /// and macro-F1 after each round of labels picked by each active-learning strategy.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// JSONL file with a text and a gold label per line.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, env = "CONCORD_MODEL", default_value = "models/all-MiniLM-L6-v2")]
+    model: PathBuf,
+    /// A label's description for zero-shot scoring, as LABEL=TEXT (repeatable).
+    #[arg(long = "describe", value_parser = parse_description)]
+    descriptions: Vec<(String, String)>,
+    /// Labels added per round.
+    #[arg(long, default_value_t = 50)]
+    round_size: usize,
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Folder for simulation.md, simulation.csv, simulation.svg and the embedding cache.
+    #[arg(long, default_value = "simulation")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+fn parse_description(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(l, d)| (l.trim().to_string(), d.trim().to_string()))
+        .ok_or_else(|| format!("expected LABEL=TEXT, got {s:?}"))
 }
 
 #[derive(Args)]
@@ -182,6 +218,19 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
+        Command::Simulate(a) => {
+            concord::simulate_cli::run(&concord::simulate_cli::SimulateOptions {
+                data: a.data,
+                text_field: a.text_field,
+                label_field: a.label_field,
+                model: a.model,
+                descriptions: a.descriptions,
+                round_size: a.round_size,
+                rounds: a.rounds,
+                out: a.out,
+                seed: a.seed,
+            })
+        }
     }
 }
 

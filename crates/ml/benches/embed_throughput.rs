@@ -1,0 +1,94 @@
+//! Embedding throughput of the candle encoder on real text, for batch sizes 1, 8, 32 and 128,
+//! plus the time to train a classification head on 10,000 embeddings and the peak memory.
+//!
+//! `cargo bench -p concord-ml --bench embed_throughput [-- ITEMS]` (needs the model from
+//! `scripts/setup.sh` and `../shared/data`). Short texts are VADER tweets, long ones
+//! SpamAssassin emails; each batch size embeds the same ITEMS texts (default 256), sorted by
+//! length as the encoder does.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use concord_ml::{Device, Encoder, HeadParams, LinearHead};
+
+fn texts(file: &str, field: &str, n: usize) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(file);
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    body.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get(field).and_then(|t| t.as_str()).map(String::from))
+        .take(n)
+        .collect()
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let items: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(256);
+    let model = std::env::var_os("CONCORD_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
+        });
+    let encoder = Encoder::load(&model, &Device::Cpu).expect("model (run scripts/setup.sh)");
+    println!("| texts | mean tokens | batch | items/s |");
+    println!("|---|---|---|---|");
+    let mut tweet_embeddings = Vec::new();
+    for (name, file) in [
+        ("tweets", "vader_tweets.jsonl"),
+        ("emails", "spam_dev.jsonl"),
+    ] {
+        let t = texts(file, "text", items);
+        let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+        let tokens = encoder.tokenize(&refs).expect("tokenize");
+        let mean = tokens.iter().map(Vec::len).sum::<usize>() as f64 / tokens.len() as f64;
+        // Warm-up: first-touch allocations and thread pools.
+        encoder
+            .embed_tokens(&tokens[..8.min(tokens.len())], 8, &mut |_| {})
+            .expect("embed");
+        for batch in [1, 8, 32, 128] {
+            let start = Instant::now();
+            let out = encoder
+                .embed_tokens(&tokens, batch, &mut |_| {})
+                .expect("embed");
+            let rate = out.len() as f64 / start.elapsed().as_secs_f64();
+            println!("| {name} | {mean:.0} | {batch} | {rate:.1} |");
+            if name == "tweets" {
+                tweet_embeddings = out;
+            }
+        }
+    }
+    // Head training on 10,000 items: the tweet embeddings repeated, three classes.
+    let x: Vec<Vec<f32>> = tweet_embeddings
+        .iter()
+        .cycle()
+        .take(10_000)
+        .cloned()
+        .collect();
+    let y: Vec<usize> = (0..x.len()).map(|i| (i * 7 + i / 3) % 3).collect();
+    let start = Instant::now();
+    let head = LinearHead::train(&x, &y, 3, &HeadParams::default(), &Device::Cpu).expect("train");
+    println!(
+        "\nhead training: 10,000 items × {} dimensions, {} epochs: {:.2} s",
+        head.dimension,
+        HeadParams::default().epochs,
+        start.elapsed().as_secs_f64()
+    );
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+}

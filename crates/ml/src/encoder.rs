@@ -1,0 +1,257 @@
+//! A sentence encoder: a model folder (Hugging Face layout: `config.json`, `model.safetensors`,
+//! `tokenizer.json`) turned into L2-normalised mean-pooled embeddings, batched with padding to
+//! the longest item of each batch and items sorted by length, so little work goes to padding.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use sha2::{Digest, Sha256};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::bert::{mean_pool_normalized, var_builder, Bert, BertConfig, Mode};
+use crate::MlError;
+
+/// Longest input, in tokens, when the model folder does not say (sentence-transformers' 256
+/// for MiniLM, capped by the model's position embeddings).
+const DEFAULT_MAX_TOKENS: usize = 256;
+
+/// A loaded encoder and its tokenizer.
+pub struct Encoder {
+    bert: Bert,
+    varmap: VarMap,
+    tokenizer: Tokenizer,
+    device: Device,
+    max_tokens: usize,
+    fingerprint: String,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, MlError> {
+    std::fs::read(path).map_err(|source| MlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The files of a model folder, checked to exist.
+pub struct ModelFolder {
+    pub config: PathBuf,
+    pub weights: PathBuf,
+    pub tokenizer: PathBuf,
+    pub max_tokens: usize,
+}
+
+impl ModelFolder {
+    pub fn open(dir: &Path) -> Result<ModelFolder, MlError> {
+        let need = |name: &str| {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(MlError::Missing { path: p })
+            }
+        };
+        let max_tokens = std::fs::read(dir.join("sentence_bert_config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("max_seq_length").and_then(|m| m.as_u64()))
+            .map_or(DEFAULT_MAX_TOKENS, |m| m as usize);
+        Ok(ModelFolder {
+            config: need("config.json")?,
+            weights: need("model.safetensors")?,
+            tokenizer: need("tokenizer.json")?,
+            max_tokens,
+        })
+    }
+}
+
+impl Encoder {
+    /// Loads a model folder onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Encoder, MlError> {
+        let folder = ModelFolder::open(dir)?;
+        let config: BertConfig = serde_json::from_slice(&read(&folder.config)?)
+            .map_err(|e| MlError::Config(format!("{}: {e}", folder.config.display())))?;
+        let tokenizer = Tokenizer::from_file(&folder.tokenizer)
+            .map_err(|e| MlError::Tokenizer(format!("{}: {e}", folder.tokenizer.display())))?;
+        let mut varmap = VarMap::new();
+        let bert = Bert::new(&var_builder(&varmap, device), &config)?;
+        varmap
+            .load(&folder.weights)
+            .map_err(|e| MlError::Config(format!("{}: {e}", folder.weights.display())))?;
+        let fingerprint = file_fingerprint(&folder.weights)?;
+        Encoder::assemble(
+            bert,
+            varmap,
+            tokenizer,
+            device,
+            folder.max_tokens,
+            fingerprint,
+        )
+    }
+
+    /// An encoder from parts already in memory (tests build tiny ones this way).
+    pub fn from_parts(
+        config: &BertConfig,
+        varmap: VarMap,
+        tokenizer: Tokenizer,
+        device: &Device,
+        max_tokens: usize,
+        fingerprint: String,
+    ) -> Result<Encoder, MlError> {
+        let bert = Bert::new(&var_builder(&varmap, device), config)?;
+        Encoder::assemble(bert, varmap, tokenizer, device, max_tokens, fingerprint)
+    }
+
+    fn assemble(
+        bert: Bert,
+        varmap: VarMap,
+        mut tokenizer: Tokenizer,
+        device: &Device,
+        max_tokens: usize,
+        fingerprint: String,
+    ) -> Result<Encoder, MlError> {
+        let max_tokens = max_tokens.min(bert.config().max_position_embeddings).max(2);
+        // The shipped tokenizer.json pads every input to 128: we pad per batch ourselves.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| MlError::Tokenizer(e.to_string()))?;
+        Ok(Encoder {
+            bert,
+            varmap,
+            tokenizer,
+            device: device.clone(),
+            max_tokens,
+            fingerprint,
+        })
+    }
+
+    /// Identifies the weights (a hash of the safetensors file): embeddings cached under one
+    /// fingerprint are never reused for another model.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.bert.hidden_size()
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    pub fn bert(&self) -> &Bert {
+        &self.bert
+    }
+
+    /// Token ids of each text, with the special tokens, truncated to the model's limit.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, MlError> {
+        texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(*t, true)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| MlError::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// (ids, mask) tensors for a batch, padded to its longest member.
+    pub fn batch_tensors(&self, batch: &[&[u32]]) -> Result<(Tensor, Tensor), MlError> {
+        let longest = batch.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for tokens in batch {
+            ids.extend_from_slice(tokens);
+            mask.extend(std::iter::repeat_n(1u32, tokens.len()));
+            let pad = longest - tokens.len();
+            ids.extend(std::iter::repeat_n(0u32, pad));
+            mask.extend(std::iter::repeat_n(0u32, pad));
+        }
+        let shape = (batch.len(), longest);
+        Ok((
+            Tensor::from_vec(ids, shape, &self.device)?,
+            Tensor::from_vec(mask, shape, &self.device)?,
+        ))
+    }
+
+    /// Pooled, normalised embeddings of one padded batch, (batch, hidden).
+    pub fn embed_batch(&self, batch: &[&[u32]], mode: Mode) -> Result<Tensor, MlError> {
+        let (ids, mask) = self.batch_tensors(batch)?;
+        let hidden = self.bert.forward(&ids, &mask, mode)?;
+        Ok(mean_pool_normalized(&hidden, &mask)?)
+    }
+
+    /// Embeddings of `texts`, in their order. Items are sorted by length and cut into batches
+    /// of `batch_size`; `progress` gets the number done after each batch.
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>, MlError> {
+        let tokens = self.tokenize(texts)?;
+        self.embed_tokens(&tokens, batch_size, progress)
+    }
+
+    /// [`Encoder::embed`] for texts already tokenized.
+    pub fn embed_tokens(
+        &self,
+        tokens: &[Vec<u32>],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>, MlError> {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| tokens[i].len());
+        let mut out = vec![Vec::new(); tokens.len()];
+        let mut done = 0;
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].as_slice()).collect();
+            let pooled = self.embed_batch(&batch, Mode::Infer)?.to_vec2::<f32>()?;
+            for (&i, row) in chunk.iter().zip(pooled) {
+                out[i] = row;
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+
+    /// Writes the encoder's weights as safetensors (after fine-tuning).
+    pub fn save_weights(&self, path: &Path) -> Result<(), MlError> {
+        self.varmap
+            .save(path)
+            .map_err(|e| MlError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of a file.
+pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
+    let mut file = std::fs::File::open(path).map_err(|source| MlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|source| MlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}
+
+/// Cosine similarity of two L2-normalised vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

@@ -1,0 +1,447 @@
+//! `concord simulate`: replays a labelled JSONL dataset through the model loop (zero-shot, then
+//! rounds of labels picked by each active-learning strategy) and reports accuracy and macro-F1
+//! per round as a table, a CSV file and an SVG chart.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use concord_ml::{
+    label_prompt, simulate, Calibration, Device, Encoder, HeadParams, SimulationInput,
+    SimulationReport, Strategy, StrategyRun,
+};
+use sha2::{Digest, Sha256};
+
+/// A labelled dataset read from JSONL.
+pub struct Dataset {
+    pub texts: Vec<String>,
+    pub labels: Vec<String>,
+    pub gold: Vec<usize>,
+}
+
+/// Reads `{text_field: "...", label_field: "..."}` lines; labels are sorted by name.
+pub fn read_dataset(path: &Path, text_field: &str, label_field: &str) -> anyhow::Result<Dataset> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut texts = Vec::new();
+    let mut names = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = n + 1;
+        let line = line.with_context(|| format!("line {line_no}: not UTF-8 text"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("line {line_no}: not a JSON object"))?;
+        let Some(text) = v.get(text_field).and_then(|t| t.as_str()) else {
+            bail!("line {line_no}: no string field {text_field:?}");
+        };
+        let label = match v.get(label_field) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(x)) => x.to_string(),
+            Some(serde_json::Value::Bool(b)) => b.to_string(),
+            _ => bail!("line {line_no}: no label field {label_field:?}"),
+        };
+        texts.push(text.to_string());
+        names.push(label);
+    }
+    let labels: Vec<String> = names
+        .iter()
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if labels.len() < 2 {
+        bail!(
+            "{}: at least two different labels are needed",
+            path.display()
+        );
+    }
+    let index: BTreeMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    let gold = names.iter().map(|n| index[n.as_str()]).collect();
+    Ok(Dataset {
+        texts,
+        labels,
+        gold,
+    })
+}
+
+/// Embeddings of the dataset's texts, cached in `cache_dir` under the model's fingerprint and
+/// the texts' hash, so a rerun skips the encoder.
+pub fn embed_cached(
+    encoder: &Encoder,
+    texts: &[String],
+    batch_size: usize,
+    cache_dir: &Path,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut hasher = Sha256::new();
+    for t in texts {
+        hasher.update(t.as_bytes());
+        hasher.update([0]);
+    }
+    let key = hex::encode(&hasher.finalize()[..8]);
+    let path = cache_dir.join(format!("embeddings-{}-{key}.f32", encoder.fingerprint()));
+    let dim = encoder.dimension();
+    if let Ok(bytes) = std::fs::read(&path) {
+        if bytes.len() == texts.len() * dim * 4 {
+            let floats: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            return Ok(floats.chunks(dim).map(<[f32]>::to_vec).collect());
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let bar = indicatif::ProgressBar::new(texts.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "embedding {bar:40} {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let out = encoder
+        .embed(&refs, batch_size, &mut |done| bar.set_position(done as u64))
+        .context("embedding the dataset")?;
+    bar.finish_and_clear();
+    let mut bytes = Vec::with_capacity(texts.len() * dim * 4);
+    for row in &out {
+        for x in row {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(out)
+}
+
+pub struct SimulateOptions {
+    pub data: PathBuf,
+    pub text_field: String,
+    pub label_field: String,
+    pub model: PathBuf,
+    pub descriptions: Vec<(String, String)>,
+    pub round_size: usize,
+    pub rounds: usize,
+    pub out: PathBuf,
+    pub seed: u64,
+}
+
+pub fn run(opts: &SimulateOptions) -> anyhow::Result<()> {
+    let data = read_dataset(&opts.data, &opts.text_field, &opts.label_field)?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let device = concord_ml::default_device();
+    let encoder = Encoder::load(&opts.model, &device)
+        .with_context(|| format!("loading the model from {}", opts.model.display()))?;
+    let started = std::time::Instant::now();
+    let embeddings = embed_cached(&encoder, &data.texts, 32, &opts.out)?;
+    eprintln!(
+        "embedded {} items in {:.1} s",
+        data.texts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let prompts: Vec<String> = data
+        .labels
+        .iter()
+        .map(|l| {
+            let description = opts
+                .descriptions
+                .iter()
+                .find(|(n, _)| n == l)
+                .map(|(_, d)| d.as_str());
+            label_prompt(l, description)
+        })
+        .collect();
+    let prompt_refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let label_embeddings = encoder.embed(&prompt_refs, 8, &mut |_| {})?;
+    let runs = [
+        StrategyRun {
+            strategy: Strategy::Random,
+            diversity: false,
+        },
+        StrategyRun {
+            strategy: Strategy::Margin,
+            diversity: false,
+        },
+        StrategyRun {
+            strategy: Strategy::Entropy,
+            diversity: false,
+        },
+        StrategyRun {
+            strategy: Strategy::LeastConfidence,
+            diversity: false,
+        },
+        StrategyRun {
+            strategy: Strategy::Margin,
+            diversity: true,
+        },
+        StrategyRun {
+            strategy: Strategy::Random,
+            diversity: true,
+        },
+    ];
+    let input = SimulationInput {
+        embeddings: &embeddings,
+        gold: &data.gold,
+        labels: &data.labels,
+        label_embeddings: &label_embeddings,
+        round_size: opts.round_size,
+        rounds: opts.rounds,
+        test_fraction: 0.3,
+        seed: opts.seed,
+    };
+    let report = simulate(&input, &runs, &HeadParams::default(), &device, &mut |m| {
+        eprintln!("{m}")
+    })?;
+    let table = format_report(&report, &runs, &data.labels, &prompts);
+    println!("{table}");
+    std::fs::write(opts.out.join("simulation.md"), &table)?;
+    std::fs::write(opts.out.join("simulation.csv"), csv(&report)?)?;
+    std::fs::write(opts.out.join("simulation.svg"), svg(&report, &runs))?;
+    eprintln!(
+        "wrote simulation.md, simulation.csv and simulation.svg to {}",
+        opts.out.display()
+    );
+    Ok(())
+}
+
+fn format_report(
+    report: &SimulationReport,
+    runs: &[StrategyRun],
+    labels: &[String],
+    prompts: &[String],
+) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "{} labels ({}), pool {} items, held-out test {} items (stratified, 30%)",
+        labels.len(),
+        prompts.join(" | "),
+        report.pool,
+        report.test
+    ));
+    line(String::new());
+    line("| baseline | accuracy | macro-F1 |".into());
+    line("|---|---|---|".into());
+    line(format!(
+        "| majority class | {:.3} | – |",
+        report.majority_accuracy
+    ));
+    for (cal, e) in &report.zero_shot {
+        let name = match cal {
+            Calibration::None => "zero-shot, raw cosine",
+            Calibration::Centre => "zero-shot, centred per label",
+            Calibration::Standardize => "zero-shot, standardised per label (used)",
+        };
+        line(format!(
+            "| {name} | {:.3} | {:.3} |",
+            e.accuracy, e.macro_f1
+        ));
+    }
+    line(format!(
+        "| head on all {} pool labels | {:.3} | {:.3} |",
+        report.pool, report.all_labels.accuracy, report.all_labels.macro_f1
+    ));
+    line(String::new());
+    let mut header = "| labels |".to_string();
+    let mut rule = "|---|".to_string();
+    for r in runs {
+        header.push_str(&format!(" {} |", r.name()));
+        rule.push_str("---|");
+    }
+    line(format!("{header}  (accuracy / macro-F1)"));
+    line(rule);
+    let mut by_labels: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for r in runs {
+        for row in report.rounds.iter().filter(|x| x.strategy == r.name()) {
+            by_labels
+                .entry(row.labels)
+                .or_insert_with(|| vec!["–".to_string(); runs.len()])
+                [runs.iter().position(|x| x == r).unwrap_or(0)] =
+                format!("{:.3} / {:.3}", row.accuracy, row.macro_f1);
+        }
+    }
+    for (n, cells) in by_labels {
+        line(format!("| {n} | {} |", cells.join(" | ")));
+    }
+    let target = 0.95 * report.all_labels.accuracy;
+    line(String::new());
+    for r in runs {
+        let reached = report
+            .rounds
+            .iter()
+            .filter(|x| x.strategy == r.name())
+            .find(|x| x.accuracy >= target)
+            .map(|x| x.labels.to_string())
+            .unwrap_or_else(|| "not within the rounds".into());
+        line(format!(
+            "95% of the all-labels accuracy ({target:.3}) with {}: {reached}",
+            r.name()
+        ));
+    }
+    out
+}
+
+fn csv(report: &SimulationReport) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["strategy", "round", "labels", "accuracy", "macro_f1"])?;
+    w.write_record([
+        "majority",
+        "0",
+        "0",
+        &report.majority_accuracy.to_string(),
+        "",
+    ])?;
+    for (cal, e) in &report.zero_shot {
+        let name = format!(
+            "zero_shot_{}",
+            serde_json::to_value(cal)?.as_str().unwrap_or("")
+        );
+        w.write_record([
+            name.as_str(),
+            "0",
+            "0",
+            &e.accuracy.to_string(),
+            &e.macro_f1.to_string(),
+        ])?;
+    }
+    w.write_record([
+        "all_labels",
+        "0",
+        &report.pool.to_string(),
+        &report.all_labels.accuracy.to_string(),
+        &report.all_labels.macro_f1.to_string(),
+    ])?;
+    for r in &report.rounds {
+        w.write_record([
+            r.strategy.as_str(),
+            &r.round.to_string(),
+            &r.labels.to_string(),
+            &r.accuracy.to_string(),
+            &r.macro_f1.to_string(),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+const COLOURS: &[&str] = &[
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#b07aa1",
+];
+
+/// Accuracy against labels used, one line per strategy, with the baselines as dashed lines.
+fn svg(report: &SimulationReport, runs: &[StrategyRun]) -> String {
+    let (w, h, left, bottom, top, right) = (720.0, 420.0, 60.0, 50.0, 20.0, 200.0);
+    let max_labels = report
+        .rounds
+        .iter()
+        .map(|r| r.labels)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut lows: Vec<f64> = report.rounds.iter().map(|r| r.accuracy).collect();
+    lows.push(report.majority_accuracy);
+    lows.extend(report.zero_shot.iter().map(|(_, e)| e.accuracy));
+    let y_min = (lows.iter().copied().fold(1.0, f64::min) * 10.0).floor() / 10.0;
+    let y_max = 1.0;
+    let x = |labels: f64| left + labels / max_labels * (w - left - right);
+    let y = |acc: f64| top + (y_max - acc) / (y_max - y_min).max(1e-9) * (h - top - bottom);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    let mut tick = y_min;
+    while tick <= y_max + 1e-9 {
+        s.push_str(&format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{2:.1}\" y2=\"{2:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{tick:.1}</text>\n",
+            w - right,
+            y(tick),
+            left - 6.0,
+            y(tick) + 4.0
+        ));
+        tick += 0.1;
+    }
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">labels used ({} per round)</text>\n\
+         <text x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">held-out accuracy</text>\n",
+        (left + w - right) / 2.0,
+        h - 12.0,
+        report.rounds.first().map_or(0, |r| r.labels),
+        (top + h - bottom) / 2.0,
+        (top + h - bottom) / 2.0
+    ));
+    let zs = report
+        .zero_shot
+        .iter()
+        .find(|(c, _)| *c == Calibration::Standardize)
+        .map_or(0.0, |(_, e)| e.accuracy);
+    let mut legend_y = top + 10.0;
+    for (name, value) in [
+        ("all labels", report.all_labels.accuracy),
+        ("95% of all labels", 0.95 * report.all_labels.accuracy),
+        ("zero-shot", zs),
+        ("majority class", report.majority_accuracy),
+    ] {
+        s.push_str(&format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{2:.1}\" y2=\"{2:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{:.1}\" fill=\"#555\">{name} {value:.3}</text>\n",
+            w - right,
+            y(value),
+            w - right + 6.0,
+            y(value) + 4.0
+        ));
+    }
+    for (i, r) in runs.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let points: Vec<String> = report
+            .rounds
+            .iter()
+            .filter(|x| x.strategy == r.name())
+            .map(|x| format!("{:.1},{:.1}", x(x.labels as f64), y(x.accuracy)))
+            .collect();
+        s.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+        s.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            w - right + 6.0,
+            h - bottom - 14.0 * (runs.len() - i) as f64,
+            w - right + 20.0,
+            h - bottom - 14.0 * (runs.len() - i) as f64 + 9.0,
+            r.name()
+        ));
+        legend_y += 14.0;
+    }
+    let _ = legend_y;
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datasets_name_the_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(
+            &path,
+            "{\"text\":\"a\",\"label\":\"x\"}\n\n{\"text\":\"b\"}\n",
+        )
+        .unwrap();
+        let err = read_dataset(&path, "text", "label").err().unwrap();
+        assert_eq!(err.to_string(), "line 3: no label field \"label\"");
+        std::fs::write(&path, "{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"b\",\"label\":\"y\"}\n{\"text\":\"c\",\"label\":\"x\"}\n").unwrap();
+        let d = read_dataset(&path, "text", "label").unwrap();
+        assert_eq!(d.labels, ["x", "y"]);
+        assert_eq!(d.gold, [0, 1, 0]);
+        let _ = Device::Cpu;
+        let _ = Write::flush(&mut std::io::sink());
+    }
+}
