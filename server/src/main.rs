@@ -75,6 +75,16 @@ struct SimulateArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Head training: epochs of full-batch AdamW.
+    #[arg(long, default_value_t = concord_ml::HeadParams::default().epochs)]
+    head_epochs: usize,
+    #[arg(long, default_value_t = concord_ml::HeadParams::default().learning_rate)]
+    head_learning_rate: f64,
+    #[arg(long, default_value_t = concord_ml::HeadParams::default().weight_decay)]
+    head_weight_decay: f64,
+    /// Weigh classes by inverse frequency.
+    #[arg(long, default_value_t = concord_ml::HeadParams::default().balance_classes, action = clap::ArgAction::Set)]
+    head_balance: bool,
 }
 
 fn parse_description(s: &str) -> Result<(String, String), String> {
@@ -229,6 +239,12 @@ fn main() -> anyhow::Result<()> {
                 rounds: a.rounds,
                 out: a.out,
                 seed: a.seed,
+                head: concord_ml::HeadParams {
+                    epochs: a.head_epochs,
+                    learning_rate: a.head_learning_rate,
+                    weight_decay: a.head_weight_decay,
+                    balance_classes: a.head_balance,
+                },
             })
         }
     }

@@ -152,6 +152,8 @@ struct NewProject {
     guidelines: String,
     #[serde(default)]
     overlap: Option<u32>,
+    #[serde(default)]
+    blind: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +192,8 @@ async fn create_project(
         guidelines: input.guidelines,
         settings: ProjectSettings {
             overlap: input.overlap.unwrap_or(1),
+            // Overlapped projects measure agreement: honest only when annotators are blind.
+            blind: input.blind.unwrap_or(input.overlap.unwrap_or(1) >= 2),
             ..ProjectSettings::default()
         },
     };

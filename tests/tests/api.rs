@@ -207,7 +207,7 @@ async fn the_annotation_loop_over_http() {
         .unwrap();
     assert!(
         csv.starts_with(
-            "id,text,gold,gold_source,gold_question,meta,ann:ann,aggregate,aggregate_status\n"
+            "id,text,gold,gold_source,gold_question,meta,ann:ann,aggregate,aggregate_status,suggestion,suggestion_confidence,suggestion_version\n"
         ),
         "{csv}"
     );

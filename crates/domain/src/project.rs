@@ -74,8 +74,9 @@ pub struct ProjectSettings {
     #[serde(default = "one")]
     pub overlap: u32,
     /// Annotators never see other annotators' answers or the model's suggestions, so that
-    /// agreement measures independent judgements.
-    #[serde(default = "yes")]
+    /// agreement measures independent judgements. Projects created with overlap ≥ 2 start
+    /// blind; single-annotator projects start with suggestions shown.
+    #[serde(default)]
     pub blind: bool,
     /// With overlap ≥ 2, an item whose annotators all gave the same answer is accepted as its
     /// gold label without review; off, every finished item goes to the review queue.
@@ -102,7 +103,7 @@ impl Default for ProjectSettings {
     fn default() -> Self {
         ProjectSettings {
             overlap: 1,
-            blind: true,
+            blind: false,
             auto_accept_unanimous: true,
             gold_every: 10,
         }

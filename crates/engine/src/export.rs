@@ -1,14 +1,15 @@
 //! Export: every item with its text, metadata, gold label (explicit, or the unanimous answer
-//! of an accepted item) with its source, each annotator's answer and the aggregated label. Field and column order is fixed, annotators are sorted by name, so the
+//! of an accepted item) with its source, each annotator's answer, the aggregated label and the
+//! latest model suggestion. Field and column order is fixed, annotators are sorted by name, so the
 //! same project always exports to the same bytes, and an export re-imports losslessly.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 
 use concord_domain::{
     aggregate_labels, Aggregate, AnnotationValue, ProjectId, ProjectSpec, Role, TaskKind, UserId,
 };
-use concord_store::{AnnotationRecord, ItemRecord};
+use concord_store::{AnnotationRecord, ItemRecord, SuggestionRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -77,6 +78,8 @@ impl Engine {
         let spec = self.project_record(project)?.spec;
         let names = self.user_names()?;
         let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
+        let suggestions: HashMap<u64, SuggestionRecord> =
+            self.store().suggestions(project)?.into_iter().collect();
         let name_of = |id: UserId| {
             names
                 .get(&id)
@@ -89,7 +92,13 @@ impl Engine {
                 self.store()
                     .for_each_item::<EngineError>(project, |seq, item, anns| {
                         let question = questions.contains(&seq);
-                        let line = jsonl_line(&spec, item, anns, question, &name_of);
+                        let mut line = jsonl_line(&spec, item, anns, question, &name_of);
+                        line.insert(
+                            "suggestion".into(),
+                            suggestions.get(&seq).map_or(Value::Null, |s| {
+                                json!({ "labels": s.labels, "confidence": s.confidence, "model_version": s.version })
+                            }),
+                        );
                         serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                         out.write_all(b"\n").map_err(io_err)?;
                         count += 1;
@@ -117,7 +126,13 @@ impl Engine {
                     "meta".into(),
                 ];
                 header.extend(annotators.iter().map(|a| format!("{ANNOTATOR_COLUMN}{a}")));
-                header.extend(["aggregate".to_string(), "aggregate_status".into()]);
+                header.extend([
+                    "aggregate".to_string(),
+                    "aggregate_status".into(),
+                    "suggestion".into(),
+                    "suggestion_confidence".into(),
+                    "suggestion_version".into(),
+                ]);
                 writer.write_record(&header).map_err(io_err)?;
                 self.store()
                     .for_each_item::<EngineError>(project, |seq, item, anns| {
@@ -153,6 +168,14 @@ impl Engine {
                         let (status, labels) = aggregate_parts(&aggregate);
                         row.push(labels.join("|"));
                         row.push(status.to_string());
+                        match suggestions.get(&seq) {
+                            Some(s) => {
+                                row.push(join_labels(&s.labels));
+                                row.push(s.confidence.to_string());
+                                row.push(s.version.to_string());
+                            }
+                            None => row.extend([String::new(), String::new(), String::new()]),
+                        }
                         writer.write_record(&row).map_err(io_err)?;
                         count += 1;
                         if count % 10_000 == 0 {

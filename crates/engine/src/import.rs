@@ -139,7 +139,7 @@ struct AnnotationTimes {
 /// Fields of Concord's own JSONL export that are derived, not data: ignored on import so that
 /// an export re-imports to the same project.
 /// (Gold re-imports as imported gold, whoever set it.)
-const DERIVED_FIELDS: &[&str] = &["aggregate", "gold_source", "gold_question"];
+const DERIVED_FIELDS: &[&str] = &["aggregate", "gold_source", "gold_question", "suggestion"];
 
 impl Engine {
     /// Imports items from a reader. Project admins only. On error nothing is stored.
@@ -632,6 +632,9 @@ const DERIVED_COLUMNS: &[&str] = &[
     "aggregate_status",
     "gold_source",
     "gold_question",
+    "suggestion",
+    "suggestion_confidence",
+    "suggestion_version",
 ];
 /// Prefix of the per-annotator columns in Concord's CSV export.
 pub(crate) const ANNOTATOR_COLUMN: &str = "ann:";

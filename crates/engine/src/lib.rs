@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod export;
 mod import;
+mod models;
 mod projects;
 mod queue;
 mod review;
@@ -27,8 +28,9 @@ pub use concord_store::StoreError;
 pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput};
+pub use models::{JobInfo, ModelStatus, ModelVersionInfo, DEFAULT_MODEL};
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
-pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome};
+pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};
 pub use review::{ReviewAnswer, ReviewItem, ReviewSummary};
 
 use concord_store::Store;
@@ -45,13 +47,24 @@ pub struct Engine {
 struct Inner {
     store: Arc<Store>,
     queue: queue::Queue,
+    models: models::Models,
+    jobs: Arc<models::JobSignal>,
     imports: std::sync::Mutex<std::collections::HashSet<domain::ProjectId>>,
     data_dir: PathBuf,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the data directory and its database.
+    /// Opens (or creates) the data directory and its database, without models.
     pub fn open(data_dir: &Path) -> Result<Engine, EngineError> {
+        Engine::open_with_models(data_dir, None)
+    }
+
+    /// Opens the data directory with model features reading encoders from `models_dir`
+    /// ([`DEFAULT_MODEL`] inside it), and starts the job worker.
+    pub fn open_with_models(
+        data_dir: &Path,
+        models_dir: Option<PathBuf>,
+    ) -> Result<Engine, EngineError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             EngineError::Internal(format!(
                 "cannot create data directory {}: {e}",
@@ -60,14 +73,40 @@ impl Engine {
         })?;
         let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
         let queue = queue::Queue::start(store.clone());
-        Ok(Engine {
+        let jobs = Arc::new(models::JobSignal::default());
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 queue,
+                models: models::Models::new(models_dir),
+                jobs: jobs.clone(),
                 imports: Default::default(),
                 data_dir: data_dir.to_path_buf(),
             }),
-        })
+        };
+        engine.requeue_interrupted_jobs()?;
+        // The worker holds the engine only while it runs a job, so dropping the last handle
+        // closes the database; it notices within one wait and exits.
+        let weak = Arc::downgrade(&engine.inner);
+        std::thread::Builder::new()
+            .name("concord-jobs".into())
+            .spawn(move || loop {
+                let Some(inner) = weak.upgrade() else { break };
+                if inner.jobs.stopped() {
+                    break;
+                }
+                let worked = Engine { inner }.run_next_job();
+                if !worked {
+                    jobs.wait();
+                }
+            })
+            .map_err(|e| EngineError::Internal(format!("cannot start the job worker: {e}")))?;
+        Ok(engine)
+    }
+
+    /// Stops the job worker after its current batch (a running job resumes at the next start).
+    pub fn shutdown_jobs(&self) {
+        self.inner.jobs.stop();
     }
 
     pub fn data_dir(&self) -> &Path {

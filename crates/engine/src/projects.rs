@@ -92,6 +92,7 @@ impl Engine {
             next_seq: 0,
             done: 0,
             annotations: 0,
+            active_model: None,
         };
         let id = self.store().create_project(&record)?;
         tracing::info!(project = %id, name = %record.spec.name, "project created");

@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role};
+use concord_domain::{AnnotationValue, ProjectId, Role};
 use concord_store::{AnnotationWrite, Store, StoreError, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -31,6 +31,16 @@ pub struct QueueItem {
     /// How many other annotators chose each label so far, in schema order; only in projects
     /// that are not blind, and never on gold questions.
     pub others: Option<Vec<LabelCount>>,
+    /// The active model's suggestion; never in blind projects or on gold questions.
+    pub suggestion: Option<Suggestion>,
+}
+
+/// A model's suggestion as an annotator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    pub labels: Vec<String>,
+    pub confidence: f32,
+    pub model_version: u64,
 }
 
 /// A label and how many answers chose it.
@@ -207,8 +217,17 @@ impl Engine {
             .iter()
             .find(|(user, _)| *user == actor.id)
             .map(|(_, a)| a.value.clone());
-        let others = if spec.settings.blind || self.store().gold_questions(project)?.contains(&seq)
-        {
+        let hidden = spec.settings.blind || self.store().gold_questions(project)?.contains(&seq);
+        let suggestion = if hidden {
+            None
+        } else {
+            self.store().suggestion(project, seq)?.map(|s| Suggestion {
+                labels: s.labels,
+                confidence: s.confidence,
+                model_version: s.version,
+            })
+        };
+        let others = if hidden {
             None
         } else {
             let counts = spec
@@ -230,6 +249,7 @@ impl Engine {
             meta: item.meta,
             mine,
             others,
+            suggestion,
         })
     }
 
@@ -245,12 +265,13 @@ impl Engine {
         let spec = self.project_record(project)?.spec;
         let value = AnnotationValue::labels(submission.labels).validate(&spec)?;
         let seq = self.seq_of(project, &submission.item_id)?;
+        let source = self.answer_source(project, seq, spec.settings.blind, &value.labels);
         let outcome = self.inner.queue.submit(AnnotationWrite {
             project,
             seq,
             user: actor.id,
             value,
-            source: AnnotationSource::Human,
+            source,
             time_spent_ms: submission.time_spent_ms.min(MAX_TIME_SPENT_MS),
             now_ms: now_ms(),
         })?;

@@ -299,7 +299,7 @@ fn jsonl_fields_become_metadata_and_gold() {
     let out = export(&f, ExportFormat::Jsonl);
     assert_eq!(
         out,
-        "{\"id\":\"7\",\"text\":\"great\",\"meta\":{\"k\":[1,2],\"source\":\"web\"},\"gold\":\"pos\",\"gold_source\":\"import\",\"gold_question\":false,\"annotations\":[],\"aggregate\":{\"status\":\"none\",\"labels\":[]}}\n"
+        "{\"id\":\"7\",\"text\":\"great\",\"meta\":{\"k\":[1,2],\"source\":\"web\"},\"gold\":\"pos\",\"gold_source\":\"import\",\"gold_question\":false,\"annotations\":[],\"aggregate\":{\"status\":\"none\",\"labels\":[]},\"suggestion\":null}\n"
     );
 }
 
@@ -371,7 +371,7 @@ fn export_reimports_to_the_same_file_in_both_formats() {
             );
         } else {
             assert!(
-                first.starts_with("id,text,gold,gold_source,gold_question,meta,ann:ann,ann:bob,aggregate,aggregate_status\n"),
+                first.starts_with("id,text,gold,gold_source,gold_question,meta,ann:ann,ann:bob,aggregate,aggregate_status,suggestion,suggestion_confidence,suggestion_version\n"),
                 "{first}"
             );
         }
@@ -398,7 +398,7 @@ fn single_label_ties_are_reported() {
     submit(&f, &bob, "1", "neg");
     let out = export(&f, ExportFormat::Csv);
     assert!(
-        out.ends_with("1,split,,,false,,pos,neg,pos|neg,tie\n"),
+        out.ends_with("1,split,,,false,,pos,neg,pos|neg,tie,,,\n"),
         "{out}"
     );
 }

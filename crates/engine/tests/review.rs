@@ -261,6 +261,7 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
     let t = team(1, 40);
     let settings = ProjectSettings {
         gold_every: 4,
+        blind: true,
         ..ProjectSettings::default()
     };
     t.engine

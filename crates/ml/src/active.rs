@@ -1,7 +1,7 @@
 //! Active learning: which unlabelled items a human should see next. An uncertainty strategy
-//! ranks items by how unsure the model is; the diversity step then picks, from the most
-//! uncertain, items far from everything already labelled or picked (greedy k-center on the
-//! embeddings), so a batch is not fifty near-duplicates. Every pick says why it was made.
+//! ranks items by how unsure the model is; the diversity step then clusters the most uncertain
+//! items (k-means on the embeddings) and takes one per cluster, so a batch is not fifty
+//! near-duplicates. Every pick says why it was made.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,14 +89,12 @@ pub struct Pool<'a> {
     pub embeddings: &'a [Vec<f32>],
     /// Every item's predicted probabilities, when a trained model exists.
     pub probs: Option<&'a [Vec<f32>]>,
-    /// Items that may be picked.
+    /// Items that may be picked (not yet labelled).
     pub candidates: &'a [usize],
-    /// Items already labelled (the diversity step keeps away from them).
-    pub labelled: &'a [usize],
 }
 
 /// Picks `k` items. With `diversity`, the shortlist is the `10 k` most uncertain (a random
-/// `20 k` without a model or with [`Strategy::Random`]) and greedy k-center chooses from it.
+/// `20 k` without a model or with [`Strategy::Random`]), clustered into `k` groups.
 pub fn select(pool: &Pool, strategy: Strategy, k: usize, diversity: bool, seed: u64) -> Vec<Pick> {
     let mut rng = SplitMix(seed);
     let scored = |i: usize| -> f32 {
@@ -130,50 +128,108 @@ pub fn select(pool: &Pool, strategy: Strategy, k: usize, diversity: bool, seed: 
     }
     let width = if ranks_by_model { 10 * k } else { 20 * k };
     let shortlist: Vec<usize> = ranked.into_iter().take(width.max(k)).collect();
-    // Distance (1 − cosine) from each shortlisted item to the nearest labelled or picked item.
-    let mut nearest: Vec<f32> = shortlist
+    // Cluster the shortlist into k groups of similar items and take one item per group: the
+    // most uncertain one with a model, the most central one without.
+    let points: Vec<&[f32]> = shortlist
         .iter()
-        .map(|&i| {
-            pool.labelled
-                .iter()
-                .map(|&l| 1.0 - cosine(&pool.embeddings[i], &pool.embeddings[l]))
-                .fold(f32::INFINITY, f32::min)
-        })
+        .map(|&i| pool.embeddings[i].as_slice())
         .collect();
-    let mut taken = vec![false; shortlist.len()];
-    let mut picks = Vec::with_capacity(k);
-    for _ in 0..k.min(shortlist.len()) {
-        // The farthest item; on ties (nothing labelled yet) the shortlist's order decides.
-        let mut best = None;
-        for (s, &d) in nearest.iter().enumerate() {
-            if taken[s] {
-                continue;
-            }
-            if best.is_none_or(|b: usize| d > nearest[b]) {
-                best = Some(s);
-            }
+    let (assignment, centroids) = kmeans(&points, k.min(points.len()), 8, &mut rng);
+    let mut picks: Vec<(f32, Pick)> = Vec::with_capacity(k);
+    for (cluster, centroid) in centroids.iter().enumerate() {
+        let members: Vec<usize> = (0..points.len())
+            .filter(|&s| assignment[s] == cluster)
+            .collect();
+        let best = members.iter().copied().max_by(|&a, &b| {
+            let key = |s: usize| {
+                if ranks_by_model {
+                    scored(shortlist[s])
+                } else {
+                    cosine(points[s], centroid)
+                }
+            };
+            key(a).total_cmp(&key(b)).then(b.cmp(&a))
+        });
+        if let Some(s) = best {
+            let index = shortlist[s];
+            let why = if ranks_by_model {
+                format!(
+                    "{} · the most uncertain of {} similar items",
+                    describe(index),
+                    members.len()
+                )
+            } else {
+                format!("representative of {} similar items", members.len())
+            };
+            picks.push((scored(index), Pick { index, reason: why }));
         }
-        let Some(b) = best else { break };
-        taken[b] = true;
-        let index = shortlist[b];
-        let reason = if nearest[b].is_finite() {
-            format!(
-                "{} · distance {:.2} to the nearest labelled item",
-                describe(index),
-                nearest[b]
-            )
+    }
+    picks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    picks.into_iter().map(|(_, p)| p).collect()
+}
+
+/// k-means with k-means++ seeding (cosine geometry on normalised vectors): the cluster of each
+/// point and the centroids.
+fn kmeans(
+    points: &[&[f32]],
+    k: usize,
+    iterations: usize,
+    rng: &mut SplitMix,
+) -> (Vec<usize>, Vec<Vec<f32>>) {
+    if points.is_empty() || k == 0 {
+        return (vec![0; points.len()], Vec::new());
+    }
+    let distance = |a: &[f32], b: &[f32]| (1.0 - cosine(a, b)).max(0.0);
+    let mut centroids: Vec<Vec<f32>> =
+        vec![points[(rng.next_u64() % points.len() as u64) as usize].to_vec()];
+    let mut nearest: Vec<f32> = points.iter().map(|p| distance(p, &centroids[0])).collect();
+    while centroids.len() < k {
+        let total: f32 = nearest.iter().map(|d| d * d).sum();
+        let next = if total <= 0.0 {
+            (rng.next_u64() % points.len() as u64) as usize
         } else {
-            describe(index)
+            let mut target = (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * total;
+            let mut chosen = points.len() - 1;
+            for (i, d) in nearest.iter().enumerate() {
+                target -= d * d;
+                if target <= 0.0 {
+                    chosen = i;
+                    break;
+                }
+            }
+            chosen
         };
-        picks.push(Pick { index, reason });
-        for (s, &i) in shortlist.iter().enumerate() {
-            if !taken[s] {
-                let d = 1.0 - cosine(&pool.embeddings[i], &pool.embeddings[index]);
-                nearest[s] = nearest[s].min(d);
+        centroids.push(points[next].to_vec());
+        let c = centroids.len() - 1;
+        for (i, p) in points.iter().enumerate() {
+            nearest[i] = nearest[i].min(distance(p, &centroids[c]));
+        }
+    }
+    let mut assignment = vec![0usize; points.len()];
+    for _ in 0..iterations {
+        for (i, p) in points.iter().enumerate() {
+            assignment[i] = (0..centroids.len())
+                .max_by(|&a, &b| cosine(p, &centroids[a]).total_cmp(&cosine(p, &centroids[b])))
+                .unwrap_or(0);
+        }
+        for (c, centroid) in centroids.iter_mut().enumerate() {
+            let mut sum = vec![0f32; centroid.len()];
+            let mut n = 0;
+            for (i, p) in points.iter().enumerate() {
+                if assignment[i] == c {
+                    for (s, v) in sum.iter_mut().zip(p.iter()) {
+                        *s += v;
+                    }
+                    n += 1;
+                }
+            }
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if n > 0 && norm > 0.0 {
+                *centroid = sum.into_iter().map(|v| v / norm).collect();
             }
         }
     }
-    picks
+    (assignment, centroids)
 }
 
 #[cfg(test)]
@@ -219,7 +275,6 @@ mod tests {
             embeddings: &e,
             probs: Some(&probs),
             candidates: &candidates,
-            labelled: &[],
         };
         let picked: Vec<usize> = select(&pool, Strategy::Margin, 3, true, 7)
             .iter()

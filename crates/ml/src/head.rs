@@ -20,10 +20,10 @@ pub struct HeadParams {
 impl Default for HeadParams {
     fn default() -> Self {
         HeadParams {
-            epochs: 200,
+            epochs: 100,
             learning_rate: 0.05,
             weight_decay: 0.01,
-            balance_classes: true,
+            balance_classes: false,
         }
     }
 }

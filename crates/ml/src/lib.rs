@@ -23,7 +23,7 @@ pub use finetune::{fine_tune, FineTuneParams};
 pub use head::{softmax, HeadParams, LinearHead};
 pub use metrics::{argmax, evaluate, Evaluation, LabelMetrics};
 pub use simulate::{simulate, RoundResult, SimulationInput, SimulationReport, StrategyRun};
-pub use zero_shot::{label_prompt, Calibration, ZeroShot, TEMPERATURE};
+pub use zero_shot::{adjust_priors, label_prompt, self_train, Calibration, ZeroShot, TEMPERATURE};
 
 /// What can go wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,10 @@ pub struct SimulationReport {
     pub majority_accuracy: f64,
     /// (calibration, evaluation) for each zero-shot variant.
     pub zero_shot: Vec<(Calibration, Evaluation)>,
+    /// Standardised zero-shot with label priors re-estimated on the pool (EM).
+    pub zero_shot_priors: Evaluation,
+    /// A head self-trained on the most confident prior-adjusted zero-shot pseudo-labels.
+    pub zero_shot_self_trained: Evaluation,
     /// A head trained on every pool label: the ceiling the rounds approach.
     pub all_labels: Evaluation,
     pub rounds: Vec<RoundResult>,
@@ -120,6 +124,31 @@ pub fn simulate(
         (cal, evaluate(&zs.predict(&test_x), &test_y, classes))
     })
     .collect();
+    let zs = ZeroShot::new(
+        input.label_embeddings.to_vec(),
+        &pool_x,
+        Calibration::Standardize,
+    );
+    let (priors, _) = crate::zero_shot::adjust_priors(&zs.predict(&pool_x), 50);
+    let reweigh = |probs: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
+        let uniform = 1.0 / classes as f32;
+        probs
+            .into_iter()
+            .map(|p| {
+                let w: Vec<f32> = p
+                    .iter()
+                    .zip(&priors)
+                    .map(|(a, b)| a * b / uniform)
+                    .collect();
+                let t: f32 = w.iter().sum();
+                w.into_iter().map(|v| v / t).collect()
+            })
+            .collect()
+    };
+    let zero_shot_priors = evaluate(&reweigh(zs.predict(&test_x)), &test_y, classes);
+    let pool_adjusted = reweigh(zs.predict(&pool_x));
+    let pseudo = crate::zero_shot::self_train(&pool_x, &pool_adjusted, 0.3, params, device)?;
+    let zero_shot_self_trained = evaluate(&pseudo.predict(&test_x), &test_y, classes);
     progress("zero-shot done");
     let full = LinearHead::train(&pool_x, &pool_y, classes, params, device)?;
     let all_labels = evaluate(&full.predict(&test_x), &test_y, classes);
@@ -151,7 +180,6 @@ pub fn simulate(
                     embeddings: input.embeddings,
                     probs: Some(&probs),
                     candidates: &candidates,
-                    labelled: &labelled,
                 },
                 run.strategy,
                 input.round_size,
@@ -179,6 +207,8 @@ pub fn simulate(
         test: test.len(),
         majority_accuracy,
         zero_shot,
+        zero_shot_priors,
+        zero_shot_self_trained,
         all_labels,
         rounds: results,
     })

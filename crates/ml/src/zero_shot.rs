@@ -89,6 +89,61 @@ impl ZeroShot {
     }
 }
 
+/// Re-estimates class priors from unlabelled items (Saerens et al., 2002): zero-shot scores
+/// assume every label is equally common; EM on the items' own posteriors finds how common each
+/// label really looks and reweighs the posteriors accordingly. Returns (priors, posteriors).
+pub fn adjust_priors(probs: &[Vec<f32>], iterations: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let classes = probs.first().map_or(0, Vec::len);
+    let start = vec![1.0 / classes.max(1) as f32; classes];
+    let mut priors = start.clone();
+    let mut adjusted = probs.to_vec();
+    for _ in 0..iterations {
+        for (row, p) in adjusted.iter_mut().zip(probs) {
+            let mut total = 0.0;
+            for j in 0..classes {
+                row[j] = p[j] * priors[j] / start[j];
+                total += row[j];
+            }
+            for v in row.iter_mut() {
+                *v /= total.max(f32::MIN_POSITIVE);
+            }
+        }
+        let n = adjusted.len().max(1) as f32;
+        for (j, prior) in priors.iter_mut().enumerate() {
+            *prior = adjusted.iter().map(|r| r[j]).sum::<f32>() / n;
+        }
+    }
+    (priors, adjusted)
+}
+
+/// Self-training without any human label: the items the (prior-adjusted) zero-shot model is
+/// surest of become pseudo-labels for a head on the embeddings, which then scores every item.
+/// `fraction` of each predicted class is kept.
+pub fn self_train(
+    items: &[Vec<f32>],
+    probs: &[Vec<f32>],
+    fraction: f32,
+    params: &crate::HeadParams,
+    device: &crate::Device,
+) -> Result<crate::LinearHead, crate::MlError> {
+    let classes = probs.first().map_or(0, Vec::len);
+    let mut by_class: Vec<Vec<(f32, usize)>> = vec![Vec::new(); classes];
+    for (i, p) in probs.iter().enumerate() {
+        let c = crate::argmax(p);
+        by_class[c].push((p[c], i));
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (c, members) in by_class.iter_mut().enumerate() {
+        members.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let keep = ((members.len() as f32 * fraction).ceil() as usize).min(members.len());
+        for &(_, i) in &members[..keep] {
+            x.push(items[i].clone());
+            y.push(c);
+        }
+    }
+    crate::LinearHead::train(&x, &y, classes, params, device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 mod error;
 mod import;
+mod models;
 mod records;
 mod schema;
 mod store;
@@ -13,7 +14,8 @@ mod store;
 pub use error::StoreError;
 pub use import::{StageOutcome, StagedImport, StagedItem};
 pub use records::{
-    AnnotationRecord, ItemRecord, ProjectRecord, SessionRecord, TokenRecord, UserRecord,
+    AnnotationRecord, ItemRecord, JobRecord, ModelVersionRecord, ProjectRecord, SessionRecord,
+    SuggestionRecord, TokenRecord, UserRecord,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{AnnotationWrite, Store, WriteOutcome};

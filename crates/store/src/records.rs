@@ -44,6 +44,9 @@ pub struct ProjectRecord {
     /// Annotation rows in the project (one per annotator and item).
     #[serde(default)]
     pub annotations: u64,
+    /// The model version whose suggestions annotators see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_model: Option<u64>,
 }
 
 /// One item: the text to annotate, its metadata as imported, its optional gold label(s).
@@ -86,6 +89,61 @@ pub(crate) fn positional_seq(id: &str) -> Option<u64> {
         return None;
     }
     id.parse::<u64>().ok().map(|n| n - 1)
+}
+
+/// A model of a project: how it was made, how well it did, and what it needs to predict.
+/// `classifier` is opaque to the store (the engine's serialised head or zero-shot state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersionRecord {
+    /// `zero_shot`, `head` or `fine_tune`.
+    pub trainer: String,
+    pub created_ms: u64,
+    pub parent: Option<u64>,
+    pub params: serde_json::Value,
+    pub train_size: u64,
+    /// SHA-256 (hex) over the training items and labels: equal data, equal hash.
+    pub train_hash: String,
+    /// The label names, in the classifier's class order.
+    pub labels: Vec<String>,
+    /// Fingerprint of the encoder the classifier expects.
+    pub encoder: String,
+    /// Held-out metrics (absent for zero-shot versions, which see no labels).
+    pub metrics: Option<serde_json::Value>,
+    pub classifier: serde_json::Value,
+}
+
+/// A model's suggestion for an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuggestionRecord {
+    pub labels: Vec<String>,
+    /// Probability of the suggested label (single-label) or the least sure chosen label.
+    pub confidence: f32,
+    /// Per label, in the version's label order.
+    pub probabilities: Vec<f32>,
+    pub version: u64,
+    pub created_ms: u64,
+}
+
+/// A background job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub project: concord_domain::ProjectId,
+    /// `predict` or `train`.
+    pub kind: String,
+    pub params: serde_json::Value,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub done: u64,
+    pub total: u64,
+    pub requested_by: UserId,
+    pub created_ms: u64,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    pub error: Option<String>,
+    /// How far a resumable job got (the next item seq to do).
+    pub cursor: u64,
+    pub cancel_requested: bool,
+    pub result: Option<serde_json::Value>,
 }
 
 /// One annotator's answer for one item.

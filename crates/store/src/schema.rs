@@ -43,3 +43,13 @@ pub const STAGED_IMPORTS: TableDefinition<u64, (u64, u64)> = TableDefinition::ne
 /// (project, item seq) → () for the items reviewers marked as gold questions: mixed into
 /// annotators' queues to measure each annotator's accuracy. Such an item always has gold.
 pub const GOLD_QUESTIONS: TableDefinition<(u64, u64), ()> = TableDefinition::new("gold_questions");
+/// (project, version) → JSON [`crate::ModelVersionRecord`]: every model a project has had.
+pub const MODEL_VERSIONS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("model_versions");
+/// (project, item seq) → the item's embedding: an 8-byte encoder fingerprint, then f32s (LE).
+/// A row under another fingerprint is stale and recomputed.
+pub const EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("embeddings");
+/// (project, item seq) → JSON [`crate::SuggestionRecord`]: the latest model suggestion.
+pub const SUGGESTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("suggestions");
+/// job id → JSON [`crate::JobRecord`]: background work (training, batch prediction).
+pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");

@@ -125,6 +125,10 @@ impl Store {
             txn.open_table(SKIPS)?;
             txn.open_table(STAGED_IMPORTS)?;
             txn.open_table(GOLD_QUESTIONS)?;
+            txn.open_table(MODEL_VERSIONS)?;
+            txn.open_table(EMBEDDINGS)?;
+            txn.open_table(SUGGESTIONS)?;
+            txn.open_table(JOBS)?;
         }
         txn.commit()?;
         Ok(())
@@ -432,7 +436,7 @@ impl Store {
         })
     }
 
-    fn read_project(
+    pub(crate) fn read_project(
         txn: &redb::ReadTransaction,
         project: ProjectId,
     ) -> Result<Option<ProjectRecord>, StoreError> {
@@ -747,7 +751,7 @@ impl Store {
         Ok(out)
     }
 
-    fn write_project(
+    pub(crate) fn write_project(
         txn: &redb::WriteTransaction,
         project: ProjectId,
     ) -> Result<ProjectRecord, StoreError> {

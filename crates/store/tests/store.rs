@@ -29,6 +29,7 @@ fn project_record(overlap: u32) -> ProjectRecord {
         next_seq: 0,
         done: 0,
         annotations: 0,
+        active_model: None,
     }
 }
 

@@ -1,0 +1,815 @@
+//! The model in the loop: the encoder (loaded lazily from the models folder), model versions
+//! (zero-shot before any label, then heads trained on confirmed labels), and the single job
+//! worker that embeds items, trains and writes suggestions in the background. Handlers only
+//! enqueue jobs; the worker persists progress after every batch, so a restart resumes a job
+//! where it stopped and a cancel takes effect at the next batch.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use concord_domain::{
+    aggregate_labels, Aggregate, AnnotationSource, ProjectId, ProjectSpec, Role, TaskKind,
+};
+use concord_ml::{
+    adjust_priors, evaluate, label_prompt, Calibration, Encoder, Evaluation, HeadParams,
+    LinearHead, ZeroShot,
+};
+use concord_store::{JobRecord, ModelVersionRecord, SuggestionRecord};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::review::effective_gold;
+use crate::{now_ms, Engine, EngineError, Principal};
+
+/// The encoder used when a project names none: a folder of this name in the models folder.
+pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
+/// Items embedded per batch (and per progress update).
+const BATCH: usize = 64;
+/// Items whose embeddings calibrate a zero-shot model.
+const CALIBRATION_SAMPLE: usize = 5000;
+/// Confirmed labels needed before training.
+const MIN_TRAINING_LABELS: usize = 10;
+
+/// What a version's classifier is, as stored in [`ModelVersionRecord::classifier`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Classifier {
+    ZeroShot {
+        zero_shot: ZeroShot,
+        priors: Vec<f32>,
+    },
+    Head {
+        head: LinearHead,
+    },
+}
+
+impl Classifier {
+    fn predict(&self, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        match self {
+            Classifier::Head { head } => head.predict(x),
+            Classifier::ZeroShot { zero_shot, priors } => {
+                let uniform = 1.0 / priors.len().max(1) as f32;
+                zero_shot
+                    .predict(x)
+                    .into_iter()
+                    .map(|p| {
+                        let w: Vec<f32> =
+                            p.iter().zip(priors).map(|(a, b)| a * b / uniform).collect();
+                        let total: f32 = w.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+                        w.into_iter().map(|v| v / total).collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Whether model features can run, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStatus {
+    pub available: bool,
+    pub model: String,
+    /// Why model features are unavailable (no model folder, unreadable files).
+    pub reason: Option<String>,
+}
+
+/// A model version as the UI and the API list it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersionInfo {
+    pub version: u64,
+    pub trainer: String,
+    pub created_ms: u64,
+    pub parent: Option<u64>,
+    pub train_size: u64,
+    pub train_hash: String,
+    pub labels: Vec<String>,
+    pub params: serde_json::Value,
+    pub metrics: Option<Evaluation>,
+    pub active: bool,
+}
+
+/// A background job as the UI and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub id: u64,
+    pub project: ProjectId,
+    pub kind: String,
+    pub state: String,
+    pub done: u64,
+    pub total: u64,
+    pub created_ms: u64,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// Items per second so far, and the seconds left at that rate.
+    pub rate: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+}
+
+/// The encoder, loaded on first use.
+pub(crate) struct Models {
+    dir: Option<PathBuf>,
+    encoder: Mutex<Option<Arc<Encoder>>>,
+}
+
+impl Models {
+    pub(crate) fn new(dir: Option<PathBuf>) -> Models {
+        Models {
+            dir,
+            encoder: Mutex::new(None),
+        }
+    }
+
+    fn folder(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(DEFAULT_MODEL))
+    }
+
+    pub(crate) fn status(&self) -> ModelStatus {
+        let model = DEFAULT_MODEL.to_string();
+        match self.folder() {
+            None => ModelStatus {
+                available: false,
+                model,
+                reason: Some("no models folder is configured (concord serve --models DIR)".into()),
+            },
+            Some(f) => match concord_ml::ModelFolder::open(&f) {
+                Ok(_) => ModelStatus {
+                    available: true,
+                    model,
+                    reason: None,
+                },
+                Err(e) => ModelStatus {
+                    available: false,
+                    model,
+                    reason: Some(format!("{e} (scripts/setup.sh fetches all-MiniLM-L6-v2)")),
+                },
+            },
+        }
+    }
+
+    pub(crate) fn encoder(&self) -> Result<Arc<Encoder>, EngineError> {
+        let mut slot = self
+            .encoder
+            .lock()
+            .map_err(|_| EngineError::Internal("model lock poisoned".into()))?;
+        if let Some(e) = slot.as_ref() {
+            return Ok(e.clone());
+        }
+        let status = self.status();
+        let Some(folder) = self.folder().filter(|_| status.available) else {
+            return Err(EngineError::Unavailable(format!(
+                "model features are unavailable: {}",
+                status.reason.unwrap_or_default()
+            )));
+        };
+        let encoder = Arc::new(
+            Encoder::load(&folder, &concord_ml::default_device())
+                .map_err(|e| EngineError::Unavailable(format!("cannot load the model: {e}")))?,
+        );
+        tracing::info!(model = %folder.display(), fingerprint = encoder.fingerprint(), "model loaded");
+        *slot = Some(encoder.clone());
+        Ok(encoder)
+    }
+}
+
+fn fingerprint_bytes(encoder: &Encoder) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    if let Ok(bytes) = hex::decode(encoder.fingerprint()) {
+        for (o, b) in out.iter_mut().zip(bytes) {
+            *o = b;
+        }
+    }
+    out
+}
+
+/// The worker's wake-up call: set when a job is queued or cancelled.
+#[derive(Default)]
+pub(crate) struct JobSignal {
+    pending: Mutex<bool>,
+    wake: Condvar,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl JobSignal {
+    pub(crate) fn notify(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = true;
+            self.wake.notify_all();
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify();
+    }
+
+    pub(crate) fn wait(&self) {
+        if let Ok(p) = self.pending.lock() {
+            let mut p = if *p {
+                p
+            } else {
+                match self.wake.wait_timeout(p, Duration::from_secs(2)) {
+                    Ok((guard, _)) => guard,
+                    Err(_) => return,
+                }
+            };
+            *p = false;
+        }
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Why a job stopped early.
+enum Stop {
+    Cancelled,
+    Failed(EngineError),
+}
+
+impl From<EngineError> for Stop {
+    fn from(e: EngineError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<concord_store::StoreError> for Stop {
+    fn from(e: concord_store::StoreError) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+impl From<concord_ml::MlError> for Stop {
+    fn from(e: concord_ml::MlError) -> Self {
+        Stop::Failed(EngineError::Internal(e.to_string()))
+    }
+}
+
+impl Engine {
+    /// Whether model features can run.
+    pub fn model_status(&self) -> ModelStatus {
+        self.inner.models.status()
+    }
+
+    /// A project's model versions, newest last (reviewers and admins).
+    pub fn model_versions(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<Vec<ModelVersionInfo>, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let active = self.project_record(project)?.active_model;
+        Ok(self
+            .store()
+            .model_versions(project)?
+            .into_iter()
+            .map(|(version, r)| ModelVersionInfo {
+                version,
+                trainer: r.trainer,
+                created_ms: r.created_ms,
+                parent: r.parent,
+                train_size: r.train_size,
+                train_hash: r.train_hash,
+                labels: r.labels,
+                params: r.params,
+                metrics: r.metrics.and_then(|m| serde_json::from_value(m).ok()),
+                active: active == Some(version),
+            })
+            .collect())
+    }
+
+    /// Makes an earlier (or later) version the active one and refreshes every suggestion with
+    /// it, as a background job (project admins). Returns the job id.
+    pub fn activate_model(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        version: u64,
+    ) -> Result<u64, EngineError> {
+        self.authorize(actor, project, Role::Admin)?;
+        self.store().set_active_model(project, Some(version))?;
+        tracing::info!(project = %project, version, "model version activated");
+        self.enqueue_job(actor, project, "predict")
+    }
+
+    /// Queues batch pre-annotation of every item with the active model (a zero-shot one is
+    /// made first when the project has none). Project admins. Returns the job id.
+    pub fn enqueue_predict(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<u64, EngineError> {
+        self.authorize(actor, project, Role::Admin)?;
+        self.enqueue_job(actor, project, "predict")
+    }
+
+    /// Queues training of a new version on the confirmed labels (reviewers and admins).
+    pub fn enqueue_train(&self, actor: &Principal, project: ProjectId) -> Result<u64, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        self.enqueue_job(actor, project, "train")
+    }
+
+    fn enqueue_job(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        kind: &str,
+    ) -> Result<u64, EngineError> {
+        let status = self.model_status();
+        if !status.available {
+            return Err(EngineError::Unavailable(format!(
+                "model features are unavailable: {}",
+                status.reason.unwrap_or_default()
+            )));
+        }
+        let id = self.store().create_job(&JobRecord {
+            project,
+            kind: kind.into(),
+            params: serde_json::Value::Null,
+            state: "queued".into(),
+            done: 0,
+            total: 0,
+            requested_by: actor.id,
+            created_ms: now_ms(),
+            started_ms: None,
+            finished_ms: None,
+            error: None,
+            cursor: 0,
+            cancel_requested: false,
+            result: None,
+        })?;
+        tracing::info!(job = id, project = %project, kind, "job queued");
+        self.inner.jobs.notify();
+        Ok(id)
+    }
+
+    /// A job's state and progress (members of its project).
+    pub fn job(&self, actor: &Principal, id: u64) -> Result<JobInfo, EngineError> {
+        let record = self
+            .store()
+            .job(id)?
+            .ok_or_else(|| EngineError::NotFound(format!("job {id}")))?;
+        self.authorize(actor, record.project, Role::Annotator)?;
+        Ok(job_info(id, record))
+    }
+
+    /// A project's jobs, newest first (reviewers and admins).
+    pub fn project_jobs(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<Vec<JobInfo>, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let mut out: Vec<JobInfo> = self
+            .store()
+            .jobs()?
+            .into_iter()
+            .filter(|(_, j)| j.project == project)
+            .map(|(id, j)| job_info(id, j))
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Asks a queued or running job to stop (project admins); it stops at its next batch.
+    pub fn cancel_job(&self, actor: &Principal, id: u64) -> Result<JobInfo, EngineError> {
+        let record = self
+            .store()
+            .job(id)?
+            .ok_or_else(|| EngineError::NotFound(format!("job {id}")))?;
+        self.authorize(actor, record.project, Role::Admin)?;
+        let record = self.store().update_job(id, |j| {
+            if j.state == "queued" {
+                j.state = "cancelled".into();
+                j.finished_ms = Some(now_ms());
+            } else if j.state == "running" {
+                j.cancel_requested = true;
+            }
+        })?;
+        self.inner.jobs.notify();
+        Ok(job_info(id, record))
+    }
+
+    /// Jobs found running at start were interrupted by a stop or a crash: they go back to the
+    /// queue and continue from their cursor.
+    pub(crate) fn requeue_interrupted_jobs(&self) -> Result<(), EngineError> {
+        for (id, _) in self
+            .store()
+            .jobs()?
+            .into_iter()
+            .filter(|(_, j)| j.state == "running")
+        {
+            self.store().update_job(id, |j| j.state = "queued".into())?;
+        }
+        Ok(())
+    }
+
+    /// Runs the oldest queued job, if any; false when there was none.
+    pub(crate) fn run_next_job(&self) -> bool {
+        let next = self
+            .store()
+            .jobs()
+            .ok()
+            .and_then(|jobs| jobs.into_iter().find(|(_, j)| j.state == "queued"));
+        let Some((id, job)) = next else {
+            return false;
+        };
+        let _ = self.store().update_job(id, |j| {
+            j.state = "running".into();
+            j.started_ms.get_or_insert(now_ms());
+        });
+        tracing::info!(job = id, kind = %job.kind, project = %job.project, "job started");
+        let outcome = match job.kind.as_str() {
+            "train" => self.train_job(id, job.project),
+            _ => self
+                .predict_job(id, job.project, job.cursor)
+                .map(|n| serde_json::json!({ "suggestions": n })),
+        };
+        if self.inner.jobs.stopped() {
+            // Shutting down mid-job: it stays "running" and resumes at the next start.
+            return true;
+        }
+        let _ = self.store().update_job(id, |j| {
+            j.finished_ms = Some(now_ms());
+            match outcome {
+                Ok(result) => {
+                    j.state = "done".into();
+                    j.result = Some(result);
+                }
+                Err(Stop::Cancelled) => j.state = "cancelled".into(),
+                Err(Stop::Failed(e)) => {
+                    tracing::warn!(job = id, error = %e, "job failed");
+                    j.state = "failed".into();
+                    j.error = Some(e.public_message());
+                }
+            }
+        });
+        tracing::info!(job = id, "job finished");
+        true
+    }
+
+    fn check_cancel(&self, id: u64) -> Result<(), Stop> {
+        if self.inner.jobs.stopped() {
+            // Shutting down: the job stays "running" and resumes at the next start.
+            return Err(Stop::Failed(EngineError::Unavailable(
+                "shutting down".into(),
+            )));
+        }
+        match self.store().job(id)? {
+            Some(j) if j.cancel_requested => Err(Stop::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// Embeds every item that has no embedding from the current encoder, from `cursor` on,
+    /// storing each batch with the job's progress.
+    fn embed_items(&self, id: u64, project: ProjectId, cursor: u64) -> Result<(), Stop> {
+        let encoder = self.inner.models.encoder()?;
+        let fp = fingerprint_bytes(&encoder);
+        let total = self.project_record(project)?.next_seq;
+        let have: HashSet<u64> = self
+            .store()
+            .embedded_seqs(project, &fp)?
+            .into_iter()
+            .collect();
+        self.store().update_job(id, |j| {
+            j.total = total;
+            j.done = j.done.max(cursor);
+        })?;
+        let mut next = cursor;
+        loop {
+            self.check_cancel(id)?;
+            let batch = self.store().texts_from(project, next, BATCH)?;
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            let todo: Vec<&(u64, String)> =
+                batch.iter().filter(|(s, _)| !have.contains(s)).collect();
+            let texts: Vec<&str> = todo.iter().map(|(_, t)| t.as_str()).collect();
+            let vectors = if texts.is_empty() {
+                Vec::new()
+            } else {
+                encoder.embed(&texts, 32, &mut |_| {})?
+            };
+            let rows: Vec<(u64, Vec<f32>)> = todo.iter().map(|(s, _)| *s).zip(vectors).collect();
+            next = last + 1;
+            self.store()
+                .put_predictions(project, &fp, &rows, &[], Some((id, next, next)))?;
+        }
+        Ok(())
+    }
+
+    /// Pre-annotates every item: embeddings first (resumable), then a zero-shot version if the
+    /// project has no active one, then one suggestion per item.
+    fn predict_job(&self, id: u64, project: ProjectId, cursor: u64) -> Result<u64, Stop> {
+        self.embed_items(id, project, cursor)?;
+        let version = match self.project_record(project)?.active_model {
+            Some(v) => v,
+            None => self.create_zero_shot(project)?,
+        };
+        self.write_suggestions(project, version)
+    }
+
+    fn create_zero_shot(&self, project: ProjectId) -> Result<u64, Stop> {
+        let encoder = self.inner.models.encoder()?;
+        let fp = fingerprint_bytes(&encoder);
+        let spec = self.project_record(project)?.spec;
+        let prompts: Vec<String> = spec
+            .labels
+            .iter()
+            .map(|l| label_prompt(&l.name, l.description.as_deref()))
+            .collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let label_embeddings = encoder.embed(&refs, 16, &mut |_| {})?;
+        let sample: Vec<Vec<f32>> = self
+            .store()
+            .embeddings(project, &fp, 0, CALIBRATION_SAMPLE)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let zero_shot = ZeroShot::new(label_embeddings, &sample, Calibration::Standardize);
+        let (priors, _) = adjust_priors(&zero_shot.predict(&sample), 50);
+        let classifier = Classifier::ZeroShot { zero_shot, priors };
+        let version = self.store().create_model_version(
+            project,
+            &ModelVersionRecord {
+                trainer: "zero_shot".into(),
+                created_ms: now_ms(),
+                parent: None,
+                params: serde_json::json!({ "calibration": "standardize", "label_priors": "em", "prompts": prompts }),
+                train_size: 0,
+                train_hash: String::new(),
+                labels: spec.labels.iter().map(|l| l.name.clone()).collect(),
+                encoder: encoder.fingerprint().to_string(),
+                metrics: None,
+                classifier: serde_json::to_value(&classifier)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+            },
+            true,
+        )?;
+        tracing::info!(project = %project, version, "zero-shot model created");
+        Ok(version)
+    }
+
+    /// Writes the version's suggestion for every embedded item; returns how many.
+    fn write_suggestions(&self, project: ProjectId, version: u64) -> Result<u64, Stop> {
+        let encoder = self.inner.models.encoder()?;
+        let fp = fingerprint_bytes(&encoder);
+        let record = self
+            .store()
+            .model_version(project, version)?
+            .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        let classifier: Classifier = serde_json::from_value(record.classifier).map_err(|e| {
+            EngineError::Internal(format!("stored model {version} is unreadable: {e}"))
+        })?;
+        let task = self.project_record(project)?.spec.task;
+        let mut from = 0;
+        let mut written = 0;
+        loop {
+            let rows = self.store().embeddings(project, &fp, from, 2048)?;
+            let Some(&(last, _)) = rows.last().map(|(s, v)| (s, v.len())).as_ref() else {
+                break;
+            };
+            let x: Vec<Vec<f32>> = rows.iter().map(|(_, v)| v.clone()).collect();
+            let probs = classifier.predict(&x);
+            let now = now_ms();
+            let suggestions: Vec<(u64, SuggestionRecord)> = rows
+                .iter()
+                .zip(probs)
+                .map(|((seq, _), p)| (*seq, suggestion(task, &record.labels, p, version, now)))
+                .collect();
+            written += suggestions.len() as u64;
+            self.store()
+                .put_predictions(project, &fp, &[], &suggestions, None)?;
+            from = *last + 1;
+        }
+        Ok(written)
+    }
+
+    /// Trains a head on the confirmed labels (gold, else an agreed majority), evaluates it on
+    /// a held-out fifth (stratified, fixed seed), stores it as the active version and refreshes
+    /// the suggestions.
+    fn train_job(&self, id: u64, project: ProjectId) -> Result<serde_json::Value, Stop> {
+        self.embed_items(id, project, 0)?;
+        let encoder = self.inner.models.encoder()?;
+        let fp = fingerprint_bytes(&encoder);
+        let record = self.project_record(project)?;
+        let spec = record.spec.clone();
+        if spec.task != TaskKind::Classification {
+            return Err(Stop::Failed(EngineError::Invalid(
+                "training supports single-label projects for now".into(),
+            )));
+        }
+        let confirmed = self.confirmed_labels(project, &spec)?;
+        let names: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let embeddings: HashMap<u64, Vec<f32>> = self
+            .store()
+            .embeddings(project, &fp, 0, usize::MAX)?
+            .into_iter()
+            .collect();
+        let mut rows: Vec<(u64, usize)> = confirmed
+            .iter()
+            .filter_map(|(seq, label)| Some((*seq, *index.get(label.as_str())?)))
+            .filter(|(seq, _)| embeddings.contains_key(seq))
+            .collect();
+        rows.sort_unstable();
+        let classes_seen: HashSet<usize> = rows.iter().map(|(_, c)| *c).collect();
+        if rows.len() < MIN_TRAINING_LABELS || classes_seen.len() < 2 {
+            return Err(Stop::Failed(EngineError::Invalid(format!(
+                "training needs at least {MIN_TRAINING_LABELS} confirmed labels in two or more classes (found {} in {})",
+                rows.len(),
+                classes_seen.len()
+            ))));
+        }
+        let mut hasher = Sha256::new();
+        for (seq, c) in &rows {
+            hasher.update(seq.to_le_bytes());
+            hasher.update(names[*c].as_bytes());
+        }
+        let train_hash = hex::encode(hasher.finalize());
+        // Stratified split: every fifth item of each class (in a seeded order) is held out.
+        let mut rng = concord_ml::SplitMix(17);
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for c in 0..names.len() {
+            let mut members: Vec<u64> = rows
+                .iter()
+                .filter(|(_, k)| *k == c)
+                .map(|(s, _)| *s)
+                .collect();
+            rng.shuffle(&mut members);
+            let held = members.len() / 5;
+            for (i, seq) in members.into_iter().enumerate() {
+                if i < held {
+                    test.push((seq, c));
+                } else {
+                    train.push((seq, c));
+                }
+            }
+        }
+        let params = HeadParams::default();
+        let x: Vec<Vec<f32>> = train.iter().map(|(s, _)| embeddings[s].clone()).collect();
+        let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
+        let head = LinearHead::train(&x, &y, names.len(), &params, encoder.device())?;
+        let metrics = if test.is_empty() {
+            None
+        } else {
+            let tx: Vec<Vec<f32>> = test.iter().map(|(s, _)| embeddings[s].clone()).collect();
+            let ty: Vec<usize> = test.iter().map(|(_, c)| *c).collect();
+            Some(evaluate(&head.predict(&tx), &ty, names.len()))
+        };
+        let version = self.store().create_model_version(
+            project,
+            &ModelVersionRecord {
+                trainer: "head".into(),
+                created_ms: now_ms(),
+                parent: record.active_model,
+                params: serde_json::to_value(&params).unwrap_or_default(),
+                train_size: train.len() as u64,
+                train_hash,
+                labels: names,
+                encoder: encoder.fingerprint().to_string(),
+                metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+                classifier: serde_json::to_value(Classifier::Head { head })
+                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+            },
+            true,
+        )?;
+        tracing::info!(project = %project, version, train = train.len(), test = test.len(), "model trained");
+        let suggestions = self.write_suggestions(project, version)?;
+        Ok(serde_json::json!({
+            "version": version,
+            "train_size": train.len(),
+            "test_size": test.len(),
+            "accuracy": metrics.as_ref().map(|m| m.accuracy),
+            "macro_f1": metrics.as_ref().map(|m| m.macro_f1),
+            "suggestions": suggestions,
+        }))
+    }
+
+    /// (seq, label) for every item whose label humans confirmed: its gold label, or else the
+    /// label a strict majority of its annotators chose.
+    fn confirmed_labels(
+        &self,
+        project: ProjectId,
+        spec: &ProjectSpec,
+    ) -> Result<Vec<(u64, String)>, EngineError> {
+        let order: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
+        let mut out = Vec::new();
+        self.store()
+            .for_each_item::<EngineError>(project, |seq, item, answers| {
+                let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers);
+                let label = match gold {
+                    Some((g, _)) => g.labels.first().cloned(),
+                    None => {
+                        let lists: Vec<&[String]> = answers
+                            .iter()
+                            .map(|(_, a)| a.value.labels.as_slice())
+                            .collect();
+                        match aggregate_labels(spec.task, &lists, &order) {
+                            Aggregate::Agreed { labels } => labels.first().cloned(),
+                            _ => None,
+                        }
+                    }
+                };
+                if let Some(l) = label {
+                    out.push((seq, l));
+                }
+                Ok(())
+            })?;
+        Ok(out)
+    }
+
+    /// How an answer relates to the suggestion its annotator was shown.
+    pub(crate) fn answer_source(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        blind: bool,
+        labels: &[String],
+    ) -> AnnotationSource {
+        if blind {
+            return AnnotationSource::Human;
+        }
+        match self.store().suggestion(project, seq) {
+            Ok(Some(s)) if s.labels == labels => AnnotationSource::ModelAccepted {
+                model_version: s.version,
+            },
+            Ok(Some(s)) => AnnotationSource::ModelCorrected {
+                model_version: s.version,
+            },
+            _ => AnnotationSource::Human,
+        }
+    }
+}
+
+fn suggestion(
+    task: TaskKind,
+    labels: &[String],
+    p: Vec<f32>,
+    version: u64,
+    now: u64,
+) -> SuggestionRecord {
+    let (chosen, confidence) = match task {
+        TaskKind::Classification => {
+            let best = concord_ml::argmax(&p);
+            (
+                vec![labels.get(best).cloned().unwrap_or_default()],
+                p.get(best).copied().unwrap_or(0.0),
+            )
+        }
+        TaskKind::Multilabel => {
+            let picked: Vec<usize> = (0..p.len()).filter(|&i| p[i] >= 0.5).collect();
+            let confidence = picked.iter().map(|&i| p[i]).fold(1.0, f32::min);
+            (
+                picked
+                    .iter()
+                    .filter_map(|&i| labels.get(i).cloned())
+                    .collect(),
+                confidence,
+            )
+        }
+    };
+    SuggestionRecord {
+        labels: chosen,
+        confidence,
+        probabilities: p,
+        version,
+        created_ms: now,
+    }
+}
+
+fn job_info(id: u64, j: JobRecord) -> JobInfo {
+    let elapsed = j
+        .started_ms
+        .map(|s| j.finished_ms.unwrap_or_else(now_ms).saturating_sub(s) as f64 / 1000.0);
+    let rate = elapsed
+        .filter(|e| *e > 0.0 && j.done > 0)
+        .map(|e| j.done as f64 / e);
+    let eta_seconds = rate
+        .filter(|_| j.state == "running")
+        .map(|r| j.total.saturating_sub(j.done) as f64 / r);
+    JobInfo {
+        id,
+        project: j.project,
+        kind: j.kind,
+        state: j.state,
+        done: j.done,
+        total: j.total,
+        created_ms: j.created_ms,
+        started_ms: j.started_ms,
+        finished_ms: j.finished_ms,
+        rate,
+        eta_seconds,
+        error: j.error,
+        result: j.result,
+    }
+}

@@ -1,0 +1,216 @@
+//! The model loop with the real all-MiniLM-L6-v2 (from `scripts/setup.sh`): zero-shot
+//! pre-annotation as a background job, corrections train a new version that is more accurate,
+//! versions are listed with metrics and can be rolled back, answers record the suggestion.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use concord_domain::{
+    AnnotationSource, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind,
+};
+use concord_engine::{Engine, ExportFormat, ImportFormat, ImportOptions, Principal, Submission};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("CONCORD_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+const TOPICS: &[(&str, &str)] = &[
+    ("sports", "games, teams, players, goals and matches"),
+    ("cooking", "recipes, food, ingredients and kitchens"),
+    ("finance", "money, markets, banks, prices and investing"),
+];
+
+/// Texts with their true topic. Some are hard for zero-shot on purpose (no topic words).
+const TEXTS: &[(&str, usize)] = &[
+    ("The striker scored twice in the cup final.", 0),
+    ("The goalkeeper saved a penalty in extra time.", 0),
+    ("Our team lost the match after a late red card.", 0),
+    ("She won the marathon in record time.", 0),
+    ("The coach dropped two players before the derby.", 0),
+    ("He hit a home run in the ninth inning.", 0),
+    ("Fans booed the referee at half time.", 0),
+    ("The tennis final went to five sets.", 0),
+    ("Simmer the onions in butter until golden.", 1),
+    ("Knead the dough and let it rise for an hour.", 1),
+    ("Add a pinch of salt to the boiling pasta water.", 1),
+    ("Roast the chicken at 200 degrees for forty minutes.", 1),
+    ("Whisk the eggs with sugar until pale.", 1),
+    ("Chop the garlic finely and fry it in olive oil.", 1),
+    ("The soup needs more pepper and fresh basil.", 1),
+    ("Bake the cake until a skewer comes out clean.", 1),
+    ("The central bank raised interest rates again.", 2),
+    ("Stocks fell sharply after the earnings report.", 2),
+    ("She moved her savings into an index fund.", 2),
+    ("The mortgage payment went up by two hundred dollars.", 2),
+    ("Bond yields climbed as inflation surprised investors.", 2),
+    ("The startup raised ten million in a funding round.", 2),
+    ("He paid off his credit card debt this year.", 2),
+    ("The currency lost value against the dollar.", 2),
+];
+
+fn wait_for(engine: &Engine, who: &Principal, job: u64) -> concord_engine::JobInfo {
+    let start = Instant::now();
+    loop {
+        let info = engine.job(who, job).unwrap();
+        if matches!(info.state.as_str(), "done" | "failed" | "cancelled") {
+            return info;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "job {job} did not finish: {info:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn accuracy(engine: &Engine, who: &Principal, project: ProjectId) -> (f64, u64) {
+    let mut out = Vec::new();
+    engine
+        .export(who, project, ExportFormat::Jsonl, &mut out)
+        .unwrap();
+    let mut correct = 0;
+    let mut version = 0;
+    for (line, (_, want)) in String::from_utf8(out).unwrap().lines().zip(TEXTS) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let s = &v["suggestion"];
+        version = s["model_version"].as_u64().unwrap();
+        if s["labels"][0] == TOPICS[*want].0 {
+            correct += 1;
+        }
+    }
+    (correct as f64 / TEXTS.len() as f64, version)
+}
+
+#[test]
+fn zero_shot_then_training_then_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
+    let status = engine.model_status();
+    assert!(status.available, "{status:?}: run scripts/setup.sh");
+    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+    let ann = engine
+        .create_user(&admin, "ann", "a long password", false)
+        .unwrap();
+    let spec = ProjectSpec {
+        name: "Topics".into(),
+        task: TaskKind::Classification,
+        labels: TOPICS
+            .iter()
+            .map(|(n, d)| Label {
+                description: Some(d.to_string()),
+                ..Label::named(*n)
+            })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    };
+    let project = engine.create_project(&admin, spec).unwrap();
+    engine
+        .set_member(&admin, project, "ann", Some(Role::Annotator))
+        .unwrap();
+    let body: String = TEXTS
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        ..ImportOptions::default()
+    };
+    engine
+        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
+        .unwrap();
+
+    // Annotators may not start jobs.
+    assert!(engine.enqueue_predict(&ann, project).is_err());
+    // Zero-shot pre-annotation in the background.
+    let job = engine.enqueue_predict(&admin, project).unwrap();
+    let info = wait_for(&engine, &admin, job);
+    assert_eq!(info.state, "done", "{info:?}");
+    assert_eq!((info.done, info.total), (24, 24));
+    let (zero_shot, version) = accuracy(&engine, &admin, project);
+    assert_eq!(version, 1);
+    assert!(zero_shot >= 0.75, "zero-shot accuracy {zero_shot}");
+
+    // The annotator sees the suggestion; accepting and correcting are both recorded.
+    let item = engine.next_item(&ann, project, &[]).unwrap().unwrap();
+    let suggested = item.suggestion.clone().expect("a suggestion");
+    assert_eq!(suggested.model_version, 1);
+    assert!(suggested.confidence > 0.0 && suggested.confidence <= 1.0);
+    for (i, (_, topic)) in TEXTS.iter().enumerate() {
+        engine
+            .submit(
+                &ann,
+                project,
+                Submission {
+                    item_id: (i + 1).to_string(),
+                    labels: vec![TOPICS[*topic].0.to_string()],
+                    time_spent_ms: 500,
+                },
+            )
+            .unwrap();
+    }
+    let mut out = Vec::new();
+    engine
+        .export(&admin, project, ExportFormat::Jsonl, &mut out)
+        .unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+    let source: AnnotationSource =
+        serde_json::from_value(first["annotations"][0]["source"].clone()).unwrap();
+    assert!(
+        matches!(
+            source,
+            AnnotationSource::ModelAccepted { model_version: 1 }
+                | AnnotationSource::ModelCorrected { model_version: 1 }
+        ),
+        "{source:?}"
+    );
+
+    // The corrections train version 2; its suggestions are better.
+    let job = engine.enqueue_train(&admin, project).unwrap();
+    let info = wait_for(&engine, &admin, job);
+    assert_eq!(info.state, "done", "{info:?}");
+    let (trained, version) = accuracy(&engine, &admin, project);
+    assert_eq!(version, 2);
+    assert!(
+        trained > zero_shot || trained == 1.0,
+        "trained {trained} vs zero-shot {zero_shot}"
+    );
+    let versions = engine.model_versions(&admin, project).unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0].trainer, "zero_shot");
+    assert_eq!(versions[1].trainer, "head");
+    assert_eq!(versions[1].parent, Some(1));
+    assert!(versions[1].active && !versions[0].active);
+    let metrics = versions[1].metrics.as_ref().expect("held-out metrics");
+    assert!(metrics.items > 0 && metrics.accuracy > 0.5, "{metrics:?}");
+    assert_eq!(versions[1].train_size + metrics.items, 24);
+
+    // Roll back to the zero-shot version: its suggestions come back.
+    let job = engine.activate_model(&admin, project, 1).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    let (again, version) = accuracy(&engine, &admin, project);
+    assert_eq!((again, version), (zero_shot, 1));
+}
+
+#[test]
+fn without_a_model_the_features_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with_models(dir.path(), Some(dir.path().join("nowhere"))).unwrap();
+    let status = engine.model_status();
+    assert!(!status.available);
+    assert!(status.reason.unwrap().contains("config.json"));
+    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+    let spec = ProjectSpec {
+        name: "p".into(),
+        task: TaskKind::Classification,
+        labels: vec![Label::named("a"), Label::named("b")],
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    };
+    let project = engine.create_project(&admin, spec).unwrap();
+    let err = engine.enqueue_predict(&admin, project).unwrap_err();
+    assert!(err.to_string().contains("unavailable"), "{err}");
+}

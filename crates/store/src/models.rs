@@ -1,0 +1,303 @@
+//! Model versions, cached embeddings, suggestions and background jobs.
+
+use concord_domain::ProjectId;
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::records::{decode, encode};
+use crate::schema::*;
+use crate::{JobRecord, ModelVersionRecord, Store, StoreError, SuggestionRecord};
+
+/// Encodes an embedding row: fingerprint, then little-endian f32s.
+fn embedding_bytes(fingerprint: &[u8; 8], values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + values.len() * 4);
+    out.extend_from_slice(fingerprint);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn embedding_values(fingerprint: &[u8; 8], bytes: &[u8]) -> Option<Vec<f32>> {
+    if bytes.len() < 8 || &bytes[..8] != fingerprint || (bytes.len() - 8) % 4 != 0 {
+        return None;
+    }
+    Some(
+        bytes[8..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+impl Store {
+    /// Stores a new model version (numbered after the project's last) and, with `activate`,
+    /// makes it the one whose suggestions annotators see — in one transaction.
+    pub fn create_model_version(
+        &self,
+        project: ProjectId,
+        record: &ModelVersionRecord,
+        activate: bool,
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let version = {
+            let mut project_record = Self::write_project(&txn, project)?;
+            let mut versions = txn.open_table(MODEL_VERSIONS)?;
+            let last = versions
+                .range((project.0, 0)..=(project.0, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().1);
+            let version = last + 1;
+            versions.insert((project.0, version), encode(record).as_slice())?;
+            if activate {
+                project_record.active_model = Some(version);
+                txn.open_table(PROJECTS)?
+                    .insert(project.0, encode(&project_record).as_slice())?;
+            }
+            version
+        };
+        txn.commit()?;
+        Ok(version)
+    }
+
+    pub fn model_versions(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<(u64, ModelVersionRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MODEL_VERSIONS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((k.value().1, decode("model_versions", v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn model_version(
+        &self,
+        project: ProjectId,
+        version: u64,
+    ) -> Result<Option<ModelVersionRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MODEL_VERSIONS)?;
+        match table.get((project.0, version))? {
+            Some(v) => Ok(Some(decode("model_versions", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Makes `version` the project's active model (it must exist), or none.
+    pub fn set_active_model(
+        &self,
+        project: ProjectId,
+        version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut record = Self::write_project(&txn, project)?;
+            if let Some(v) = version {
+                if txn
+                    .open_table(MODEL_VERSIONS)?
+                    .get((project.0, v))?
+                    .is_none()
+                {
+                    return Err(StoreError::NotFound("model version"));
+                }
+            }
+            record.active_model = version;
+            txn.open_table(PROJECTS)?
+                .insert(project.0, encode(&record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Up to `limit` cached embeddings of a project's items under `fingerprint`, by seq from
+    /// `from_seq`; items without one (or with one from another encoder) are absent.
+    pub fn embeddings(
+        &self,
+        project: ProjectId,
+        fingerprint: &[u8; 8],
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EMBEDDINGS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, from_seq)..=(project.0, u64::MAX))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = row?;
+            if let Some(values) = embedding_values(fingerprint, v.value()) {
+                out.push((k.value().1, values));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a batch of item embeddings and suggestions, and the job's progress, in one
+    /// transaction: a job resumed after a crash continues exactly after the last batch stored.
+    pub fn put_predictions(
+        &self,
+        project: ProjectId,
+        fingerprint: &[u8; 8],
+        embeddings: &[(u64, Vec<f32>)],
+        suggestions: &[(u64, SuggestionRecord)],
+        job: Option<(u64, u64, u64)>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(EMBEDDINGS)?;
+            for (seq, values) in embeddings {
+                table.insert(
+                    (project.0, *seq),
+                    embedding_bytes(fingerprint, values).as_slice(),
+                )?;
+            }
+            let mut table = txn.open_table(SUGGESTIONS)?;
+            for (seq, s) in suggestions {
+                table.insert((project.0, *seq), encode(s).as_slice())?;
+            }
+            if let Some((id, cursor, done)) = job {
+                let mut jobs = txn.open_table(JOBS)?;
+                let mut record: JobRecord = match jobs.get(id)? {
+                    Some(v) => decode("jobs", v.value())?,
+                    None => return Err(StoreError::NotFound("job")),
+                };
+                record.cursor = cursor;
+                record.done = done;
+                jobs.insert(id, encode(&record).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn suggestion(
+        &self,
+        project: ProjectId,
+        seq: u64,
+    ) -> Result<Option<SuggestionRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SUGGESTIONS)?;
+        match table.get((project.0, seq))? {
+            Some(v) => Ok(Some(decode("suggestions", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Which items of a project have an embedding under `fingerprint`.
+    pub fn embedded_seqs(
+        &self,
+        project: ProjectId,
+        fingerprint: &[u8; 8],
+    ) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EMBEDDINGS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
+            let (k, v) = row?;
+            if v.value().get(..8) == Some(fingerprint.as_slice()) {
+                out.push(k.value().1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every suggestion of a project, by seq (the export and the queue order read them).
+    pub fn suggestions(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<(u64, SuggestionRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SUGGESTIONS)?;
+        let mut out = Vec::new();
+        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.push((k.value().1, decode("suggestions", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` visible items' texts from `from_seq` on.
+    pub fn texts_from(
+        &self,
+        project: ProjectId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(record) = Self::read_project(&txn, project)? else {
+            return Err(StoreError::NotFound("project"));
+        };
+        let items = txn.open_table(ITEMS)?;
+        let mut out = Vec::new();
+        for row in items
+            .range((project.0, from_seq)..(project.0, record.next_seq))?
+            .take(limit)
+        {
+            let (k, v) = row?;
+            let key: crate::records::ItemKey = decode("items", v.value())?;
+            out.push((k.value().1, key.text.into_owned()));
+        }
+        Ok(out)
+    }
+
+    // ---- jobs ------------------------------------------------------------------------------
+
+    pub fn create_job(&self, record: &JobRecord) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let id = Self::next_id(&mut txn.open_table(META)?, "next_job")?;
+            txn.open_table(JOBS)?
+                .insert(id, encode(record).as_slice())?;
+            id
+        };
+        txn.commit()?;
+        Ok(id)
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(JOBS)?;
+        match table.get(id)? {
+            Some(v) => Ok(Some(decode("jobs", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Result<Vec<(u64, JobRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), decode("jobs", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Changes a job in one read-modify-write transaction; returns it as stored.
+    pub fn update_job(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> Result<JobRecord, StoreError> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut jobs = txn.open_table(JOBS)?;
+            let mut record: JobRecord = match jobs.get(id)? {
+                Some(v) => decode("jobs", v.value())?,
+                None => return Err(StoreError::NotFound("job")),
+            };
+            change(&mut record);
+            jobs.insert(id, encode(&record).as_slice())?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+}
