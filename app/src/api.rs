@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnError;
 
 use crate::wire::{
-    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ProjectView, ReviewItemView,
-    ReviewSummaryView, SubmitView, UserView,
+    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ModelOverviewView,
+    ProjectView, ReviewItemView, ReviewSummaryView, SubmitView, UserView,
 };
 
 #[cfg(feature = "ssr")]
@@ -239,6 +239,11 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
         others: item
             .others
             .map(|cs| cs.into_iter().map(|c| (c.label, c.count)).collect()),
+        suggestion: item.suggestion.map(|s| crate::wire::SuggestionView {
+            labels: s.labels,
+            confidence: s.confidence,
+            version: s.model_version,
+        }),
     }
 }
 
@@ -536,4 +541,78 @@ pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, ServerFnE
         gold_imported: s.gold_imported,
         gold_questions: s.gold_questions,
     })
+}
+
+/// The project's model: status, versions with held-out metrics, recent jobs (reviewers and
+/// admins).
+#[server]
+pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnError> {
+    use crate::wire::{JobRow, VersionRow};
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        let project = ProjectId(project);
+        let versions = ctx.engine.model_versions(&me, project)?;
+        let jobs = ctx.engine.project_jobs(&me, project)?;
+        let status = ctx.engine.model_status();
+        Ok(ModelOverviewView {
+            available: status.available,
+            model: status.model,
+            reason: status.reason,
+            versions: versions
+                .into_iter()
+                .map(|v| VersionRow {
+                    version: v.version,
+                    trainer: v.trainer,
+                    train_size: v.train_size,
+                    accuracy: v.metrics.as_ref().map(|m| m.accuracy),
+                    macro_f1: v.metrics.as_ref().map(|m| m.macro_f1),
+                    calibration_error: v.metrics.as_ref().map(|m| m.calibration_error),
+                    held_out: v.metrics.as_ref().map_or(0, |m| m.items),
+                    created_ms: v.created_ms,
+                    active: v.active,
+                })
+                .collect(),
+            jobs: jobs
+                .into_iter()
+                .take(10)
+                .map(|j| JobRow {
+                    id: j.id,
+                    kind: j.kind,
+                    state: j.state,
+                    done: j.done,
+                    total: j.total,
+                    rate: j.rate,
+                    eta_seconds: j.eta_seconds,
+                    error: j.error,
+                })
+                .collect(),
+        })
+    })
+    .await
+}
+
+/// Starts a background job: `predict` (pre-annotate every item) or `train`.
+#[server]
+pub async fn start_model_job(project: u64, kind: String) -> Result<u64, ServerFnError> {
+    use concord_engine::EngineError;
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || match kind.as_str() {
+        "predict" => ctx.engine.enqueue_predict(&me, ProjectId(project)),
+        "train" => ctx.engine.enqueue_train(&me, ProjectId(project)),
+        other => Err(EngineError::Invalid(format!("unknown job kind {other:?}"))),
+    })
+    .await
+}
+
+/// Makes a version the active one (or rolls back to it) and refreshes the suggestions.
+#[server]
+pub async fn activate_version(project: u64, version: u64) -> Result<u64, ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.activate_model(&me, ProjectId(project), version)).await
+}
+
+#[server]
+pub async fn cancel_model_job(job: u64) -> Result<(), ServerFnError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.cancel_job(&me, job).map(|_| ())).await
 }

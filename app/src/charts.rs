@@ -115,8 +115,13 @@ pub fn HeatMap(
 }
 
 /// Two series over days: α per day (dots) and cumulative α (line).
+/// Values over labelled steps (days, model versions): each step's first value as a dot, the
+/// second as a line.
 #[component]
-pub fn DaysChart(days: Vec<(String, Option<f64>, Option<f64>)>) -> impl IntoView {
+pub fn SeriesChart(
+    days: Vec<(String, Option<f64>, Option<f64>)>,
+    #[prop(default = "Agreement per day")] title: &'static str,
+) -> impl IntoView {
     let (left, top, width, height) = (40.0, 10.0, 560.0, 160.0);
     let n = days.len().max(1);
     let step = if n > 1 { width / (n - 1) as f64 } else { 0.0 };
@@ -129,7 +134,7 @@ pub fn DaysChart(days: Vec<(String, Option<f64>, Option<f64>)>) -> impl IntoView
         .collect::<Vec<_>>()
         .join(" ");
     view! {
-        <svg class="chart" viewBox=format!("0 0 {} {}", left + width + 20.0, top + height + 40.0) role="img" aria-label="Agreement per day">
+        <svg class="chart" viewBox=format!("0 0 {} {}", left + width + 20.0, top + height + 40.0) role="img" aria-label=title>
             {[0.0, 0.5, 1.0].iter().map(|t| view! {
                 <line x1=left x2=left + width y1=y(*t) y2=y(*t) stroke="#dddddd"/>
                 <text x=left - 6.0 y=y(*t) + 4.0 font-size="11" text-anchor="end">{format!("{t:.1}")}</text>

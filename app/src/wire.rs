@@ -39,7 +39,7 @@ impl ProjectView {
 }
 
 /// An item on the annotation page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemView {
     pub id: String,
     pub text: String,
@@ -47,6 +47,51 @@ pub struct ItemView {
     pub mine: Option<Vec<String>>,
     /// Outside blind mode: how many other annotators chose each label.
     pub others: Option<Vec<(String, u32)>>,
+    /// Outside blind mode: the active model's suggestion.
+    pub suggestion: Option<SuggestionView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuggestionView {
+    pub labels: Vec<String>,
+    pub confidence: f32,
+    pub version: u64,
+}
+
+/// The model card of a project page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOverviewView {
+    pub available: bool,
+    pub model: String,
+    pub reason: Option<String>,
+    pub versions: Vec<VersionRow>,
+    /// Newest first, at most ten.
+    pub jobs: Vec<JobRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRow {
+    pub version: u64,
+    pub trainer: String,
+    pub train_size: u64,
+    pub accuracy: Option<f64>,
+    pub macro_f1: Option<f64>,
+    pub calibration_error: Option<f64>,
+    pub held_out: u64,
+    pub created_ms: u64,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: u64,
+    pub kind: String,
+    pub state: String,
+    pub done: u64,
+    pub total: u64,
+    pub rate: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub error: Option<String>,
 }
 
 /// One annotator's answer on the review page.

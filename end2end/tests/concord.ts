@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-const repo = path.resolve(__dirname, '..', '..');
+export const repo = path.resolve(__dirname, '..', '..');
 export const binary = process.env.CONCORD_BIN || path.join(repo, 'target', 'debug', 'concord');
 
 /**
@@ -32,8 +32,9 @@ export class Concord {
     return r.stdout;
   }
 
-  async start(): Promise<void> {
-    const proc = spawn(this.exe, ['serve', '--addr', '127.0.0.1:0', '--data-dir', this.dataDir], {
+  /** Starts `concord serve` on a free port; `extra` are more flags (e.g. `--models DIR`). */
+  async start(extra: string[] = []): Promise<void> {
+    const proc = spawn(this.exe, ['serve', '--addr', '127.0.0.1:0', '--data-dir', this.dataDir, ...extra], {
       cwd: this.home,
       env: { ...process.env, RUST_LOG: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

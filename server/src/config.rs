@@ -15,6 +15,8 @@ pub struct ServeConfig {
     pub secure_cookies: bool,
     /// Largest accepted upload (imports), in bytes.
     pub max_upload_bytes: u64,
+    /// Folder of model folders (the default encoder is `all-MiniLM-L6-v2` inside it).
+    pub models_dir: PathBuf,
 }
 
 /// The config file's shape (`concord.toml` in the data directory, or `--config FILE`).
@@ -25,6 +27,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub secure_cookies: Option<bool>,
     pub max_upload_mb: Option<u64>,
+    pub models_dir: Option<PathBuf>,
 }
 
 /// Values given by flag or environment (clap merges those two); `None` means "not given".
@@ -34,11 +37,13 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub secure_cookies: Option<bool>,
     pub max_upload_mb: Option<u64>,
+    pub models_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "concord-data";
 const DEFAULT_MAX_UPLOAD_MB: u64 = 1024;
+pub const DEFAULT_MODELS_DIR: &str = "models";
 
 pub fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
@@ -91,6 +96,10 @@ impl ServeConfig {
                 .or(file.secure_cookies)
                 .unwrap_or(false),
             max_upload_bytes: max_upload_mb * 1024 * 1024,
+            models_dir: overrides
+                .models_dir
+                .or(file.models_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR)),
         })
     }
 }

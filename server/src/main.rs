@@ -130,6 +130,10 @@ struct ServeArgs {
     /// Largest accepted upload, in MB.
     #[arg(long, env = "CONCORD_MAX_UPLOAD_MB")]
     max_upload_mb: Option<u64>,
+    /// Folder holding model folders; the default encoder is all-MiniLM-L6-v2 inside it
+    /// (scripts/setup.sh fetches it) [default: models].
+    #[arg(long, env = "CONCORD_MODELS")]
+    models: Option<PathBuf>,
     /// Create a demo project when the database has none.
     #[arg(long)]
     demo: bool,
@@ -280,16 +284,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir,
             secure_cookies: args.secure_cookies,
             max_upload_mb: args.max_upload_mb,
+            models_dir: args.models,
         },
         args.config.as_deref(),
     )?;
-    let engine = open(&config.data_dir)?;
+    let engine = Engine::open_with_models(&config.data_dir, Some(config.models_dir.clone()))
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let status = engine.model_status();
+    match &status.reason {
+        None => {
+            tracing::info!(model = %status.model, models = %config.models_dir.display(), "model features on")
+        }
+        Some(why) => tracing::warn!("model features are off: {why}"),
+    }
     if args.demo && concord::demo::seed(&engine)? {
         tracing::info!("created the demo project {:?}", concord::demo::DEMO_NAME);
     }
     if !concord::assets::frontend_present() {
         tracing::warn!("this binary was built without the frontend bundle: pages will not be interactive (build with `cargo xtask build`)");
     }
+    let jobs = engine.clone();
     let state = AppState::new(engine, config.secure_cookies, config.max_upload_bytes);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -306,7 +320,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down");
         };
         concord::serve(listener, state, shutdown).await.context("server failed")
-    })
+    })?;
+    // A job still running stays marked so and resumes from its last batch at the next start.
+    jobs.shutdown_jobs();
+    Ok(())
 }
 
 fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {

@@ -28,6 +28,47 @@ fn json_content(schema: Value) -> Value {
 }
 
 pub fn document() -> Value {
+    let mut doc = base_document();
+    if let (Some(paths), Value::Object(more)) = (
+        doc.get_mut("paths").and_then(Value::as_object_mut),
+        model_paths(),
+    ) {
+        paths.extend(more);
+    }
+    doc
+}
+
+/// The model endpoints (kept apart: one `json!` for everything exceeds the macro's recursion).
+fn model_paths() -> Value {
+    json!({
+            "/models": {
+                "get": { "summary": "Whether model features are available, and why not", "responses": with_errors(json!({ "200": { "description": "{available, model, reason}" } })) }
+            },
+            "/projects/{id}/models": {
+                "get": { "summary": "The project's model versions with trainer, training-set size and hash, parent, held-out metrics (accuracy, macro-F1, per-label P/R/F1, confusion, calibration error) and which is active (reviewers, administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "200": { "description": "Versions, oldest first" } })) }
+            },
+            "/projects/{id}/models/{version}/activate": {
+                "post": { "summary": "Activate (or roll back to) a version and refresh every suggestion with it; returns the job (project administrators)", "parameters": [id_param(), { "name": "version", "in": "path", "required": true, "schema": { "type": "integer" } }], "responses": with_errors(json!({ "202": { "description": "{job}" } })) }
+            },
+            "/projects/{id}/train": {
+                "post": { "summary": "Train a new version on the confirmed labels (gold, else an agreed majority) in the background; returns the job (reviewers, administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "202": { "description": "{job}" }, "503": { "$ref": "#/components/responses/Error" } })) }
+            },
+            "/projects/{id}/predict": {
+                "post": { "summary": "Pre-annotate every item with the active version (zero-shot when none) in the background; returns the job (project administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "202": { "description": "{job}" }, "503": { "$ref": "#/components/responses/Error" } })) }
+            },
+            "/projects/{id}/jobs": {
+                "get": { "summary": "The project's background jobs, newest first (reviewers, administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "200": { "description": "Jobs" } })) }
+            },
+            "/jobs/{job}": {
+                "get": { "summary": "A job's state (queued, running, done, failed, cancelled), progress, rate and ETA", "parameters": [{ "name": "job", "in": "path", "required": true, "schema": { "type": "integer" } }], "responses": with_errors(json!({ "200": { "description": "The job" } })) }
+            },
+            "/jobs/{job}/cancel": {
+                "post": { "summary": "Stop a queued or running job at its next batch (project administrators)", "parameters": [{ "name": "job", "in": "path", "required": true, "schema": { "type": "integer" } }], "responses": with_errors(json!({ "200": { "description": "The job" } })) }
+            }
+    })
+}
+
+fn base_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {

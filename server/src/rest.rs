@@ -54,6 +54,17 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/items/{item}/gold_question",
             axum::routing::put(set_gold_question),
         )
+        .route("/models", get(model_status))
+        .route("/projects/{id}/models", get(model_versions))
+        .route(
+            "/projects/{id}/models/{version}/activate",
+            post(activate_model),
+        )
+        .route("/projects/{id}/train", post(train))
+        .route("/projects/{id}/predict", post(predict))
+        .route("/projects/{id}/jobs", get(project_jobs))
+        .route("/jobs/{job}", get(job))
+        .route("/jobs/{job}/cancel", post(cancel_job))
         .route("/users", get(users).post(create_user))
         .fallback(|| async { ApiError::new(http::StatusCode::NOT_FOUND, "no such endpoint") })
 }
@@ -285,7 +296,7 @@ async fn next_item(
             "meta": item.meta,
             "mine": item.mine.map(|v| v.labels),
             "others": item.others,
-            "suggestion": Value::Null,
+            "suggestion": item.suggestion,
         }))
         .into_response()),
         None => Ok(http::StatusCode::NO_CONTENT.into_response()),
@@ -559,4 +570,85 @@ async fn set_gold_question(
         })
         .await?,
     ))
+}
+
+async fn model_status(
+    State(state): State<AppState>,
+    ApiPrincipal(_who): ApiPrincipal,
+) -> Json<concord_engine::ModelStatus> {
+    Json(state.engine().model_status())
+}
+
+async fn model_versions(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Vec<concord_engine::ModelVersionInfo>>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.model_versions(&who, ProjectId(id))).await?,
+    ))
+}
+
+fn accepted_job(job: u64) -> Response {
+    (http::StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response()
+}
+
+async fn activate_model(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path((id, version)): Path<(u64, u64)>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().clone();
+    let job = blocking(move || engine.activate_model(&who, ProjectId(id), version)).await?;
+    Ok(accepted_job(job))
+}
+
+async fn train(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().clone();
+    let job = blocking(move || engine.enqueue_train(&who, ProjectId(id))).await?;
+    Ok(accepted_job(job))
+}
+
+async fn predict(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().clone();
+    let job = blocking(move || engine.enqueue_predict(&who, ProjectId(id))).await?;
+    Ok(accepted_job(job))
+}
+
+async fn project_jobs(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Vec<concord_engine::JobInfo>>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.project_jobs(&who, ProjectId(id))).await?,
+    ))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(job): Path<u64>,
+) -> Result<Json<concord_engine::JobInfo>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(blocking(move || engine.job(&who, job)).await?))
+}
+
+async fn cancel_job(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(job): Path<u64>,
+) -> Result<Json<concord_engine::JobInfo>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(blocking(move || engine.cancel_job(&who, job)).await?))
 }

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use crate::api::{current_user, project_agreement, rater_confusion};
-use crate::charts::{fmt, DaysChart, HeatMap, IntervalChart};
+use crate::charts::{fmt, HeatMap, IntervalChart, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
 use crate::wire::AgreementView;
 
@@ -110,7 +110,7 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
             <Confusion id names=names.clone()/>
             <section class="card">
                 <h2>"Agreement over time " {csv_link(id, "days")}</h2>
-                <DaysChart days=days_chart/>
+                <SeriesChart days=days_chart/>
                 <table class="data">
                     <thead><tr><th>"day"</th><th>"items"</th><th>"α that day"</th><th>"α so far"</th><th>"% agreeing pairs"</th></tr></thead>
                     <tbody>

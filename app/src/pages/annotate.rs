@@ -87,9 +87,15 @@ fn Annotator(project: ProjectView) -> impl IntoView {
     };
 
     let show = move |item: Option<ItemView>| {
+        // An earlier answer wins; otherwise the model's suggestion is pre-selected, so
+        // accepting it is one key (Enter).
         selected.set(
             item.as_ref()
-                .and_then(|i| i.mine.clone())
+                .and_then(|i| {
+                    i.mine
+                        .clone()
+                        .or_else(|| i.suggestion.as_ref().map(|s| s.labels.clone()))
+                })
                 .unwrap_or_default(),
         );
         finished.set(item.is_none());
@@ -321,9 +327,23 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                             };
                             view! { <p class="muted" data-testid="others">{text}</p> }
                         });
+                        let suggestion = item.as_ref().and_then(|i| i.suggestion.clone()).map(|s| {
+                            let text = if s.labels.is_empty() {
+                                "no label".to_string()
+                            } else {
+                                s.labels.join(", ")
+                            };
+                            view! {
+                                <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
+                                    "Model v"{s.version}" suggests "<strong>{text}</strong>
+                                    {format!(" ({:.0}% sure) — Enter accepts it", s.confidence * 100.0)}
+                                </p>
+                            }
+                        });
                         let (item_id, text) = item.map(|i| (i.id, i.text)).unzip();
                         view! {
                             {revisiting.then(|| view! { <p class="muted">"You already answered this item; change your answer and press Enter."</p> })}
+                            {suggestion}
                             {others}
                             <div class="item-text" data-testid="item-text" data-item-id=item_id>
                                 {text}

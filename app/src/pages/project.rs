@@ -2,7 +2,11 @@ use concord_domain::Role;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{current_user, get_project, list_members, SetMember, UpdateSettings};
+use crate::api::{
+    current_user, get_project, list_members, model_overview, ActivateVersion, SetMember,
+    StartModelJob, UpdateSettings,
+};
+use crate::charts::{fmt, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
 use crate::wire::ProjectView;
 
@@ -86,6 +90,7 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                         <a class="button" href=format!("/projects/{id}/review") data-testid="review-link">"Review queue"</a>
                     </p>
                 </section>
+                <ModelCard id is_admin/>
                 <Members id is_admin/>
             })}
             {is_admin.then(|| view! { <Settings project=project.clone()/> })}
@@ -201,6 +206,133 @@ fn Settings(project: ProjectView) -> impl IntoView {
             </ActionForm>
             {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}
             {move || saved().then(|| view! { <p class="ok" role="status">"Settings saved."</p> })}
+        </section>
+    }
+}
+
+/// The project's model: whether it is available, the versions with their held-out metrics
+/// (a table and a chart), background jobs with progress, and the buttons that start them.
+#[component]
+fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let start = ServerAction::<StartModelJob>::new();
+    let activate = ServerAction::<ActivateVersion>::new();
+    let overview = Resource::new(
+        move || (tick.get(), start.version().get(), activate.version().get()),
+        move |_| model_overview(id),
+    );
+    // While a job is queued or running, look again every second.
+    Effect::new(move |_| {
+        let busy = overview.get().and_then(Result::ok).is_some_and(|o| {
+            o.jobs
+                .iter()
+                .any(|j| j.state == "queued" || j.state == "running")
+        });
+        #[cfg(feature = "hydrate")]
+        if busy {
+            set_timeout(
+                move || tick.update(|t| *t += 1),
+                std::time::Duration::from_millis(800),
+            );
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = busy;
+    });
+    let job_error = move || {
+        start
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| activate.value().get().and_then(Result::err))
+            .map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })
+    };
+    view! {
+        <section class="card" data-testid="model-card">
+            <h2>"Model"</h2>
+            {job_error}
+            <Transition fallback=|| view! { <p class="loading">"Loading the model…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                        Ok(o) => {
+                            let status = if o.available {
+                                format!("Encoder: {}", o.model)
+                            } else {
+                                format!("Model features are off: {}", o.reason.clone().unwrap_or_default())
+                            };
+                            let chart: Vec<_> = o.versions.iter().filter(|v| v.accuracy.is_some())
+                                .map(|v| (format!("v{}", v.version), v.accuracy, v.macro_f1)).collect();
+                            view! {
+                                <p class="muted" data-testid="model-status">{status}</p>
+                                {o.available.then(|| view! {
+                                    <div class="row">
+                                        {is_admin.then(|| view! {
+                                            <ActionForm action=start>
+                                                <input type="hidden" name="project" value=id.to_string()/>
+                                                <input type="hidden" name="kind" value="predict"/>
+                                                <button type="submit" data-testid="pre-annotate">"Pre-annotate all items"</button>
+                                            </ActionForm>
+                                        })}
+                                        <ActionForm action=start>
+                                            <input type="hidden" name="project" value=id.to_string()/>
+                                            <input type="hidden" name="kind" value="train"/>
+                                            <button type="submit" data-testid="train">"Train a new version on the confirmed labels"</button>
+                                        </ActionForm>
+                                    </div>
+                                })}
+                                {(!o.jobs.is_empty()).then(|| view! {
+                                    <table class="data" data-testid="model-jobs">
+                                        <thead><tr><th>"Job"</th><th>"State"</th><th class="num">"Progress"</th><th class="num">"Items/s"</th><th class="num">"ETA"</th></tr></thead>
+                                        <tbody>
+                                            {o.jobs.iter().map(|j| view! {
+                                                <tr data-job=j.id.to_string() data-state=j.state.clone()>
+                                                    <td>{format!("#{} {}", j.id, j.kind)}</td>
+                                                    <td>{j.state.clone()}{j.error.clone().map(|e| format!(": {e}"))}</td>
+                                                    <td class="num">{format!("{} / {}", j.done, j.total)}</td>
+                                                    <td class="num">{j.rate.map(|r| format!("{r:.1}")).unwrap_or_default()}</td>
+                                                    <td class="num">{j.eta_seconds.map(|s| format!("{s:.0} s")).unwrap_or_default()}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                })}
+                                {(!o.versions.is_empty()).then(|| view! {
+                                    <table class="data" data-testid="model-versions">
+                                        <thead><tr><th>"Version"</th><th>"Trainer"</th><th class="num">"Labels"</th><th class="num">"Held out"</th><th class="num">"Accuracy"</th><th class="num">"Macro-F1"</th><th class="num">"Calibration error"</th><th></th></tr></thead>
+                                        <tbody>
+                                            {o.versions.iter().rev().map(|v| {
+                                                let version = v.version;
+                                                let switch = (is_admin && !v.active).then(|| view! {
+                                                    <ActionForm action=activate>
+                                                        <input type="hidden" name="project" value=id.to_string()/>
+                                                        <input type="hidden" name="version" value=version.to_string()/>
+                                                        <button type="submit" data-testid=format!("activate-{version}")>"Activate"</button>
+                                                    </ActionForm>
+                                                });
+                                                view! {
+                                                    <tr data-version=version.to_string() data-active=v.active.to_string()>
+                                                        <td>{format!("v{version}")}{v.active.then_some(" (active)")}</td>
+                                                        <td>{v.trainer.replace('_', "-")}</td>
+                                                        <td class="num">{v.train_size}</td>
+                                                        <td class="num">{v.held_out}</td>
+                                                        <td class="num" data-testid="version-accuracy">{fmt(v.accuracy)}</td>
+                                                        <td class="num">{fmt(v.macro_f1)}</td>
+                                                        <td class="num">{fmt(v.calibration_error)}</td>
+                                                        <td>{switch}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                })}
+                                {(chart.len() > 1).then(|| view! {
+                                    <SeriesChart days=chart title="Held-out accuracy (dots) and macro-F1 (line) per version"/>
+                                })}
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
         </section>
     }
 }
