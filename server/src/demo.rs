@@ -51,5 +51,9 @@ pub fn seed(engine: &Engine) -> anyhow::Result<bool> {
         ..ImportOptions::default()
     };
     engine.import(&local, id, DEMO_ITEMS.as_bytes(), &options, &mut |_| {})?;
+    // With a model at hand, the demo opens with zero-shot suggestions already computing.
+    if engine.model_status().available {
+        engine.enqueue_predict(&local, id)?;
+    }
     Ok(true)
 }

@@ -42,7 +42,7 @@ impl BertConfig {
     pub fn check(&self) -> Result<(), MlError> {
         if self.hidden_size == 0
             || self.num_attention_heads == 0
-            || self.hidden_size % self.num_attention_heads != 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
             return Err(MlError::Config(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",

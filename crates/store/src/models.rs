@@ -18,7 +18,7 @@ fn embedding_bytes(fingerprint: &[u8; 8], values: &[f32]) -> Vec<u8> {
 }
 
 fn embedding_values(fingerprint: &[u8; 8], bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() < 8 || &bytes[..8] != fingerprint || (bytes.len() - 8) % 4 != 0 {
+    if bytes.len() < 8 || &bytes[..8] != fingerprint || !(bytes.len() - 8).is_multiple_of(4) {
         return None;
     }
     Some(
