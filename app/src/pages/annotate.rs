@@ -111,7 +111,13 @@ fn Annotator(project: ProjectView) -> impl IntoView {
     let refill_prefetch = move || {
         spawn_local(async move {
             match next_item(pid, exclusions()).await {
-                Ok(item) => prefetched.set(item),
+                // Going back may have put the shown item into the prefetch slot meanwhile:
+                // that one comes next, and the fetched item returns later (it stays ours).
+                Ok(item) => prefetched.update(|p| {
+                    if p.is_none() {
+                        *p = item;
+                    }
+                }),
                 Err(e) => error.set(Some(error_text(&e))),
             }
         });
