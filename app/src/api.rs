@@ -477,6 +477,11 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
         gold: item.gold,
         gold_source: item.gold_source.map(|s| s.as_str().to_string()),
         gold_question: item.gold_question,
+        suggestion: item.suggestion.map(|s| crate::wire::SuggestionView {
+            labels: s.labels,
+            confidence: s.confidence,
+            version: s.model_version,
+        }),
     }
 }
 

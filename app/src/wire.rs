@@ -118,6 +118,7 @@ pub struct ReviewItemView {
     /// `import`, `review` or `unanimous`.
     pub gold_source: Option<String>,
     pub gold_question: bool,
+    pub suggestion: Option<SuggestionView>,
 }
 
 /// Where a project's items stand in the review workflow.

@@ -120,6 +120,16 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(3, { timeout: 120_000 });
     const [again, v] = await suggestionAccuracy(page, base, id);
     expect([again, v]).toEqual([zeroShot, 1]);
+
+    // The same jobs from the command line, with the server stopped.
+    await concord.stop();
+    const models = path.join(repo, 'models');
+    const predicted = JSON.parse(concord.cli(['predict', 'Topics', '--models', models]));
+    expect(predicted.suggestions).toBe(TEXTS.length);
+    const third = JSON.parse(concord.cli(['train', 'Topics', '--models', models]));
+    expect(third.version).toBe(3);
+    expect(third.train_size + third.test_size).toBe(TEXTS.length);
+    expect(third.accuracy).toBeGreaterThan(0.5);
   } finally {
     await concord.stop();
   }

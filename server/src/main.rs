@@ -45,9 +45,26 @@ enum Command {
     /// Inter-annotator agreement of a project (stop the server first, or use GET
     /// /api/v1/projects/{id}/agreement), or of any ratings file with --ratings.
     Agreement(AgreementArgs),
+    /// Train a new model version on a project's confirmed labels (stop the server first, or use
+    /// POST /api/v1/projects/{id}/train).
+    Train(ModelJobArgs),
+    /// Pre-annotate every item of a project with its active model, zero-shot when it has none
+    /// (stop the server first, or use POST /api/v1/projects/{id}/predict).
+    Predict(ModelJobArgs),
     /// Replay a labelled JSONL dataset through the model loop: zero-shot accuracy, then accuracy
     /// and macro-F1 after each round of labels picked by each active-learning strategy.
     Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct ModelJobArgs {
+    /// Project id or exact name.
+    project: String,
+    /// Folder holding model folders (all-MiniLM-L6-v2 inside it).
+    #[arg(long, env = "CONCORD_MODELS", default_value = concord::config::DEFAULT_MODELS_DIR)]
+    models: PathBuf,
+    #[command(flatten)]
+    data: DataDir,
 }
 
 #[derive(Args)]
@@ -232,6 +249,8 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
+        Command::Train(args) => model_job(args, "train"),
+        Command::Predict(args) => model_job(args, "predict"),
         Command::Simulate(a) => {
             concord::simulate_cli::run(&concord::simulate_cli::SimulateOptions {
                 data: a.data,
@@ -251,6 +270,48 @@ fn main() -> anyhow::Result<()> {
                 },
             })
         }
+    }
+}
+
+/// Runs a train or predict job in this process, with a progress bar, and prints its outcome.
+fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
+    let engine = Engine::open_with_models(&args.data.data_dir, Some(args.models.clone()))
+        .with_context(|| format!("opening the data directory {}", args.data.data_dir.display()))?;
+    let project = engine.find_project(&args.project)?;
+    let local = Principal::local();
+    let job = match kind {
+        "train" => engine.enqueue_train(&local, project)?,
+        _ => engine.enqueue_predict(&local, project)?,
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:40} {pos}/{len} items · {per_sec} · eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(if kind == "train" { "embedding, then training" } else { "pre-annotating" });
+    let info = loop {
+        let info = engine.job(&local, job)?;
+        bar.set_length(info.total);
+        bar.set_position(info.done);
+        if matches!(info.state.as_str(), "done" | "failed" | "cancelled") {
+            break info;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    bar.finish_and_clear();
+    match info.state.as_str() {
+        "done" => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info.result.unwrap_or_default())?
+            );
+            Ok(())
+        }
+        state => bail!(
+            "job {job} {state}: {}",
+            info.error.unwrap_or_else(|| "stopped".into())
+        ),
     }
 }
 

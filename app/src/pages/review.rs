@@ -248,6 +248,12 @@ fn Reviewer(project: ProjectView, summary: ReviewSummaryView) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        {item.suggestion.clone().map(|s| view! {
+                            <p class="suggestion" data-testid="review-suggestion">
+                                "Model v"{s.version}" suggests "<strong>{s.labels.join(", ")}</strong>
+                                {format!(" ({:.0}% sure)", s.confidence * 100.0)}
+                            </p>
+                        })}
                         {gold_line}
                     </section>
                 }.into_any()

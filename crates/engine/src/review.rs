@@ -45,6 +45,8 @@ pub struct ReviewItem {
     pub gold: Option<Vec<String>>,
     pub gold_source: Option<GoldSource>,
     pub gold_question: bool,
+    /// The active model's suggestion, shown beside the annotators' answers.
+    pub suggestion: Option<crate::Suggestion>,
 }
 
 /// Where a project's items stand.
@@ -197,6 +199,14 @@ impl Engine {
             .collect();
         shown.sort_by(|a, b| a.annotator.cmp(&b.annotator));
         let gold_question = self.store().gold_questions(project)?.contains(&seq);
+        let suggestion = self
+            .store()
+            .suggestion(project, seq)?
+            .map(|s| crate::Suggestion {
+                labels: s.labels,
+                confidence: s.confidence,
+                model_version: s.version,
+            });
         Ok(ReviewItem {
             id: item.id,
             text: item.text,
@@ -207,6 +217,7 @@ impl Engine {
             gold_source: gold.as_ref().map(|(_, s)| s.clone()),
             gold: gold.map(|(g, _)| g.labels),
             gold_question,
+            suggestion,
         })
     }
 

@@ -131,6 +131,9 @@ fn zero_shot_then_training_then_rollback() {
     assert_eq!((info.done, info.total), (24, 24));
     let (zero_shot, version) = accuracy(&engine, &admin, project);
     assert_eq!(version, 1);
+    // Reviewers see the suggestion beside the answers.
+    let reviewed = engine.review_item(&admin, project, "1").unwrap();
+    assert_eq!(reviewed.suggestion.map(|s| s.model_version), Some(1));
     assert!(zero_shot >= 0.75, "zero-shot accuracy {zero_shot}");
 
     // The annotator sees the suggestion; accepting and correcting are both recorded.
