@@ -390,6 +390,18 @@ pub async fn project_agreement(id: u64) -> Result<AgreementView, ServerFnError> 
             percent: d.percent_pairable.value(),
         })
         .collect();
+    let models = a
+        .model_raters
+        .iter()
+        .map(|r| crate::wire::ModelRaterRow {
+            version: r.version,
+            trainer: r.trainer.clone(),
+            items: r.items,
+            mean_kappa: r.mean_kappa,
+            majority: r.agrees_with_majority,
+            kappas: r.kappa_with_annotators.iter().map(|c| c.value()).collect(),
+        })
+        .collect();
     Ok(AgreementView {
         exact_sets: a.category_definition == concord_engine::CategoryDefinition::ExactLabelSet,
         items_total: a.project_items,
@@ -404,6 +416,7 @@ pub async fn project_agreement(id: u64) -> Result<AgreementView, ServerFnError> 
         pair_shared,
         annotator_rows,
         days,
+        models,
     })
 }
 

@@ -257,6 +257,19 @@ pub struct AgreementView {
     pub pair_shared: Vec<Vec<u64>>,
     pub annotator_rows: Vec<AnnotatorRow>,
     pub days: Vec<DayRow>,
+    pub models: Vec<ModelRaterRow>,
+}
+
+/// A model version scored as a rater against the annotators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRaterRow {
+    pub version: u64,
+    pub trainer: String,
+    pub items: u64,
+    pub mean_kappa: Option<f64>,
+    pub majority: Option<f64>,
+    /// κ with each annotator, in the view's annotator order.
+    pub kappas: Vec<Option<f64>>,
 }
 
 /// The confusion matrix of two annotators.

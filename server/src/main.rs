@@ -276,7 +276,12 @@ fn main() -> anyhow::Result<()> {
 /// Runs a train or predict job in this process, with a progress bar, and prints its outcome.
 fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
     let engine = Engine::open_with_models(&args.data.data_dir, Some(args.models.clone()))
-        .with_context(|| format!("opening the data directory {}", args.data.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening the data directory {}",
+                args.data.data_dir.display()
+            )
+        })?;
     let project = engine.find_project(&args.project)?;
     let local = Principal::local();
     let job = match kind {
@@ -289,7 +294,11 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message(if kind == "train" { "embedding, then training" } else { "pre-annotating" });
+    bar.set_message(if kind == "train" {
+        "embedding, then training"
+    } else {
+        "pre-annotating"
+    });
     let info = loop {
         let info = engine.job(&local, job)?;
         bar.set_length(info.total);

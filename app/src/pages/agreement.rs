@@ -138,6 +138,32 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
                     </tbody>
                 </table>
             </section>
+            {(!a.models.is_empty()).then(|| {
+                let human = a.coefficients.iter().find(|c| c.name.contains("Cohen")).and_then(|c| c.value);
+                view! {
+                    <section class="card">
+                        <h2>"Model versions as raters " {csv_link(id, "models")}</h2>
+                        <p class="muted">"Annotators among themselves: mean pairwise Cohen's κ " {fmt(human)}</p>
+                        <table class="data" data-testid="model-raters">
+                            <thead><tr><th>"version"</th><th>"trainer"</th><th>"items"</th><th>"mean κ with annotators"</th><th>"agrees with the majority"</th>
+                                {a.annotators.iter().map(|n| view! { <th>{format!("κ with {n}")}</th> }).collect_view()}
+                            </tr></thead>
+                            <tbody>
+                                {a.models.iter().map(|r| view! {
+                                    <tr data-version=r.version.to_string()>
+                                        <td>{format!("v{}", r.version)}</td>
+                                        <td>{r.trainer.replace('_', "-")}</td>
+                                        <td class="num">{r.items}</td>
+                                        <td class="num" data-value=r.mean_kappa.map(|v| v.to_string()).unwrap_or_default()>{fmt(r.mean_kappa)}</td>
+                                        <td class="num">{r.majority.map(|p| format!("{:.1}%", p * 100.0)).unwrap_or_else(|| "—".into())}</td>
+                                        {r.kappas.iter().map(|k| view! { <td class="num">{fmt(*k)}</td> }).collect_view()}
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                }
+            })}
         </main>
     }
 }

@@ -84,6 +84,23 @@ pub struct ProjectAgreement {
     pub pairwise_percent: PairwiseMatrix,
     pub annotator_stats: Vec<AnnotatorStats>,
     pub over_time: Vec<DayAgreement>,
+    /// Each model version as one more rater, beside the humans.
+    pub model_raters: Vec<ModelRater>,
+}
+
+/// A model version compared with the annotators as if it were one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRater {
+    pub version: u64,
+    pub trainer: String,
+    /// Annotated items the version has a prediction for.
+    pub items: u64,
+    /// Cohen's κ of the version with each annotator (in `annotators` order), over shared items.
+    pub kappa_with_annotators: Vec<Coefficient>,
+    /// Mean of the defined values above.
+    pub mean_kappa: Option<f64>,
+    /// Share of items with a strict human majority on which the version gives that label.
+    pub agrees_with_majority: Option<f64>,
 }
 
 /// The contingency table of two annotators over the items both answered.
@@ -108,6 +125,8 @@ struct Matrix {
     data: Vec<u32>,
     /// Per row: the time of its last answer.
     last_ms: Vec<u64>,
+    /// Per row: the item's seq.
+    seqs: Vec<u64>,
     /// Per row: the item's gold category, if it is a gold question or has imported gold.
     gold: Vec<Option<u32>>,
     /// Per annotator: (answers, answers reporting a time, total reported time).
@@ -150,6 +169,7 @@ impl Engine {
         // (row, column, category), rows in item order.
         let mut cells: Vec<(u32, u32, u32)> = Vec::new();
         let mut last_ms = Vec::new();
+        let mut seqs = Vec::new();
         let mut gold = Vec::new();
         let mut work: Vec<(u64, u64, u64)> = Vec::new();
         let mut project_items = 0u64;
@@ -185,6 +205,7 @@ impl Engine {
                     }
                 }
                 last_ms.push(latest);
+                seqs.push(seq);
                 // Accuracy is measured only against gold that does not come from these
                 // annotators' own answers: gold questions and imported gold.
                 let independent =
@@ -218,6 +239,7 @@ impl Engine {
             definition,
             data,
             last_ms,
+            seqs,
             gold,
             work,
             project_items,
@@ -292,6 +314,7 @@ impl Engine {
             })
             .collect();
         let over_time = over_time(&view, &m.last_ms);
+        let model_raters = self.model_raters(project, &m)?;
         Ok(ProjectAgreement {
             annotators: m.names,
             categories: m.categories,
@@ -304,7 +327,75 @@ impl Engine {
             pairwise_percent,
             annotator_stats,
             over_time,
+            model_raters,
         })
+    }
+
+    /// Every model version as a rater: κ with each annotator and agreement with the majority.
+    fn model_raters(&self, project: ProjectId, m: &Matrix) -> Result<Vec<ModelRater>, EngineError> {
+        if m.definition != CategoryDefinition::Label {
+            return Ok(Vec::new());
+        }
+        let raters = m.annotators.len();
+        let q = m.categories.len().max(1);
+        let mut out = Vec::new();
+        for (version, trainer, labels) in self.version_labels(project, &m.seqs)? {
+            let model: Vec<u32> = labels
+                .iter()
+                .map(|l| {
+                    l.as_ref()
+                        .and_then(|l| m.categories.iter().position(|c| c == l))
+                        .map_or(MISSING, |c| c as u32)
+                })
+                .collect();
+            let items = model.iter().filter(|&&c| c != MISSING).count() as u64;
+            let mut kappas = Vec::with_capacity(raters);
+            let mut pair = vec![MISSING; 2 * model.len()];
+            for g in 0..raters {
+                for (row, &c) in model.iter().enumerate() {
+                    pair[2 * row] = c;
+                    pair[2 * row + 1] = m.data[row * raters + g];
+                }
+                let kappa = RatingsView::new(&pair, 2, q)
+                    .ok()
+                    .and_then(|v| confusion_matrix(&v, 0, 1).ok())
+                    .map(|t| t.cohen_kappa(Weighting::Identity).coefficient);
+                kappas.push(kappa.unwrap_or(Coefficient::Undefined(
+                    concord_agreement::UndefinedReason::NoPairableItems,
+                )));
+            }
+            let defined: Vec<f64> = kappas.iter().filter_map(Coefficient::value).collect();
+            let mean_kappa =
+                (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64);
+            let (mut with_majority, mut agreeing) = (0u64, 0u64);
+            for (row, &c) in model.iter().enumerate() {
+                let mut counts = vec![0usize; q];
+                let mut answered = 0;
+                for g in 0..raters {
+                    let v = m.data[row * raters + g];
+                    if v != MISSING {
+                        counts[v as usize] += 1;
+                        answered += 1;
+                    }
+                }
+                if let Some(top) = (0..q).find(|&k| 2 * counts[k] > answered) {
+                    if c != MISSING {
+                        with_majority += 1;
+                        agreeing += u64::from(c as usize == top);
+                    }
+                }
+            }
+            out.push(ModelRater {
+                version,
+                trainer,
+                items,
+                kappa_with_annotators: kappas,
+                mean_kappa,
+                agrees_with_majority: (with_majority > 0)
+                    .then(|| agreeing as f64 / with_majority as f64),
+            });
+        }
+        Ok(out)
     }
 
     /// The confusion matrix of two annotators, by name (reviewers and admins).
@@ -353,6 +444,7 @@ pub enum AgreementTable {
     Pairs,
     Annotators,
     Days,
+    Models,
 }
 
 impl AgreementTable {
@@ -360,6 +452,7 @@ impl AgreementTable {
         Some(match name {
             "coefficients" => AgreementTable::Coefficients,
             "labels" => AgreementTable::Labels,
+            "models" => AgreementTable::Models,
             "pairs" => AgreementTable::Pairs,
             "annotators" => AgreementTable::Annotators,
             "days" => AgreementTable::Days,
@@ -576,6 +669,30 @@ impl ProjectAgreement {
                         cell(&d.percent_pairable),
                         cell(&d.alpha_cumulative),
                     ])?;
+                }
+            }
+            AgreementTable::Models => {
+                let mut header = vec![
+                    "version".to_string(),
+                    "trainer".into(),
+                    "items".into(),
+                    "mean_kappa_with_annotators".into(),
+                    "agrees_with_majority".into(),
+                ];
+                header.extend(self.annotators.iter().map(|a| format!("kappa_with_{a}")));
+                out.row(&header)?;
+                for r in &self.model_raters {
+                    let mut row = vec![
+                        r.version.to_string(),
+                        r.trainer.clone(),
+                        r.items.to_string(),
+                        r.mean_kappa.map(|v| v.to_string()).unwrap_or_default(),
+                        r.agrees_with_majority
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    ];
+                    row.extend(r.kappa_with_annotators.iter().map(cell));
+                    out.row(&row)?;
                 }
             }
         }

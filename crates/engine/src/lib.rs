@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use agreement::{
-    AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement, ProjectAgreement,
+    AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement, ModelRater, ProjectAgreement,
     RaterConfusion,
 };
 pub use auth::{Principal, SESSION_TTL_MS};

@@ -66,6 +66,9 @@ impl Classifier {
     }
 }
 
+/// A version, its trainer, and the label it gives each requested item.
+pub(crate) type VersionLabels = (u64, String, Vec<Option<String>>);
+
 /// Whether model features can run, and why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelStatus {
@@ -176,8 +179,12 @@ impl Models {
 }
 
 fn fingerprint_bytes(encoder: &Encoder) -> [u8; 8] {
+    fingerprint_from_hex(encoder.fingerprint())
+}
+
+fn fingerprint_from_hex(fingerprint: &str) -> [u8; 8] {
     let mut out = [0u8; 8];
-    if let Ok(bytes) = hex::decode(encoder.fingerprint()) {
+    if let Ok(bytes) = hex::decode(fingerprint) {
         for (o, b) in out.iter_mut().zip(bytes) {
             *o = b;
         }
@@ -725,6 +732,42 @@ impl Engine {
                 }
                 Ok(())
             })?;
+        Ok(out)
+    }
+
+    /// Every model version of a project with the label each predicts for `seqs` (items without
+    /// a cached embedding from that version's encoder get none). No encoder runs: the
+    /// classifiers work on the stored embeddings.
+    pub(crate) fn version_labels(
+        &self,
+        project: ProjectId,
+        seqs: &[u64],
+    ) -> Result<Vec<VersionLabels>, EngineError> {
+        let mut out = Vec::new();
+        for (version, record) in self.store().model_versions(project)? {
+            let Ok(classifier) = serde_json::from_value::<Classifier>(record.classifier) else {
+                continue;
+            };
+            let fp = fingerprint_from_hex(&record.encoder);
+            let embeddings: HashMap<u64, Vec<f32>> = self
+                .store()
+                .embeddings(project, &fp, 0, usize::MAX)?
+                .into_iter()
+                .collect();
+            let present: Vec<usize> = (0..seqs.len())
+                .filter(|&i| embeddings.contains_key(&seqs[i]))
+                .collect();
+            let x: Vec<Vec<f32>> = present
+                .iter()
+                .map(|&i| embeddings[&seqs[i]].clone())
+                .collect();
+            let probs = classifier.predict(&x);
+            let mut labels = vec![None; seqs.len()];
+            for (&i, p) in present.iter().zip(probs) {
+                labels[i] = record.labels.get(concord_ml::argmax(&p)).cloned();
+            }
+            out.push((version, record.trainer, labels));
+        }
         Ok(out)
     }
 

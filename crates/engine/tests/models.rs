@@ -191,6 +191,25 @@ fn zero_shot_then_training_then_rollback() {
     assert!(metrics.items > 0 && metrics.accuracy > 0.5, "{metrics:?}");
     assert_eq!(versions[1].train_size + metrics.items, 24);
 
+    // Both versions count as raters on the agreement dashboard.
+    let agreement = engine.agreement(&admin, project).unwrap();
+    let raters: Vec<(u64, u64)> = agreement
+        .model_raters
+        .iter()
+        .map(|r| (r.version, r.items))
+        .collect();
+    assert_eq!(raters, [(1, 24), (2, 24)]);
+    let majority = |v: usize| agreement.model_raters[v].agrees_with_majority.unwrap();
+    assert!(
+        (majority(0) - zero_shot).abs() < 1e-9,
+        "v1 agrees with ann as often as it is right"
+    );
+    assert!((majority(1) - trained).abs() < 1e-9);
+    assert!(
+        agreement.model_raters[1].mean_kappa.unwrap()
+            >= agreement.model_raters[0].mean_kappa.unwrap()
+    );
+
     // Roll back to the zero-shot version: its suggestions come back.
     let job = engine.activate_model(&admin, project, 1).unwrap();
     assert_eq!(wait_for(&engine, &admin, job).state, "done");
