@@ -75,3 +75,22 @@ pub fn TopBar(user: UserView) -> impl IntoView {
         </header>
     }
 }
+
+/// Whether a key press happened while typing in a form field, where label keys must not fire.
+#[cfg(feature = "hydrate")]
+pub fn typing_in_field(ev: &web_sys::KeyboardEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+        .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+}
+
+/// The name of the label whose hotkey is `key` (case-insensitive).
+#[cfg(feature = "hydrate")]
+pub fn label_for_key(labels: &[concord_domain::Label], key: &str) -> Option<String> {
+    let key = key.to_lowercase();
+    labels
+        .iter()
+        .find(|l| l.hotkey.as_deref() == Some(key.as_str()))
+        .map(|l| l.name.clone())
+}

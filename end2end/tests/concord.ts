@@ -1,5 +1,6 @@
 // Drives the real `concord` binary: starts it on a fresh data dir, runs the ground-floor loop
 // in Chromium, restarts it, and checks that nothing was lost.
+import { expect, Page } from '@playwright/test';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -63,4 +64,15 @@ export class Concord {
       proc.kill('SIGINT');
     });
   }
+}
+
+/** Signs in through the login form (after dropping any earlier session). */
+export async function signIn(page: Page, base: string, name: string, password: string) {
+  await page.context().clearCookies();
+  await page.goto(`${base}/login`);
+  await page.locator('body[data-hydrated=true]').waitFor();
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText(name);
 }

@@ -1,5 +1,5 @@
-import { expect, Page, test } from '@playwright/test';
-import { Concord } from './concord';
+import { expect, test } from '@playwright/test';
+import { Concord, signIn } from './concord';
 
 const ITEMS = [
   { id: 'r1', text: 'I loved every minute of it.' },
@@ -7,15 +7,6 @@ const ITEMS = [
   { id: 'r3', text: '<script>window.__pwned = 1</script><b>not bold</b> & friends' },
   { id: 'r4', text: 'It opens on Friday.' },
 ].map((i) => JSON.stringify(i)).join('\n') + '\n';
-
-async function signIn(page: Page, base: string, name: string, password: string) {
-  await page.goto(`${base}/login`);
-  await page.locator('body[data-hydrated=true]').waitFor();
-  await page.getByLabel('Name', { exact: true }).fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(name);
-}
 
 test('admin sets up a project, an annotator labels by keyboard, it all survives a restart', async ({ page }) => {
   const concord = Concord.fresh();

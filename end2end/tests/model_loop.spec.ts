@@ -1,6 +1,6 @@
 import { expect, Page, test } from '@playwright/test';
 import * as path from 'node:path';
-import { Concord, repo } from './concord';
+import { Concord, signIn, repo } from './concord';
 
 // Real all-MiniLM-L6-v2 from scripts/setup.sh. Topics with descriptions, so zero-shot has
 // something to go on; some texts carry no topic words, so zero-shot gets a few wrong.
@@ -23,16 +23,6 @@ const TEXTS: [string, number][] = [
   ['Bond yields climbed as inflation surprised investors.', 2], ['The startup raised ten million in a funding round.', 2],
   ['He paid off his credit card debt this year.', 2], ['The currency lost value against the dollar.', 2],
 ];
-
-async function signIn(page: Page, base: string, name: string, password: string) {
-  await page.context().clearCookies();
-  await page.goto(`${base}/login`);
-  await page.locator('body[data-hydrated=true]').waitFor();
-  await page.getByLabel('Name', { exact: true }).fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(name);
-}
 
 /** Share of items whose exported suggestion is the true topic, and the version that made them. */
 async function suggestionAccuracy(page: Page, base: string, id: number): Promise<[number, number]> {

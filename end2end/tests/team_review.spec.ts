@@ -1,7 +1,7 @@
-import { expect, Page, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Concord } from './concord';
+import { Concord, signIn } from './concord';
 
 // Five tweets; each row is what annotators a, b and c answer. Rows 2 and 4 are planted
 // disagreements, rows 1, 3 and 5 are unanimous.
@@ -16,16 +16,6 @@ const PLANTED: [string, string, string][] = [
 const HOTKEY: Record<string, string> = { pos: '1', neg: '2', neu: '3' };
 // The reviewer's decisions on the two disagreements.
 const DECISION: Record<string, string> = { '2': 'neg', '4': 'neu' };
-
-async function signIn(page: Page, base: string, name: string, password: string) {
-  await page.context().clearCookies();
-  await page.goto(`${base}/login`);
-  await page.locator('body[data-hydrated=true]').waitFor();
-  await page.getByLabel('Name', { exact: true }).fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(name);
-}
 
 test('three annotators label blind with overlap 3, a reviewer resolves the disagreements by keyboard, the export carries gold', async ({ page }) => {
   const concord = Concord.fresh();

@@ -243,19 +243,12 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         advance();
         #[cfg(feature = "hydrate")]
         {
-            use wasm_bindgen::JsCast;
             let handle =
                 window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
                     if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
                         return;
                     }
-                    let typing = ev
-                        .target()
-                        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-                        .is_some_and(|el| {
-                            matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-                        });
-                    if typing {
+                    if crate::components::typing_in_field(&ev) {
                         return;
                     }
                     let key = ev.key();
@@ -275,12 +268,8 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                         "?" => show_guidelines.update(|g| *g = !*g),
                         "Escape" => show_guidelines.set(false),
                         other => {
-                            let other = other.to_lowercase();
-                            let hit = labels.with_value(|ls| {
-                                ls.iter()
-                                    .find(|l| l.hotkey.as_deref() == Some(other.as_str()))
-                                    .map(|l| l.name.clone())
-                            });
+                            let hit =
+                                labels.with_value(|ls| crate::components::label_for_key(ls, other));
                             if let Some(name) = hit {
                                 ev.prevent_default();
                                 pick(name);
