@@ -244,6 +244,7 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
             confidence: s.confidence,
             version: s.model_version,
         }),
+        reason: item.reason,
     }
 }
 

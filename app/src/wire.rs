@@ -49,6 +49,8 @@ pub struct ItemView {
     pub others: Option<Vec<(String, u32)>>,
     /// Outside blind mode: the active model's suggestion.
     pub suggestion: Option<SuggestionView>,
+    /// Why active learning showed this item early.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -75,6 +75,8 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     await page.goto(`${base}/projects/${id}/annotate`);
     await page.locator('body[data-hydrated=true]').waitFor();
     const text = page.getByTestId('item-text');
+    // Active learning opens the queue with representative items and says why.
+    await expect(page.getByTestId('why')).toContainText('representative of');
     for (let n = 0; n < TEXTS.length; n++) {
       await expect(text).toHaveAttribute('data-item-id', /\d+/);
       const itemId = (await text.getAttribute('data-item-id'))!;

@@ -297,6 +297,7 @@ async fn next_item(
             "mine": item.mine.map(|v| v.labels),
             "others": item.others,
             "suggestion": item.suggestion,
+            "reason": item.reason,
         }))
         .into_response()),
         None => Ok(http::StatusCode::NO_CONTENT.into_response()),

@@ -335,11 +335,15 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                                 </p>
                             }
                         });
+                        let reason = item.as_ref().and_then(|i| i.reason.clone()).map(|r| view! {
+                            <p class="muted" data-testid="why">"Why this item: "{r}</p>
+                        });
                         let (item_id, text) = item.map(|i| (i.id, i.text)).unzip();
                         view! {
                             {revisiting.then(|| view! { <p class="muted">"You already answered this item; change your answer and press Enter."</p> })}
                             {suggestion}
                             {others}
+                            {reason}
                             <div class="item-text" data-testid="item-text" data-item-id=item_id>
                                 {text}
                             </div>

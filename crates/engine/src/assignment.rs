@@ -90,6 +90,8 @@ pub(crate) struct ProjectAssignment {
     gold: SeqSet,
     gold_order: Vec<u64>,
     gold_every: u32,
+    /// Items active learning puts first (in order); the rest follow in import order.
+    priority: Vec<u64>,
 }
 
 /// The number of regular items before an annotator's next gold question: between half and
@@ -114,6 +116,7 @@ impl ProjectAssignment {
             gold: SeqSet::default(),
             gold_order: Vec::new(),
             gold_every: 0,
+            priority: Vec::new(),
         }
     }
 
@@ -192,7 +195,8 @@ impl ProjectAssignment {
         let state = self.annotators.entry(user).or_default();
         let overlap = u64::from(self.overlap);
         let mut found = None;
-        for seq in self.open_from..self.items {
+        let priority = self.priority.iter().copied().filter(|s| *s < self.items);
+        for seq in priority.chain(self.open_from..self.items) {
             if state.answered.contains(seq)
                 || state.skipped.contains(seq)
                 || self.gold.contains(seq)
@@ -252,6 +256,11 @@ impl ProjectAssignment {
             self.gold.remove(seq);
             self.gold_order.retain(|s| *s != seq);
         }
+    }
+
+    /// Puts `seqs` first in every queue (an empty list restores import order).
+    pub(crate) fn set_priority(&mut self, seqs: Vec<u64>) {
+        self.priority = seqs;
     }
 
     /// How often gold questions come (0: never).
@@ -427,6 +436,18 @@ mod tests {
         q.set_overlap(2);
         assert_eq!(q.next_for(B, &[], 0), Some(0));
         assert_eq!(q.next_for(A, &[], 0), None);
+    }
+
+    #[test]
+    fn priority_items_come_first_then_import_order() {
+        let mut q = ProjectAssignment::new(5, 1);
+        q.set_priority(vec![3, 1, 9]);
+        assert_eq!(q.next_for(A, &[], 0), Some(3));
+        assert_eq!(q.next_for(B, &[], 0), Some(1));
+        // 9 is not an item; after the list, the lowest open item.
+        assert_eq!(q.next_for(C, &[], 0), Some(0));
+        q.answered(A, 3);
+        assert_eq!(q.next_for(A, &[], 0), Some(2));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
 const BATCH: usize = 64;
 /// Items whose embeddings calibrate a zero-shot model.
 const CALIBRATION_SAMPLE: usize = 5000;
+/// Items active learning orders after each prediction (the rest keep import order).
+const PRIORITY_ITEMS: usize = 200;
+/// Unfinished items considered when choosing them.
+const PRIORITY_POOL: usize = 20_000;
+
 /// Confirmed labels needed before training.
 const MIN_TRAINING_LABELS: usize = 10;
 
@@ -518,7 +523,81 @@ impl Engine {
             Some(v) => v,
             None => self.create_zero_shot(project)?,
         };
-        self.write_suggestions(project, version)
+        let written = self.write_suggestions(project, version)?;
+        self.order_queue(project, version)?;
+        Ok(written)
+    }
+
+    /// Chooses the items annotators should see first: diversity only (k-means on the
+    /// embeddings, the most central item of each cluster) while the active version is
+    /// zero-shot, margin + diversity once a trained one exists.
+    fn order_queue(&self, project: ProjectId, version: u64) -> Result<(), Stop> {
+        let record = self.project_record(project)?;
+        let Some(model) = self.store().model_version(project, version)? else {
+            return Ok(());
+        };
+        let overlap = record.spec.settings.overlap as usize;
+        let mut answers: HashMap<u64, usize> = HashMap::new();
+        self.store().for_each_answered(project, 0, &mut |seq, a| {
+            answers.insert(seq, a.len());
+            std::ops::ControlFlow::Continue(())
+        })?;
+        let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
+        let fp = fingerprint_from_hex(&model.encoder);
+        let suggestions: HashMap<u64, Vec<f32>> = self
+            .store()
+            .suggestions(project)?
+            .into_iter()
+            .filter(|(_, s)| s.version == version)
+            .map(|(seq, s)| (seq, s.probabilities))
+            .collect();
+        let mut seqs = Vec::new();
+        let mut embeddings = Vec::new();
+        let mut probs = Vec::new();
+        let mut from = 0;
+        while seqs.len() < PRIORITY_POOL {
+            let rows = self.store().embeddings(project, &fp, from, 4096)?;
+            let Some(last) = rows.last().map(|(s, _)| *s) else {
+                break;
+            };
+            for (seq, e) in rows {
+                let open = answers.get(&seq).copied().unwrap_or(0) < overlap;
+                if let (true, false, Some(p)) =
+                    (open, questions.contains(&seq), suggestions.get(&seq))
+                {
+                    seqs.push(seq);
+                    embeddings.push(e);
+                    probs.push(p.clone());
+                }
+            }
+            from = last + 1;
+        }
+        let strategy = if model.trainer == "zero_shot" {
+            concord_ml::Strategy::Random
+        } else {
+            concord_ml::Strategy::Margin
+        };
+        let candidates: Vec<usize> = (0..seqs.len()).collect();
+        let picks = concord_ml::select(
+            &concord_ml::Pool {
+                embeddings: &embeddings,
+                probs: Some(&probs),
+                candidates: &candidates,
+            },
+            strategy,
+            PRIORITY_ITEMS.min(seqs.len()),
+            true,
+            version,
+        );
+        let order = concord_store::QueueOrderRecord {
+            seqs: picks.iter().map(|p| seqs[p.index]).collect(),
+            reasons: picks.into_iter().map(|p| p.reason).collect(),
+            version,
+            strategy: format!("{}+diversity", strategy.as_str()),
+        };
+        self.store().put_queue_order(project, &order)?;
+        self.reload_assignment(project)?;
+        Ok(())
     }
 
     fn create_zero_shot(&self, project: ProjectId) -> Result<u64, Stop> {
@@ -692,6 +771,7 @@ impl Engine {
         )?;
         tracing::info!(project = %project, version, train = train.len(), test = test.len(), "model trained");
         let suggestions = self.write_suggestions(project, version)?;
+        self.order_queue(project, version)?;
         Ok(serde_json::json!({
             "version": version,
             "train_size": train.len(),

@@ -33,6 +33,8 @@ pub struct QueueItem {
     pub others: Option<Vec<LabelCount>>,
     /// The active model's suggestion; never in blind projects or on gold questions.
     pub suggestion: Option<Suggestion>,
+    /// Why active learning put this item early in the queue, when it did.
+    pub reason: Option<String>,
 }
 
 /// A model's suggestion as an annotator sees it.
@@ -243,6 +245,10 @@ impl Engine {
                 .collect();
             Some(counts)
         };
+        let reason = self.store().queue_order(project)?.and_then(|o| {
+            let at = o.seqs.iter().position(|s| *s == seq)?;
+            o.reasons.get(at).cloned()
+        });
         Ok(QueueItem {
             id: item.id,
             text: item.text,
@@ -250,6 +256,7 @@ impl Engine {
             mine,
             others,
             suggestion,
+            reason,
         })
     }
 
@@ -399,6 +406,9 @@ impl Engine {
         state.set_gold_every(record.spec.settings.gold_every);
         for seq in self.store().gold_questions(project)? {
             state.set_gold_question(seq, true);
+        }
+        if let Some(order) = self.store().queue_order(project)? {
+            state.set_priority(order.seqs);
         }
         Ok(state)
     }

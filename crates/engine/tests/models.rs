@@ -136,8 +136,14 @@ fn zero_shot_then_training_then_rollback() {
     assert_eq!(reviewed.suggestion.map(|s| s.model_version), Some(1));
     assert!(zero_shot >= 0.75, "zero-shot accuracy {zero_shot}");
 
-    // The annotator sees the suggestion; accepting and correcting are both recorded.
+    // The annotator sees the suggestion; accepting and correcting are both recorded. Before
+    // any training, the queue opens with representative items (diversity only), saying so.
     let item = engine.next_item(&ann, project, &[]).unwrap().unwrap();
+    let reason = item
+        .reason
+        .clone()
+        .expect("active learning picked the first item");
+    assert!(reason.starts_with("representative of"), "{reason}");
     let suggested = item.suggestion.clone().expect("a suggestion");
     assert_eq!(suggested.model_version, 1);
     assert!(suggested.confidence > 0.0 && suggested.confidence <= 1.0);

@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::records::{decode, encode};
 use crate::schema::*;
-use crate::{JobRecord, ModelVersionRecord, Store, StoreError, SuggestionRecord};
+use crate::{JobRecord, ModelVersionRecord, QueueOrderRecord, Store, StoreError, SuggestionRecord};
 
 /// Encodes an embedding row: fingerprint, then little-endian f32s.
 fn embedding_bytes(fingerprint: &[u8; 8], values: &[f32]) -> Vec<u8> {
@@ -243,6 +243,27 @@ impl Store {
             out.push((k.value().1, key.text.into_owned()));
         }
         Ok(out)
+    }
+
+    pub fn put_queue_order(
+        &self,
+        project: ProjectId,
+        order: &QueueOrderRecord,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(QUEUE_ORDERS)?
+            .insert(project.0, encode(order).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn queue_order(&self, project: ProjectId) -> Result<Option<QueueOrderRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(QUEUE_ORDERS)?;
+        match table.get(project.0)? {
+            Some(v) => Ok(Some(decode("queue_orders", v.value())?)),
+            None => Ok(None),
+        }
     }
 
     // ---- jobs ------------------------------------------------------------------------------

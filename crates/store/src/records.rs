@@ -124,6 +124,16 @@ pub struct SuggestionRecord {
     pub created_ms: u64,
 }
 
+/// The items a project's annotators should see first, and why each was picked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueOrderRecord {
+    pub seqs: Vec<u64>,
+    pub reasons: Vec<String>,
+    /// The model version whose predictions chose them.
+    pub version: u64,
+    pub strategy: String,
+}
+
 /// A background job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {

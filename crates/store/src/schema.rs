@@ -53,3 +53,5 @@ pub const EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new(
 pub const SUGGESTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("suggestions");
 /// job id → JSON [`crate::JobRecord`]: background work (training, batch prediction).
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// project → JSON [`crate::QueueOrderRecord`]: the items active learning puts first.
+pub const QUEUE_ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_orders");

@@ -129,6 +129,7 @@ impl Store {
             txn.open_table(EMBEDDINGS)?;
             txn.open_table(SUGGESTIONS)?;
             txn.open_table(JOBS)?;
+            txn.open_table(QUEUE_ORDERS)?;
         }
         txn.commit()?;
         Ok(())
