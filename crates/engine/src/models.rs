@@ -519,9 +519,10 @@ impl Engine {
     /// project has no active one, then one suggestion per item.
     fn predict_job(&self, id: u64, project: ProjectId, cursor: u64) -> Result<u64, Stop> {
         self.embed_items(id, project, cursor)?;
-        let version = match self.project_record(project)?.active_model {
-            Some(v) => v,
-            None => self.create_zero_shot(project)?,
+        let record = self.project_record(project)?;
+        let version = match record.active_model {
+            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => v,
+            _ => self.create_zero_shot(project)?,
         };
         let written = self.write_suggestions(project, version)?;
         self.order_queue(project, version)?;
@@ -600,6 +601,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `version` is a zero-shot model calibrated on fewer items than the project now
+    /// offers (made before an import): a fresh one is calibrated on the items instead.
+    fn zero_shot_outgrown(
+        &self,
+        project: ProjectId,
+        version: u64,
+        items: u64,
+    ) -> Result<bool, Stop> {
+        let Some(record) = self.store().model_version(project, version)? else {
+            return Ok(true);
+        };
+        let calibrated = record
+            .params
+            .get("calibration_items")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(u64::MAX);
+        Ok(record.trainer == "zero_shot" && calibrated < items.min(CALIBRATION_SAMPLE as u64))
+    }
+
     fn create_zero_shot(&self, project: ProjectId) -> Result<u64, Stop> {
         let encoder = self.inner.models.encoder()?;
         let fp = fingerprint_bytes(&encoder);
@@ -617,16 +637,27 @@ impl Engine {
             .into_iter()
             .map(|(_, v)| v)
             .collect();
+        let previous = self.project_record(project)?.active_model;
         let zero_shot = ZeroShot::new(label_embeddings, &sample, Calibration::Standardize);
-        let (priors, _) = adjust_priors(&zero_shot.predict(&sample), 50);
+        // Priors come from the project's items; a project without items keeps them uniform.
+        let priors = if sample.is_empty() {
+            vec![1.0 / spec.labels.len().max(1) as f32; spec.labels.len()]
+        } else {
+            adjust_priors(&zero_shot.predict(&sample), 50).0
+        };
         let classifier = Classifier::ZeroShot { zero_shot, priors };
         let version = self.store().create_model_version(
             project,
             &ModelVersionRecord {
                 trainer: "zero_shot".into(),
                 created_ms: now_ms(),
-                parent: None,
-                params: serde_json::json!({ "calibration": "standardize", "label_priors": "em", "prompts": prompts }),
+                parent: previous,
+                params: serde_json::json!({
+                    "calibration": "standardize",
+                    "label_priors": "em",
+                    "prompts": prompts,
+                    "calibration_items": sample.len(),
+                }),
                 train_size: 0,
                 train_hash: String::new(),
                 labels: spec.labels.iter().map(|l| l.name.clone()).collect(),

@@ -242,3 +242,47 @@ fn without_a_model_the_features_say_why() {
     let err = engine.enqueue_predict(&admin, project).unwrap_err();
     assert!(err.to_string().contains("unavailable"), "{err}");
 }
+
+#[test]
+fn a_zero_shot_model_made_before_any_item_is_recalibrated_once_items_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
+    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+    let spec = ProjectSpec {
+        name: "Empty first".into(),
+        task: TaskKind::Classification,
+        labels: TOPICS
+            .iter()
+            .map(|(n, d)| Label {
+                description: Some(d.to_string()),
+                ..Label::named(*n)
+            })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    };
+    let project = engine.create_project(&admin, spec).unwrap();
+    let job = engine.enqueue_predict(&admin, project).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    let body: String = TEXTS
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        ..ImportOptions::default()
+    };
+    engine
+        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
+        .unwrap();
+    let job = engine.enqueue_predict(&admin, project).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    // Version 1 saw no items; version 2 is calibrated on the 24 imported ones.
+    let versions = engine.model_versions(&admin, project).unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1].params["calibration_items"], 24);
+    assert_eq!((versions[1].parent, versions[1].active), (Some(1), true));
+    let (accuracy, version) = accuracy(&engine, &admin, project);
+    assert_eq!(version, 2);
+    assert!(accuracy >= 0.75, "zero-shot accuracy {accuracy}");
+}

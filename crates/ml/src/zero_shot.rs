@@ -97,6 +97,7 @@ pub fn adjust_priors(probs: &[Vec<f32>], iterations: usize) -> (Vec<f32>, Vec<Ve
     let start = vec![1.0 / classes.max(1) as f32; classes];
     let mut priors = start.clone();
     let mut adjusted = probs.to_vec();
+
     for _ in 0..iterations {
         for (row, p) in adjusted.iter_mut().zip(probs) {
             let mut total = 0.0;
@@ -147,6 +148,23 @@ pub fn self_train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_priors_follow_the_items() {
+        // Three items lean to class 0, one to class 1: the re-estimated prior of class 0 rises
+        // and every posterior stays a distribution.
+        let probs = vec![
+            vec![0.6, 0.4],
+            vec![0.7, 0.3],
+            vec![0.55, 0.45],
+            vec![0.3, 0.7],
+        ];
+        let (priors, adjusted) = adjust_priors(&probs, 50);
+        assert!(priors[0] > 0.6, "{priors:?}");
+        for p in &adjusted {
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
 
     #[test]
     fn centring_removes_a_label_that_is_close_to_everything() {
