@@ -94,3 +94,30 @@ pub fn label_for_key(labels: &[concord_domain::Label], key: &str) -> Option<Stri
         .find(|l| l.hotkey.as_deref() == Some(key.as_str()))
         .map(|l| l.name.clone())
 }
+
+/// The row of label buttons (colour, hotkey, description as tooltip); `selected` marks the
+/// chosen ones and a click calls `pick` with the label's name.
+#[component]
+pub fn LabelBar(
+    labels: Vec<concord_domain::Label>,
+    selected: RwSignal<Vec<String>>,
+    pick: Callback<String>,
+    aria_label: &'static str,
+) -> impl IntoView {
+    view! {
+        <section class="label-bar" role="group" aria-label=aria_label>
+            {labels.into_iter().map(|l| {
+                let name = l.name.clone();
+                let is_on = { let name = name.clone(); move || selected.get().contains(&name) };
+                let on_click = { let name = name.clone(); move |_| pick.run(name.clone()) };
+                view! {
+                    <button class="label-button" class:selected=is_on.clone() aria-pressed=move || is_on().to_string()
+                        style=format!("--label-colour:{}", l.colour) title=l.description.clone().unwrap_or_default()
+                        data-label=name.clone() on:click=on_click>
+                        <kbd>{l.hotkey.clone().unwrap_or_default()}</kbd>" "{name.clone()}
+                    </button>
+                }
+            }).collect_view()}
+        </section>
+    }
+}

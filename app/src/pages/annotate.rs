@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{get_item, get_project, next_item, reset_skips, skip_item, submit_annotation};
-use crate::components::{error_text, project_id_param, ErrorOrLogin};
+use crate::components::{error_text, project_id_param, ErrorOrLogin, LabelBar};
 use crate::wire::{ItemView, ProjectView};
 
 /// How many recently passed items the page asks the server not to hand out again while their
@@ -351,20 +351,7 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                     }
                 }}
             </section>
-            <section class="label-bar" role="group" aria-label="Labels">
-                {labels.get_value().into_iter().map(|l| {
-                    let name = l.name.clone();
-                    let is_on = { let name = name.clone(); move || selected.get().contains(&name) };
-                    let on_click = { let name = name.clone(); move |_| pick(name.clone()) };
-                    view! {
-                        <button class="label-button" class:selected=is_on.clone() aria-pressed=move || is_on().to_string()
-                            style=format!("--label-colour:{}", l.colour) title=l.description.clone().unwrap_or_default()
-                            data-label=name.clone() on:click=on_click>
-                            <kbd>{l.hotkey.clone().unwrap_or_default()}</kbd>" "{name.clone()}
-                        </button>
-                    }
-                }).collect_view()}
-            </section>
+            <LabelBar labels=labels.get_value() selected pick=Callback::new(pick) aria_label="Labels"/>
             <section class="actions">
                 <button on:click=move |_| back() disabled=move || history.with(Vec::is_empty)>"← Previous"</button>
                 <button on:click=move |_| skip()>"Skip"</button>

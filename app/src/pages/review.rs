@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 use crate::api::{
     current_user, get_project, resolve_item, review_item, review_next, review_summary,
 };
-use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
+use crate::components::{error_text, project_id_param, ErrorOrLogin, LabelBar, TopBar};
 use crate::wire::{ProjectView, ReviewItemView, ReviewSummaryView};
 
 #[component]
@@ -247,20 +247,7 @@ fn Reviewer(project: ProjectView, summary: ReviewSummaryView) -> impl IntoView {
                     </section>
                 }.into_any()
             }}
-            <section class="label-bar" role="group" aria-label="Gold label">
-                {labels.get_value().into_iter().map(|l| {
-                    let name = l.name.clone();
-                    let is_on = { let name = name.clone(); move || selected.get().contains(&name) };
-                    let on_click = { let name = name.clone(); move |_| pick(name.clone()) };
-                    view! {
-                        <button class="label-button" class:selected=is_on.clone() aria-pressed=move || is_on().to_string()
-                            style=format!("--label-colour:{}", l.colour) title=l.description.clone().unwrap_or_default()
-                            data-label=name.clone() on:click=on_click>
-                            <kbd>{l.hotkey.clone().unwrap_or_default()}</kbd>" "{name.clone()}
-                        </button>
-                    }
-                }).collect_view()}
-            </section>
+            <LabelBar labels=labels.get_value() selected pick=Callback::new(pick) aria_label="Gold label"/>
             <section class="actions">
                 <label class="inline">
                     <input type="checkbox" data-testid="gold-question" prop:checked=move || gold_question.get()
