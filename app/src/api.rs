@@ -231,6 +231,15 @@ pub async fn create_token(name: String) -> Result<String, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
+fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView {
+    crate::wire::SuggestionView {
+        labels: s.labels,
+        confidence: s.confidence,
+        version: s.model_version,
+    }
+}
+
+#[cfg(feature = "ssr")]
 fn item_view(item: concord_engine::QueueItem) -> ItemView {
     ItemView {
         id: item.id,
@@ -239,11 +248,7 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
         others: item
             .others
             .map(|cs| cs.into_iter().map(|c| (c.label, c.count)).collect()),
-        suggestion: item.suggestion.map(|s| crate::wire::SuggestionView {
-            labels: s.labels,
-            confidence: s.confidence,
-            version: s.model_version,
-        }),
+        suggestion: item.suggestion.map(suggestion_view),
         reason: item.reason,
     }
 }
@@ -491,11 +496,7 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
         gold: item.gold,
         gold_source: item.gold_source.map(|s| s.as_str().to_string()),
         gold_question: item.gold_question,
-        suggestion: item.suggestion.map(|s| crate::wire::SuggestionView {
-            labels: s.labels,
-            confidence: s.confidence,
-            version: s.model_version,
-        }),
+        suggestion: item.suggestion.map(suggestion_view),
     }
 }
 

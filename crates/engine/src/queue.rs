@@ -45,6 +45,16 @@ pub struct Suggestion {
     pub model_version: u64,
 }
 
+impl From<concord_store::SuggestionRecord> for Suggestion {
+    fn from(s: concord_store::SuggestionRecord) -> Self {
+        Suggestion {
+            labels: s.labels,
+            confidence: s.confidence,
+            model_version: s.version,
+        }
+    }
+}
+
 /// A label and how many answers chose it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabelCount {
@@ -223,11 +233,7 @@ impl Engine {
         let suggestion = if hidden {
             None
         } else {
-            self.store().suggestion(project, seq)?.map(|s| Suggestion {
-                labels: s.labels,
-                confidence: s.confidence,
-                model_version: s.version,
-            })
+            self.store().suggestion(project, seq)?.map(Suggestion::from)
         };
         let others = if hidden {
             None

@@ -202,11 +202,7 @@ impl Engine {
         let suggestion = self
             .store()
             .suggestion(project, seq)?
-            .map(|s| crate::Suggestion {
-                labels: s.labels,
-                confidence: s.confidence,
-                model_version: s.version,
-            });
+            .map(crate::Suggestion::from);
         Ok(ReviewItem {
             id: item.id,
             text: item.text,
