@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
 use serde::Deserialize;
 
+use crate::kernels::{self, Activation};
 use crate::MlError;
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs.
@@ -66,6 +67,11 @@ pub enum Mode {
     Train,
 }
 
+/// Whether the fused in-place CPU kernels apply: inference on the CPU.
+fn fused(mode: Mode, x: &Tensor) -> bool {
+    mode == Mode::Infer && x.device().is_cpu()
+}
+
 /// A weight as a forward pass uses it. Inference detaches it from the variable, so no
 /// computation graph (and none of the activations it would keep alive) is recorded.
 fn param(t: &Tensor, mode: Mode) -> Tensor {
@@ -109,15 +115,32 @@ impl Linear {
         })
     }
 
-    /// `x`: (…, inputs) → (…, outputs), as one 2-D matrix product.
-    fn forward(&self, x: &Tensor, mode: Mode) -> candle_core::Result<Tensor> {
+    /// `x`: (…, inputs) → (…, outputs), as one 2-D matrix product, then `activation`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        activation: Activation,
+    ) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let inputs = dims[dims.len() - 1];
         let rows = x.elem_count() / inputs;
-        let y = x
+        let product = x
             .reshape((rows, inputs))?
-            .matmul(&param(&self.weight, mode).t()?)?
-            .broadcast_add(&param(&self.bias, mode))?;
+            .matmul(&param(&self.weight, mode).t()?)?;
+        let y = if fused(mode, x) {
+            // The product is ours alone: add the bias and activate in the same buffer.
+            kernels::bias_activation(&product, &self.bias, activation)?;
+            product
+        } else {
+            let z = product.broadcast_add(&param(&self.bias, mode))?;
+            match activation {
+                Activation::None => z,
+                Activation::GeluErf => z.gelu_erf()?,
+                Activation::GeluTanh => z.gelu()?,
+                Activation::Relu => z.relu()?,
+            }
+        };
         let mut out = dims;
         let last = out.len() - 1;
         out[last] = self.weight.dim(0)?;
@@ -260,11 +283,11 @@ impl Bert {
         self.config.hidden_size
     }
 
-    fn activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn activation(&self) -> Activation {
         match self.config.hidden_act.as_str() {
-            "relu" => x.relu(),
-            "gelu_new" => x.gelu(),
-            _ => x.gelu_erf(),
+            "relu" => Activation::Relu,
+            "gelu_new" => Activation::GeluTanh,
+            _ => Activation::GeluErf,
         }
     }
 
@@ -282,35 +305,48 @@ impl Bert {
         let x = words.broadcast_add(&positions)?.broadcast_add(&segment)?;
         let mut x = self.embedding_norm.forward(&x, mode)?;
         // Additive mask: 0 where attended, a large negative number on padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
+        let mask_bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?;
+        let bias = mask_bias.reshape((batch, 1, 1, tokens))?;
         let scale = 1.0 / (self.head_size as f64).sqrt();
         for layer in &self.layers {
-            let split = |t: Tensor| -> candle_core::Result<Tensor> {
-                t.reshape((batch, tokens, self.heads, self.head_size))?
+            let q = layer.query.forward(&x, mode, Activation::None)?;
+            let k = layer.key.forward(&x, mode, Activation::None)?;
+            let v = layer.value.forward(&x, mode, Activation::None)?;
+            let context = if fused(mode, &x) {
+                kernels::attention(&q, &k, &v, &mask_bias, self.heads, scale as f32)?
+            } else {
+                let split = |t: Tensor| -> candle_core::Result<Tensor> {
+                    t.reshape((batch, tokens, self.heads, self.head_size))?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
+                let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+                let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+                let probs = match mode {
+                    Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
+                    // The generic softmax is built from differentiable ops.
+                    Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
+                };
+                probs
+                    .matmul(&v)?
                     .transpose(1, 2)?
-                    .contiguous()
+                    .contiguous()?
+                    .reshape((batch, tokens, h))?
             };
-            let q = split(layer.query.forward(&x, mode)?)?;
-            let k = split(layer.key.forward(&x, mode)?)?;
-            let v = split(layer.value.forward(&x, mode)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = match mode {
-                Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
-                // The generic softmax is built from differentiable ops.
-                Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
-            };
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((batch, tokens, h))?;
-            let attended = layer
-                .attention_norm
-                .forward(&(layer.attention_out.forward(&context, mode)? + &x)?, mode)?;
-            let inner = self.activation(&layer.intermediate.forward(&attended, mode)?)?;
-            x = layer
-                .output_norm
-                .forward(&(layer.output.forward(&inner, mode)? + &attended)?, mode)?;
+            let attended = layer.attention_norm.forward(
+                &(layer
+                    .attention_out
+                    .forward(&context, mode, Activation::None)?
+                    + &x)?,
+                mode,
+            )?;
+            let inner = layer
+                .intermediate
+                .forward(&attended, mode, self.activation())?;
+            x = layer.output_norm.forward(
+                &(layer.output.forward(&inner, mode, Activation::None)? + &attended)?,
+                mode,
+            )?;
         }
         Ok(x)
     }

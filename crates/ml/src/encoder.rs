@@ -195,7 +195,8 @@ impl Encoder {
     }
 
     /// Embeddings of `texts`, in their order. Items are sorted by length and cut into batches
-    /// of `batch_size`; `progress` gets the number done after each batch.
+    /// of at most `batch_size` (see [`length_batches`]); `progress` gets the number done after
+    /// each batch.
     pub fn embed(
         &self,
         texts: &[&str],
@@ -215,9 +216,11 @@ impl Encoder {
     ) -> Result<Vec<Vec<f32>>, MlError> {
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&i| tokens[i].len());
+        let lengths: Vec<usize> = order.iter().map(|&i| tokens[i].len()).collect();
         let mut out = vec![Vec::new(); tokens.len()];
         let mut done = 0;
-        for chunk in order.chunks(batch_size.max(1)) {
+        for range in length_batches(&lengths, batch_size) {
+            let chunk = &order[range];
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].as_slice()).collect();
             let pooled = self.embed_batch(&batch, Mode::Infer)?.to_vec2::<f32>()?;
             for (&i, row) in chunk.iter().zip(pooled) {
@@ -238,6 +241,31 @@ impl Encoder {
 }
 
 /// The first 16 hex digits of the SHA-256 of a file.
+/// Cuts items sorted by token count (`lengths`, ascending) into consecutive batches of at most
+/// `max_items`, also closing a batch before padding would make it more than a quarter (plus 32
+/// tokens) larger than its real tokens: a batch costs as much as its longest item times its
+/// size, so a long tail of short items padded to one long item wastes more than the larger
+/// matrix products gain.
+pub fn length_batches(lengths: &[usize], max_items: usize) -> Vec<std::ops::Range<usize>> {
+    let max_items = max_items.max(1);
+    let mut batches = Vec::new();
+    let (mut start, mut real) = (0, 0usize);
+    for (i, &len) in lengths.iter().enumerate() {
+        let count = i - start;
+        let padded = len * (count + 1);
+        if count > 0 && (count == max_items || padded * 4 > (real + len) * 5 + 128) {
+            batches.push(start..i);
+            start = i;
+            real = 0;
+        }
+        real += len;
+    }
+    if start < lengths.len() {
+        batches.push(start..lengths.len());
+    }
+    batches
+}
+
 pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
     let mut file = std::fs::File::open(path).map_err(|source| MlError::Io {
         path: path.to_path_buf(),
@@ -254,4 +282,29 @@ pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
 /// Cosine similarity of two L2-normalised vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_batches;
+
+    fn check(lengths: &[usize], max_items: usize, want: &[usize]) {
+        let sizes: Vec<usize> = length_batches(lengths, max_items)
+            .iter()
+            .map(|r| r.len())
+            .collect();
+        assert_eq!(sizes, want, "{lengths:?} in batches of {max_items}");
+    }
+
+    #[test]
+    fn batches_follow_the_size_limit_and_stop_before_wasteful_padding() {
+        check(&[], 8, &[]);
+        check(&[5], 8, &[1]);
+        check(&[10; 20], 8, &[8, 8, 4]);
+        check(&[10; 20], 1, &[1; 20]);
+        // Similar lengths share a batch; a much longer tail item starts a new one.
+        check(&[20, 21, 22, 23, 200], 8, &[4, 1]);
+        // Short items are not padded to a long one even when the batch has room.
+        check(&[4, 5, 6, 40, 41, 42, 250, 256], 128, &[3, 3, 2]);
+    }
 }

@@ -9,6 +9,7 @@ mod bert;
 mod encoder;
 mod finetune;
 mod head;
+mod kernels;
 mod metrics;
 mod simulate;
 mod zero_shot;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use concord_ml::{cosine, label_prompt, Calibration, Device, Encoder, ZeroShot};
+use concord_ml::{cosine, label_prompt, Calibration, Device, Encoder, Mode, ZeroShot};
 
 fn model_dir() -> PathBuf {
     std::env::var_os("CONCORD_TEST_MODEL")
@@ -49,6 +49,31 @@ fn matches_the_published_similarity() {
         enc.embed(&[long.as_str()], 1, &mut |_| {}).unwrap()[0].len(),
         384
     );
+}
+
+/// The inference path (fused CPU kernels, length-bucketed batches) computes the same
+/// embeddings as the plain differentiable tensor ops, one padded batch of mixed lengths.
+#[test]
+fn fused_inference_equals_the_plain_tensor_ops() {
+    let enc = minilm();
+    let texts = [
+        "ok",
+        "A man is eating a piece of bread.",
+        "The central bank raised interest rates and stocks fell sharply on Tuesday morning.",
+        &"a long message about nothing in particular ".repeat(30),
+    ];
+    let fused = enc.embed(&texts, 128, &mut |_| {}).unwrap();
+    let tokens = enc.tokenize(&texts).unwrap();
+    let batch: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+    let plain = enc
+        .embed_batch(&batch, Mode::Train)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for (i, (a, b)) in fused.iter().zip(&plain).enumerate() {
+        let c = cosine(a, b);
+        assert!(c >= 0.99999, "text {i}: cosine {c}");
+    }
 }
 
 #[test]

@@ -1,0 +1,368 @@
+//! Fused CPU kernels for the inference pass. Each replaces several candle ops (and the fresh
+//! tensor each of them allocates): bias + GELU in place after the intermediate projection, bias
+//! in place after the other projections, and the whole attention (per item and head: scores,
+//! scale, padding mask, softmax, weighted values) as one task per (item, head) that reads
+//! queries, keys and values straight out of the projections and writes the context straight
+//! into its final layout, so no head-split or transpose copies are made.
+//!
+//! They only run in [`Mode::Infer`](crate::Mode) on the CPU; training and other devices keep
+//! the plain tensor ops (which carry gradients). The results equal those ops' to float rounding
+//! (`tests` in this module and `tests/tiny.rs` compare them).
+
+use candle_core::{CpuStorage, CustomOp3, InplaceOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows handed to one rayon task: enough work to pay for the hand-off.
+const MIN_TASK_ELEMENTS: usize = 16 * 1024;
+
+/// The activation applied after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    /// Exact GELU, `x·Φ(x)`, with a rational approximation of erf (max error ≈ 3e-7).
+    GeluErf,
+    /// The tanh approximation (`gelu_new`).
+    GeluTanh,
+    Relu,
+}
+
+/// `x += bias` (broadcast over rows), then the activation, in place. `x`: (…, n) contiguous,
+/// `bias`: (n).
+struct BiasActivation(Activation);
+
+fn contiguous_f32<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("{op}: the tensor must be contiguous"),
+    }
+}
+
+fn contiguous_f32_ref<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the tensor must be contiguous"),
+    }
+}
+
+fn rows_per_task(row_len: usize) -> usize {
+    MIN_TASK_ELEMENTS.div_ceil(row_len.max(1)).max(1)
+}
+
+/// `x[r][j] = f(x[r][j] + bias[j])` over the rows of `x`, in parallel; one monomorphic loop per
+/// activation so that it vectorises.
+fn add_then(x: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    let n = bias.len();
+    x.par_chunks_mut(n * rows_per_task(n)).for_each(|rows| {
+        for row in rows.chunks_exact_mut(n) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = f(*v + b);
+            }
+        }
+    });
+}
+
+impl InplaceOp2 for BiasActivation {
+    fn name(&self) -> &'static str {
+        "bias-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &mut CpuStorage,
+        xl: &Layout,
+        bias: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<()> {
+        let bias = contiguous_f32_ref(bias, bl, self.name())?;
+        let n = bias.len();
+        let x = contiguous_f32(x, xl, self.name())?;
+        if n == 0 || !x.len().is_multiple_of(n) || xl.dims().last() != Some(&n) {
+            candle_core::bail!(
+                "bias-activation: bias of {n} does not match {:?}",
+                xl.dims()
+            );
+        }
+        match self.0 {
+            Activation::None => add_then(x, bias, |z| z),
+            Activation::GeluErf => add_then(x, bias, |z| {
+                0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
+            }),
+            Activation::GeluTanh => add_then(x, bias, |z| {
+                const C: f32 = 0.797_884_6; // √(2/π)
+                0.5 * z * (1.0 + (C * (z + 0.044715 * z * z * z)).tanh())
+            }),
+            Activation::Relu => add_then(x, bias, |z| z.max(0.0)),
+        }
+        Ok(())
+    }
+}
+
+/// `x + bias` followed by `activation`, in place on `x` (which the caller owns: a fresh matrix
+/// product).
+pub fn bias_activation(
+    x: &Tensor,
+    bias: &Tensor,
+    activation: Activation,
+) -> candle_core::Result<()> {
+    x.inplace_op2(bias, &BiasActivation(activation))
+}
+
+/// Multi-head attention over (batch, tokens, hidden) queries, keys and values.
+struct Attention {
+    heads: usize,
+    scale: f32,
+    /// Additive mask, (batch × tokens): 0 on real tokens, a large negative number on padding.
+    mask: Vec<f32>,
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        q: &CpuStorage,
+        ql: &Layout,
+        k: &CpuStorage,
+        kl: &Layout,
+        v: &CpuStorage,
+        vl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = ql.dims().to_vec();
+        let [batch, tokens, hidden] = dims[..] else {
+            candle_core::bail!("attention: queries must be 3-D, got {dims:?}");
+        };
+        if kl.dims() != dims || vl.dims() != dims {
+            candle_core::bail!("attention: q, k, v shapes differ");
+        }
+        if self.heads == 0 || !hidden.is_multiple_of(self.heads) {
+            candle_core::bail!(
+                "attention: {hidden} is not divisible into {} heads",
+                self.heads
+            );
+        }
+        if self.mask.len() != batch * tokens {
+            candle_core::bail!("attention: mask of {} for {dims:?}", self.mask.len());
+        }
+        let q = contiguous_f32_ref(q, ql, self.name())?;
+        let k = contiguous_f32_ref(k, kl, self.name())?;
+        let v = contiguous_f32_ref(v, vl, self.name())?;
+        let head_size = hidden / self.heads;
+        let mut out = vec![0f32; batch * tokens * hidden];
+        // Each (item, head) writes a disjoint set of columns of its item's rows; the raw pointer
+        // crosses threads as an address.
+        let out_addr = out.as_mut_ptr() as usize;
+        (0..batch * self.heads).into_par_iter().for_each(|task| {
+            let (item, head) = (task / self.heads, task % self.heads);
+            let base = item * tokens * hidden + head * head_size;
+            let mask = &self.mask[item * tokens..(item + 1) * tokens];
+            let mut scores = vec![0f32; tokens * tokens];
+            // SAFETY: every pointer/stride pair addresses inside q, k, v (rows of `hidden`
+            // starting at `base`, `head_size` columns) and `scores` (tokens × tokens); the output
+            // block of this task is written by no other task.
+            unsafe {
+                // scores = Q_h · K_hᵀ
+                gemm::gemm(
+                    tokens,
+                    tokens,
+                    head_size,
+                    scores.as_mut_ptr(),
+                    1,
+                    tokens as isize,
+                    false,
+                    q.as_ptr().add(base),
+                    1,
+                    hidden as isize,
+                    k.as_ptr().add(base),
+                    hidden as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for row in scores.chunks_exact_mut(tokens) {
+                let mut max = f32::NEG_INFINITY;
+                for (s, m) in row.iter_mut().zip(mask) {
+                    *s = *s * self.scale + m;
+                    max = max.max(*s);
+                }
+                let mut sum = 0.0;
+                for s in row.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for s in row.iter_mut() {
+                    *s *= inv;
+                }
+            }
+            unsafe {
+                // context_h = P · V_h, written into the item's rows at the head's columns.
+                gemm::gemm(
+                    tokens,
+                    head_size,
+                    tokens,
+                    (out_addr as *mut f32).add(base),
+                    1,
+                    hidden as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    tokens as isize,
+                    v.as_ptr().add(base),
+                    1,
+                    hidden as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from_dims(&dims)))
+    }
+}
+
+/// Multi-head attention: `q`, `k`, `v` (batch, tokens, hidden) contiguous, `mask` the additive
+/// padding mask (batch, tokens). Returns the context, (batch, tokens, hidden).
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    heads: usize,
+    scale: f32,
+) -> candle_core::Result<Tensor> {
+    let mask = mask.flatten_all()?.to_vec1::<f32>()?;
+    q.apply_op3_no_bwd(k, v, &Attention { heads, scale, mask })
+}
+
+/// erf(x) as a rational function of x (the approximation Eigen and XLA use for f32): only
+/// multiplies, adds and one division, so the loop around it vectorises, unlike libm's `erff`.
+/// (Plain `a * b + c`: `mul_add` would call a software fma on builds without the target feature.)
+pub fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    let p = x * p;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329_2e-3;
+    q = x2 * q + -1.426_474e-2;
+    p / q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, D};
+
+    #[test]
+    fn erf_matches_the_reference_to_float_precision() {
+        let mut worst = 0f64;
+        for i in -6000..=6000 {
+            let x = i as f64 / 1000.0;
+            let got = erf(x as f32) as f64;
+            let want = candle_core::cpu::erf::erf_f64(x);
+            worst = worst.max((got - want).abs());
+        }
+        assert!(worst < 5e-7, "max |erf error| = {worst:e}");
+    }
+
+    fn check_bias_activation(activation: Activation, reference: fn(&Tensor) -> Tensor) {
+        let x = Tensor::randn(0f32, 2.0, (5, 7, 33), &Device::Cpu).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 33, &Device::Cpu).unwrap();
+        let want = reference(&x.broadcast_add(&b).unwrap());
+        let got = x.copy().unwrap();
+        bias_activation(&got, &b, activation).unwrap();
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "{activation:?}: {diff}");
+    }
+
+    #[test]
+    fn bias_activation_equals_the_tensor_ops() {
+        check_bias_activation(Activation::None, |t| t.clone());
+        check_bias_activation(Activation::GeluErf, |t| t.gelu_erf().unwrap());
+        check_bias_activation(Activation::GeluTanh, |t| t.gelu().unwrap());
+        check_bias_activation(Activation::Relu, |t| t.relu().unwrap());
+    }
+
+    #[test]
+    fn attention_equals_the_tensor_ops() {
+        let (batch, tokens, heads, head_size) = (3, 7, 4, 5);
+        let hidden = heads * head_size;
+        let d = &Device::Cpu;
+        let q = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
+        let v = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
+        let mut mask = vec![0f32; batch * tokens];
+        for j in tokens - 3..tokens {
+            mask[2 * tokens + j] = -1e4;
+        }
+        let mask = Tensor::from_vec(mask, (batch, tokens), d).unwrap();
+        let split = |t: &Tensor| {
+            t.reshape((batch, tokens, heads, head_size))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let scores = split(&q).matmul(&split(&k).t().unwrap()).unwrap();
+        let scores = (scores * 0.3)
+            .unwrap()
+            .broadcast_add(&mask.reshape((batch, 1, 1, tokens)).unwrap())
+            .unwrap();
+        let want = candle_nn::ops::softmax(&scores, D::Minus1)
+            .unwrap()
+            .matmul(&split(&v))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((batch, tokens, hidden))
+            .unwrap();
+        let got = attention(&q, &k, &v, &mask, heads, 0.3).unwrap();
+        let diff = (&got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
