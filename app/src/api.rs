@@ -590,6 +590,17 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnE
                     held_out: v.metrics.as_ref().map_or(0, |m| m.items),
                     created_ms: v.created_ms,
                     active: v.active,
+                    label_f1: v
+                        .metrics
+                        .as_ref()
+                        .map(|m| {
+                            v.labels
+                                .iter()
+                                .cloned()
+                                .zip(m.per_label.iter().map(|l| l.f1))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })
                 .collect(),
             jobs: jobs
@@ -611,14 +622,24 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnE
     .await
 }
 
-/// Starts a background job: `predict` (pre-annotate every item) or `train`.
+/// Starts a background job: `predict` (pre-annotate every item), `train` (a head on the frozen
+/// encoder) or `fine_tune` (the encoder too).
 #[server]
 pub async fn start_model_job(project: u64, kind: String) -> Result<u64, ServerFnError> {
-    use concord_engine::EngineError;
+    use concord_engine::{EngineError, TrainRequest, Trainer};
     let (ctx, me) = (context()?, principal().await?);
+    let train = |trainer| TrainRequest {
+        trainer,
+        epochs: None,
+    };
     blocking(move || match kind.as_str() {
         "predict" => ctx.engine.enqueue_predict(&me, ProjectId(project)),
-        "train" => ctx.engine.enqueue_train(&me, ProjectId(project)),
+        "train" => ctx
+            .engine
+            .enqueue_train(&me, ProjectId(project), train(Trainer::Head)),
+        "fine_tune" => ctx
+            .engine
+            .enqueue_train(&me, ProjectId(project), train(Trainer::FineTune)),
         other => Err(EngineError::Invalid(format!("unknown job kind {other:?}"))),
     })
     .await

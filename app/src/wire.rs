@@ -82,6 +82,8 @@ pub struct VersionRow {
     pub held_out: u64,
     pub created_ms: u64,
     pub active: bool,
+    /// Held-out F1 per label, in the version's label order (empty without metrics).
+    pub label_f1: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

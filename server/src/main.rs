@@ -56,10 +56,23 @@ enum Command {
     Simulate(SimulateArgs),
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TrainerArg {
+    Head,
+    FineTune,
+}
+
 #[derive(Args)]
 struct ModelJobArgs {
     /// Project id or exact name.
     project: String,
+    /// `train`: head (a classifier on the frozen encoder, seconds) or fine-tune (the encoder
+    /// too, minutes).
+    #[arg(long, value_enum, default_value = "head")]
+    trainer: TrainerArg,
+    /// `train --trainer fine-tune`: passes over the confirmed labels.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=concord_engine::MAX_FINE_TUNE_EPOCHS as u64))]
+    epochs: Option<u64>,
     /// Folder holding model folders (all-MiniLM-L6-v2 inside it).
     #[arg(long, env = "CONCORD_MODELS", default_value = concord::config::DEFAULT_MODELS_DIR)]
     models: PathBuf,
@@ -285,19 +298,29 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
     let project = engine.find_project(&args.project)?;
     let local = Principal::local();
     let job = match kind {
-        "train" => engine.enqueue_train(&local, project)?,
+        "train" => engine.enqueue_train(
+            &local,
+            project,
+            concord_engine::TrainRequest {
+                trainer: match args.trainer {
+                    TrainerArg::Head => concord_engine::Trainer::Head,
+                    TrainerArg::FineTune => concord_engine::Trainer::FineTune,
+                },
+                epochs: args.epochs.map(|e| e as usize),
+            },
+        )?,
         _ => engine.enqueue_predict(&local, project)?,
     };
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
-            "{msg} {bar:40} {pos}/{len} items · {per_sec} · eta {eta}",
+            "{msg} {bar:40} {pos}/{len} · {per_sec} · eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message(if kind == "train" {
-        "embedding, then training"
-    } else {
-        "pre-annotating"
+    bar.set_message(match (kind, args.trainer) {
+        ("train", TrainerArg::Head) => "embedding items, then training",
+        ("train", TrainerArg::FineTune) => "fine-tuning (steps), then re-embedding (items)",
+        _ => "pre-annotating items",
     });
     let info = loop {
         let info = engine.job(&local, job)?;

@@ -609,9 +609,16 @@ async fn train(
     State(state): State<AppState>,
     ApiPrincipal(who): ApiPrincipal,
     Path(id): Path<u64>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No body: a head on the frozen encoder.
+    let request: concord_engine::TrainRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        json_body(&body)?
+    };
     let engine = state.engine().clone();
-    let job = blocking(move || engine.enqueue_train(&who, ProjectId(id))).await?;
+    let job = blocking(move || engine.enqueue_train(&who, ProjectId(id), request)).await?;
     Ok(accepted_job(job))
 }
 

@@ -8,7 +8,7 @@ use crate::api::{
 };
 use crate::charts::{fmt, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
-use crate::wire::ProjectView;
+use crate::wire::{ProjectView, VersionRow};
 
 #[component]
 pub fn ProjectPage() -> impl IntoView {
@@ -276,7 +276,12 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                         <ActionForm action=start>
                                             <input type="hidden" name="project" value=id.to_string()/>
                                             <input type="hidden" name="kind" value="train"/>
-                                            <button type="submit" data-testid="train">"Train a new version on the confirmed labels"</button>
+                                            <button type="submit" data-testid="train" title="A classifier on the frozen encoder: seconds">"Train a new version on the confirmed labels"</button>
+                                        </ActionForm>
+                                        <ActionForm action=start>
+                                            <input type="hidden" name="project" value=id.to_string()/>
+                                            <input type="hidden" name="kind" value="fine_tune"/>
+                                            <button type="submit" data-testid="fine-tune" title="Trains the encoder too and re-embeds every item: minutes">"Fine-tune the encoder"</button>
                                         </ActionForm>
                                     </div>
                                 })}
@@ -325,6 +330,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                         </tbody>
                                     </table>
                                 })}
+                                {label_comparison(&o.versions)}
                                 {(chart.len() > 1).then(|| view! {
                                     <SeriesChart days=chart title="Held-out accuracy (dots) and macro-F1 (line) per version"/>
                                 })}
@@ -335,4 +341,48 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// Held-out F1 per label, one column per evaluated version (newest first): where a new
+/// version gained or lost.
+fn label_comparison(versions: &[VersionRow]) -> Option<impl IntoView> {
+    let evaluated: Vec<&VersionRow> = versions
+        .iter()
+        .rev()
+        .filter(|v| !v.label_f1.is_empty())
+        .collect();
+    let labels: Vec<String> = evaluated
+        .first()?
+        .label_f1
+        .iter()
+        .map(|(l, _)| l.clone())
+        .collect();
+    let f1 = |v: &VersionRow, label: &str| {
+        v.label_f1
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, f)| format!("{f:.3}"))
+            .unwrap_or_default()
+    };
+    Some(view! {
+        <details class="compare" data-testid="label-comparison">
+            <summary>"Compare versions by label (held-out F1)"</summary>
+            <table class="data">
+                <thead>
+                    <tr>
+                        <th>"Label"</th>
+                        {evaluated.iter().map(|v| view! { <th class="num">{format!("v{}", v.version)}</th> }).collect_view()}
+                    </tr>
+                </thead>
+                <tbody>
+                    {labels.iter().map(|label| view! {
+                        <tr data-label=label.clone()>
+                            <td>{label.clone()}</td>
+                            {evaluated.iter().map(|v| view! { <td class="num">{f1(v, label)}</td> }).collect_view()}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </details>
+    })
 }

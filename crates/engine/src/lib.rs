@@ -28,7 +28,10 @@ pub use concord_store::StoreError;
 pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput};
-pub use models::{JobInfo, ModelStatus, ModelVersionInfo, DEFAULT_MODEL};
+pub use models::{
+    JobInfo, ModelStatus, ModelVersionInfo, TrainRequest, Trainer, DEFAULT_MODEL,
+    MAX_FINE_TUNE_EPOCHS,
+};
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
 pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};
 pub use review::{ReviewAnswer, ReviewItem, ReviewSummary};
@@ -78,7 +81,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 queue,
-                models: models::Models::new(models_dir),
+                models: models::Models::new(models_dir, data_dir.join(models::ENCODERS_DIR)),
                 jobs: jobs.clone(),
                 imports: Default::default(),
                 data_dir: data_dir.to_path_buf(),

@@ -117,18 +117,139 @@ pub struct JobInfo {
     pub result: Option<serde_json::Value>,
 }
 
-/// The encoder, loaded on first use.
+/// What trains a new version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trainer {
+    /// A softmax head on the frozen encoder's cached embeddings (seconds).
+    #[default]
+    Head,
+    /// The encoder and a head trained together (minutes); the tuned encoder's weights are
+    /// saved as a safetensors file named by its SHA-256, and every item is re-embedded.
+    FineTune,
+}
+
+impl Trainer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trainer::Head => "head",
+            Trainer::FineTune => "fine_tune",
+        }
+    }
+}
+
+/// A training request: the trainer, and for fine-tuning the number of passes over the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainRequest {
+    #[serde(default)]
+    pub trainer: Trainer,
+    /// Fine-tuning epochs, 1 to [`MAX_FINE_TUNE_EPOCHS`] (default 3).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+}
+
+/// The most fine-tuning epochs a request may ask for.
+pub const MAX_FINE_TUNE_EPOCHS: usize = 20;
+/// Where fine-tuned encoder weights live, inside the data directory.
+pub(crate) const ENCODERS_DIR: &str = "encoders";
+
+/// The encoders: the base model, loaded on first use, and the last fine-tuned one used.
 pub(crate) struct Models {
     dir: Option<PathBuf>,
+    encoders_dir: PathBuf,
     encoder: Mutex<Option<Arc<Encoder>>>,
+    tuned: Mutex<Option<(String, Arc<Encoder>)>>,
 }
 
 impl Models {
-    pub(crate) fn new(dir: Option<PathBuf>) -> Models {
+    pub(crate) fn new(dir: Option<PathBuf>, encoders_dir: PathBuf) -> Models {
         Models {
             dir,
+            encoders_dir,
             encoder: Mutex::new(None),
+            tuned: Mutex::new(None),
         }
+    }
+
+    /// The encoder that made `record`'s embeddings: the base model, or the fine-tuned weights
+    /// the version names (loaded once and kept until another fine-tuned version is used).
+    pub(crate) fn encoder_for(
+        &self,
+        record: &ModelVersionRecord,
+    ) -> Result<Arc<Encoder>, EngineError> {
+        self.encoder_from_file(
+            record
+                .params
+                .get("encoder_file")
+                .and_then(serde_json::Value::as_str),
+        )
+    }
+
+    /// The base encoder, or the one with the fine-tuned weights in `file` (in the encoders
+    /// folder).
+    fn encoder_from_file(&self, file: Option<&str>) -> Result<Arc<Encoder>, EngineError> {
+        let Some(file) = file else {
+            return self.encoder();
+        };
+        let mut slot = self
+            .tuned
+            .lock()
+            .map_err(|_| EngineError::Internal("model lock poisoned".into()))?;
+        if let Some((name, e)) = slot.as_ref() {
+            if name == file {
+                return Ok(e.clone());
+            }
+        }
+        let folder = self.loadable_folder()?;
+        let path = self.encoders_dir.join(file);
+        let encoder = Arc::new(
+            Encoder::load_with_weights(&folder, Some(&path), &concord_ml::default_device())
+                .map_err(|e| {
+                    EngineError::Unavailable(format!("cannot load fine-tuned weights: {e}"))
+                })?,
+        );
+        *slot = Some((file.to_string(), encoder.clone()));
+        Ok(encoder)
+    }
+
+    /// A fresh copy of the base encoder, for fine-tuning (which changes its weights).
+    fn fresh_base(&self) -> Result<Encoder, EngineError> {
+        let folder = self.loadable_folder()?;
+        Encoder::load(&folder, &concord_ml::default_device())
+            .map_err(|e| EngineError::Unavailable(format!("cannot load the model: {e}")))
+    }
+
+    /// Writes fine-tuned weights under their SHA-256 (via a temporary file and a rename, so a
+    /// crash never leaves a half-written file under a hash name). Returns the file name.
+    fn store_weights(&self, encoder: &Encoder, job: u64) -> Result<String, EngineError> {
+        let io = |e: std::io::Error| {
+            EngineError::Internal(format!("{}: {e}", self.encoders_dir.display()))
+        };
+        std::fs::create_dir_all(&self.encoders_dir).map_err(io)?;
+        let tmp = self
+            .encoders_dir
+            .join(format!(".job-{job}.safetensors.tmp"));
+        encoder
+            .save_weights(&tmp)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        let sha =
+            concord_ml::file_sha256(&tmp).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let name = format!("{sha}.safetensors");
+        std::fs::rename(&tmp, self.encoders_dir.join(&name)).map_err(io)?;
+        Ok(name)
+    }
+
+    fn loadable_folder(&self) -> Result<PathBuf, EngineError> {
+        let status = self.status();
+        self.folder().filter(|_| status.available).ok_or_else(|| {
+            EngineError::Unavailable(format!(
+                "model features are unavailable: {}",
+                status.reason.unwrap_or_default()
+            ))
+        })
     }
 
     fn folder(&self) -> Option<PathBuf> {
@@ -166,13 +287,7 @@ impl Models {
         if let Some(e) = slot.as_ref() {
             return Ok(e.clone());
         }
-        let status = self.status();
-        let Some(folder) = self.folder().filter(|_| status.available) else {
-            return Err(EngineError::Unavailable(format!(
-                "model features are unavailable: {}",
-                status.reason.unwrap_or_default()
-            )));
-        };
+        let folder = self.loadable_folder()?;
         let encoder = Arc::new(
             Encoder::load(&folder, &concord_ml::default_device())
                 .map_err(|e| EngineError::Unavailable(format!("cannot load the model: {e}")))?,
@@ -320,9 +435,23 @@ impl Engine {
     }
 
     /// Queues training of a new version on the confirmed labels (reviewers and admins).
-    pub fn enqueue_train(&self, actor: &Principal, project: ProjectId) -> Result<u64, EngineError> {
+    pub fn enqueue_train(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        request: TrainRequest,
+    ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
-        self.enqueue_job(actor, project, "train")
+        if let Some(e) = request.epochs {
+            if !(1..=MAX_FINE_TUNE_EPOCHS).contains(&e) {
+                return Err(EngineError::Invalid(format!(
+                    "epochs must be between 1 and {MAX_FINE_TUNE_EPOCHS} (got {e})"
+                )));
+            }
+        }
+        let params =
+            serde_json::to_value(request).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.enqueue_job_with(actor, project, "train", params)
     }
 
     fn enqueue_job(
@@ -330,6 +459,16 @@ impl Engine {
         actor: &Principal,
         project: ProjectId,
         kind: &str,
+    ) -> Result<u64, EngineError> {
+        self.enqueue_job_with(actor, project, kind, serde_json::Value::Null)
+    }
+
+    fn enqueue_job_with(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        kind: &str,
+        params: serde_json::Value,
     ) -> Result<u64, EngineError> {
         let status = self.model_status();
         if !status.available {
@@ -341,7 +480,7 @@ impl Engine {
         let id = self.store().create_job(&JobRecord {
             project,
             kind: kind.into(),
-            params: serde_json::Value::Null,
+            params,
             state: "queued".into(),
             done: 0,
             total: 0,
@@ -436,7 +575,11 @@ impl Engine {
         });
         tracing::info!(job = id, kind = %job.kind, project = %job.project, "job started");
         let outcome = match job.kind.as_str() {
-            "train" => self.train_job(id, job.project),
+            "train" => self.train_job(
+                id,
+                job.project,
+                serde_json::from_value(job.params.clone()).unwrap_or_default(),
+            ),
             _ => self
                 .predict_job(id, job.project, job.cursor)
                 .map(|n| serde_json::json!({ "suggestions": n })),
@@ -477,11 +620,16 @@ impl Engine {
         }
     }
 
-    /// Embeds every item that has no embedding from the current encoder, from `cursor` on,
-    /// storing each batch with the job's progress.
-    fn embed_items(&self, id: u64, project: ProjectId, cursor: u64) -> Result<(), Stop> {
-        let encoder = self.inner.models.encoder()?;
-        let fp = fingerprint_bytes(&encoder);
+    /// Embeds every item that has no embedding from `encoder`, from `cursor` on, storing each
+    /// batch with the job's progress.
+    fn embed_items(
+        &self,
+        id: u64,
+        project: ProjectId,
+        cursor: u64,
+        encoder: &Encoder,
+    ) -> Result<(), Stop> {
+        let fp = fingerprint_bytes(encoder);
         let total = self.project_record(project)?.next_seq;
         let have: HashSet<u64> = self
             .store()
@@ -518,11 +666,23 @@ impl Engine {
     /// Pre-annotates every item: embeddings first (resumable), then a zero-shot version if the
     /// project has no active one, then one suggestion per item.
     fn predict_job(&self, id: u64, project: ProjectId, cursor: u64) -> Result<u64, Stop> {
-        self.embed_items(id, project, cursor)?;
         let record = self.project_record(project)?;
-        let version = match record.active_model {
-            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => v,
-            _ => self.create_zero_shot(project)?,
+        let active = match record.active_model {
+            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => {
+                self.store().model_version(project, v)?.map(|r| (v, r))
+            }
+            _ => None,
+        };
+        // The active version's encoder embeds what it has not seen (new items, or everything
+        // after a fine-tuned version is activated); a new zero-shot model uses the base one.
+        let encoder = match &active {
+            Some((_, r)) => self.inner.models.encoder_for(r)?,
+            None => self.inner.models.encoder()?,
+        };
+        self.embed_items(id, project, cursor, &encoder)?;
+        let version = match active {
+            Some((v, _)) => v,
+            None => self.create_zero_shot(project)?,
         };
         let written = self.write_suggestions(project, version)?;
         self.order_queue(project, version)?;
@@ -674,12 +834,11 @@ impl Engine {
 
     /// Writes the version's suggestion for every embedded item; returns how many.
     fn write_suggestions(&self, project: ProjectId, version: u64) -> Result<u64, Stop> {
-        let encoder = self.inner.models.encoder()?;
-        let fp = fingerprint_bytes(&encoder);
         let record = self
             .store()
             .model_version(project, version)?
             .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        let fp = fingerprint_from_hex(&record.encoder);
         let classifier: Classifier = serde_json::from_value(record.classifier).map_err(|e| {
             EngineError::Internal(format!("stored model {version} is unreadable: {e}"))
         })?;
@@ -707,13 +866,17 @@ impl Engine {
         Ok(written)
     }
 
-    /// Trains a head on the confirmed labels (gold, else an agreed majority), evaluates it on
-    /// a held-out fifth (stratified, fixed seed), stores it as the active version and refreshes
-    /// the suggestions.
-    fn train_job(&self, id: u64, project: ProjectId) -> Result<serde_json::Value, Stop> {
-        self.embed_items(id, project, 0)?;
-        let encoder = self.inner.models.encoder()?;
-        let fp = fingerprint_bytes(&encoder);
+    /// Trains a new version on the confirmed labels (gold, else an agreed majority) with
+    /// `request.trainer`, evaluates it on a held-out fifth (stratified, fixed seed), stores it
+    /// as the active version and refreshes the suggestions.
+    fn train_job(
+        &self,
+        id: u64,
+        project: ProjectId,
+        request: TrainRequest,
+    ) -> Result<serde_json::Value, Stop> {
+        let base = self.inner.models.encoder()?;
+        self.embed_items(id, project, 0, &base)?;
         let record = self.project_record(project)?;
         let spec = record.spec.clone();
         if spec.task != TaskKind::Classification {
@@ -728,15 +891,15 @@ impl Engine {
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
             .collect();
-        let embeddings: HashMap<u64, Vec<f32>> = self
+        let embedded: HashSet<u64> = self
             .store()
-            .embeddings(project, &fp, 0, usize::MAX)?
+            .embedded_seqs(project, &fingerprint_bytes(&base))?
             .into_iter()
             .collect();
         let mut rows: Vec<(u64, usize)> = confirmed
             .iter()
             .filter_map(|(seq, label)| Some((*seq, *index.get(label.as_str())?)))
-            .filter(|(seq, _)| embeddings.contains_key(seq))
+            .filter(|(seq, _)| embedded.contains(seq))
             .collect();
         rows.sort_unstable();
         let classes_seen: HashSet<usize> = rows.iter().map(|(_, c)| *c).collect();
@@ -772,24 +935,34 @@ impl Engine {
                 }
             }
         }
-        let params = HeadParams::default();
-        let x: Vec<Vec<f32>> = train.iter().map(|(s, _)| embeddings[s].clone()).collect();
-        let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
-        let head = LinearHead::train(&x, &y, names.len(), &params, encoder.device())?;
+        let (head, encoder, params) = match request.trainer {
+            Trainer::Head => {
+                let params = HeadParams::default();
+                let embeddings = self.embeddings_of(project, &base, &train)?;
+                let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
+                let head = LinearHead::train(&embeddings, &y, names.len(), &params, base.device())?;
+                (
+                    head,
+                    base.clone(),
+                    serde_json::to_value(&params).unwrap_or_default(),
+                )
+            }
+            Trainer::FineTune => self.fine_tune(id, project, &train, names.len(), request)?,
+        };
         let metrics = if test.is_empty() {
             None
         } else {
-            let tx: Vec<Vec<f32>> = test.iter().map(|(s, _)| embeddings[s].clone()).collect();
+            let tx = self.embeddings_of(project, &encoder, &test)?;
             let ty: Vec<usize> = test.iter().map(|(_, c)| *c).collect();
             Some(evaluate(&head.predict(&tx), &ty, names.len()))
         };
         let version = self.store().create_model_version(
             project,
             &ModelVersionRecord {
-                trainer: "head".into(),
+                trainer: request.trainer.as_str().into(),
                 created_ms: now_ms(),
                 parent: record.active_model,
-                params: serde_json::to_value(&params).unwrap_or_default(),
+                params,
                 train_size: train.len() as u64,
                 train_hash,
                 labels: names,
@@ -800,17 +973,114 @@ impl Engine {
             },
             true,
         )?;
-        tracing::info!(project = %project, version, train = train.len(), test = test.len(), "model trained");
+        tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.len(), test = test.len(), "model trained");
         let suggestions = self.write_suggestions(project, version)?;
         self.order_queue(project, version)?;
         Ok(serde_json::json!({
             "version": version,
+            "trainer": request.trainer.as_str(),
             "train_size": train.len(),
             "test_size": test.len(),
             "accuracy": metrics.as_ref().map(|m| m.accuracy),
             "macro_f1": metrics.as_ref().map(|m| m.macro_f1),
             "suggestions": suggestions,
         }))
+    }
+
+    /// The cached embeddings under `encoder` of `rows`' items, in order.
+    fn embeddings_of(
+        &self,
+        project: ProjectId,
+        encoder: &Encoder,
+        rows: &[(u64, usize)],
+    ) -> Result<Vec<Vec<f32>>, Stop> {
+        let mut all: HashMap<u64, Vec<f32>> = self
+            .store()
+            .embeddings(project, &fingerprint_bytes(encoder), 0, usize::MAX)?
+            .into_iter()
+            .collect();
+        rows.iter()
+            .map(|(seq, _)| {
+                all.remove(seq).ok_or_else(|| {
+                    Stop::Failed(EngineError::Internal(format!(
+                        "item {seq} has no embedding"
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// Fine-tunes a fresh copy of the base encoder with a head on `train`, saves its weights,
+    /// and embeds every item with it. Progress counts training steps, then items.
+    fn fine_tune(
+        &self,
+        id: u64,
+        project: ProjectId,
+        train: &[(u64, usize)],
+        classes: usize,
+        request: TrainRequest,
+    ) -> Result<(LinearHead, Arc<Encoder>, serde_json::Value), Stop> {
+        let encoder = self.inner.models.fresh_base()?;
+        let wanted: HashMap<u64, usize> = train.iter().copied().collect();
+        let mut texts: HashMap<u64, String> = HashMap::new();
+        let mut from = 0;
+        loop {
+            let batch = self.store().texts_from(project, from, 1024)?;
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            texts.extend(batch.into_iter().filter(|(s, _)| wanted.contains_key(s)));
+            from = last + 1;
+        }
+        let ordered: Vec<&str> = train
+            .iter()
+            .map(|(s, _)| texts.get(s).map_or("", String::as_str))
+            .collect();
+        let tokens = encoder.tokenize(&ordered)?;
+        let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
+        let params = concord_ml::FineTuneParams {
+            epochs: request.epochs.unwrap_or(3),
+            ..concord_ml::FineTuneParams::default()
+        };
+        let mut cancelled = false;
+        let mut last_saved = std::time::Instant::now();
+        let (head, losses) = concord_ml::fine_tune(
+            &encoder,
+            &tokens,
+            &y,
+            classes,
+            &params,
+            &mut |step, steps| {
+                // Progress and the cancel flag go through the store every second or so.
+                if last_saved.elapsed() >= Duration::from_secs(1) || step == steps {
+                    last_saved = std::time::Instant::now();
+                    let _ = self.store().update_job(id, |j| {
+                        j.done = step as u64;
+                        j.total = steps as u64;
+                    });
+                    if self.check_cancel(id).is_err() {
+                        cancelled = true;
+                        return std::ops::ControlFlow::Break(());
+                    }
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .map_err(|e| match e {
+            concord_ml::MlError::Cancelled if cancelled => Stop::Cancelled,
+            e => Stop::from(e),
+        })?;
+        let file = self.inner.models.store_weights(&encoder, id)?;
+        // The saved file, loaded back, is what predicts from now on: its fingerprint is the
+        // file's hash, so its embeddings are cached apart from the base model's.
+        let tuned = self.inner.models.encoder_from_file(Some(&file))?;
+        self.embed_items(id, project, 0, &tuned)?;
+        let mut params = serde_json::to_value(&params).unwrap_or_default();
+        if let Some(map) = params.as_object_mut() {
+            map.insert("encoder_file".into(), file.into());
+            map.insert("epoch_losses".into(), serde_json::json!(losses));
+        }
+        Ok((head, tuned, params))
     }
 
     /// (seq, label) for every item whose label humans confirmed: its gold label, or else the

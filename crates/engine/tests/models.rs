@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use concord_domain::{
     AnnotationSource, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind,
 };
-use concord_engine::{Engine, ExportFormat, ImportFormat, ImportOptions, Principal, Submission};
+use concord_engine::{
+    Engine, ExportFormat, ImportFormat, ImportOptions, Principal, Submission, TrainRequest, Trainer,
+};
 
 fn models_dir() -> PathBuf {
     std::env::var_os("CONCORD_TEST_MODELS")
@@ -178,7 +180,9 @@ fn zero_shot_then_training_then_rollback() {
     );
 
     // The corrections train version 2; its suggestions are better.
-    let job = engine.enqueue_train(&admin, project).unwrap();
+    let job = engine
+        .enqueue_train(&admin, project, TrainRequest::default())
+        .unwrap();
     let info = wait_for(&engine, &admin, job);
     assert_eq!(info.state, "done", "{info:?}");
     let (trained, version) = accuracy(&engine, &admin, project);
@@ -216,11 +220,59 @@ fn zero_shot_then_training_then_rollback() {
             >= agreement.model_raters[0].mean_kappa.unwrap()
     );
 
+    // Full fine-tuning makes version 3: its own encoder weights, saved under their hash, and
+    // every item re-embedded with them.
+    let too_long = TrainRequest {
+        trainer: Trainer::FineTune,
+        epochs: Some(99),
+    };
+    assert!(engine.enqueue_train(&admin, project, too_long).is_err());
+    let job = engine
+        .enqueue_train(
+            &admin,
+            project,
+            TrainRequest {
+                trainer: Trainer::FineTune,
+                epochs: Some(4),
+            },
+        )
+        .unwrap();
+    let info = wait_for(&engine, &admin, job);
+    assert_eq!(info.state, "done", "{info:?}");
+    let (tuned, version) = accuracy(&engine, &admin, project);
+    assert_eq!(version, 3);
+    let versions = engine.model_versions(&admin, project).unwrap();
+    let v3 = &versions[2];
+    assert_eq!((v3.trainer.as_str(), v3.parent), ("fine_tune", Some(2)));
+    assert!(v3.metrics.is_some());
+    let file = v3.params["encoder_file"].as_str().unwrap().to_string();
+    let weights = dir.path().join("encoders").join(&file);
+    assert_eq!(
+        format!("{}.safetensors", concord_ml::file_sha256(&weights).unwrap()),
+        file,
+        "the weights are named by their hash"
+    );
+    let losses = v3.params["epoch_losses"].as_array().unwrap();
+    assert_eq!(losses.len(), 4);
+    assert!(losses[3].as_f64() < losses[0].as_f64(), "{losses:?}");
+    assert!(tuned >= 0.75, "fine-tuned accuracy {tuned}");
+    let raters = engine.agreement(&admin, project).unwrap().model_raters;
+    assert_eq!(raters.len(), 3);
+    assert_eq!(raters[2].items, 24, "v3 rates from its own embeddings");
+
     // Roll back to the zero-shot version: its suggestions come back.
     let job = engine.activate_model(&admin, project, 1).unwrap();
     assert_eq!(wait_for(&engine, &admin, job).state, "done");
     let (again, version) = accuracy(&engine, &admin, project);
     assert_eq!((again, version), (zero_shot, 1));
+
+    // After a restart, the fine-tuned version loads its weights from disk and predicts as
+    // before.
+    drop(engine);
+    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
+    let job = engine.activate_model(&admin, project, 3).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    assert_eq!(accuracy(&engine, &admin, project), (tuned, 3));
 }
 
 #[test]

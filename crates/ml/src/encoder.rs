@@ -68,7 +68,25 @@ impl ModelFolder {
 impl Encoder {
     /// Loads a model folder onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Encoder, MlError> {
-        let folder = ModelFolder::open(dir)?;
+        Encoder::load_with_weights(dir, None, device)
+    }
+
+    /// Loads a model folder's configuration and tokenizer with `weights` (a fine-tuned copy of
+    /// the folder's model, as [`Encoder::save_weights`] wrote it) instead of its own weights.
+    pub fn load_with_weights(
+        dir: &Path,
+        weights: Option<&Path>,
+        device: &Device,
+    ) -> Result<Encoder, MlError> {
+        let mut folder = ModelFolder::open(dir)?;
+        if let Some(w) = weights {
+            if !w.is_file() {
+                return Err(MlError::Missing {
+                    path: w.to_path_buf(),
+                });
+            }
+            folder.weights = w.to_path_buf();
+        }
         let config: BertConfig = serde_json::from_slice(&read(&folder.config)?)
             .map_err(|e| MlError::Config(format!("{}: {e}", folder.config.display())))?;
         let tokenizer = Tokenizer::from_file(&folder.tokenizer)
@@ -267,6 +285,11 @@ pub fn length_batches(lengths: &[usize], max_items: usize) -> Vec<std::ops::Rang
 }
 
 pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
+    Ok(file_sha256(path)?[..16].to_string())
+}
+
+/// The SHA-256 of a file, hex: what names fine-tuned weights on disk.
+pub fn file_sha256(path: &Path) -> Result<String, MlError> {
     let mut file = std::fs::File::open(path).map_err(|source| MlError::Io {
         path: path.to_path_buf(),
         source,
@@ -276,7 +299,7 @@ pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(hex::encode(&hasher.finalize()[..8]))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Cosine similarity of two L2-normalised vectors.

@@ -33,14 +33,15 @@ impl Default for FineTuneParams {
 }
 
 /// Fine-tunes `encoder` in place (its variables change) with a new head on `tokens` labelled
-/// `y`. Returns the head and the mean loss of each epoch. `progress` gets (step, steps).
+/// `y`. Returns the head and the mean loss of each epoch. `progress` gets (step, steps) after
+/// each step; returning `Break` stops the training with [`MlError::Cancelled`].
 pub fn fine_tune(
     encoder: &Encoder,
     tokens: &[Vec<u32>],
     y: &[usize],
     classes: usize,
     params: &FineTuneParams,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(usize, usize) -> std::ops::ControlFlow<()>,
 ) -> Result<(LinearHead, Vec<f32>), MlError> {
     if tokens.is_empty() || tokens.len() != y.len() {
         return Err(MlError::Training(format!(
@@ -97,7 +98,9 @@ pub fn fine_tune(
             total += loss.to_scalar::<f32>()?;
             batches += 1;
             step += 1;
-            progress(step, steps);
+            if progress(step, steps).is_break() {
+                return Err(MlError::Cancelled);
+            }
         }
         epoch_losses.push(total / batches.max(1) as f32);
     }

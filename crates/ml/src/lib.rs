@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub use active::{select, uncertainty, Pick, Pool, SplitMix, Strategy};
 pub use bert::{mean_pool_normalized, reinitialize, var_builder, Bert, BertConfig, Mode};
 pub use candle_core::Device;
-pub use encoder::{cosine, file_fingerprint, Encoder, ModelFolder};
+pub use encoder::{cosine, file_fingerprint, file_sha256, Encoder, ModelFolder};
 pub use finetune::{fine_tune, FineTuneParams};
 pub use head::{softmax, HeadParams, LinearHead};
 pub use metrics::{argmax, evaluate, Evaluation, LabelMetrics};
@@ -42,6 +42,8 @@ pub enum MlError {
     Tokenizer(String),
     #[error("training: {0}")]
     Training(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
+use std::ops::ControlFlow;
+
 use concord_ml::{fine_tune, reinitialize, var_builder, BertConfig, Encoder, FineTuneParams, Mode};
 use tokenizers::Tokenizer;
 
@@ -184,7 +186,25 @@ fn fine_tuning_lowers_the_loss() {
         head_learning_rate: 5e-2,
         seed: 3,
     };
-    let (head, losses) = fine_tune(&enc, &tokens, &y, 2, &params, &mut |_, _| {}).unwrap();
+    // A cancel stops it at the step where it is asked for.
+    let mut steps_seen = 0;
+    let cancelled = fine_tune(&tiny(), &tokens, &y, 2, &params, &mut |step, _| {
+        steps_seen = step;
+        if step == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(matches!(cancelled, Err(concord_ml::MlError::Cancelled)));
+    assert_eq!(steps_seen, 3);
+    let mut last = (0, 0);
+    let (head, losses) = fine_tune(&enc, &tokens, &y, 2, &params, &mut |step, steps| {
+        last = (step, steps);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(last, (24, 24), "12 epochs of 2 batches");
     assert!(
         losses.last().unwrap() < &(losses[0] * 0.5),
         "loss did not fall: {losses:?}"

@@ -7,26 +7,19 @@ use crate::records::{decode, encode};
 use crate::schema::*;
 use crate::{JobRecord, ModelVersionRecord, QueueOrderRecord, Store, StoreError, SuggestionRecord};
 
-/// Encodes an embedding row: fingerprint, then little-endian f32s.
-fn embedding_bytes(fingerprint: &[u8; 8], values: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + values.len() * 4);
-    out.extend_from_slice(fingerprint);
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+fn embedding_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn embedding_values(fingerprint: &[u8; 8], bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() < 8 || &bytes[..8] != fingerprint || !(bytes.len() - 8).is_multiple_of(4) {
-        return None;
-    }
-    Some(
-        bytes[8..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
+fn embedding_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn fingerprint_key(fingerprint: &[u8; 8]) -> u64 {
+    u64::from_be_bytes(*fingerprint)
 }
 
 impl Store {
@@ -114,7 +107,7 @@ impl Store {
     }
 
     /// Up to `limit` cached embeddings of a project's items under `fingerprint`, by seq from
-    /// `from_seq`; items without one (or with one from another encoder) are absent.
+    /// `from_seq`; items without one from that encoder are absent.
     pub fn embeddings(
         &self,
         project: ProjectId,
@@ -124,15 +117,14 @@ impl Store {
     ) -> Result<Vec<(u64, Vec<f32>)>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EMBEDDINGS)?;
+        let fp = fingerprint_key(fingerprint);
         let mut out = Vec::new();
-        for row in table.range((project.0, from_seq)..=(project.0, u64::MAX))? {
+        for row in table.range((project.0, fp, from_seq)..=(project.0, fp, u64::MAX))? {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = row?;
-            if let Some(values) = embedding_values(fingerprint, v.value()) {
-                out.push((k.value().1, values));
-            }
+            out.push((k.value().2, embedding_values(v.value())));
         }
         Ok(out)
     }
@@ -152,8 +144,8 @@ impl Store {
             let mut table = txn.open_table(EMBEDDINGS)?;
             for (seq, values) in embeddings {
                 table.insert(
-                    (project.0, *seq),
-                    embedding_bytes(fingerprint, values).as_slice(),
+                    (project.0, fingerprint_key(fingerprint), *seq),
+                    embedding_bytes(values).as_slice(),
                 )?;
             }
             let mut table = txn.open_table(SUGGESTIONS)?;
@@ -196,12 +188,10 @@ impl Store {
     ) -> Result<Vec<u64>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EMBEDDINGS)?;
+        let fp = fingerprint_key(fingerprint);
         let mut out = Vec::new();
-        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
-            let (k, v) = row?;
-            if v.value().get(..8) == Some(fingerprint.as_slice()) {
-                out.push(k.value().1);
-            }
+        for row in table.range((project.0, fp, 0)..=(project.0, fp, u64::MAX))? {
+            out.push(row?.0.value().2);
         }
         Ok(out)
     }

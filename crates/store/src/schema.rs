@@ -46,9 +46,14 @@ pub const GOLD_QUESTIONS: TableDefinition<(u64, u64), ()> = TableDefinition::new
 /// (project, version) → JSON [`crate::ModelVersionRecord`]: every model a project has had.
 pub const MODEL_VERSIONS: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new("model_versions");
-/// (project, item seq) → the item's embedding: an 8-byte encoder fingerprint, then f32s (LE).
-/// A row under another fingerprint is stale and recomputed.
-pub const EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("embeddings");
+/// (project, encoder fingerprint, item seq) → the item's embedding under that encoder, f32s
+/// (LE). Each encoder (the base model, every fine-tuned copy) keeps its own rows, so switching
+/// between model versions never re-embeds.
+pub const EMBEDDINGS: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("encoder_embeddings");
+/// The earlier layout, (project, seq) → fingerprint + f32s: dropped when a store is opened.
+pub const LEGACY_EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("embeddings");
 /// (project, item seq) → JSON [`crate::SuggestionRecord`]: the latest model suggestion.
 pub const SUGGESTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("suggestions");
 /// job id → JSON [`crate::JobRecord`]: background work (training, batch prediction).

@@ -127,6 +127,8 @@ impl Store {
             txn.open_table(GOLD_QUESTIONS)?;
             txn.open_table(MODEL_VERSIONS)?;
             txn.open_table(EMBEDDINGS)?;
+            // A cache: recomputed under the new layout by the next prediction.
+            txn.delete_table(LEGACY_EMBEDDINGS)?;
             txn.open_table(SUGGESTIONS)?;
             txn.open_table(JOBS)?;
             txn.open_table(QUEUE_ORDERS)?;

@@ -435,3 +435,57 @@ fn answered_items_are_walked_in_order_with_their_answers() {
     assert_eq!(walk(2, 9), [(2, vec![2]), (3, vec![1])]);
     assert_eq!(walk(0, 1), [(1, vec![1, 2])]);
 }
+
+#[test]
+fn each_encoder_keeps_its_own_embeddings_and_predictions_are_written_atomically() {
+    let (_dir, store, p) = setup(1);
+    import(
+        &store,
+        p,
+        &[("a", "first"), ("b", "second"), ("c", "third")],
+    );
+    let (base, tuned) = (*b"basebase", *b"tunedenc");
+    let suggestion = |label: &str| concord_store::SuggestionRecord {
+        labels: vec![label.into()],
+        confidence: 0.9,
+        probabilities: vec![0.9, 0.1],
+        version: 1,
+        created_ms: 0,
+    };
+    store
+        .put_predictions(
+            p,
+            &base,
+            &[(0, vec![1.0, 0.0]), (1, vec![0.0, 1.0])],
+            &[(0, suggestion("spam"))],
+            None,
+        )
+        .unwrap();
+    store
+        .put_predictions(p, &tuned, &[(1, vec![0.5, 0.5])], &[], None)
+        .unwrap();
+    assert_eq!(store.embedded_seqs(p, &base).unwrap(), [0, 1]);
+    assert_eq!(store.embedded_seqs(p, &tuned).unwrap(), [1]);
+    assert_eq!(
+        store.embeddings(p, &base, 1, 10).unwrap(),
+        [(1, vec![0.0, 1.0])],
+        "the tuned encoder's row did not replace the base one"
+    );
+    assert_eq!(
+        store.embeddings(p, &tuned, 0, 10).unwrap(),
+        [(1, vec![0.5, 0.5])]
+    );
+    assert_eq!(store.embeddings(p, &base, 0, 1).unwrap().len(), 1);
+    assert_eq!(store.suggestion(p, 0).unwrap(), Some(suggestion("spam")));
+    // A batch naming a job that does not exist is refused whole: no embedding, no suggestion.
+    let err = store.put_predictions(
+        p,
+        &base,
+        &[(2, vec![0.3, 0.7])],
+        &[(2, suggestion("ham"))],
+        Some((999, 3, 3)),
+    );
+    assert!(err.is_err());
+    assert_eq!(store.embedded_seqs(p, &base).unwrap(), [0, 1]);
+    assert_eq!(store.suggestion(p, 2).unwrap(), None);
+}
