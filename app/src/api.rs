@@ -113,6 +113,8 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
         blind: summary.spec.settings.blind,
         auto_accept_unanimous: summary.spec.settings.auto_accept_unanimous,
         gold_every: summary.spec.settings.gold_every,
+        queue_order: summary.spec.settings.queue_order,
+        diversity: summary.spec.settings.diversity,
         total: summary.total,
         done: summary.done,
         mine: summary.mine,
@@ -454,16 +456,22 @@ pub async fn update_settings(
     project: u64,
     overlap: u32,
     gold_every: u32,
+    queue_order: String,
     blind: Option<String>,
     auto_accept: Option<String>,
+    diversity: Option<String>,
 ) -> Result<(), ServerFnError> {
-    use concord_domain::ProjectSettings;
+    use concord_domain::{ProjectSettings, QueueOrder};
     let (ctx, me) = (context()?, principal().await?);
+    let queue_order = QueueOrder::parse(&queue_order)
+        .ok_or_else(|| ServerFnError::new(format!("unknown queue order {queue_order:?}")))?;
     let settings = ProjectSettings {
         overlap,
         blind: blind.is_some(),
         auto_accept_unanimous: auto_accept.is_some(),
         gold_every,
+        queue_order,
+        diversity: diversity.is_some(),
     };
     blocking(move || {
         ctx.engine

@@ -26,6 +26,8 @@ pub struct ProjectView {
     pub blind: bool,
     pub auto_accept_unanimous: bool,
     pub gold_every: u32,
+    pub queue_order: concord_domain::QueueOrder,
+    pub diversity: bool,
     pub total: u64,
     pub done: u64,
     pub mine: u64,

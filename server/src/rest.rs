@@ -466,6 +466,8 @@ struct SettingsPatch {
     blind: Option<bool>,
     auto_accept_unanimous: Option<bool>,
     gold_every: Option<u32>,
+    queue_order: Option<concord_domain::QueueOrder>,
+    diversity: Option<bool>,
 }
 
 async fn update_settings(
@@ -486,6 +488,8 @@ async fn update_settings(
             .auto_accept_unanimous
             .unwrap_or(settings.auto_accept_unanimous);
         settings.gold_every = patch.gold_every.unwrap_or(settings.gold_every);
+        settings.queue_order = patch.queue_order.unwrap_or(settings.queue_order);
+        settings.diversity = patch.diversity.unwrap_or(settings.diversity);
         engine.update_settings(&who, project, settings)?;
         engine.project_summary(&who, project)
     })

@@ -1,4 +1,4 @@
-use concord_domain::Role;
+use concord_domain::{QueueOrder, Role};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -202,6 +202,15 @@ fn Settings(project: ProjectView) -> impl IntoView {
                 <label>"One gold question about every N items (0: none)"
                     <input type="number" name="gold_every" min="0" max="1000" value=project.gold_every.to_string()/>
                 </label>
+                <label>"Queue order (active learning)"
+                    <select name="queue_order" data-testid="settings-queue-order">
+                        {QueueOrder::ALL.into_iter().map(|o| view! {
+                            <option value=o.as_str() selected=project.queue_order == o>{o.describe()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <label class="inline"><input type="checkbox" name="diversity" value="on" checked=project.diversity data-testid="settings-diversity"/>
+                    " Diversity: spread each batch over clusters of similar items"</label>
                 <button type="submit" data-testid="settings-submit">"Save settings"</button>
             </ActionForm>
             {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}

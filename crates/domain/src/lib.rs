@@ -9,7 +9,7 @@ mod review;
 
 pub use aggregate::{aggregate_labels, Aggregate};
 pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
-pub use project::{Label, ProjectSettings, ProjectSpec, Role, TaskKind, RESERVED_KEYS};
+pub use project::{Label, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind, RESERVED_KEYS};
 pub use review::{review_state, GoldSource, ReviewState};
 
 use serde::{Deserialize, Serialize};

@@ -85,6 +85,72 @@ pub struct ProjectSettings {
     /// An annotator gets about one gold question per this many items (0: never).
     #[serde(default = "ten")]
     pub gold_every: u32,
+    /// How the annotation queue orders the unfinished items after each prediction.
+    #[serde(default)]
+    pub queue_order: QueueOrder,
+    /// Spread each batch over clusters of similar items (k-means on the embeddings), so that
+    /// the queue does not open with near-duplicates.
+    #[serde(default = "yes")]
+    pub diversity: bool,
+}
+
+/// The order in which annotators get unfinished items. The uncertainty orders rank items by the
+/// active model's suggestion; every order but `Import` places the first 200 and then falls back
+/// to import order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOrder {
+    /// Margin once a trained version exists; before that, representative items.
+    #[default]
+    Auto,
+    /// The lowest top probability first.
+    LeastConfidence,
+    /// The smallest gap between the two most likely labels first.
+    Margin,
+    /// The highest entropy of the label distribution first.
+    Entropy,
+    /// A random sample (with diversity: the most central item of each cluster).
+    Random,
+    /// Import order, no active learning.
+    Import,
+}
+
+impl QueueOrder {
+    pub const ALL: [QueueOrder; 6] = [
+        QueueOrder::Auto,
+        QueueOrder::LeastConfidence,
+        QueueOrder::Margin,
+        QueueOrder::Entropy,
+        QueueOrder::Random,
+        QueueOrder::Import,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueOrder::Auto => "auto",
+            QueueOrder::LeastConfidence => "least_confidence",
+            QueueOrder::Margin => "margin",
+            QueueOrder::Entropy => "entropy",
+            QueueOrder::Random => "random",
+            QueueOrder::Import => "import",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueueOrder> {
+        QueueOrder::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// What the settings form shows.
+    pub fn describe(self) -> &'static str {
+        match self {
+            QueueOrder::Auto => "automatic: margin once trained, representative items before",
+            QueueOrder::LeastConfidence => "least confidence first",
+            QueueOrder::Margin => "smallest margin first",
+            QueueOrder::Entropy => "highest entropy first",
+            QueueOrder::Random => "random",
+            QueueOrder::Import => "import order (no active learning)",
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -106,6 +172,8 @@ impl Default for ProjectSettings {
             blind: false,
             auto_accept_unanimous: true,
             gold_every: 10,
+            queue_order: QueueOrder::Auto,
+            diversity: true,
         }
     }
 }

@@ -10,7 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use concord_domain::{
-    aggregate_labels, Aggregate, AnnotationSource, ProjectId, ProjectSpec, Role, TaskKind,
+    aggregate_labels, Aggregate, AnnotationSource, ProjectId, ProjectSpec, QueueOrder, Role,
+    TaskKind,
 };
 use concord_ml::{
     adjust_priors, evaluate, label_prompt, Calibration, Encoder, Evaluation, HeadParams,
@@ -689,14 +690,35 @@ impl Engine {
         Ok(written)
     }
 
-    /// Chooses the items annotators should see first: diversity only (k-means on the
-    /// embeddings, the most central item of each cluster) while the active version is
-    /// zero-shot, margin + diversity once a trained one exists.
+    /// Chooses the items annotators should see first, by the project's queue order: by
+    /// default diversity only (k-means on the embeddings, the most central item of each
+    /// cluster) while the active version is zero-shot, margin + diversity once a trained one
+    /// exists.
     fn order_queue(&self, project: ProjectId, version: u64) -> Result<(), Stop> {
         let record = self.project_record(project)?;
         let Some(model) = self.store().model_version(project, version)? else {
             return Ok(());
         };
+        let settings = &record.spec.settings;
+        let strategy = match settings.queue_order {
+            QueueOrder::Import => {
+                let order = concord_store::QueueOrderRecord {
+                    seqs: Vec::new(),
+                    reasons: Vec::new(),
+                    version,
+                    strategy: QueueOrder::Import.as_str().into(),
+                };
+                self.store().put_queue_order(project, &order)?;
+                self.reload_assignment(project)?;
+                return Ok(());
+            }
+            QueueOrder::Auto if model.trainer == "zero_shot" => concord_ml::Strategy::Random,
+            QueueOrder::Auto | QueueOrder::Margin => concord_ml::Strategy::Margin,
+            QueueOrder::LeastConfidence => concord_ml::Strategy::LeastConfidence,
+            QueueOrder::Entropy => concord_ml::Strategy::Entropy,
+            QueueOrder::Random => concord_ml::Strategy::Random,
+        };
+        let diversity = settings.diversity;
         let overlap = record.spec.settings.overlap as usize;
         let mut answers: HashMap<u64, usize> = HashMap::new();
         self.store().for_each_answered(project, 0, &mut |seq, a| {
@@ -733,11 +755,6 @@ impl Engine {
             }
             from = last + 1;
         }
-        let strategy = if model.trainer == "zero_shot" {
-            concord_ml::Strategy::Random
-        } else {
-            concord_ml::Strategy::Margin
-        };
         let candidates: Vec<usize> = (0..seqs.len()).collect();
         let picks = concord_ml::select(
             &concord_ml::Pool {
@@ -747,14 +764,18 @@ impl Engine {
             },
             strategy,
             PRIORITY_ITEMS.min(seqs.len()),
-            true,
+            diversity,
             version,
         );
         let order = concord_store::QueueOrderRecord {
             seqs: picks.iter().map(|p| seqs[p.index]).collect(),
             reasons: picks.into_iter().map(|p| p.reason).collect(),
             version,
-            strategy: format!("{}+diversity", strategy.as_str()),
+            strategy: if diversity {
+                format!("{}+diversity", strategy.as_str())
+            } else {
+                strategy.as_str().to_string()
+            },
         };
         self.store().put_queue_order(project, &order)?;
         self.reload_assignment(project)?;

@@ -147,9 +147,19 @@ impl Engine {
         settings: ProjectSettings,
     ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Admin)?;
-        let mut spec = self.project_record(project)?.spec;
+        let record = self.project_record(project)?;
+        let mut spec = record.spec;
+        let old = spec.settings.clone();
         spec.settings = settings;
-        self.update_project(actor, project, spec)
+        let reorder = (old.queue_order, old.diversity)
+            != (spec.settings.queue_order, spec.settings.diversity);
+        self.update_project(actor, project, spec)?;
+        // A new queue order takes effect through a prediction pass (suggestions come from
+        // cached embeddings; nothing is re-embedded).
+        if reorder && record.active_model.is_some() && self.model_status().available {
+            self.enqueue_predict(actor, project)?;
+        }
+        Ok(())
     }
 
     /// Projects the caller belongs to (all of them for global admins), with progress.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use concord_domain::{
-    AnnotationSource, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind,
+    AnnotationSource, Label, ProjectId, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind,
 };
 use concord_engine::{
     Engine, ExportFormat, ImportFormat, ImportOptions, Principal, Submission, TrainRequest, Trainer,
@@ -149,6 +149,38 @@ fn zero_shot_then_training_then_rollback() {
     let suggested = item.suggestion.clone().expect("a suggestion");
     assert_eq!(suggested.model_version, 1);
     assert!(suggested.confidence > 0.0 && suggested.confidence <= 1.0);
+
+    // The queue order is a project setting; changing it re-orders through a prediction pass.
+    let reorder = |order: QueueOrder, diversity: bool, who: &str| {
+        let settings = ProjectSettings {
+            queue_order: order,
+            diversity,
+            ..ProjectSettings::default()
+        };
+        engine.update_settings(&admin, project, settings).unwrap();
+        let job = engine.project_jobs(&admin, project).unwrap()[0].id;
+        assert_eq!(wait_for(&engine, &admin, job).state, "done");
+        let user = engine
+            .create_user(&admin, who, "a long password", false)
+            .unwrap();
+        engine
+            .set_member(&admin, project, who, Some(Role::Annotator))
+            .unwrap();
+        engine.next_item(&user, project, &[]).unwrap().unwrap()
+    };
+    let least_sure = reorder(QueueOrder::LeastConfidence, false, "bob");
+    let reason = least_sure.reason.unwrap();
+    assert!(reason.starts_with("least confidence"), "{reason}");
+    let lowest = (1..=TEXTS.len())
+        .map(|i| {
+            let item = engine.review_item(&admin, project, &i.to_string()).unwrap();
+            item.suggestion.unwrap().confidence
+        })
+        .fold(f32::INFINITY, f32::min);
+    assert_eq!(least_sure.suggestion.unwrap().confidence, lowest);
+    let in_order = reorder(QueueOrder::Import, true, "cy");
+    assert_eq!((in_order.id.as_str(), in_order.reason), ("1", None));
+    reorder(QueueOrder::Auto, true, "dee");
     for (i, (_, topic)) in TEXTS.iter().enumerate() {
         engine
             .submit(
