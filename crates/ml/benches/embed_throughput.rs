@@ -68,6 +68,9 @@ fn main() {
     println!("| texts | mean tokens | batch | items/s | GFLOP/s |");
     println!("|---|---|---|---|---|");
     let mut tweet_embeddings = Vec::new();
+    // CONCORD_BENCH_EMBEDDINGS=FILE writes the embeddings (batch 8) as JSON, for
+    // scripts/bench-reference.sh to compare with sentence-transformers'.
+    let mut dump = serde_json::Map::new();
     for (name, file) in [
         ("tweets", "vader_tweets.jsonl"),
         ("emails", "spam_dev.jsonl"),
@@ -89,10 +92,16 @@ fn main() {
             let rate = out.len() as f64 / seconds;
             let gflops = flops(&tokens) / seconds / 1e9;
             println!("| {name} | {mean:.0} | {batch} | {rate:.1} | {gflops:.1} |");
+            if batch == 8 {
+                dump.insert(name.into(), serde_json::json!(out));
+            }
             if name == "tweets" {
                 tweet_embeddings = out;
             }
         }
+    }
+    if let Some(path) = std::env::var_os("CONCORD_BENCH_EMBEDDINGS") {
+        std::fs::write(&path, serde_json::Value::Object(dump).to_string()).expect("write embeddings");
     }
     // Head training on 10,000 items: the tweet embeddings repeated, three classes.
     let x: Vec<Vec<f32>> = tweet_embeddings
