@@ -106,10 +106,32 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     expect(trained >= zeroShot).toBe(true);
     expect(trained > zeroShot || trained === 1).toBe(true);
 
+    // Full fine-tuning from the UI makes version 3 (its own encoder, every item re-embedded);
+    // the versions compare label by label.
+    await page.getByTestId('fine-tune').click();
+    const v3 = page.locator('[data-testid=model-versions] tr[data-version="3"]');
+    await expect(v3).toHaveAttribute('data-active', 'true', { timeout: 300_000 });
+    await expect(v3).toContainText('fine-tune');
+    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(3);
+    const [tuned, v3Made] = await suggestionAccuracy(page, base, id);
+    expect(v3Made).toBe(3);
+    expect(tuned).toBeGreaterThanOrEqual(0.75);
+    const comparison = page.getByTestId('label-comparison');
+    await comparison.locator('summary').click();
+    await expect(comparison.locator('thead th')).toHaveText(['Label', 'v3', 'v2']);
+    for (const topic of TOPICS) {
+      const cells = comparison.locator(`tr[data-label="${topic.name}"] td`);
+      await expect(cells).toHaveCount(3);
+      for (const i of [1, 2]) {
+        const f1 = Number(await cells.nth(i).textContent());
+        expect(f1 >= 0 && f1 <= 1).toBe(true);
+      }
+    }
+
     // Roll back to the zero-shot version.
     await page.getByTestId('activate-1').click();
     await expect(page.locator('[data-testid=model-versions] tr[data-version="1"]')).toHaveAttribute('data-active', 'true', { timeout: 120_000 });
-    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(3, { timeout: 120_000 });
+    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(4, { timeout: 120_000 });
     const [again, v] = await suggestionAccuracy(page, base, id);
     expect([again, v]).toEqual([zeroShot, 1]);
 
@@ -118,10 +140,13 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     const models = path.join(repo, 'models');
     const predicted = JSON.parse(concord.cli(['predict', 'Topics', '--models', models]));
     expect(predicted.suggestions).toBe(TEXTS.length);
-    const third = JSON.parse(concord.cli(['train', 'Topics', '--models', models]));
-    expect(third.version).toBe(3);
-    expect(third.train_size + third.test_size).toBe(TEXTS.length);
-    expect(third.accuracy).toBeGreaterThan(0.5);
+    const fourth = JSON.parse(concord.cli(['train', 'Topics', '--models', models]));
+    expect(fourth.version).toBe(4);
+    expect(fourth.trainer).toBe('head');
+    expect(fourth.train_size + fourth.test_size).toBe(TEXTS.length);
+    expect(fourth.accuracy).toBeGreaterThan(0.5);
+    const fifth = JSON.parse(concord.cli(['train', 'Topics', '--models', models, '--trainer', 'fine-tune', '--epochs', '1']));
+    expect([fifth.version, fifth.trainer]).toEqual([5, 'fine_tune']);
   } finally {
     await concord.stop();
   }
