@@ -101,7 +101,8 @@ fn main() {
         }
     }
     if let Some(path) = std::env::var_os("CONCORD_BENCH_EMBEDDINGS") {
-        std::fs::write(&path, serde_json::Value::Object(dump).to_string()).expect("write embeddings");
+        std::fs::write(&path, serde_json::Value::Object(dump).to_string())
+            .expect("write embeddings");
     }
     // Head training on 10,000 items: the tweet embeddings repeated, three classes.
     let x: Vec<Vec<f32>> = tweet_embeddings
