@@ -84,6 +84,6 @@ test('the agreement dashboard shows the statistics crate\'s numbers and the conf
     await expect(page.getByRole('alert')).toBeVisible();
     await expect(page.getByTestId('coefficients')).toHaveCount(0);
   } finally {
-    await concord.stop();
+    await concord.dispose();
   }
 });

@@ -56,6 +56,12 @@ export class Concord {
     });
   }
 
+  /** Stops the server and deletes the folder (a copy of the binary and the data: hundreds of MB). */
+  async dispose(): Promise<void> {
+    await this.stop();
+    fs.rmSync(this.home, { recursive: true, force: true });
+  }
+
   async stop(): Promise<void> {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null) return;

@@ -106,6 +106,6 @@ test('admin sets up a project, an annotator labels by keyboard, it all survives 
     expect(byId.r4.annotations).toEqual([]);
     expect(byId.r2.annotations[0].time_spent_ms).toBeGreaterThan(0);
   } finally {
-    await concord.stop();
+    await concord.dispose();
   }
 });

@@ -148,6 +148,6 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     const fifth = JSON.parse(concord.cli(['train', 'Topics', '--models', models, '--trainer', 'fine-tune', '--epochs', '1']));
     expect([fifth.version, fifth.trainer]).toEqual([5, 'fine_tune']);
   } finally {
-    await concord.stop();
+    await concord.dispose();
   }
 });

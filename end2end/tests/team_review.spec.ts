@@ -151,6 +151,6 @@ test('three annotators label blind with overlap 3, a reviewer resolves the disag
       expect(r.status, `${method} ${url}`).toBe(403);
     }
   } finally {
-    await concord.stop();
+    await concord.dispose();
   }
 });
