@@ -115,6 +115,12 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
         gold_every: summary.spec.settings.gold_every,
         queue_order: summary.spec.settings.queue_order,
         diversity: summary.spec.settings.diversity,
+        model: summary
+            .spec
+            .settings
+            .model
+            .clone()
+            .unwrap_or_else(|| concord_engine::DEFAULT_MODEL.to_string()),
         total: summary.total,
         done: summary.done,
         mine: summary.mine,
@@ -450,13 +456,23 @@ pub async fn rater_confusion(
     })
 }
 
+/// The model folders a project may choose from (any signed-in user; names only).
+#[server]
+pub async fn installed_models() -> Result<Vec<String>, ServerFnError> {
+    let (ctx, _me) = (context()?, principal().await?);
+    blocking(move || Ok(ctx.engine.installed_models())).await
+}
+
 /// Changes a project's workflow settings (project admins). Checkboxes arrive only when ticked.
+// One argument per form field: that is how `ActionForm` fills a server function.
+#[allow(clippy::too_many_arguments)]
 #[server]
 pub async fn update_settings(
     project: u64,
     overlap: u32,
     gold_every: u32,
     queue_order: String,
+    model: String,
     blind: Option<String>,
     auto_accept: Option<String>,
     diversity: Option<String>,
@@ -472,6 +488,7 @@ pub async fn update_settings(
         gold_every,
         queue_order,
         diversity: diversity.is_some(),
+        model: (model != concord_engine::DEFAULT_MODEL).then_some(model),
     };
     blocking(move || {
         ctx.engine
@@ -581,7 +598,7 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnE
         let project = ProjectId(project);
         let versions = ctx.engine.model_versions(&me, project)?;
         let jobs = ctx.engine.project_jobs(&me, project)?;
-        let status = ctx.engine.model_status();
+        let status = ctx.engine.project_model_status(project)?;
         Ok(ModelOverviewView {
             available: status.available,
             model: status.model,

@@ -28,6 +28,8 @@ pub struct ProjectView {
     pub gold_every: u32,
     pub queue_order: concord_domain::QueueOrder,
     pub diversity: bool,
+    /// The project's encoder (a model folder name).
+    pub model: String,
     pub total: u64,
     pub done: u64,
     pub mine: u64,

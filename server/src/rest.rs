@@ -468,6 +468,8 @@ struct SettingsPatch {
     gold_every: Option<u32>,
     queue_order: Option<concord_domain::QueueOrder>,
     diversity: Option<bool>,
+    /// A folder in the models folder; the default model's name resets it.
+    model: Option<String>,
 }
 
 async fn update_settings(
@@ -490,6 +492,9 @@ async fn update_settings(
         settings.gold_every = patch.gold_every.unwrap_or(settings.gold_every);
         settings.queue_order = patch.queue_order.unwrap_or(settings.queue_order);
         settings.diversity = patch.diversity.unwrap_or(settings.diversity);
+        if let Some(model) = patch.model {
+            settings.model = (model != concord_engine::DEFAULT_MODEL).then_some(model);
+        }
         engine.update_settings(&who, project, settings)?;
         engine.project_summary(&who, project)
     })
@@ -580,8 +585,13 @@ async fn set_gold_question(
 async fn model_status(
     State(state): State<AppState>,
     ApiPrincipal(_who): ApiPrincipal,
-) -> Json<concord_engine::ModelStatus> {
-    Json(state.engine().model_status())
+) -> Json<Value> {
+    let engine = state.engine();
+    let mut status = serde_json::to_value(engine.model_status()).unwrap_or_default();
+    if let Some(map) = status.as_object_mut() {
+        map.insert("installed".into(), json!(engine.installed_models()));
+    }
+    Json(status)
 }
 
 async fn model_versions(

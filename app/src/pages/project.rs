@@ -3,8 +3,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    current_user, get_project, list_members, model_overview, ActivateVersion, SetMember,
-    StartModelJob, UpdateSettings,
+    current_user, get_project, installed_models, list_members, model_overview, ActivateVersion,
+    SetMember, StartModelJob, UpdateSettings,
 };
 use crate::charts::{fmt, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
@@ -187,6 +187,10 @@ fn Members(id: u64, is_admin: bool) -> impl IntoView {
 fn Settings(project: ProjectView) -> impl IntoView {
     let action = ServerAction::<UpdateSettings>::new();
     let saved = move || action.value().get().map(|r| r.is_ok()).unwrap_or(false);
+    // Client-side only: the list fills in after hydration; until then the select shows the
+    // project's model alone.
+    let installed = LocalResource::new(installed_models);
+    let model = project.model.clone();
     view! {
         <section class="card">
             <h2>"Workflow settings"</h2>
@@ -211,6 +215,22 @@ fn Settings(project: ProjectView) -> impl IntoView {
                 </label>
                 <label class="inline"><input type="checkbox" name="diversity" value="on" checked=project.diversity data-testid="settings-diversity"/>
                     " Diversity: spread each batch over clusters of similar items"</label>
+                <label>"Encoder (a folder in the server's models folder)"
+                    <select name="model" data-testid="settings-model">
+                        {move || {
+                            let current = model.clone();
+                            let mut names = installed.get().and_then(Result::ok).unwrap_or_default();
+                            if !names.contains(&current) {
+                                names.insert(0, current.clone());
+                            }
+                            names.into_iter().map(|n| {
+                                let selected = n == current;
+                                let label = n.clone();
+                                view! { <option value=n selected=selected>{label}</option> }
+                            }).collect_view()
+                        }}
+                    </select>
+                </label>
                 <button type="submit" data-testid="settings-submit">"Save settings"</button>
             </ActionForm>
             {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}

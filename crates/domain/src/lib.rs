@@ -75,6 +75,8 @@ pub enum DomainError {
     BadOverlap { max: u32 },
     #[error("gold questions come once every N items, with N 0 (never) or between 2 and {max}")]
     BadGoldEvery { max: u32 },
+    #[error("a model is named by its folder in the models folder: 1 to 100 characters, no slashes, not starting with a dot")]
+    BadModelName,
     #[error("label {label:?} is not in this project's labels")]
     UnknownLabel { label: String },
     #[error("a single-label project takes exactly one label, got {count}")]

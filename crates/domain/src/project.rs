@@ -92,6 +92,9 @@ pub struct ProjectSettings {
     /// the queue does not open with near-duplicates.
     #[serde(default = "yes")]
     pub diversity: bool,
+    /// The encoder: a folder in the server's models folder (none: all-MiniLM-L6-v2).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// The order in which annotators get unfinished items. The uncertainty orders rank items by the
@@ -174,6 +177,7 @@ impl Default for ProjectSettings {
             gold_every: 10,
             queue_order: QueueOrder::Auto,
             diversity: true,
+            model: None,
         }
     }
 }
@@ -257,6 +261,17 @@ impl ProjectSpec {
             return Err(DomainError::BadGoldEvery {
                 max: MAX_GOLD_EVERY,
             });
+        }
+        if let Some(model) = &mut self.settings.model {
+            *model = model.trim().to_string();
+            let plain = !model.is_empty()
+                && model.len() <= 100
+                && !model.starts_with('.')
+                && !model.contains(['/', '\\'])
+                && !model.chars().any(char::is_control);
+            if !plain {
+                return Err(DomainError::BadModelName);
+            }
         }
         let mut names = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();

@@ -154,12 +154,27 @@ pub const MAX_FINE_TUNE_EPOCHS: usize = 20;
 /// Where fine-tuned encoder weights live, inside the data directory.
 pub(crate) const ENCODERS_DIR: &str = "encoders";
 
-/// The encoders: the base model, loaded on first use, and the last fine-tuned one used.
+/// The encoders: each base model (a folder in the models folder), loaded on first use, and the
+/// last fine-tuned one used.
 pub(crate) struct Models {
     dir: Option<PathBuf>,
     encoders_dir: PathBuf,
-    encoder: Mutex<Option<Arc<Encoder>>>,
+    base: Mutex<HashMap<String, Arc<Encoder>>>,
     tuned: Mutex<Option<(String, Arc<Encoder>)>>,
+}
+
+/// The base model a version was made with (versions from before models were per project used
+/// the default).
+pub(crate) fn version_model(record: &ModelVersionRecord) -> &str {
+    record
+        .params
+        .get("model")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(DEFAULT_MODEL)
+}
+
+fn lock_poisoned<T>(_: T) -> EngineError {
+    EngineError::Internal("model lock poisoned".into())
 }
 
 impl Models {
@@ -167,18 +182,36 @@ impl Models {
         Models {
             dir,
             encoders_dir,
-            encoder: Mutex::new(None),
+            base: Mutex::new(HashMap::new()),
             tuned: Mutex::new(None),
         }
     }
 
-    /// The encoder that made `record`'s embeddings: the base model, or the fine-tuned weights
+    /// The model folders that hold a loadable model (config.json, model.safetensors,
+    /// tokenizer.json), by name.
+    pub(crate) fn installed(&self) -> Vec<String> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| concord_ml::ModelFolder::open(&e.path()).is_ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The encoder that made `record`'s embeddings: its base model, or the fine-tuned weights
     /// the version names (loaded once and kept until another fine-tuned version is used).
     pub(crate) fn encoder_for(
         &self,
         record: &ModelVersionRecord,
     ) -> Result<Arc<Encoder>, EngineError> {
         self.encoder_from_file(
+            version_model(record),
             record
                 .params
                 .get("encoder_file")
@@ -186,22 +219,24 @@ impl Models {
         )
     }
 
-    /// The base encoder, or the one with the fine-tuned weights in `file` (in the encoders
-    /// folder).
-    fn encoder_from_file(&self, file: Option<&str>) -> Result<Arc<Encoder>, EngineError> {
+    /// `model`'s encoder, or one with its configuration and the fine-tuned weights in `file`
+    /// (in the encoders folder).
+    fn encoder_from_file(
+        &self,
+        model: &str,
+        file: Option<&str>,
+    ) -> Result<Arc<Encoder>, EngineError> {
         let Some(file) = file else {
-            return self.encoder();
+            return self.encoder(model);
         };
-        let mut slot = self
-            .tuned
-            .lock()
-            .map_err(|_| EngineError::Internal("model lock poisoned".into()))?;
+        let key = format!("{model}/{file}");
+        let mut slot = self.tuned.lock().map_err(lock_poisoned)?;
         if let Some((name, e)) = slot.as_ref() {
-            if name == file {
+            if *name == key {
                 return Ok(e.clone());
             }
         }
-        let folder = self.loadable_folder()?;
+        let folder = self.loadable_folder(model)?;
         let path = self.encoders_dir.join(file);
         let encoder = Arc::new(
             Encoder::load_with_weights(&folder, Some(&path), &concord_ml::default_device())
@@ -209,13 +244,13 @@ impl Models {
                     EngineError::Unavailable(format!("cannot load fine-tuned weights: {e}"))
                 })?,
         );
-        *slot = Some((file.to_string(), encoder.clone()));
+        *slot = Some((key, encoder.clone()));
         Ok(encoder)
     }
 
-    /// A fresh copy of the base encoder, for fine-tuning (which changes its weights).
-    fn fresh_base(&self) -> Result<Encoder, EngineError> {
-        let folder = self.loadable_folder()?;
+    /// A fresh copy of `model`'s encoder, for fine-tuning (which changes its weights).
+    fn fresh_base(&self, model: &str) -> Result<Encoder, EngineError> {
+        let folder = self.loadable_folder(model)?;
         Encoder::load(&folder, &concord_ml::default_device())
             .map_err(|e| EngineError::Unavailable(format!("cannot load the model: {e}")))
     }
@@ -243,60 +278,69 @@ impl Models {
         Ok(name)
     }
 
-    fn loadable_folder(&self) -> Result<PathBuf, EngineError> {
-        let status = self.status();
-        self.folder().filter(|_| status.available).ok_or_else(|| {
-            EngineError::Unavailable(format!(
-                "model features are unavailable: {}",
-                status.reason.unwrap_or_default()
-            ))
-        })
+    fn loadable_folder(&self, model: &str) -> Result<PathBuf, EngineError> {
+        let status = self.status(model);
+        self.folder(model)
+            .filter(|_| status.available)
+            .ok_or_else(|| {
+                EngineError::Unavailable(format!(
+                    "model features are unavailable: {}",
+                    status.reason.unwrap_or_default()
+                ))
+            })
     }
 
-    fn folder(&self) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(DEFAULT_MODEL))
+    fn folder(&self, model: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(model))
     }
 
-    pub(crate) fn status(&self) -> ModelStatus {
-        let model = DEFAULT_MODEL.to_string();
-        match self.folder() {
+    pub(crate) fn status(&self, model: &str) -> ModelStatus {
+        let name = model.to_string();
+        match self.folder(model) {
             None => ModelStatus {
                 available: false,
-                model,
+                model: name,
                 reason: Some("no models folder is configured (concord serve --models DIR)".into()),
             },
             Some(f) => match concord_ml::ModelFolder::open(&f) {
                 Ok(_) => ModelStatus {
                     available: true,
-                    model,
+                    model: name,
                     reason: None,
+                },
+                Err(e) if model == DEFAULT_MODEL => ModelStatus {
+                    available: false,
+                    model: name,
+                    reason: Some(format!("{e} (scripts/setup.sh fetches all-MiniLM-L6-v2)")),
                 },
                 Err(e) => ModelStatus {
                     available: false,
-                    model,
-                    reason: Some(format!("{e} (scripts/setup.sh fetches all-MiniLM-L6-v2)")),
+                    model: name,
+                    reason: Some(e.to_string()),
                 },
             },
         }
     }
 
-    pub(crate) fn encoder(&self) -> Result<Arc<Encoder>, EngineError> {
-        let mut slot = self
-            .encoder
-            .lock()
-            .map_err(|_| EngineError::Internal("model lock poisoned".into()))?;
-        if let Some(e) = slot.as_ref() {
+    pub(crate) fn encoder(&self, model: &str) -> Result<Arc<Encoder>, EngineError> {
+        let mut loaded = self.base.lock().map_err(lock_poisoned)?;
+        if let Some(e) = loaded.get(model) {
             return Ok(e.clone());
         }
-        let folder = self.loadable_folder()?;
+        let folder = self.loadable_folder(model)?;
         let encoder = Arc::new(
             Encoder::load(&folder, &concord_ml::default_device())
                 .map_err(|e| EngineError::Unavailable(format!("cannot load the model: {e}")))?,
         );
         tracing::info!(model = %folder.display(), fingerprint = encoder.fingerprint(), "model loaded");
-        *slot = Some(encoder.clone());
+        loaded.insert(model.to_string(), encoder.clone());
         Ok(encoder)
     }
+}
+
+/// The model folder a project's encoder comes from.
+pub(crate) fn project_model(spec: &ProjectSpec) -> &str {
+    spec.settings.model.as_deref().unwrap_or(DEFAULT_MODEL)
 }
 
 fn fingerprint_bytes(encoder: &Encoder) -> [u8; 8] {
@@ -378,9 +422,20 @@ impl From<concord_ml::MlError> for Stop {
 }
 
 impl Engine {
-    /// Whether model features can run.
+    /// Whether the default model can run.
     pub fn model_status(&self) -> ModelStatus {
-        self.inner.models.status()
+        self.inner.models.status(DEFAULT_MODEL)
+    }
+
+    /// Whether a project's model can run, and why not.
+    pub fn project_model_status(&self, project: ProjectId) -> Result<ModelStatus, EngineError> {
+        let record = self.project_record(project)?;
+        Ok(self.inner.models.status(project_model(&record.spec)))
+    }
+
+    /// The model folders in the models folder that hold a loadable model.
+    pub fn installed_models(&self) -> Vec<String> {
+        self.inner.models.installed()
     }
 
     /// A project's model versions, newest last (reviewers and admins).
@@ -419,6 +474,17 @@ impl Engine {
         version: u64,
     ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Admin)?;
+        let record = self
+            .store()
+            .model_version(project, version)?
+            .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        // A version of another model brings its model back as the project's.
+        let mut spec = self.project_record(project)?.spec;
+        let model = version_model(&record);
+        if project_model(&spec) != model {
+            spec.settings.model = (model != DEFAULT_MODEL).then(|| model.to_string());
+            self.update_project(actor, project, spec)?;
+        }
         self.store().set_active_model(project, Some(version))?;
         tracing::info!(project = %project, version, "model version activated");
         self.enqueue_job(actor, project, "predict")
@@ -471,7 +537,7 @@ impl Engine {
         kind: &str,
         params: serde_json::Value,
     ) -> Result<u64, EngineError> {
-        let status = self.model_status();
+        let status = self.project_model_status(project)?;
         if !status.available {
             return Err(EngineError::Unavailable(format!(
                 "model features are unavailable: {}",
@@ -668,17 +734,22 @@ impl Engine {
     /// project has no active one, then one suggestion per item.
     fn predict_job(&self, id: u64, project: ProjectId, cursor: u64) -> Result<u64, Stop> {
         let record = self.project_record(project)?;
+        let model = project_model(&record.spec);
+        // A version of another model than the project's (the setting changed) or a zero-shot
+        // one made before the items came is replaced by a fresh zero-shot version.
         let active = match record.active_model {
-            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => {
-                self.store().model_version(project, v)?.map(|r| (v, r))
-            }
+            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => self
+                .store()
+                .model_version(project, v)?
+                .filter(|r| version_model(r) == model)
+                .map(|r| (v, r)),
             _ => None,
         };
         // The active version's encoder embeds what it has not seen (new items, or everything
         // after a fine-tuned version is activated); a new zero-shot model uses the base one.
         let encoder = match &active {
             Some((_, r)) => self.inner.models.encoder_for(r)?,
-            None => self.inner.models.encoder()?,
+            None => self.inner.models.encoder(model)?,
         };
         self.embed_items(id, project, cursor, &encoder)?;
         let version = match active {
@@ -802,9 +873,10 @@ impl Engine {
     }
 
     fn create_zero_shot(&self, project: ProjectId) -> Result<u64, Stop> {
-        let encoder = self.inner.models.encoder()?;
-        let fp = fingerprint_bytes(&encoder);
         let spec = self.project_record(project)?.spec;
+        let model = project_model(&spec).to_string();
+        let encoder = self.inner.models.encoder(&model)?;
+        let fp = fingerprint_bytes(&encoder);
         let prompts: Vec<String> = spec
             .labels
             .iter()
@@ -834,6 +906,7 @@ impl Engine {
                 created_ms: now_ms(),
                 parent: previous,
                 params: serde_json::json!({
+                    "model": model,
                     "calibration": "standardize",
                     "label_priors": "em",
                     "prompts": prompts,
@@ -896,10 +969,11 @@ impl Engine {
         project: ProjectId,
         request: TrainRequest,
     ) -> Result<serde_json::Value, Stop> {
-        let base = self.inner.models.encoder()?;
-        self.embed_items(id, project, 0, &base)?;
         let record = self.project_record(project)?;
         let spec = record.spec.clone();
+        let model = project_model(&spec).to_string();
+        let base = self.inner.models.encoder(&model)?;
+        self.embed_items(id, project, 0, &base)?;
         if spec.task != TaskKind::Classification {
             return Err(Stop::Failed(EngineError::Invalid(
                 "training supports single-label projects for now".into(),
@@ -968,8 +1042,14 @@ impl Engine {
                     serde_json::to_value(&params).unwrap_or_default(),
                 )
             }
-            Trainer::FineTune => self.fine_tune(id, project, &train, names.len(), request)?,
+            Trainer::FineTune => {
+                self.fine_tune(id, project, &model, &train, names.len(), request)?
+            }
         };
+        let mut params = params;
+        if let Some(map) = params.as_object_mut() {
+            map.insert("model".into(), model.clone().into());
+        }
         let metrics = if test.is_empty() {
             None
         } else {
@@ -1037,11 +1117,12 @@ impl Engine {
         &self,
         id: u64,
         project: ProjectId,
+        model: &str,
         train: &[(u64, usize)],
         classes: usize,
         request: TrainRequest,
     ) -> Result<(LinearHead, Arc<Encoder>, serde_json::Value), Stop> {
-        let encoder = self.inner.models.fresh_base()?;
+        let encoder = self.inner.models.fresh_base(model)?;
         let wanted: HashMap<u64, usize> = train.iter().copied().collect();
         let mut texts: HashMap<u64, String> = HashMap::new();
         let mut from = 0;
@@ -1094,7 +1175,7 @@ impl Engine {
         let file = self.inner.models.store_weights(&encoder, id)?;
         // The saved file, loaded back, is what predicts from now on: its fingerprint is the
         // file's hash, so its embeddings are cached apart from the base model's.
-        let tuned = self.inner.models.encoder_from_file(Some(&file))?;
+        let tuned = self.inner.models.encoder_from_file(model, Some(&file))?;
         self.embed_items(id, project, 0, &tuned)?;
         let mut params = serde_json::to_value(&params).unwrap_or_default();
         if let Some(map) = params.as_object_mut() {

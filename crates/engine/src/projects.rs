@@ -151,12 +151,27 @@ impl Engine {
         let mut spec = record.spec;
         let old = spec.settings.clone();
         spec.settings = settings;
+        let new_model = spec.settings.model != old.model;
+        if new_model {
+            if let Some(name) = &spec.settings.model {
+                if !self.inner.models.installed().contains(name) {
+                    return Err(EngineError::Invalid(format!(
+                        "there is no model {name:?} in the models folder (installed: {})",
+                        self.inner.models.installed().join(", ")
+                    )));
+                }
+            }
+        }
         let reorder = (old.queue_order, old.diversity)
             != (spec.settings.queue_order, spec.settings.diversity);
         self.update_project(actor, project, spec)?;
         // A new queue order takes effect through a prediction pass (suggestions come from
-        // cached embeddings; nothing is re-embedded).
-        if reorder && record.active_model.is_some() && self.model_status().available {
+        // cached embeddings; nothing is re-embedded); a new model pre-annotates with a fresh
+        // zero-shot version of it.
+        if (reorder || new_model)
+            && record.active_model.is_some()
+            && self.project_model_status(project)?.available
+        {
             self.enqueue_predict(actor, project)?;
         }
         Ok(())

@@ -370,3 +370,106 @@ fn a_zero_shot_model_made_before_any_item_is_recalibrated_once_items_arrive() {
     assert_eq!(version, 2);
     assert!(accuracy >= 0.75, "zero-shot accuracy {accuracy}");
 }
+
+/// A project chooses its encoder among the model folders: switching makes a zero-shot version
+/// of the new model (its own embeddings, its own fingerprint); activating an old version
+/// brings its model back.
+#[test]
+fn a_project_switches_between_model_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let minilm = models_dir().join(concord_engine::DEFAULT_MODEL);
+    let (default, random) = (
+        models.join(concord_engine::DEFAULT_MODEL),
+        models.join("random-bert"),
+    );
+    for folder in [&default, &random] {
+        std::fs::create_dir_all(folder).unwrap();
+        for file in ["config.json", "tokenizer.json", "sentence_bert_config.json"] {
+            std::os::unix::fs::symlink(minilm.join(file), folder.join(file)).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(
+        minilm.join("model.safetensors"),
+        default.join("model.safetensors"),
+    )
+    .unwrap();
+    // Another BERT of the same shape: MiniLM's architecture with fixed-seed random weights.
+    let encoder = concord_ml::Encoder::load(&minilm, &concord_ml::Device::Cpu).unwrap();
+    concord_ml::reinitialize(encoder.varmap(), 7).unwrap();
+    encoder
+        .save_weights(&random.join("model.safetensors"))
+        .unwrap();
+    std::fs::create_dir_all(models.join("not-a-model")).unwrap();
+
+    let engine = Engine::open_with_models(&dir.path().join("data"), Some(models)).unwrap();
+    assert_eq!(
+        engine.installed_models(),
+        [concord_engine::DEFAULT_MODEL, "random-bert"]
+    );
+    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+    let spec = ProjectSpec {
+        name: "Topics".into(),
+        task: TaskKind::Classification,
+        labels: TOPICS
+            .iter()
+            .map(|(n, d)| Label {
+                description: Some(d.to_string()),
+                ..Label::named(*n)
+            })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    };
+    let project = engine.create_project(&admin, spec).unwrap();
+    let body: String = TEXTS
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        ..ImportOptions::default()
+    };
+    engine
+        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
+        .unwrap();
+    let job = engine.enqueue_predict(&admin, project).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    let (minilm_accuracy, _) = accuracy(&engine, &admin, project);
+
+    let with_model = |model: Option<&str>| ProjectSettings {
+        model: model.map(String::from),
+        ..ProjectSettings::default()
+    };
+    let err = engine
+        .update_settings(&admin, project, with_model(Some("not-a-model")))
+        .unwrap_err();
+    assert!(err.to_string().contains("no model"), "{err}");
+    assert!(engine
+        .update_settings(&admin, project, with_model(Some("../etc")))
+        .is_err());
+
+    engine
+        .update_settings(&admin, project, with_model(Some("random-bert")))
+        .unwrap();
+    let job = engine.project_jobs(&admin, project).unwrap()[0].id;
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    assert_eq!(
+        engine.project_model_status(project).unwrap().model,
+        "random-bert"
+    );
+    let (_, version) = accuracy(&engine, &admin, project);
+    assert_eq!(version, 2);
+    let versions = engine.model_versions(&admin, project).unwrap();
+    assert_eq!(versions[1].params["model"], "random-bert");
+    assert_eq!(versions[1].parent, Some(1));
+
+    // Rolling back to version 1 brings MiniLM back, with exactly its suggestions.
+    let job = engine.activate_model(&admin, project, 1).unwrap();
+    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    assert_eq!(
+        engine.project_model_status(project).unwrap().model,
+        concord_engine::DEFAULT_MODEL
+    );
+    assert_eq!(accuracy(&engine, &admin, project), (minilm_accuracy, 1));
+}
