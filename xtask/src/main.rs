@@ -21,14 +21,16 @@ const OUTPUT_NAME: &str = "concord";
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let release = args.iter().any(|a| a == "--release");
+    // The models on the first CUDA GPU (needs the CUDA toolkit).
+    let cuda = args.iter().any(|a| a == "--cuda");
     let root = workspace_root()?;
     match args.first().map(String::as_str) {
         Some("site") => build_site(&root, release),
         Some("build") => {
             build_site(&root, release)?;
-            build_server(&root, release)
+            build_server(&root, release, cuda)
         }
-        _ => bail!("usage: cargo xtask (site|build) [--release]"),
+        _ => bail!("usage: cargo xtask (site|build) [--release] [--cuda]"),
     }
 }
 
@@ -236,12 +238,15 @@ fn sync_changed(from: &Path, to: &Path) -> Result<bool> {
     Ok(changed)
 }
 
-fn build_server(root: &Path, release: bool) -> Result<()> {
+fn build_server(root: &Path, release: bool, cuda: bool) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root)
         .args(["build", "-p", "concord", "--bin", "concord"]);
     if release {
         cmd.arg("--release");
+    }
+    if cuda {
+        cmd.args(["--features", "cuda"]);
     }
     run(&mut cmd)?;
     let dir = if release { "release" } else { "debug" };
