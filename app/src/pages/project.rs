@@ -316,7 +316,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                 })}
                                 {(!o.jobs.is_empty()).then(|| view! {
                                     <table class="data" data-testid="model-jobs">
-                                        <thead><tr><th>"Job"</th><th>"State"</th><th class="num">"Progress"</th><th class="num">"Items/s"</th><th class="num">"ETA"</th></tr></thead>
+                                        <thead><tr><th>"Job"</th><th>"State"</th><th class="num">"Progress"</th><th class="num" title="Items per second (training steps while fine-tuning)">"Per second"</th><th class="num">"ETA"</th></tr></thead>
                                         <tbody>
                                             {o.jobs.iter().map(|j| view! {
                                                 <tr data-job=j.id.to_string() data-state=j.state.clone()>
