@@ -21,7 +21,11 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() { vec![100, 300] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![100, 300]
+    } else {
+        sizes
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("../../models/all-MiniLM-L6-v2");
     let data = root.join("../../../shared/data/vader_tweets.jsonl");
