@@ -108,13 +108,20 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         ids.extend(current.get_untracked().map(|i| i.id));
         ids
     };
+    // An item already on screen or answered on this page. A prefetch that was in flight while
+    // the page fetched the same item another way (after a fast run of submits) comes back
+    // stale: it must not be shown a second time.
+    let seen = move |item: &ItemView| {
+        recent.with_untracked(|r| r.contains(&item.id))
+            || current.with_untracked(|c| c.as_ref().is_some_and(|c| c.id == item.id))
+    };
     let refill_prefetch = move || {
         spawn_local(async move {
             match next_item(pid, exclusions()).await {
                 // Going back may have put the shown item into the prefetch slot meanwhile:
                 // that one comes next, and the fetched item returns later (it stays ours).
                 Ok(item) => prefetched.update(|p| {
-                    if p.is_none() {
+                    if p.is_none() && !item.as_ref().is_some_and(seen) {
                         *p = item;
                     }
                 }),
@@ -123,7 +130,11 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         });
     };
     let advance = move || {
-        if let Some(item) = prefetched.try_update(Option::take).flatten() {
+        let ready = prefetched
+            .try_update(Option::take)
+            .flatten()
+            .filter(|item| !seen(item));
+        if let Some(item) = ready {
             show(Some(item));
             refill_prefetch();
         } else {
