@@ -295,30 +295,20 @@ impl Models {
     }
 
     pub(crate) fn status(&self, model: &str) -> ModelStatus {
-        let name = model.to_string();
-        match self.folder(model) {
-            None => ModelStatus {
-                available: false,
-                model: name,
-                reason: Some("no models folder is configured (concord serve --models DIR)".into()),
-            },
+        let reason = match self.folder(model) {
+            None => Some("no models folder is configured (concord serve --models DIR)".into()),
             Some(f) => match concord_ml::ModelFolder::open(&f) {
-                Ok(_) => ModelStatus {
-                    available: true,
-                    model: name,
-                    reason: None,
-                },
-                Err(e) if model == DEFAULT_MODEL => ModelStatus {
-                    available: false,
-                    model: name,
-                    reason: Some(format!("{e} (scripts/setup.sh fetches all-MiniLM-L6-v2)")),
-                },
-                Err(e) => ModelStatus {
-                    available: false,
-                    model: name,
-                    reason: Some(e.to_string()),
-                },
+                Ok(_) => None,
+                Err(e) if model == DEFAULT_MODEL => {
+                    Some(format!("{e} (scripts/setup.sh fetches all-MiniLM-L6-v2)"))
+                }
+                Err(e) => Some(e.to_string()),
             },
+        };
+        ModelStatus {
+            available: reason.is_none(),
+            model: model.to_string(),
+            reason,
         }
     }
 
@@ -1095,14 +1085,14 @@ impl Engine {
         encoder: &Encoder,
         rows: &[(u64, usize)],
     ) -> Result<Vec<Vec<f32>>, Stop> {
-        let mut all: HashMap<u64, Vec<f32>> = self
+        let seqs: Vec<u64> = rows.iter().map(|(seq, _)| *seq).collect();
+        let found = self
             .store()
-            .embeddings(project, &fingerprint_bytes(encoder), 0, usize::MAX)?
-            .into_iter()
-            .collect();
-        rows.iter()
-            .map(|(seq, _)| {
-                all.remove(seq).ok_or_else(|| {
+            .embeddings_at(project, &fingerprint_bytes(encoder), &seqs)?;
+        seqs.iter()
+            .zip(found)
+            .map(|(seq, e)| {
+                e.ok_or_else(|| {
                     Stop::Failed(EngineError::Internal(format!(
                         "item {seq} has no embedding"
                     )))
@@ -1123,22 +1113,15 @@ impl Engine {
         request: TrainRequest,
     ) -> Result<(LinearHead, Arc<Encoder>, serde_json::Value), Stop> {
         let encoder = self.inner.models.fresh_base(model)?;
-        let wanted: HashMap<u64, usize> = train.iter().copied().collect();
-        let mut texts: HashMap<u64, String> = HashMap::new();
-        let mut from = 0;
-        loop {
-            let batch = self.store().texts_from(project, from, 1024)?;
-            let Some(&(last, _)) = batch.last() else {
-                break;
-            };
-            texts.extend(batch.into_iter().filter(|(s, _)| wanted.contains_key(s)));
-            from = last + 1;
-        }
-        let ordered: Vec<&str> = train
+        let texts = train
             .iter()
-            .map(|(s, _)| texts.get(s).map_or("", String::as_str))
-            .collect();
-        let tokens = encoder.tokenize(&ordered)?;
+            .map(|(seq, _)| match self.store().item(project, *seq)? {
+                Some(item) => Ok(item.text),
+                None => Err(Stop::Failed(EngineError::NotFound(format!("item {seq}")))),
+            })
+            .collect::<Result<Vec<String>, Stop>>()?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens = encoder.tokenize(&refs)?;
         let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
         let params = concord_ml::FineTuneParams {
             epochs: request.epochs.unwrap_or(3),
@@ -1232,18 +1215,9 @@ impl Engine {
                 continue;
             };
             let fp = fingerprint_from_hex(&record.encoder);
-            let embeddings: HashMap<u64, Vec<f32>> = self
-                .store()
-                .embeddings(project, &fp, 0, usize::MAX)?
-                .into_iter()
-                .collect();
-            let present: Vec<usize> = (0..seqs.len())
-                .filter(|&i| embeddings.contains_key(&seqs[i]))
-                .collect();
-            let x: Vec<Vec<f32>> = present
-                .iter()
-                .map(|&i| embeddings[&seqs[i]].clone())
-                .collect();
+            let found = self.store().embeddings_at(project, &fp, seqs)?;
+            let present: Vec<usize> = (0..seqs.len()).filter(|&i| found[i].is_some()).collect();
+            let x: Vec<Vec<f32>> = found.into_iter().flatten().collect();
             let probs = classifier.predict(&x);
             let mut labels = vec![None; seqs.len()];
             for (&i, p) in present.iter().zip(probs) {

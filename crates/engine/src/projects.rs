@@ -154,10 +154,11 @@ impl Engine {
         let new_model = spec.settings.model != old.model;
         if new_model {
             if let Some(name) = &spec.settings.model {
-                if !self.inner.models.installed().contains(name) {
+                let installed = self.inner.models.installed();
+                if !installed.contains(name) {
                     return Err(EngineError::Invalid(format!(
                         "there is no model {name:?} in the models folder (installed: {})",
-                        self.inner.models.installed().join(", ")
+                        installed.join(", ")
                     )));
                 }
             }

@@ -52,6 +52,38 @@ const TEXTS: &[(&str, usize)] = &[
     ("The currency lost value against the dollar.", 2),
 ];
 
+/// A project whose labels are the topics, described.
+fn topics_spec(name: &str) -> ProjectSpec {
+    ProjectSpec {
+        name: name.into(),
+        task: TaskKind::Classification,
+        labels: TOPICS
+            .iter()
+            .map(|(n, d)| Label {
+                description: Some(d.to_string()),
+                ..Label::named(*n)
+            })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    }
+}
+
+/// Imports [`TEXTS`] as items 1 to 24.
+fn import_texts(engine: &Engine, admin: &Principal, project: ProjectId) {
+    let body: String = TEXTS
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        ..ImportOptions::default()
+    };
+    engine
+        .import(admin, project, body.as_bytes(), &options, &mut |_| {})
+        .unwrap();
+}
+
 fn wait_for(engine: &Engine, who: &Principal, job: u64) -> concord_engine::JobInfo {
     let start = Instant::now();
     loop {
@@ -95,34 +127,13 @@ fn zero_shot_then_training_then_rollback() {
     let ann = engine
         .create_user(&admin, "ann", "a long password", false)
         .unwrap();
-    let spec = ProjectSpec {
-        name: "Topics".into(),
-        task: TaskKind::Classification,
-        labels: TOPICS
-            .iter()
-            .map(|(n, d)| Label {
-                description: Some(d.to_string()),
-                ..Label::named(*n)
-            })
-            .collect(),
-        guidelines: String::new(),
-        settings: ProjectSettings::default(),
-    };
-    let project = engine.create_project(&admin, spec).unwrap();
+    let project = engine
+        .create_project(&admin, topics_spec("Topics"))
+        .unwrap();
     engine
         .set_member(&admin, project, "ann", Some(Role::Annotator))
         .unwrap();
-    let body: String = TEXTS
-        .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    let options = ImportOptions {
-        format: ImportFormat::Jsonl,
-        ..ImportOptions::default()
-    };
-    engine
-        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
-        .unwrap();
+    import_texts(&engine, &admin, project);
 
     // Annotators may not start jobs.
     assert!(engine.enqueue_predict(&ann, project).is_err());
@@ -332,33 +343,12 @@ fn a_zero_shot_model_made_before_any_item_is_recalibrated_once_items_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
     let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let spec = ProjectSpec {
-        name: "Empty first".into(),
-        task: TaskKind::Classification,
-        labels: TOPICS
-            .iter()
-            .map(|(n, d)| Label {
-                description: Some(d.to_string()),
-                ..Label::named(*n)
-            })
-            .collect(),
-        guidelines: String::new(),
-        settings: ProjectSettings::default(),
-    };
-    let project = engine.create_project(&admin, spec).unwrap();
+    let project = engine
+        .create_project(&admin, topics_spec("Empty first"))
+        .unwrap();
     let job = engine.enqueue_predict(&admin, project).unwrap();
     assert_eq!(wait_for(&engine, &admin, job).state, "done");
-    let body: String = TEXTS
-        .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    let options = ImportOptions {
-        format: ImportFormat::Jsonl,
-        ..ImportOptions::default()
-    };
-    engine
-        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
-        .unwrap();
+    import_texts(&engine, &admin, project);
     let job = engine.enqueue_predict(&admin, project).unwrap();
     assert_eq!(wait_for(&engine, &admin, job).state, "done");
     // Version 1 saw no items; version 2 is calibrated on the 24 imported ones.
@@ -408,31 +398,10 @@ fn a_project_switches_between_model_folders() {
         [concord_engine::DEFAULT_MODEL, "random-bert"]
     );
     let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let spec = ProjectSpec {
-        name: "Topics".into(),
-        task: TaskKind::Classification,
-        labels: TOPICS
-            .iter()
-            .map(|(n, d)| Label {
-                description: Some(d.to_string()),
-                ..Label::named(*n)
-            })
-            .collect(),
-        guidelines: String::new(),
-        settings: ProjectSettings::default(),
-    };
-    let project = engine.create_project(&admin, spec).unwrap();
-    let body: String = TEXTS
-        .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    let options = ImportOptions {
-        format: ImportFormat::Jsonl,
-        ..ImportOptions::default()
-    };
-    engine
-        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
+    let project = engine
+        .create_project(&admin, topics_spec("Topics"))
         .unwrap();
+    import_texts(&engine, &admin, project);
     let job = engine.enqueue_predict(&admin, project).unwrap();
     assert_eq!(wait_for(&engine, &admin, job).state, "done");
     let (minilm_accuracy, _) = accuracy(&engine, &admin, project);

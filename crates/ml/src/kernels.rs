@@ -277,56 +277,66 @@ impl CustomOp3 for Attention {
             // starting at `base`, `head_size` columns) and `scores` (tokens × tokens); the output
             // block of this task is written by no other task.
             unsafe {
-                // scores = Q_h · K_hᵀ
-                gemm::gemm(
-                    tokens,
-                    tokens,
-                    head_size,
-                    scores.as_mut_ptr(),
-                    1,
-                    tokens as isize,
-                    false,
-                    q.as_ptr().add(base),
-                    1,
-                    hidden as isize,
-                    k.as_ptr().add(base),
-                    hidden as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                // scores = Q_h · K_hᵀ (K_h read transposed in place: rows 1 apart, columns
+                // `hidden` apart).
+                matmul_strided(
+                    (tokens, tokens, head_size),
+                    (scores.as_mut_ptr(), tokens),
+                    (q.as_ptr().add(base), hidden),
+                    (k.as_ptr().add(base), 1, hidden),
                 );
             }
             softmax_rows(&mut scores, mask, self.scale);
             unsafe {
                 // context_h = P · V_h, written into the item's rows at the head's columns.
-                gemm::gemm(
-                    tokens,
-                    head_size,
-                    tokens,
-                    (out_addr as *mut f32).add(base),
-                    1,
-                    hidden as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    tokens as isize,
-                    v.as_ptr().add(base),
-                    1,
-                    hidden as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                matmul_strided(
+                    (tokens, head_size, tokens),
+                    ((out_addr as *mut f32).add(base), hidden),
+                    (scores.as_ptr(), tokens),
+                    (v.as_ptr().add(base), hidden, 1),
                 );
             }
         });
         Ok((CpuStorage::F32(out), Shape::from_dims(&dims)))
+    }
+}
+
+/// `dst = lhs · rhs` on the calling thread, for `(m, n, k)`: `dst` (m × n) and `lhs` (m × k)
+/// given as (pointer, row stride) with adjacent columns, `rhs` (k × n) as (pointer, row stride,
+/// column stride).
+///
+/// # Safety
+/// Each pointer with its strides must address only valid elements of its matrix, and no other
+/// thread may touch `dst`'s elements meanwhile.
+unsafe fn matmul_strided(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs): (*const f32, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+) {
+    // SAFETY: the caller's contract is gemm's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 

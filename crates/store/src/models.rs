@@ -129,6 +129,26 @@ impl Store {
         Ok(out)
     }
 
+    /// The cached embeddings under `fingerprint` of the items `seqs`, in that order (`None`
+    /// where an item has none from that encoder): point reads, for a training or test set.
+    pub fn embeddings_at(
+        &self,
+        project: ProjectId,
+        fingerprint: &[u8; 8],
+        seqs: &[u64],
+    ) -> Result<Vec<Option<Vec<f32>>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EMBEDDINGS)?;
+        let fp = fingerprint_key(fingerprint);
+        seqs.iter()
+            .map(|seq| {
+                Ok(table
+                    .get((project.0, fp, *seq))?
+                    .map(|v| embedding_values(v.value())))
+            })
+            .collect()
+    }
+
     /// Stores a batch of item embeddings and suggestions, and the job's progress, in one
     /// transaction: a job resumed after a crash continues exactly after the last batch stored.
     pub fn put_predictions(

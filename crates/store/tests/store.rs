@@ -476,6 +476,10 @@ fn each_encoder_keeps_its_own_embeddings_and_predictions_are_written_atomically(
         [(1, vec![0.5, 0.5])]
     );
     assert_eq!(store.embeddings(p, &base, 0, 1).unwrap().len(), 1);
+    assert_eq!(
+        store.embeddings_at(p, &tuned, &[1, 0, 1]).unwrap(),
+        [Some(vec![0.5, 0.5]), None, Some(vec![0.5, 0.5])]
+    );
     assert_eq!(store.suggestion(p, 0).unwrap(), Some(suggestion("spam")));
     // A batch naming a job that does not exist is refused whole: no embedding, no suggestion.
     let err = store.put_predictions(
