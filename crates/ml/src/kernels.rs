@@ -404,20 +404,21 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .unwrap()
+    }
+
     fn check_bias_activation(activation: Activation, reference: fn(&Tensor) -> Tensor) {
         let x = Tensor::randn(0f32, 2.0, (5, 7, 33), &Device::Cpu).unwrap();
         let b = Tensor::randn(0f32, 1.0, 33, &Device::Cpu).unwrap();
         let want = reference(&x.broadcast_add(&b).unwrap());
         let got = x.copy().unwrap();
         bias_activation(&got, &b, activation).unwrap();
-        let diff = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "{activation:?}: {diff}");
     }
 
@@ -464,14 +465,7 @@ mod tests {
             .reshape((batch, tokens, hidden))
             .unwrap();
         let got = attention(&q, &k, &v, &mask, heads, 0.3).unwrap();
-        let diff = (&got - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "{diff}");
     }
 }
