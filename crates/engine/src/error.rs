@@ -1,3 +1,4 @@
+use concord_domain::ErrorKind;
 use concord_store::StoreError;
 
 /// Every way an engine call can fail. Each variant says what HTTP status it deserves
@@ -23,6 +24,20 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// What kind of failure this is; the server maps kinds to HTTP statuses, the UI matches
+    /// on them.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Unauthenticated => ErrorKind::NotSignedIn,
+            EngineError::Forbidden => ErrorKind::Forbidden,
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Invalid(_) | EngineError::Import { .. } => ErrorKind::InvalidInput,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Unavailable(_) => ErrorKind::Unavailable,
+            EngineError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     /// The HTTP status code that fits this error.
     pub fn status(&self) -> u16 {
         match self {
