@@ -1,10 +1,9 @@
 //! Server functions: each checks who is calling and hands over to one engine call.
 
 use leptos::prelude::*;
-use leptos::server_fn::error::ServerFnError;
 
 use crate::wire::{
-    AccountView, AgreementView, ConfusionView, ItemView, MemberView, ModelOverviewView,
+    AccountView, AgreementView, AppError, ConfusionView, ItemView, MemberView, ModelOverviewView,
     ProjectView, ReviewItemView, ReviewSummaryView, SubmitView, UserView,
 };
 
@@ -12,6 +11,15 @@ use crate::wire::{
 use crate::ssr::{blocking, context, fail, principal};
 #[cfg(feature = "ssr")]
 use concord_domain::ProjectId;
+
+/// A form value the server cannot use: invalid input, with what was wrong.
+#[cfg(feature = "ssr")]
+fn invalid(message: String) -> AppError {
+    fail(AppError::new(
+        concord_domain::ErrorKind::InvalidInput,
+        message,
+    ))
+}
 
 #[cfg(feature = "ssr")]
 fn set_cookie(value: String) {
@@ -25,7 +33,7 @@ fn set_cookie(value: String) {
 
 /// The signed-in user, or `None`.
 #[server]
-pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
+pub async fn current_user() -> Result<Option<UserView>, AppError> {
     Ok(crate::ssr::maybe_principal().await?.map(|p| UserView {
         id: p.id.0,
         name: p.name,
@@ -35,13 +43,13 @@ pub async fn current_user() -> Result<Option<UserView>, ServerFnError> {
 
 /// Whether Concord still waits for its first admin (the setup link is then valid).
 #[server]
-pub async fn needs_setup() -> Result<bool, ServerFnError> {
+pub async fn needs_setup() -> Result<bool, AppError> {
     let ctx = context()?;
     blocking(move || ctx.engine.needs_setup()).await
 }
 
 #[server]
-pub async fn login(name: String, password: String) -> Result<UserView, ServerFnError> {
+pub async fn login(name: String, password: String) -> Result<UserView, AppError> {
     let ctx = context()?;
     let engine = ctx.engine.clone();
     let (who, secret) = blocking(move || engine.login(name.trim(), &password)).await?;
@@ -57,7 +65,7 @@ pub async fn login(name: String, password: String) -> Result<UserView, ServerFnE
 }
 
 #[server]
-pub async fn logout() -> Result<(), ServerFnError> {
+pub async fn logout() -> Result<(), AppError> {
     let ctx = context()?;
     if let Some(secret) = crate::ssr::session_secret().await {
         let engine = ctx.engine.clone();
@@ -74,14 +82,14 @@ pub async fn setup_admin(
     token: String,
     name: String,
     password: String,
-) -> Result<UserView, ServerFnError> {
+) -> Result<UserView, AppError> {
     use concord_engine::EngineError;
     let ctx = context()?;
     let valid = {
         let guard = ctx
             .setup_token
             .lock()
-            .map_err(|_| ServerFnError::new("setup state poisoned"))?;
+            .map_err(|e| fail(crate::ssr::errors::internal_error(&e)))?;
         guard
             .as_deref()
             .is_some_and(|t| !token.is_empty() && t == token)
@@ -128,14 +136,14 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
 }
 
 #[server]
-pub async fn list_projects() -> Result<Vec<ProjectView>, ServerFnError> {
+pub async fn list_projects() -> Result<Vec<ProjectView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let list = blocking(move || ctx.engine.list_projects(&me)).await?;
     Ok(list.into_iter().map(project_view).collect())
 }
 
 #[server]
-pub async fn get_project(id: u64) -> Result<ProjectView, ServerFnError> {
+pub async fn get_project(id: u64) -> Result<ProjectView, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.project_summary(&me, ProjectId(id)))
         .await
@@ -149,12 +157,11 @@ pub async fn create_project(
     task: String,
     labels: String,
     guidelines: String,
-) -> Result<u64, ServerFnError> {
+) -> Result<u64, AppError> {
     use concord_domain::{ProjectSettings, ProjectSpec, TaskKind};
-    use concord_engine::EngineError;
     let (ctx, me) = (context()?, principal().await?);
-    let task = TaskKind::parse(&task)
-        .ok_or_else(|| fail(EngineError::Invalid(format!("unknown task kind {task:?}"))))?;
+    let task =
+        TaskKind::parse(&task).ok_or_else(|| invalid(format!("unknown task kind {task:?}")))?;
     let spec = ProjectSpec {
         name,
         task,
@@ -168,7 +175,7 @@ pub async fn create_project(
 }
 
 #[server]
-pub async fn list_members(project: u64) -> Result<Vec<MemberView>, ServerFnError> {
+pub async fn list_members(project: u64) -> Result<Vec<MemberView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let members = blocking(move || ctx.engine.members(&me, ProjectId(project))).await?;
     Ok(members
@@ -184,16 +191,12 @@ pub async fn list_members(project: u64) -> Result<Vec<MemberView>, ServerFnError
 /// Adds an account to a project with a role (`annotator`, `reviewer`, `admin`) or, with role
 /// `remove`, takes it out.
 #[server]
-pub async fn set_member(project: u64, user: String, role: String) -> Result<(), ServerFnError> {
+pub async fn set_member(project: u64, user: String, role: String) -> Result<(), AppError> {
     use concord_domain::Role;
-    use concord_engine::EngineError;
     let (ctx, me) = (context()?, principal().await?);
     let role = match role.as_str() {
         "remove" => None,
-        r => Some(
-            Role::parse(r)
-                .ok_or_else(|| fail(EngineError::Invalid(format!("unknown role {r:?}"))))?,
-        ),
+        r => Some(Role::parse(r).ok_or_else(|| invalid(format!("unknown role {r:?}")))?),
     };
     blocking(move || {
         ctx.engine
@@ -203,7 +206,7 @@ pub async fn set_member(project: u64, user: String, role: String) -> Result<(), 
 }
 
 #[server]
-pub async fn list_accounts() -> Result<Vec<AccountView>, ServerFnError> {
+pub async fn list_accounts() -> Result<Vec<AccountView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let users = blocking(move || ctx.engine.users(&me)).await?;
     Ok(users
@@ -220,7 +223,7 @@ pub async fn create_account(
     name: String,
     password: String,
     admin: Option<String>,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let is_admin = admin.is_some();
     blocking(move || {
@@ -233,7 +236,7 @@ pub async fn create_account(
 
 /// Creates an API token for the caller; the secret is shown once.
 #[server]
-pub async fn create_token(name: String) -> Result<String, ServerFnError> {
+pub async fn create_token(name: String) -> Result<String, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.create_api_token(&me, me.id, name.trim())).await
 }
@@ -263,10 +266,7 @@ fn item_view(item: concord_engine::QueueItem) -> ItemView {
 
 /// The caller's next item, skipping those the page already holds.
 #[server(input = leptos::server_fn::codec::Json)]
-pub async fn next_item(
-    project: u64,
-    exclude: Vec<String>,
-) -> Result<Option<ItemView>, ServerFnError> {
+pub async fn next_item(project: u64, exclude: Vec<String>) -> Result<Option<ItemView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let item = blocking(move || ctx.engine.next_item(&me, ProjectId(project), &exclude)).await?;
     Ok(item.map(item_view))
@@ -274,7 +274,7 @@ pub async fn next_item(
 
 /// One item with the caller's earlier answer (going back).
 #[server]
-pub async fn get_item(project: u64, item: String) -> Result<ItemView, ServerFnError> {
+pub async fn get_item(project: u64, item: String) -> Result<ItemView, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || {
         ctx.engine
@@ -291,7 +291,7 @@ pub async fn submit_annotation(
     item: String,
     labels: Vec<String>,
     time_spent_ms: u64,
-) -> Result<SubmitView, ServerFnError> {
+) -> Result<SubmitView, AppError> {
     use concord_engine::Submission;
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || {
@@ -320,20 +320,20 @@ pub async fn submit_annotation(
 }
 
 #[server]
-pub async fn skip_item(project: u64, item: String) -> Result<(), ServerFnError> {
+pub async fn skip_item(project: u64, item: String) -> Result<(), AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.skip(&me, ProjectId(project), &item)).await
 }
 
 #[server]
-pub async fn reset_skips(project: u64) -> Result<u64, ServerFnError> {
+pub async fn reset_skips(project: u64) -> Result<u64, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.reset_skips(&me, ProjectId(project))).await
 }
 
 /// The agreement dashboard's figures (reviewers and admins).
 #[server]
-pub async fn project_agreement(id: u64) -> Result<AgreementView, ServerFnError> {
+pub async fn project_agreement(id: u64) -> Result<AgreementView, AppError> {
     use crate::wire::{AnnotatorRow, CoefficientRow, DayRow, LabelRow};
     let (ctx, me) = (context()?, principal().await?);
     let a = blocking(move || ctx.engine.agreement(&me, ProjectId(id))).await?;
@@ -440,7 +440,7 @@ pub async fn rater_confusion(
     id: u64,
     first: String,
     second: String,
-) -> Result<ConfusionView, ServerFnError> {
+) -> Result<ConfusionView, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let c = blocking(move || {
         ctx.engine
@@ -458,7 +458,7 @@ pub async fn rater_confusion(
 
 /// The model folders a project may choose from (any signed-in user; names only).
 #[server]
-pub async fn installed_models() -> Result<Vec<String>, ServerFnError> {
+pub async fn installed_models() -> Result<Vec<String>, AppError> {
     let (ctx, _me) = (context()?, principal().await?);
     blocking(move || Ok(ctx.engine.installed_models())).await
 }
@@ -476,11 +476,11 @@ pub async fn update_settings(
     blind: Option<String>,
     auto_accept: Option<String>,
     diversity: Option<String>,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use concord_domain::{ProjectSettings, QueueOrder};
     let (ctx, me) = (context()?, principal().await?);
     let queue_order = QueueOrder::parse(&queue_order)
-        .ok_or_else(|| ServerFnError::new(format!("unknown queue order {queue_order:?}")))?;
+        .ok_or_else(|| invalid(format!("unknown queue order {queue_order:?}")))?;
     let settings = ProjectSettings {
         overlap,
         blind: blind.is_some(),
@@ -530,7 +530,7 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
 pub async fn review_next(
     project: u64,
     after: Option<String>,
-) -> Result<Option<ReviewItemView>, ServerFnError> {
+) -> Result<Option<ReviewItemView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let item = blocking(move || {
         ctx.engine
@@ -542,7 +542,7 @@ pub async fn review_next(
 
 /// One item as the review page shows it, whatever its state.
 #[server]
-pub async fn review_item(project: u64, item: String) -> Result<ReviewItemView, ServerFnError> {
+pub async fn review_item(project: u64, item: String) -> Result<ReviewItemView, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.review_item(&me, ProjectId(project), &item))
         .await
@@ -557,7 +557,7 @@ pub async fn resolve_item(
     item: String,
     labels: Vec<String>,
     gold_question: bool,
-) -> Result<Option<ReviewItemView>, ServerFnError> {
+) -> Result<Option<ReviewItemView>, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let next = blocking(move || {
         let project = ProjectId(project);
@@ -571,7 +571,7 @@ pub async fn resolve_item(
 
 /// Counts of items per review state (reviewers and admins).
 #[server]
-pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, ServerFnError> {
+pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     let s = blocking(move || ctx.engine.review_summary(&me, ProjectId(project))).await?;
     Ok(ReviewSummaryView {
@@ -591,7 +591,7 @@ pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, ServerFnE
 /// The project's model: status, versions with held-out metrics, recent jobs (reviewers and
 /// admins).
 #[server]
-pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnError> {
+pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError> {
     use crate::wire::{JobRow, VersionRow};
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || {
@@ -634,7 +634,7 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnE
                 .map(|j| JobRow {
                     id: j.id,
                     kind: j.kind,
-                    state: j.state,
+                    state: j.state.to_string(),
                     done: j.done,
                     total: j.total,
                     rate: j.rate,
@@ -650,35 +650,39 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, ServerFnE
 /// Starts a background job: `predict` (pre-annotate every item), `train` (a head on the frozen
 /// encoder) or `fine_tune` (the encoder too).
 #[server]
-pub async fn start_model_job(project: u64, kind: String) -> Result<u64, ServerFnError> {
-    use concord_engine::{EngineError, TrainRequest, Trainer};
+pub async fn start_model_job(project: u64, kind: String) -> Result<u64, AppError> {
+    use concord_engine::{TrainRequest, Trainer};
     let (ctx, me) = (context()?, principal().await?);
-    let train = |trainer| TrainRequest {
-        trainer,
-        epochs: None,
+    // `None`: predict; otherwise train with this trainer.
+    let trainer = match kind.as_str() {
+        "predict" => None,
+        "train" => Some(Trainer::Head),
+        "fine_tune" => Some(Trainer::FineTune),
+        other => return Err(invalid(format!("unknown job kind {other:?}"))),
     };
-    blocking(move || match kind.as_str() {
-        "predict" => ctx.engine.enqueue_predict(&me, ProjectId(project)),
-        "train" => ctx
-            .engine
-            .enqueue_train(&me, ProjectId(project), train(Trainer::Head)),
-        "fine_tune" => ctx
-            .engine
-            .enqueue_train(&me, ProjectId(project), train(Trainer::FineTune)),
-        other => Err(EngineError::Invalid(format!("unknown job kind {other:?}"))),
+    blocking(move || match trainer {
+        None => ctx.engine.enqueue_predict(&me, ProjectId(project)),
+        Some(trainer) => ctx.engine.enqueue_train(
+            &me,
+            ProjectId(project),
+            TrainRequest {
+                trainer,
+                epochs: None,
+            },
+        ),
     })
     .await
 }
 
 /// Makes a version the active one (or rolls back to it) and refreshes the suggestions.
 #[server]
-pub async fn activate_version(project: u64, version: u64) -> Result<u64, ServerFnError> {
+pub async fn activate_version(project: u64, version: u64) -> Result<u64, AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.activate_model(&me, ProjectId(project), version)).await
 }
 
 #[server]
-pub async fn cancel_model_job(job: u64) -> Result<(), ServerFnError> {
+pub async fn cancel_model_job(job: u64) -> Result<(), AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.cancel_job(&me, job).map(|_| ())).await
 }

@@ -1,32 +1,25 @@
 //! Pieces shared by several pages.
 
+use concord_domain::ErrorKind;
 use leptos::prelude::*;
-use leptos::server_fn::error::ServerFnError;
 use leptos_router::components::Redirect;
 
 use crate::api::Logout;
-use crate::wire::UserView;
+use crate::wire::{AppError, UserView};
 
-/// The message inside a server function error, without framework prefixes.
-pub fn error_text(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    }
+/// The message of a server function error, as a person reads it.
+pub fn error_text(e: &AppError) -> String {
+    e.message.clone()
 }
-
-/// The engine's message for a missing or expired session.
-const SIGN_IN_REQUIRED: &str = "sign in required";
 
 /// Shows an error, or sends the visitor to the sign-in page when the error is that they are
 /// not signed in.
 #[component]
-pub fn ErrorOrLogin(error: ServerFnError) -> impl IntoView {
-    let text = error_text(&error);
-    if text == SIGN_IN_REQUIRED {
+pub fn ErrorOrLogin(error: AppError) -> impl IntoView {
+    if error.kind == ErrorKind::NotSignedIn {
         view! { <Redirect path="/login"/> }.into_any()
     } else {
-        view! { <main class="page"><p class="error" role="alert">{text}</p><a href="/">"Back to projects"</a></main> }.into_any()
+        view! { <main class="page"><p class="error" role="alert">{error.message}</p><a href="/">"Back to projects"</a></main> }.into_any()
     }
 }
 

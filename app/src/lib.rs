@@ -11,13 +11,15 @@ pub mod ssr;
 pub mod wire;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 use leptos_router::SsrMode;
 
-/// The HTML document around the app (server side only).
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML document around the app (server side only). `stylesheet` is the URL of the site's
+/// stylesheet, whose name carries a hash of its contents (the server knows it, the browser
+/// bundle need not: the link lives here, outside what hydrates).
+pub fn shell(options: LeptosOptions, stylesheet: String) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -25,6 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link id="concord" rel="stylesheet" href=stylesheet/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -47,7 +50,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="concord" href="/style.css"/>
         <Title text="Concord"/>
         <Router>
             <Routes fallback=|| view! { <main class="page"><h1>"Not found"</h1><a href="/">"Back to projects"</a></main> }>

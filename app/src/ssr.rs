@@ -1,12 +1,16 @@
 //! Server-side glue for the server functions: the shared state, who is calling (from the
-//! session cookie), running engine calls off the async runtime, and turning engine errors into
-//! responses with a fitting status and no internal detail.
+//! session cookie), and (in [`errors`]) running engine calls off the async runtime and turning
+//! engine errors into responses with a fitting status and no internal detail.
+
+pub mod errors;
 
 use std::sync::{Arc, Mutex};
 
 use concord_engine::{Engine, EngineError, Principal};
 use leptos::prelude::*;
-use leptos::server_fn::error::ServerFnError;
+
+use crate::wire::AppError;
+pub use errors::{blocking, fail};
 
 /// Name of the session cookie (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "concord_session";
@@ -21,8 +25,13 @@ pub struct ServerContext {
     pub secure_cookies: bool,
 }
 
-pub fn context() -> Result<ServerContext, ServerFnError> {
-    use_context::<ServerContext>().ok_or_else(|| ServerFnError::new("server context missing"))
+/// The router did not provide the [`ServerContext`]: a wiring fault, not the caller's.
+#[derive(Debug, thiserror::Error)]
+#[error("the server context was not provided to this request")]
+struct ContextMissing;
+
+pub fn context() -> Result<ServerContext, AppError> {
+    use_context::<ServerContext>().ok_or_else(|| fail(errors::internal_error(&ContextMissing)))
 }
 
 /// A cookie's value from request headers.
@@ -55,7 +64,7 @@ pub async fn session_secret() -> Option<String> {
 }
 
 /// The signed-in caller, if any.
-pub async fn maybe_principal() -> Result<Option<Principal>, ServerFnError> {
+pub async fn maybe_principal() -> Result<Option<Principal>, AppError> {
     let ctx = context()?;
     let Some(secret) = session_secret().await else {
         return Ok(None);
@@ -63,37 +72,11 @@ pub async fn maybe_principal() -> Result<Option<Principal>, ServerFnError> {
     blocking(move || ctx.engine.session_principal(&secret)).await
 }
 
-/// The signed-in caller, or a 401.
-pub async fn principal() -> Result<Principal, ServerFnError> {
+/// The signed-in caller, or a "not signed in" error.
+pub async fn principal() -> Result<Principal, AppError> {
     maybe_principal()
         .await?
         .ok_or_else(|| fail(EngineError::Unauthenticated))
-}
-
-/// Turns an engine error into a server function error, setting the response status.
-pub fn fail(e: EngineError) -> ServerFnError {
-    if let EngineError::Internal(detail) = &e {
-        tracing::error!(%detail, "server function failed");
-    }
-    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        response.set_status(
-            http::StatusCode::from_u16(e.status())
-                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-        );
-    }
-    ServerFnError::new(e.public_message())
-}
-
-/// Runs a blocking engine call (redb, argon2) on the blocking pool.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, ServerFnError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(fail),
-        Err(e) => Err(fail(EngineError::Internal(format!(
-            "engine task failed: {e}"
-        )))),
-    }
 }
 
 /// Renders guidelines Markdown to HTML with raw HTML and scripts removed.

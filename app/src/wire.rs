@@ -1,7 +1,50 @@
 //! Types that cross the wire between the browser and the server functions.
 
-use concord_domain::{Label, Role, TaskKind};
+use concord_domain::{ErrorKind, Label, Role, TaskKind};
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
+
+/// The error every server function returns: the kind the UI matches on (send the visitor to
+/// sign in, show a message) and a message a person may read. An internal error's message is
+/// only a reference to the server log, never its details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> AppError {
+        AppError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    /// Failures of the server function machinery itself (the request never reached the server,
+    /// arguments that do not decode, a response that does not parse) get a kind too, so the UI
+    /// handles them like any other error.
+    fn from_server_fn_error(value: ServerFnErrorErr) -> AppError {
+        let kind = match &value {
+            ServerFnErrorErr::Request(_) => ErrorKind::Unavailable,
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => ErrorKind::InvalidInput,
+            ServerFnErrorErr::Registration(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_)
+            | ServerFnErrorErr::ServerError(_)
+            | ServerFnErrorErr::MiddlewareError(_)
+            | ServerFnErrorErr::Deserialization(_)
+            | ServerFnErrorErr::Serialization(_)
+            | ServerFnErrorErr::Response(_) => ErrorKind::Internal,
+        };
+        AppError::new(kind, value.to_string())
+    }
+}
 
 /// The signed-in user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +235,35 @@ pub fn parse_label_lines(text: &str) -> Vec<Label> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_fn_errors_keep_their_kind_through_the_wire() {
+        for kind in [
+            ErrorKind::NotSignedIn,
+            ErrorKind::Forbidden,
+            ErrorKind::NotFound,
+            ErrorKind::InvalidInput,
+            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ] {
+            let sent = AppError::new(kind, format!("{kind} happened"));
+            let bytes = sent.ser();
+            let received = AppError::de(bytes);
+            assert_eq!(received, sent);
+        }
+        // What the browser would read if the body were not an `AppError` at all.
+        let garbled = AppError::de(leptos::server_fn::Bytes::from_static(b"<html>"));
+        assert_eq!(garbled.kind, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn an_unreachable_server_is_unavailable_and_bad_arguments_are_invalid_input() {
+        let offline = AppError::from_server_fn_error(ServerFnErrorErr::Request("offline".into()));
+        assert_eq!(offline.kind, ErrorKind::Unavailable);
+        let missing = AppError::from_server_fn_error(ServerFnErrorErr::MissingArg("id".into()));
+        assert_eq!(missing.kind, ErrorKind::InvalidInput);
+    }
 
     #[test]
     fn label_lines_take_optional_descriptions() {

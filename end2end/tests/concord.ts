@@ -16,6 +16,8 @@ export const binary = process.env.CONCORD_BIN || path.join(repo, 'target', 'debu
 export class Concord {
   proc?: ChildProcess;
   base = '';
+  /** Everything the server wrote to stderr so far (its log). */
+  log = '';
   constructor(readonly home: string, readonly exe: string, readonly dataDir: string) {}
 
   static fresh(): Concord {
@@ -46,6 +48,7 @@ export class Concord {
       const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30_000);
       proc.stderr!.on('data', (chunk: Buffer) => {
         log += chunk.toString();
+        this.log += chunk.toString();
         const m = log.match(/listening on (http:\/\/[0-9.:]+)/);
         if (m) {
           clearTimeout(timer);

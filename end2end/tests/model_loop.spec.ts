@@ -24,6 +24,14 @@ const TEXTS: [string, number][] = [
   ['He paid off his credit card debt this year.', 2], ['The currency lost value against the dollar.', 2],
 ];
 
+// How long each model job may take in the UI: pre-annotation, training a head and a rollback
+// are seconds to a minute; fine-tuning the encoder is minutes on a small CPU.
+const JOB_WAIT = 120_000;
+const FINE_TUNE_WAIT = 300_000;
+// The rest of the test: annotating the 24 items through the UI and the command-line jobs at
+// the end (a prediction, a head and one fine-tuning epoch).
+const UI_AND_CLI = 300_000;
+
 /** Share of items whose exported suggestion is the true topic, and the version that made them. */
 async function suggestionAccuracy(page: Page, base: string, id: number): Promise<[number, number]> {
   const r = await page.request.get(`${base}/projects/${id}/export?format=jsonl`);
@@ -33,6 +41,9 @@ async function suggestionAccuracy(page: Page, base: string, id: number): Promise
 }
 
 test('zero-shot suggestions, corrections train a better version from the UI, versions roll back', async ({ page }) => {
+  // The waits below add up to far more than the configured per-test timeout: four job waits
+  // (pre-annotate, train, the rollback and its job) and the fine-tuning one, plus the rest.
+  test.setTimeout(4 * JOB_WAIT + FINE_TUNE_WAIT + UI_AND_CLI);
   const concord = Concord.fresh();
   concord.cli(['user', 'add', '--admin', 'admin'], 'admin-password\n');
   concord.cli(['user', 'add', 'ann'], 'a-long-password\n');
@@ -64,7 +75,7 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     await page.locator('body[data-hydrated=true]').waitFor();
     await expect(page.getByTestId('model-status')).toContainText('all-MiniLM-L6-v2');
     await page.getByTestId('pre-annotate').click();
-    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(1, { timeout: 120_000 });
+    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(1, { timeout: JOB_WAIT });
     await expect(page.locator('[data-testid=model-versions] tr[data-version="1"]')).toHaveAttribute('data-active', 'true');
     await expect(page.locator('[data-testid=model-versions] tr[data-version="1"]')).toContainText('zero-shot');
     const [zeroShot, v1] = await suggestionAccuracy(page, base, id);
@@ -97,7 +108,7 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     await page.goto(`${base}/projects/${id}`);
     await page.locator('body[data-hydrated=true]').waitFor();
     await page.getByTestId('train').click();
-    await expect(page.locator('[data-testid=model-versions] tr[data-version="2"]')).toHaveAttribute('data-active', 'true', { timeout: 120_000 });
+    await expect(page.locator('[data-testid=model-versions] tr[data-version="2"]')).toHaveAttribute('data-active', 'true', { timeout: JOB_WAIT });
     await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(2);
     const accuracyCell = page.locator('[data-testid=model-versions] tr[data-version="2"] [data-testid=version-accuracy]');
     expect(Number(await accuracyCell.textContent())).toBeGreaterThan(0.5);
@@ -110,7 +121,7 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
     // the versions compare label by label.
     await page.getByTestId('fine-tune').click();
     const v3 = page.locator('[data-testid=model-versions] tr[data-version="3"]');
-    await expect(v3).toHaveAttribute('data-active', 'true', { timeout: 300_000 });
+    await expect(v3).toHaveAttribute('data-active', 'true', { timeout: FINE_TUNE_WAIT });
     await expect(v3).toContainText('fine-tune');
     await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(3);
     const [tuned, v3Made] = await suggestionAccuracy(page, base, id);
@@ -130,8 +141,8 @@ test('zero-shot suggestions, corrections train a better version from the UI, ver
 
     // Roll back to the zero-shot version.
     await page.getByTestId('activate-1').click();
-    await expect(page.locator('[data-testid=model-versions] tr[data-version="1"]')).toHaveAttribute('data-active', 'true', { timeout: 120_000 });
-    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(4, { timeout: 120_000 });
+    await expect(page.locator('[data-testid=model-versions] tr[data-version="1"]')).toHaveAttribute('data-active', 'true', { timeout: JOB_WAIT });
+    await expect(page.locator('[data-testid=model-jobs] tr[data-state=done]')).toHaveCount(4, { timeout: JOB_WAIT });
     const [again, v] = await suggestionAccuracy(page, base, id);
     expect([again, v]).toEqual([zeroShot, 1]);
 

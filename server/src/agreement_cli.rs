@@ -3,8 +3,8 @@
 
 use concord_engine::agreement_stats::{
     agreement_report, bootstrap, AgreementReport, BootstrapConfig, ChanceCorrected, Coefficient,
-    CoefficientKind, ConfidenceInterval, Interval, Metric, PairCoefficient, Ratings, ReportOptions,
-    Weighting,
+    CoefficientKind, ConfidenceInterval, InputError, Interval, Metric, PairCoefficient, Ratings,
+    ReportOptions, Weighting,
 };
 use serde_json::Value;
 
@@ -214,41 +214,80 @@ fn parse_json(text: &str) -> Result<RatingsTable, String> {
 
 /// The ratings matrix for `level`: numbers when every rating is a number (their values are the
 /// category scores), otherwise text labels, which only the nominal level accepts.
-pub fn to_ratings(table: &RatingsTable, level: Level) -> Result<Ratings, String> {
+///
+/// `categories` declares the scale (values in scale order: ascending numbers, or labels in any
+/// order) so that a category nobody chose still counts; without it the categories are the
+/// values present. A rating outside the declared categories is an error.
+pub fn to_ratings(
+    table: &RatingsTable,
+    level: Level,
+    categories: Option<&[String]>,
+) -> Result<Ratings, String> {
     let numeric: Option<Vec<Vec<Option<f64>>>> = table
         .rows
         .iter()
         .map(|row| {
             row.iter()
                 .map(|c| match c {
-                    Some(s) => s.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some),
+                    Some(s) => parse_number(s).map(Some),
                     None => Some(None),
                 })
                 .collect()
         })
         .collect();
-    match numeric {
-        Some(rows) => Ratings::from_values(&rows).map_err(|e| e.to_string()),
-        None if level == Level::Nominal => {
-            Ratings::from_labels(&table.rows).map_err(|e| e.to_string())
+    let numeric_categories: Option<Option<Vec<f64>>> =
+        categories.map(|list| list.iter().map(|c| parse_number(c)).collect());
+    let built = match (numeric, numeric_categories) {
+        (Some(rows), None) => Ratings::from_values(&rows),
+        (Some(rows), Some(Some(scale))) => Ratings::from_values_with_categories(&rows, &scale),
+        (_, _) if level != Level::Nominal => return Err(not_a_number(table, categories, level)),
+        (_, Some(_)) => {
+            Ratings::from_labels_with_categories(&table.rows, categories.unwrap_or_default())
         }
+        (None, None) => Ratings::from_labels(&table.rows),
+    };
+    built.map_err(|e| describe(table, e))
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// The library's error, with its item and rater named as in the file.
+fn describe(table: &RatingsTable, e: InputError) -> String {
+    match e {
+        InputError::UnknownLabel { item, rater, label } => format!(
+            "item {}, rater {:?}: {label:?} is not one of the categories given with --categories",
+            table.items.get(item).map(String::as_str).unwrap_or("?"),
+            table.raters.get(rater).map(String::as_str).unwrap_or("?"),
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The first rating (or declared category) that is not a number, for levels that need numbers.
+fn not_a_number(table: &RatingsTable, categories: Option<&[String]>, level: Level) -> String {
+    let cell = table.rows.iter().enumerate().find_map(|(i, row)| {
+        row.iter().enumerate().find_map(|(g, c)| {
+            c.as_deref()
+                .filter(|s| parse_number(s).is_none())
+                .map(|s| (i, g, s))
+        })
+    });
+    match cell {
+        Some((i, g, s)) => format!(
+            "item {}, rater {:?}: {s:?} is not a number; the {level:?} level needs numbers (use --level nominal for labels)",
+            table.items.get(i).map(String::as_str).unwrap_or("?"),
+            table.raters.get(g).map(String::as_str).unwrap_or("?"),
+        ),
         None => {
-            let (i, g) = table
-                .rows
+            let c = categories
+                .unwrap_or_default()
                 .iter()
-                .enumerate()
-                .find_map(|(i, row)| {
-                    row.iter()
-                        .position(|c| c.as_deref().is_some_and(|s| s.parse::<f64>().is_err()))
-                        .map(|g| (i, g))
-                })
-                .unwrap_or((0, 0));
-            Err(format!(
-                "item {}, rater {:?}: {:?} is not a number; the {level:?} level needs numbers (use --level nominal for labels)",
-                table.items.get(i).map(String::as_str).unwrap_or("?"),
-                table.raters.get(g).map(String::as_str).unwrap_or("?"),
-                table.rows[i][g].as_deref().unwrap_or(""),
-            ))
+                .find(|c| parse_number(c).is_none())
+                .map(String::as_str)
+                .unwrap_or("");
+            format!("category {c:?} is not a number; the {level:?} level needs numbers (use --level nominal for labels)")
         }
     }
 }
@@ -445,7 +484,7 @@ mod tests {
 
     fn check_alpha(name: &str, input: &str, level: Level, expected: f64) {
         let table = parse_ratings(name, input.as_bytes()).unwrap();
-        let ratings = to_ratings(&table, level).unwrap();
+        let ratings = to_ratings(&table, level, None).unwrap();
         let (report, _) = compute(&ratings, level);
         let alpha = match level {
             Level::Nominal => report.alpha_nominal,
@@ -509,15 +548,15 @@ mod tests {
         let err = parse_ratings("r.json", b"[[1,2],[1]]").unwrap_err();
         assert!(err.starts_with("item 2:"), "{err}");
         let table = parse_ratings("r.csv", b"a,b\npos,neg\n").unwrap();
-        let err = to_ratings(&table, Level::Interval).unwrap_err();
+        let err = to_ratings(&table, Level::Interval, None).unwrap_err();
         assert!(err.contains("\"pos\" is not a number"), "{err}");
-        assert!(to_ratings(&table, Level::Nominal).is_ok());
+        assert!(to_ratings(&table, Level::Nominal, None).is_ok());
     }
 
     #[test]
     fn the_table_lists_every_coefficient() {
         let table = parse_ratings("k.csv", K2011_CSV.as_bytes()).unwrap();
-        let ratings = to_ratings(&table, Level::Nominal).unwrap();
+        let ratings = to_ratings(&table, Level::Nominal, None).unwrap();
         let (report, intervals) = compute(&ratings, Level::Nominal);
         let text = format_report(&report, &intervals, Level::Nominal, ratings.labels());
         for needle in [
@@ -535,5 +574,136 @@ mod tests {
             .find(|l| l.starts_with("Krippendorff's α (nominal)"))
             .unwrap();
         assert!(alpha_line.contains("0.7434"), "{alpha_line}");
+    }
+
+    // R irr's `anxiety` data, raters 2 and 3 (a published case: ../shared/agreement,
+    // R_irr_anxiety_raters2_3). The scale is 1–6 but nobody chose 5.
+    const ANXIETY_CSV: &str = "item,rater2,rater3
+1,3,2
+2,6,1
+3,4,4
+4,6,4
+5,2,3
+6,4,2
+7,2,1
+8,4,6
+9,3,1
+10,3,1
+11,2,1
+12,3,2
+13,3,3
+14,3,3
+15,2,1
+16,2,1
+17,1,3
+18,3,3
+19,3,2
+20,4,2
+";
+
+    fn anxiety(level: Level, categories: Option<&[String]>) -> AgreementReport {
+        let table = parse_ratings("anxiety.csv", ANXIETY_CSV.as_bytes()).unwrap();
+        let ratings = to_ratings(&table, level, categories).unwrap();
+        compute(&ratings, level).0
+    }
+
+    fn close(what: &str, got: &Coefficient, want: f64) {
+        let got = got.value().unwrap_or(f64::NAN);
+        assert!((got - want).abs() < 1e-12, "{what}: {got} vs {want}");
+    }
+
+    /// Reference values: irrCAC 0.4.4 (`CAC(ratings, weights=W, categories=C).gwet()` and
+    /// `.bp()`) and krippendorff 0.9.0 (`alpha(..., value_domain=C)`), C = [1, 2, 3, 4, 5, 6]
+    /// or left out.
+    #[test]
+    fn declared_categories_count_the_unused_one_as_irrcac_does() {
+        let scale: Vec<String> = (1..=6).map(|k| k.to_string()).collect();
+        // (level, AC2 with the level's weights: without, with the scale)
+        let cases = [
+            (
+                Level::Nominal,
+                0.011_201_235_998_455_04,
+                0.055_768_663_322_514_03,
+            ),
+            (
+                Level::Ordinal,
+                0.440_223_910_435_825_6,
+                0.543_252_595_155_709_2,
+            ),
+            (
+                Level::Interval,
+                0.550_450_010_593_904_2,
+                0.589_709_097_023_709_8,
+            ),
+            (
+                Level::Ratio,
+                0.326_619_470_343_605_17,
+                0.365_173_215_405_065_9,
+            ),
+        ];
+        for (level, present, declared) in cases {
+            let without = anxiety(level, None);
+            let with = anxiety(level, Some(&scale));
+            assert_eq!((without.categories, with.categories), (5, 6));
+            close(
+                &format!("{level:?} AC2, values present"),
+                &without.gwet_ac2.coefficient,
+                present,
+            );
+            close(
+                &format!("{level:?} AC2, scale 1–6"),
+                &with.gwet_ac2.coefficient,
+                declared,
+            );
+            close(
+                "AC1, values present",
+                &without.gwet_ac1.coefficient,
+                0.011_201_235_998_455_04,
+            );
+            close(
+                "AC1, scale 1–6",
+                &with.gwet_ac1.coefficient,
+                0.055_768_663_322_514_03,
+            );
+            close(
+                "Brennan–Prediger, values present",
+                &without.brennan_prediger.coefficient,
+                0.0,
+            );
+            close(
+                "Brennan–Prediger, scale 1–6",
+                &with.brennan_prediger.coefficient,
+                0.04,
+            );
+            // α counts only pairable values: krippendorff gives the same with `value_domain`.
+            for (name, a, want) in [
+                ("nominal", &with.alpha_nominal, -0.021_276_595_744_680_993),
+                ("ordinal", &with.alpha_ordinal, 0.176_491_306_954_436_5),
+                ("interval", &with.alpha_interval, 0.173_671_413_685_307_36),
+                ("ratio", &with.alpha_ratio, 0.065_442_339_954_410_51),
+            ] {
+                close(&format!("α {name}, scale 1–6"), &a.coefficient, want);
+            }
+        }
+    }
+
+    #[test]
+    fn ratings_outside_the_declared_categories_are_refused() {
+        let table = parse_ratings("anxiety.csv", ANXIETY_CSV.as_bytes()).unwrap();
+        let five: Vec<String> = (1..=5).map(|k| k.to_string()).collect();
+        let err = to_ratings(&table, Level::Ordinal, Some(&five)).unwrap_err();
+        assert!(
+            err.starts_with("item 2, rater \"rater2\": \"6\" is not one of the categories"),
+            "{err}"
+        );
+        let backwards: Vec<String> = (1..=6).rev().map(|k| k.to_string()).collect();
+        let err = to_ratings(&table, Level::Ordinal, Some(&backwards)).unwrap_err();
+        assert!(err.contains("ascending order"), "{err}");
+        let labels = parse_ratings("l.csv", b"a,b\npos,neg\npos,pos\n").unwrap();
+        let three: Vec<String> = ["pos", "neg", "neutral"].map(String::from).to_vec();
+        let ratings = to_ratings(&labels, Level::Nominal, Some(&three)).unwrap();
+        assert_eq!(ratings.labels(), three.as_slice());
+        let err = to_ratings(&labels, Level::Ordinal, Some(&three)).unwrap_err();
+        assert!(err.contains("\"pos\" is not a number"), "{err}");
     }
 }

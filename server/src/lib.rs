@@ -28,7 +28,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 
-/// Name of the wasm/js bundle under `/pkg/` (what `xtask` produces).
+/// Name of the wasm/js bundle under `/pkg/` as wasm-bindgen writes it; the site serves it
+/// under a content-hashed name ([`assets::bundle_name`]).
 pub const OUTPUT_NAME: &str = "concord";
 
 /// Shared by every route.
@@ -48,7 +49,7 @@ impl FromRef<AppState> for LeptosOptions {
 impl AppState {
     pub fn new(engine: Engine, secure_cookies: bool, max_upload_bytes: u64) -> AppState {
         let leptos_options = LeptosOptions::builder()
-            .output_name(OUTPUT_NAME)
+            .output_name(assets::bundle_name())
             .site_pkg_dir("pkg")
             .build();
         AppState {
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ctx = state.ctx.clone();
     let options = state.leptos_options.clone();
+    let stylesheet = assets::stylesheet_href();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", rest::router())
@@ -99,13 +101,20 @@ pub fn router(state: AppState) -> Router {
             &state,
             routes,
             move || provide_context(ctx.clone()),
-            move || shell(options.clone()),
+            move || shell(options.clone(), stylesheet.clone()),
         )
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::X_CONTENT_TYPE_OPTIONS,
             http::HeaderValue::from_static("nosniff"),
+        ))
+        // Pages name the content-hashed assets of this build: a browser must ask again for a
+        // page rather than keep one that names assets a newer binary no longer has. (Assets
+        // set their own caching.)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::X_FRAME_OPTIONS,

@@ -136,6 +136,11 @@ struct AgreementArgs {
     /// Measurement level of the ratings (a project's labels are nominal).
     #[arg(long, value_enum, default_value = "nominal")]
     level: concord::agreement_cli::Level,
+    /// With --ratings: every category of the scale, in scale order (numbers ascending), e.g.
+    /// `--categories 1,2,3,4,5`, so that a category nobody chose still counts (Gwet's AC1/AC2
+    /// and Brennan–Prediger depend on the number of categories) [default: the values present].
+    #[arg(long, requires = "ratings", value_delimiter = ',', num_args = 1..)]
+    categories: Option<Vec<String>>,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -164,7 +169,8 @@ struct ServeArgs {
     /// (scripts/setup.sh fetches it) [default: models].
     #[arg(long, env = "CONCORD_MODELS")]
     models: Option<PathBuf>,
-    /// Create a demo project when the database has none.
+    /// Create a demo project when the database has none: 300 rated tweets, four simulated
+    /// annotator accounts and their answers.
     #[arg(long)]
     demo: bool,
 }
@@ -390,8 +396,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         Some(why) => tracing::warn!("model features are off: {why}"),
     }
-    if args.demo && concord::demo::seed(&engine)? {
-        tracing::info!("created the demo project {:?}", concord::demo::DEMO_NAME);
+    if args.demo {
+        if let Some(demo) = concord::demo::seed(&engine)? {
+            tracing::info!(
+                "created the demo project {:?} with the annotators {}",
+                concord::demo::DEMO_NAME,
+                concord::demo::DEMO_ANNOTATORS.join(", ")
+            );
+            if !demo.new_accounts.is_empty() {
+                tracing::info!(
+                    "the demo annotators {} share the password {} (shown once)",
+                    demo.new_accounts.join(", "),
+                    demo.password
+                );
+            }
+        }
     }
     if !concord::assets::frontend_present() {
         tracing::warn!("this binary was built without the frontend bundle: pages will not be interactive (build with `cargo xtask build`)");
@@ -405,7 +424,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let local = listener.local_addr()?;
         if let Some(token) = state.arm_setup()? {
-            tracing::info!("no account exists yet: open http://{local}/setup?token={token} to create the first administrator (or run `concord user add --admin NAME`)");
+            tracing::info!("no administrator exists yet: open http://{local}/setup?token={token} to create the first administrator (or run `concord user add --admin NAME`)");
         }
         tracing::info!(data_dir = %config.data_dir.display(), "Concord is listening on http://{local}");
         let shutdown = async {
@@ -543,7 +562,11 @@ fn agreement(args: AgreementArgs) -> anyhow::Result<()> {
             );
         }
         let table = parse_ratings(&name, &bytes).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        let ratings = to_ratings(&table, args.level).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let categories: Option<Vec<String>> = args
+            .categories
+            .map(|list| list.iter().map(|c| c.trim().to_string()).collect());
+        let ratings = to_ratings(&table, args.level, categories.as_deref())
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let (report, intervals) = compute(&ratings, args.level);
         if args.json {
             let out = serde_json::json!({

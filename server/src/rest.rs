@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`: JSON in and out, bearer API tokens, errors as
-//! `{"error": "..."}`. Every handler authenticates, then makes one engine call, which checks
+//! `{"error": "...", "kind": "..."}`. Every handler authenticates, then makes one engine call, which checks
 //! authorization itself.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -7,14 +7,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use concord_domain::{Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
+use concord_app::ssr::errors::blocking;
+use concord_domain::{ErrorKind, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{
-    EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission,
+    ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{authorize, blocking, ApiError};
+use crate::error::{authorize, ApiError};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,7 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{job}", get(job))
         .route("/jobs/{job}/cancel", post(cancel_job))
         .route("/users", get(users).post(create_user))
-        .fallback(|| async { ApiError::new(http::StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
 }
 
 /// The caller, from `Authorization: Bearer <token>`.
@@ -88,7 +89,7 @@ impl FromRequestParts<AppState> for ApiPrincipal {
             .map(str::trim)
         else {
             return Err(ApiError::new(
-                http::StatusCode::UNAUTHORIZED,
+                ErrorKind::NotSignedIn,
                 "missing bearer token (Authorization: Bearer <token>)",
             ));
         };
@@ -96,22 +97,14 @@ impl FromRequestParts<AppState> for ApiPrincipal {
         let engine = state.engine().clone();
         match blocking(move || engine.token_principal(&token)).await? {
             Some(p) => Ok(ApiPrincipal(p)),
-            None => Err(ApiError::new(
-                http::StatusCode::UNAUTHORIZED,
-                "invalid API token",
-            )),
+            None => Err(ApiError::new(ErrorKind::NotSignedIn, "invalid API token")),
         }
     }
 }
 
 /// Parses a JSON body with errors in the API's shape (axum's own rejections are plain text).
 fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("invalid request body: {e}"),
-        )
-    })
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 
 fn project_json(s: &ProjectSummary) -> Value {
@@ -242,7 +235,7 @@ async fn import_items(
     let format = match q.format.as_deref() {
         None => ImportFormat::Jsonl,
         Some(f) => ImportFormat::parse(f)
-            .ok_or_else(|| ApiError::bad_request("format must be jsonl, csv or text"))?,
+            .ok_or_else(|| ApiError::invalid("format must be jsonl, csv or text"))?,
     };
     let defaults = ImportOptions::default();
     let options = ImportOptions {
@@ -258,11 +251,10 @@ async fn import_items(
         state.max_upload_bytes,
     )
     .await?;
+    let reader = crate::upload::reopen(&file)?;
     let report = blocking(move || {
-        let reader = std::io::BufReader::new(
-            file.reopen()
-                .map_err(|e| EngineError::Internal(e.to_string()))?,
-        );
+        // Dropping `file` deletes it: keep it until the import has read it.
+        let _spooled = file;
         engine.import(&who, project, reader, &options, &mut |_| {})
     })
     .await?;
@@ -382,7 +374,7 @@ async fn export(
     let format = match q.format.as_deref() {
         None => ExportFormat::Jsonl,
         Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| ApiError::bad_request("format must be jsonl or csv"))?,
+            .ok_or_else(|| ApiError::invalid("format must be jsonl or csv"))?,
     };
     let project = ProjectId(id);
     let engine = state.engine().clone();

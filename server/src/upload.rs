@@ -6,7 +6,18 @@ use std::io::Write;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
+use concord_app::ssr::errors::internal_error;
+
 use crate::error::ApiError;
+
+/// The spool file of an upload could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+#[error("the upload could not be spooled in {dir}")]
+struct SpoolError {
+    dir: std::path::PathBuf,
+    #[source]
+    source: std::io::Error,
+}
 
 /// Writes a byte stream to a new temp file under `dir`; fails with 413 past `limit` bytes.
 pub async fn spool<E: std::fmt::Display>(
@@ -14,10 +25,11 @@ pub async fn spool<E: std::fmt::Display>(
     dir: &std::path::Path,
     limit: u64,
 ) -> Result<tempfile::NamedTempFile, ApiError> {
-    let internal = |e: std::io::Error| {
-        ApiError::from(concord_engine::EngineError::Internal(format!(
-            "upload spool: {e}"
-        )))
+    let internal = |source: std::io::Error| {
+        ApiError::internal(&SpoolError {
+            dir: dir.to_path_buf(),
+            source,
+        })
     };
     let mut file = tempfile::Builder::new()
         .prefix(".upload-")
@@ -25,22 +37,35 @@ pub async fn spool<E: std::fmt::Display>(
         .map_err(internal)?;
     let mut written: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("upload interrupted: {e}")))?;
         written += chunk.len() as u64;
         if written > limit {
-            return Err(ApiError::new(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "upload is larger than the limit of {} MB",
-                    limit / (1024 * 1024)
-                ),
-            ));
+            return Err(ApiError::too_large(format!(
+                "upload is larger than the limit of {} MB",
+                limit / (1024 * 1024)
+            )));
         }
         // Small synchronous writes to a local file; chunks are at most a few hundred KB.
         file.write_all(&chunk).map_err(internal)?;
     }
     file.flush().map_err(internal)?;
     Ok(file)
+}
+
+/// A reader of a spooled upload, from its start, for the import.
+pub fn reopen(
+    file: &tempfile::NamedTempFile,
+) -> Result<std::io::BufReader<std::fs::File>, ApiError> {
+    file.reopen().map(std::io::BufReader::new).map_err(|source| {
+        ApiError::internal(&SpoolError {
+            dir: file
+                .path()
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
+            source,
+        })
+    })
 }
 
 /// Export bytes flow from the blocking export into the response body through this writer.
@@ -98,16 +123,20 @@ pub fn export_response(
     let error_sender = sender.clone();
     tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter::new(sender);
-        let result = engine
-            .export(&who, project, format, &mut writer)
-            .and_then(|_| {
-                writer
-                    .flush()
-                    .map_err(|e| concord_engine::EngineError::Internal(e.to_string()))
-            });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "export failed midway");
-            let _ = error_sender.blocking_send(Err(std::io::Error::other(e.public_message())));
+        // The response has started: the client learns of a failure only as a broken download,
+        // carrying the same message (an internal error's reference) as any other error.
+        let failure = match engine.export(&who, project, format, &mut writer) {
+            Err(e) => {
+                // Internal errors are logged (with their chain) by the conversion.
+                if e.kind() != concord_domain::ErrorKind::Internal {
+                    tracing::error!(kind = %e.kind(), error = %e, "export failed midway");
+                }
+                Some(concord_app::wire::AppError::from(e))
+            }
+            Ok(_) => writer.flush().err().map(|e| internal_error(&e)),
+        };
+        if let Some(e) = failure {
+            let _ = error_sender.blocking_send(Err(std::io::Error::other(e.message)));
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));

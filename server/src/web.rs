@@ -3,11 +3,12 @@
 
 use axum::extract::{Multipart, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use concord_app::ssr::errors::blocking;
 use concord_app::ssr::{cookie_value, SESSION_COOKIE};
-use concord_domain::{ProjectId, Role};
-use concord_engine::{EngineError, ExportFormat, ImportFormat, ImportOptions, Principal};
+use concord_domain::{ErrorKind, ProjectId, Role};
+use concord_engine::{ExportFormat, ImportFormat, ImportOptions, Principal};
 
-use crate::error::{authorize, blocking, ApiError};
+use crate::error::{authorize, ApiError};
 use crate::AppState;
 
 async fn session_principal(
@@ -18,7 +19,7 @@ async fn session_principal(
         return Ok(None);
     };
     let engine = state.engine().clone();
-    blocking(move || engine.session_principal(&secret)).await
+    Ok(blocking(move || engine.session_principal(&secret)).await?)
 }
 
 /// The session's user for a download route, or the response to send instead: the sign-in page
@@ -116,11 +117,13 @@ pub async fn import(
             }
         },
     };
+    let reader = match crate::upload::reopen(&file) {
+        Ok(reader) => reader,
+        Err(e) => return back(format!("import_error={}", encode(&e.message))),
+    };
     let result = blocking(move || {
-        let reader = std::io::BufReader::new(
-            file.reopen()
-                .map_err(|e| EngineError::Internal(e.to_string()))?,
-        );
+        // Dropping `file` deletes it: keep it until the import has read it.
+        let _spooled = file;
         engine.import(&who, project, reader, &options, &mut |_| {})
     })
     .await;
@@ -152,7 +155,7 @@ pub async fn export(
     let format = match q.format.as_deref().map(ExportFormat::parse) {
         None => ExportFormat::Jsonl,
         Some(Some(f)) => f,
-        Some(None) => return ApiError::bad_request("format must be jsonl or csv").into_response(),
+        Some(None) => return ApiError::invalid("format must be jsonl or csv").into_response(),
     };
     let engine = state.engine().clone();
     let project = ProjectId(id);
@@ -183,18 +186,18 @@ pub async fn agreement_csv(
         Err(response) => return response,
     };
     let Some(name) = file.strip_suffix(".csv") else {
-        return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
+        return ApiError::new(ErrorKind::NotFound, "no such table").into_response();
     };
     let project = ProjectId(id);
     let engine = state.engine().clone();
     let body = if name == "confusion" {
         let (Some(a), Some(b)) = (q.a, q.b) else {
-            return ApiError::bad_request("name two annotators: ?a=NAME&b=NAME").into_response();
+            return ApiError::invalid("name two annotators: ?a=NAME&b=NAME").into_response();
         };
         blocking(move || engine.rater_confusion(&who, project, &a, &b)?.csv()).await
     } else {
         let Some(table) = concord_engine::AgreementTable::parse(name) else {
-            return ApiError::new(http::StatusCode::NOT_FOUND, "no such table").into_response();
+            return ApiError::new(ErrorKind::NotFound, "no such table").into_response();
         };
         blocking(move || engine.agreement(&who, project)?.csv(table)).await
     };
@@ -213,6 +216,6 @@ pub async fn agreement_csv(
             csv,
         )
             .into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

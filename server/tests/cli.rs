@@ -51,7 +51,7 @@ fn users_tokens_import_and_export_from_the_command_line() {
 
     // A project to import into: the demo seeding path creates one.
     let engine = concord_engine::Engine::open(&data).unwrap();
-    assert!(concord::demo::seed(&engine).unwrap());
+    assert!(concord::demo::seed(&engine).unwrap().is_some());
     drop(engine);
 
     let file = dir.path().join("more.jsonl");
@@ -62,7 +62,7 @@ fn users_tokens_import_and_export_from_the_command_line() {
     .unwrap();
     let (ok, _, err) = concord(
         &data,
-        &["import", "Demo: review sentiment", file.to_str().unwrap()],
+        &["import", concord::demo::DEMO_NAME, file.to_str().unwrap()],
         "",
     );
     assert!(ok, "{err}");
@@ -94,13 +94,84 @@ fn users_tokens_import_and_export_from_the_command_line() {
     let csv = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
         csv.lines().count(),
-        42,
-        "header + 40 demo items + 1 imported"
+        302,
+        "header + 300 demo items + 1 imported"
     );
     assert!(csv.contains("x1,A late addition.,neutral,"));
     let (ok, stdout, _) = concord(&data, &["export", "1"], "");
     assert!(ok);
-    assert_eq!(stdout.lines().count(), 41);
+    assert_eq!(stdout.lines().count(), 301);
+}
+
+/// `concord agreement --ratings FILE --categories …`: a scale value nobody chose changes Gwet's
+/// AC1 and Brennan–Prediger as irrCAC's `categories=` does. The published case R irr `anxiety`,
+/// raters 2 and 3 (../shared/agreement), is on a 1–6 scale with 5 unused; irrCAC 0.4.4 gives
+/// AC1 0.011201235998455 over the values present and 0.055768663322514 over 1–6,
+/// Brennan–Prediger 0 and 0.04.
+#[test]
+fn agreement_of_a_ratings_file_on_a_declared_scale() {
+    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/agreement/published_cases.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cases).unwrap_or_else(|e| {
+            panic!("{}: {e} (shared/ beside the repository)", cases.display())
+        }))
+        .unwrap();
+    let matrix = doc["cases"]["R_irr_anxiety_raters2_3"]["matrix"]
+        .as_array()
+        .unwrap();
+    let mut csv = String::from("rater2,rater3\n");
+    for row in matrix {
+        let row = row.as_array().unwrap();
+        csv.push_str(&format!("{},{}\n", row[0], row[1]));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("anxiety.csv");
+    std::fs::write(&file, csv).unwrap();
+    let data = dir.path().join("unused");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["agreement", "--ratings", file.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = concord(&data, &args, "");
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let coefficient = |v: &serde_json::Value, name: &str| {
+        v["report"][name]["coefficient"]["value"].as_f64().unwrap()
+    };
+    let present = run(&[]);
+    let declared = run(&["--categories", "1,2,3,4,5,6"]);
+    assert_eq!(
+        present["categories"],
+        serde_json::json!(["1", "2", "3", "4", "6"])
+    );
+    assert_eq!(
+        declared["categories"],
+        serde_json::json!(["1", "2", "3", "4", "5", "6"])
+    );
+    for (v, ac1, bp) in [
+        (&present, 0.011_201_235_998_455_04, 0.0),
+        (&declared, 0.055_768_663_322_514_03, 0.04),
+    ] {
+        assert!((coefficient(v, "gwet_ac1") - ac1).abs() < 1e-12, "{v}");
+        assert!(
+            (coefficient(v, "brennan_prediger") - bp).abs() < 1e-12,
+            "{v}"
+        );
+    }
+    let (ok, _, err) = concord(
+        &data,
+        &[
+            "agreement",
+            "--ratings",
+            file.to_str().unwrap(),
+            "--categories",
+            "1,2,3,4,5",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("\"6\" is not one of the categories"), "{err}");
 }
 
 #[test]
@@ -122,6 +193,7 @@ fn every_subcommand_has_help() {
         vec!["token", "add", "--help"],
         vec!["import", "--help"],
         vec!["export", "--help"],
+        vec!["agreement", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_concord"))
             .args(&args)

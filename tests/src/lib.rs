@@ -1,44 +1,39 @@
 //! Helpers for Concord's integration tests and benchmarks: a real `concord` router served on
-//! 127.0.0.1 port 0 over a real redb file in a temp dir.
+//! 127.0.0.1 port 0 over a real redb file in a temp dir ([`TestServer`]), with one method per
+//! step a client takes (create a project, import, ask for the next item, annotate as someone,
+//! export, read the agreement), so that tests read as the workflow they check.
+
+pub mod site_assets;
 
 use concord::AppState;
 use concord_engine::{Engine, Principal};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
 
-/// A running server; stops when dropped.
-pub struct TestServer {
-    pub base: String,
-    pub engine: Engine,
-    pub admin: Principal,
-    /// The admin's API token.
-    pub admin_token: String,
+/// The administrator every [`TestServer`] starts with.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+/// The password of every account [`TestServer::create_user`] makes.
+pub const MEMBER_PASSWORD: &str = "annotator-pw";
+
+/// A client that shows redirects instead of following them: tests check where they point.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+/// The server task and what it keeps alive.
+struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
-impl TestServer {
-    /// A fresh data dir with an admin account `admin` (password `admin-password`).
-    pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().to_path_buf();
-        let mut server = TestServer::start_in(&path).await;
-        server._dir = Some(dir);
-        server
-    }
-
-    /// Serves the data dir at `path` (created if needed); makes the admin if missing.
-    pub async fn start_in(path: &std::path::Path) -> TestServer {
-        let engine = Engine::open(path).expect("open engine");
-        let admin = match engine.principal_by_name("admin") {
-            Ok(p) => p,
-            Err(_) => engine
-                .bootstrap_admin("admin", "admin-password")
-                .expect("bootstrap admin"),
-        };
-        let admin_token = engine
-            .create_api_token_locally(admin.id, "tests")
-            .expect("token");
-        let state = AppState::new(engine.clone(), false, 64 * 1024 * 1024);
+impl Running {
+    /// Serves `state` on 127.0.0.1 port 0; returns the base URL.
+    async fn serve(state: AppState, dir: Option<tempfile::TempDir>) -> (String, Running) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -51,23 +46,16 @@ impl TestServer {
             .await
             .expect("serve");
         });
-        TestServer {
-            base,
-            engine,
-            admin,
-            admin_token,
+        let running = Running {
             stop: Some(stop),
             handle: Some(handle),
-            _dir: None,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+            _dir: dir,
+        };
+        (base, running)
     }
 
     /// Stops the server and waits until it has released the database.
-    pub async fn stop(mut self) {
+    async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -75,6 +63,298 @@ impl TestServer {
             let _ = handle.await;
         }
     }
+}
+
+fn app_state(engine: &Engine) -> AppState {
+    AppState::new(engine.clone(), false, 64 * 1024 * 1024)
+}
+
+/// A running server with an administrator ([`ADMIN`], [`ADMIN_PASSWORD`]) and their API
+/// token; stops when dropped (or, waiting for the database to be released, by [`Self::stop`]).
+pub struct TestServer {
+    pub base: String,
+    pub engine: Engine,
+    pub admin: Principal,
+    /// The admin's API token.
+    pub admin_token: String,
+    client: reqwest::Client,
+    running: Running,
+}
+
+impl TestServer {
+    /// A fresh data dir in a temp dir, removed when the app is dropped.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        TestServer::serve(&path, Some(dir)).await
+    }
+
+    /// Serves the data dir at `path` (created if needed; kept afterwards, so a second app can
+    /// reopen it); makes the admin if missing.
+    pub async fn start_in(path: &std::path::Path) -> TestServer {
+        TestServer::serve(path, None).await
+    }
+
+    async fn serve(path: &std::path::Path, dir: Option<tempfile::TempDir>) -> TestServer {
+        let engine = Engine::open(path).expect("open engine");
+        let admin = match engine.principal_by_name(ADMIN) {
+            Ok(p) => p,
+            Err(_) => engine
+                .bootstrap_admin(ADMIN, ADMIN_PASSWORD)
+                .expect("bootstrap admin"),
+        };
+        let admin_token = engine
+            .create_api_token_locally(admin.id, "tests")
+            .expect("token");
+        let (base, running) = Running::serve(app_state(&engine), dir).await;
+        TestServer {
+            base,
+            engine,
+            admin,
+            admin_token,
+            client: client(),
+            running,
+        }
+    }
+
+    /// Stops the server and waits until it has released the database.
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request to `path` (from the site root), not yet sent; no credentials.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A JSON call to the REST API (`path` below `/api/v1`) with a bearer token: the status
+    /// and the body (`Null` when empty or not JSON).
+    pub async fn api(
+        &self,
+        method: Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .request(method, &format!("/api/v1{path}"))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        status_and_json(request.send().await.expect("request")).await
+    }
+
+    /// A GET as the browser sends it, with a session cookie.
+    pub async fn browser_get(&self, cookie: &str, path: &str) -> Response {
+        self.request(Method::GET, path)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A session cookie for `name`, as signing in sets it.
+    pub fn session_cookie(&self, name: &str, password: &str) -> String {
+        let (_, secret) = self.engine.login(name, password).expect("sign in");
+        format!("concord_session={secret}")
+    }
+
+    /// A fresh API token for the account `name`.
+    pub fn token_for(&self, name: &str) -> String {
+        let who = self.engine.principal_by_name(name).expect("account");
+        self.engine
+            .create_api_token_locally(who.id, "tests")
+            .expect("token")
+    }
+
+    /// The admin creates the account `name` (password [`MEMBER_PASSWORD`]) over the API.
+    pub async fn create_user(&self, name: &str) {
+        let (status, body) = self
+            .api(
+                Method::POST,
+                &self.admin_token,
+                "/users",
+                Some(json!({"name": name, "password": MEMBER_PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "creating {name}: {body}");
+    }
+
+    /// The admin gives `name` the `role` ("annotator", "reviewer", "admin") in `project`.
+    pub async fn add_member(&self, project: u64, name: &str, role: &str) {
+        let (status, body) = self
+            .api(
+                Method::POST,
+                &self.admin_token,
+                &format!("/projects/{project}/members"),
+                Some(json!({"user": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "adding {name} as {role}: {body}");
+    }
+
+    /// A new account `name` that annotates `project`; returns its API token.
+    pub async fn annotator(&self, name: &str, project: u64) -> String {
+        self.create_user(name).await;
+        self.add_member(project, name, "annotator").await;
+        self.token_for(name)
+    }
+
+    /// Creates a project from its JSON description (`name`, `task`, `labels`, …).
+    pub async fn create_project(&self, token: &str, spec: Value) -> (StatusCode, Value) {
+        self.api(Method::POST, token, "/projects", Some(spec)).await
+    }
+
+    /// The admin creates a spam/ham project named `name` (with guidelines and a hotkey);
+    /// returns its id.
+    pub async fn create_mail_project(&self, name: &str) -> u64 {
+        let (status, body) = self
+            .create_project(
+                &self.admin_token,
+                json!({
+                    "name": name,
+                    "task": "classification",
+                    "labels": [{"name": "spam", "description": "unwanted", "hotkey": "s"}, {"name": "ham"}],
+                    "guidelines": "Mark *unsolicited* mail as spam."
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["labels"][0]["hotkey"], "s");
+        body["id"].as_u64().expect("project id")
+    }
+
+    /// Imports `body` (JSONL unless the body says otherwise) into `project`.
+    pub async fn import(&self, token: &str, project: u64, body: &str) -> Response {
+        self.request(Method::POST, &format!("/api/v1/projects/{project}/items"))
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The next item the queue hands `token`'s account (`204` and `Null` when none is left).
+    pub async fn next_item(&self, token: &str, project: u64) -> (StatusCode, Value) {
+        self.api(
+            Method::GET,
+            token,
+            &format!("/projects/{project}/next"),
+            None,
+        )
+        .await
+    }
+
+    /// `token`'s account answers `item` with `labels`, having spent `time_spent_ms` on it.
+    pub async fn annotate(
+        &self,
+        token: &str,
+        project: u64,
+        item: &str,
+        labels: &[&str],
+        time_spent_ms: u64,
+    ) -> (StatusCode, Value) {
+        self.api(
+            Method::POST,
+            token,
+            &format!("/projects/{project}/annotations"),
+            Some(json!({"item_id": item, "labels": labels, "time_spent_ms": time_spent_ms})),
+        )
+        .await
+    }
+
+    /// The export of `project` (`format`: "jsonl", "csv", or the default when `None`).
+    pub async fn export(&self, token: &str, project: u64, format: Option<&str>) -> Response {
+        let query = format.map(|f| format!("?format={f}")).unwrap_or_default();
+        self.request(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/export{query}"),
+        )
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+    }
+
+    /// The JSONL export of `project`, one value per item.
+    pub async fn export_jsonl(&self, token: &str, project: u64) -> Vec<Value> {
+        let text = self
+            .export(token, project, Some("jsonl"))
+            .await
+            .text()
+            .await
+            .expect("export body");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("an export line is JSON"))
+            .collect()
+    }
+
+    /// The agreement figures of `project`.
+    pub async fn agreement(&self, token: &str, project: u64) -> (StatusCode, Value) {
+        self.api(
+            Method::GET,
+            token,
+            &format!("/projects/{project}/agreement"),
+            None,
+        )
+        .await
+    }
+}
+
+/// A server over a fresh data dir with no account yet, its one-time setup link armed as
+/// `concord serve` arms it on first start.
+pub struct AwaitingSetup {
+    pub base: String,
+    pub engine: Engine,
+    /// The secret of the setup link (`/setup?token=…`).
+    pub setup_token: String,
+    client: reqwest::Client,
+    running: Running,
+}
+
+impl AwaitingSetup {
+    pub async fn start() -> AwaitingSetup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("open engine");
+        let state = app_state(&engine);
+        let setup_token = state
+            .arm_setup()
+            .expect("arm setup")
+            .expect("a fresh data dir needs setup");
+        let (base, running) = Running::serve(state, Some(dir)).await;
+        AwaitingSetup {
+            base,
+            engine,
+            setup_token,
+            client: client(),
+            running,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request to `path` (from the site root), not yet sent; no credentials.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+    }
+}
+
+/// A response's status and JSON body (`Null` when empty or not JSON).
+pub async fn status_and_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("response body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.

@@ -2,21 +2,34 @@
 //! files, then the server binary that embeds them. It only runs tools already installed (see
 //! `scripts/setup.sh`); nothing is downloaded.
 //!
+//! The site (target/site) is laid out for the server's caching: the js glue, the wasm and the
+//! stylesheet sit under `pkg/` with a hash of their contents in their names (cached for a
+//! year as immutable) next to brotli and gzip copies made here, once per build, so the server
+//! never compresses; `site.json` names them for the page shell.
+//!
 //! `cargo xtask site [--release]`   build target/site (the browser bundle)
-//! `cargo xtask build [--release]`  the site, then the `concord` binary
+//! `cargo xtask build [--release]`  the site, then the `concord` binary (release: with the
+//!                                  default encoder compiled in, feature `embedded-model`)
 //!
 //! The wasm build uses an installed rustup `wasm32-unknown-unknown` target when there is one
 //! (an ordinary laptop); otherwise Debian's `rustc-web` at /usr/bin with `-Zbuild-std`, which is
 //! what works on machines where rustup cannot download targets. `CONCORD_WASM_TOOLCHAIN=debian`
 //! or `=rustup` forces the choice.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 const OUTPUT_NAME: &str = "concord";
+/// Names the content-hashed bundle and stylesheet for the server (`server/src/assets.rs`).
+const SITE_MANIFEST: &str = "site.json";
+/// The model release binaries embed (`crates/ml/src/embedded.rs` names the same files).
+const EMBEDDED_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -130,13 +143,17 @@ fn build_wasm(root: &Path, release: bool) -> Result<PathBuf> {
 
 fn build_site(root: &Path, release: bool) -> Result<()> {
     let wasm = build_wasm(root, release)?;
-    // Built in a staging folder, then copied into target/site file by file only where the
-    // bytes differ: the server embeds target/site and cargo rebuilds it when a file's mtime
-    // changes, so an unchanged site must keep its mtimes.
+    // wasm-bindgen writes into `bindgen/`; the finished site is assembled in `site/` and copied
+    // into target/site file by file only where the bytes differ: the server embeds target/site
+    // and cargo rebuilds it when a file's mtime changes, so an unchanged site must keep its
+    // mtimes.
     let staging = root.join("target/site-staging");
+    let bindgen = staging.join("bindgen");
     let site = root.join("target/site");
-    let pkg = staging.join("pkg");
-    std::fs::create_dir_all(&pkg)?;
+    if bindgen.exists() {
+        std::fs::remove_dir_all(&bindgen)?;
+    }
+    std::fs::create_dir_all(&bindgen)?;
 
     let wanted = locked_version(root, "wasm-bindgen")?;
     let have = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
@@ -155,53 +172,65 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             OUTPUT_NAME,
             "--out-dir",
         ])
-        .arg(&pkg)
+        .arg(&bindgen)
         .arg(&wasm))?;
-
-    if release {
-        let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
-        if !wasm_opt.exists() {
-            bail!(
-                "wasm-opt not found at {}: run `npm ci` in end2end/ (scripts/setup.sh does)",
-                wasm_opt.display()
-            );
-        }
-        let bundle = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
-        // wasm-opt takes most of a warm build: reuse its last output for the same input.
-        let cache_in = staging.join("wasm-opt.in");
-        let cache_out = staging.join("wasm-opt.out");
-        let input = std::fs::read(&bundle)?;
-        if std::fs::read(&cache_in).ok().as_deref() == Some(input.as_slice()) && cache_out.exists()
-        {
-            std::fs::copy(&cache_out, &bundle)?;
-        } else {
-            run(Command::new(&wasm_opt)
-                .args([
-                    "-Oz",
-                    "--enable-bulk-memory",
-                    "--enable-nontrapping-float-to-int",
-                    "--enable-sign-ext",
-                    "--enable-mutable-globals",
-                    "--enable-reference-types",
-                    "--enable-multivalue",
-                    "-o",
-                ])
-                .arg(&bundle)
-                .arg(&bundle))?;
-            std::fs::write(&cache_in, &input)?;
-            std::fs::copy(&bundle, &cache_out)?;
-        }
+    if bindgen.join("snippets").exists() {
+        // Snippets are imported by the glue under their own names, which carry no content
+        // hash: they could not be cached as immutable like everything else under pkg/.
+        bail!("the frontend has wasm-bindgen snippets (inline JS): the site layout has no content-hashed place for them yet");
     }
 
-    std::fs::copy(root.join("style/concord.css"), staging.join("style.css"))
-        .context("copying style/concord.css")?;
+    let bundle = bindgen.join(format!("{OUTPUT_NAME}_bg.wasm"));
+    if release {
+        wasm_opt(root, &staging, &bundle)?;
+    }
+
+    let js = std::fs::read(bindgen.join(format!("{OUTPUT_NAME}.js")))?;
+    let wasm = std::fs::read(&bundle)?;
+    let css = std::fs::read(root.join("style/concord.css")).context("reading style/concord.css")?;
+    // The glue and the wasm only work as a pair, and Leptos derives both names from one output
+    // name: one hash over both names them.
+    let stem = format!("{OUTPUT_NAME}-{}", content_hash(&[&js, &wasm]));
+    let stylesheet = format!("pkg/style-{}.css", content_hash(&[&css]));
+    let hashed = [
+        (format!("pkg/{stem}.js"), js),
+        (format!("pkg/{stem}_bg.wasm"), wasm),
+        (stylesheet.clone(), css),
+    ];
+
+    let assembled = staging.join("site");
+    let mut files = BTreeMap::new();
+    for (name, bytes) in &hashed {
+        files.insert(name.clone(), bytes.clone());
+        // A hashed name fixes the contents, so a compressed copy from an earlier build is
+        // still right: brotli at its best setting takes seconds on a dev bundle.
+        for (ext, compress) in [("br", brotli as fn(&[u8]) -> Result<Vec<u8>>), ("gz", gzip)] {
+            let compressed_name = format!("{name}.{ext}");
+            let earlier = assembled.join(&compressed_name);
+            let compressed = match std::fs::read(&earlier) {
+                Ok(bytes) => bytes,
+                Err(_) => compress(bytes)?,
+            };
+            files.insert(compressed_name, compressed);
+        }
+    }
     for entry in std::fs::read_dir(root.join("public")).context("reading public/")? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), staging.join(entry.file_name()))?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| anyhow::anyhow!("public/{n:?} is not UTF-8"))?;
+            files.insert(name, std::fs::read(entry.path())?);
         }
     }
-    let changed = sync_changed(&staging, &site)?;
+    files.insert(
+        SITE_MANIFEST.to_string(),
+        format!("{{\n  \"bundle\": \"{stem}\",\n  \"stylesheet\": \"{stylesheet}\"\n}}\n")
+            .into_bytes(),
+    );
+    write_tree(&assembled, &files)?;
+    let changed = write_tree(&site, &files)?;
     if changed {
         // A new file is only seen by rust-embed when assets.rs compiles again.
         let assets = root.join("server/src/assets.rs");
@@ -210,6 +239,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             .open(&assets)?
             .set_modified(std::time::SystemTime::now())?;
     }
+    print_sizes(&hashed, &files);
     eprintln!(
         "xtask: site ready in {} ({})",
         site.display(),
@@ -218,35 +248,175 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copies every file of `from` into `to` whose contents differ; true if any did.
-fn sync_changed(from: &Path, to: &Path) -> Result<bool> {
+/// Runs wasm-opt on `bundle` in place, reusing its last output for the same input (wasm-opt
+/// takes most of a warm release build).
+fn wasm_opt(root: &Path, staging: &Path, bundle: &Path) -> Result<()> {
+    let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
+    if !wasm_opt.exists() {
+        bail!(
+            "wasm-opt not found at {}: run `npm ci` in end2end/ (scripts/setup.sh does)",
+            wasm_opt.display()
+        );
+    }
+    let cache_in = staging.join("wasm-opt.in");
+    let cache_out = staging.join("wasm-opt.out");
+    let input = std::fs::read(bundle)?;
+    if std::fs::read(&cache_in).ok().as_deref() == Some(input.as_slice()) && cache_out.exists() {
+        std::fs::copy(&cache_out, bundle)?;
+        return Ok(());
+    }
+    run(Command::new(&wasm_opt)
+        .args([
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "-o",
+        ])
+        .arg(bundle)
+        .arg(bundle))?;
+    std::fs::write(&cache_in, &input)?;
+    std::fs::copy(bundle, &cache_out)?;
+    Ok(())
+}
+
+/// The first 16 hex digits of the SHA-256 of `parts` in order: 64 bits name a file's
+/// contents without a collision between builds.
+fn content_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())[..16].to_string()
+}
+
+/// Brotli at its best setting with the largest window browsers accept (16 MiB).
+fn brotli(bytes: &[u8]) -> Result<Vec<u8>> {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        size_hint: bytes.len(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params).context("brotli")?;
+    Ok(out)
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+/// What a first visit downloads: each hashed asset raw and compressed, and the total with
+/// brotli (the HTML comes on top; `cargo bench -p concord-tests --bench asset_sizes` measures
+/// it through the server).
+fn print_sizes(hashed: &[(String, Vec<u8>)], files: &BTreeMap<String, Vec<u8>>) {
+    let size = |name: &str| files.get(name).map_or(0, Vec::len);
+    eprintln!(
+        "xtask: {:<44} {:>10} {:>10} {:>10}",
+        "asset", "raw", "gzip", "brotli"
+    );
+    let mut total = 0;
+    for (name, bytes) in hashed {
+        let br = size(&format!("{name}.br"));
+        total += br;
+        eprintln!(
+            "xtask: {name:<44} {:>10} {:>10} {br:>10}",
+            bytes.len(),
+            size(&format!("{name}.gz"))
+        );
+    }
+    eprintln!("xtask: js + wasm + css with brotli: {total} bytes");
+}
+
+/// Makes the folder `to` hold exactly `files` (relative path → bytes): writes each file whose
+/// bytes differ (through a temporary file and a rename, so a reader never sees half a file)
+/// and removes every other file. True if anything changed.
+fn write_tree(to: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<bool> {
     let mut changed = false;
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            changed |= sync_changed(&entry.path(), &target)?;
-        } else {
-            let new = std::fs::read(entry.path())?;
-            if std::fs::read(&target).ok().as_deref() != Some(new.as_slice()) {
-                std::fs::write(&target, &new)?;
-                changed = true;
+    for (name, bytes) in files {
+        let target = to.join(name);
+        if std::fs::read(&target).ok().as_deref() == Some(bytes.as_slice()) {
+            continue;
+        }
+        let dir = target.parent().context("a site file has no folder")?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            target
+                .file_name()
+                .map_or_else(Default::default, |n| n.to_string_lossy())
+        ));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &target)?;
+        changed = true;
+    }
+    changed |= remove_others(to, to, files)?;
+    Ok(changed)
+}
+
+/// Removes the files under `dir` that `files` (paths relative to `root`) does not name, and
+/// folders left empty. True if it removed any.
+fn remove_others(root: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<bool> {
+    let mut removed = false;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(false);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            removed |= remove_others(root, &path, files)?;
+            if std::fs::read_dir(&path)?.next().is_none() {
+                std::fs::remove_dir(&path)?;
             }
+            continue;
+        }
+        let relative = path
+            .strip_prefix(root)?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !files.contains_key(&relative) {
+            std::fs::remove_file(&path)?;
+            removed = true;
         }
     }
-    Ok(changed)
+    Ok(removed)
 }
 
 fn build_server(root: &Path, release: bool, cuda: bool) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root)
         .args(["build", "-p", "concord", "--bin", "concord"]);
+    let mut features = Vec::new();
     if release {
         cmd.arg("--release");
+        // A release binary is what gets copied to a server: it carries the default encoder.
+        let model = root.join(EMBEDDED_MODEL_DIR);
+        for file in [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "sentence_bert_config.json",
+        ] {
+            if !model.join(file).is_file() {
+                bail!(
+                    "{} is missing: a release binary embeds the default encoder (scripts/setup.sh fetches it)",
+                    model.join(file).display()
+                );
+            }
+        }
+        features.push("embedded-model");
     }
     if cuda {
-        cmd.args(["--features", "cuda"]);
+        features.push("cuda");
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     run(&mut cmd)?;
     let dir = if release { "release" } else { "debug" };

@@ -107,7 +107,21 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
                 <p class="muted">"The diagonal shows how many items each annotator answered."</p>
                 <HeatMap rows=names.clone() cols=names.clone() values=a.pair_kappa.clone() texts=heat_texts lo=0.0 hi=1.0 label="Cohen's kappa per annotator pair".to_string()/>
             </section>
-            <Confusion id names=names.clone()/>
+            {if names.len() >= 2 {
+                view! { <Confusion id names=names.clone()/> }.into_any()
+            } else {
+                // A confusion matrix compares two annotators; asking for one with a single
+                // annotator would name an annotator who does not exist.
+                view! {
+                    <section class="card" data-testid="confusion-needs-two">
+                        <h2>"Confusion matrix"</h2>
+                        <p class="muted">{format!(
+                            "A confusion matrix compares two annotators; this project has answers from {}.",
+                            if names.is_empty() { "none yet".to_string() } else { format!("one ({})", names[0]) }
+                        )}</p>
+                    </section>
+                }.into_any()
+            }}
             <section class="card">
                 <h2>"Agreement over time " {csv_link(id, "days")}</h2>
                 <SeriesChart days=days_chart/>

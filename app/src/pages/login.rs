@@ -25,7 +25,7 @@ pub fn LoginPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     matches!(setup.await, Ok(true)).then(|| view! {
                         <p class="hint">
-                            "No account exists yet. Open the setup link printed in the server log, or run "
+                            "No administrator exists yet. Open the setup link printed in the server log, or run "
                             <code>"concord user add --admin NAME"</code>"."
                         </p>
                     })

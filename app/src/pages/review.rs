@@ -77,7 +77,7 @@ fn Reviewer(project: ProjectView, summary: ReviewSummaryView) -> impl IntoView {
             }
         });
     };
-    let fail = move |e: leptos::server_fn::error::ServerFnError| {
+    let fail = move |e: crate::wire::AppError| {
         busy.set(false);
         loading.set(false);
         error.set(Some(error_text(&e)));

@@ -58,6 +58,14 @@ pub enum InputError {
         /// The label.
         label: String,
     },
+    /// Numeric categories must be listed in ascending order (the order of the scale).
+    #[error("the categories must be listed in ascending order: {after} comes after {before}")]
+    CategoriesNotAscending {
+        /// The earlier value.
+        before: f64,
+        /// The value listed after it.
+        after: f64,
+    },
     /// A declared category occurs twice.
     #[error("category {0:?} is declared twice")]
     DuplicateCategory(String),

@@ -160,7 +160,6 @@ impl Ratings {
     /// interval data; for continuous values with very many distinct values use
     /// [`crate::krippendorff_alpha_interval_values`].
     pub fn from_values(rows: &[Vec<Option<f64>>]) -> Result<Self, InputError> {
-        let raters = check_rows(rows)?;
         let mut distinct: Vec<f64> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             for (g, v) in row.iter().enumerate() {
@@ -174,19 +173,56 @@ impl Ratings {
         }
         distinct.sort_by(f64::total_cmp);
         distinct.dedup();
-        if distinct.len() >= MISSING as usize {
-            return Err(InputError::TooManyCategories(distinct.len()));
+        Ratings::from_values_with_categories(rows, &distinct)
+    }
+
+    /// Builds from rows of optional numbers on a scale whose values are given in ascending
+    /// order, so that values nobody chose still count: coefficients that depend on the number
+    /// of categories (Gwet's AC1/AC2, Brennan–Prediger) and the ordinal weights, which count
+    /// the categories between two values, change with them (irrCAC's `categories=`,
+    /// krippendorff's `value_domain`). Each category's score is its value. A rating outside
+    /// `categories` is an error.
+    pub fn from_values_with_categories(
+        rows: &[Vec<Option<f64>>],
+        categories: &[f64],
+    ) -> Result<Self, InputError> {
+        let raters = check_rows(rows)?;
+        if categories.len() >= MISSING as usize {
+            return Err(InputError::TooManyCategories(categories.len()));
+        }
+        let categories: Vec<f64> = categories.iter().map(|&c| normalize_zero(c)).collect();
+        if let Some(k) = categories.iter().position(|c| !c.is_finite()) {
+            return Err(InputError::NonFiniteScore(k));
+        }
+        if let Some(pair) = categories.windows(2).find(|p| p[0] >= p[1]) {
+            return Err(if pair[0] == pair[1] {
+                InputError::DuplicateCategory(format!("{}", pair[0]))
+            } else {
+                InputError::CategoriesNotAscending {
+                    before: pair[0],
+                    after: pair[1],
+                }
+            });
         }
         let mut data = Vec::with_capacity(rows.len() * raters);
-        for row in rows {
-            for v in row {
+        for (i, row) in rows.iter().enumerate() {
+            for (g, v) in row.iter().enumerate() {
                 let code = match v {
+                    Some(x) if !x.is_finite() => {
+                        return Err(InputError::NonFiniteValue { item: i, rater: g })
+                    }
                     Some(x) => {
                         let x = normalize_zero(*x);
-                        distinct
-                            .binary_search_by(|p| p.total_cmp(&x))
-                            .map(|k| k as u32)
-                            .unwrap_or(MISSING)
+                        match categories.binary_search_by(|p| p.total_cmp(&x)) {
+                            Ok(k) => k as u32,
+                            Err(_) => {
+                                return Err(InputError::UnknownLabel {
+                                    item: i,
+                                    rater: g,
+                                    label: format!("{x}"),
+                                })
+                            }
+                        }
                     }
                     None => MISSING,
                 };
@@ -196,8 +232,8 @@ impl Ratings {
         Ok(Ratings {
             data,
             raters,
-            labels: distinct.iter().map(|v| format!("{v}")).collect(),
-            scores: distinct,
+            labels: categories.iter().map(|v| format!("{v}")).collect(),
+            scores: categories,
         })
     }
 

@@ -5,12 +5,14 @@
 mod aggregate;
 mod annotation;
 mod error_kind;
+mod job;
 mod project;
 mod review;
 
 pub use aggregate::{aggregate_labels, Aggregate};
 pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
 pub use error_kind::ErrorKind;
+pub use job::{JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
 pub use project::{Label, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind, RESERVED_KEYS};
 pub use review::{review_state, GoldSource, ReviewState};
 

@@ -77,7 +77,7 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| EngineError::Internal(format!("password hashing failed: {e}")))
+        .map_err(|e| EngineError::internal("password hashing", e))
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
@@ -91,12 +91,14 @@ fn verify_password(password: &str, phc: &str) -> bool {
 }
 
 impl Engine {
-    /// True until the first account exists; the server then offers one-time setup.
+    /// True until an administrator account exists; the server then offers one-time setup.
+    /// Accounts without admin rights (the demo project's annotators) do not end it: someone
+    /// must still be able to manage the server.
     pub fn needs_setup(&self) -> Result<bool, EngineError> {
-        Ok(self.store().user_count()? == 0)
+        Ok(!self.store().users()?.iter().any(|(_, u)| u.is_admin))
     }
 
-    /// Creates the very first account, as admin. Refused once any account exists, so the setup
+    /// Creates the first administrator. Refused once an administrator exists, so the setup
     /// path cannot be replayed.
     pub fn bootstrap_admin(&self, name: &str, password: &str) -> Result<Principal, EngineError> {
         if !self.needs_setup()? {

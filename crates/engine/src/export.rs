@@ -13,7 +13,7 @@ use concord_store::{AnnotationRecord, ItemRecord, SuggestionRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::import::{join_labels, ANNOTATOR_COLUMN};
+use crate::csv_columns::{export_header, ExportRow};
 use crate::review::effective_gold;
 use crate::{Engine, EngineError, Principal};
 
@@ -48,8 +48,8 @@ impl ExportFormat {
     }
 }
 
-fn io_err(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(format!("export write failed: {e}"))
+fn io_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
+    EngineError::internal("export write", e)
 }
 
 impl Engine {
@@ -117,23 +117,9 @@ impl Engine {
                         Ok(())
                     })?;
                 let mut writer = csv::Writer::from_writer(&mut *out);
-                let mut header = vec![
-                    "id".to_string(),
-                    "text".into(),
-                    "gold".into(),
-                    "gold_source".into(),
-                    "gold_question".into(),
-                    "meta".into(),
-                ];
-                header.extend(annotators.iter().map(|a| format!("{ANNOTATOR_COLUMN}{a}")));
-                header.extend([
-                    "aggregate".to_string(),
-                    "aggregate_status".into(),
-                    "suggestion".into(),
-                    "suggestion_confidence".into(),
-                    "suggestion_version".into(),
-                ]);
-                writer.write_record(&header).map_err(io_err)?;
+                writer
+                    .write_record(export_header(&annotators))
+                    .map_err(io_err)?;
                 self.store()
                     .for_each_item::<EngineError>(project, |seq, item, anns| {
                         let by_name: BTreeMap<String, &AnnotationRecord> =
@@ -141,42 +127,26 @@ impl Engine {
                         let aggregate = aggregate_of(&spec, &anns);
                         let gold =
                             effective_gold(&spec, item.gold.as_ref(), item.gold_source(), &anns);
-                        let (gold, gold_source) = match gold {
-                            Some((g, s)) => (join_labels(&g.labels), s.as_str().to_string()),
-                            None => Default::default(),
+                        let (aggregate_status, aggregate_labels) = aggregate_parts(&aggregate);
+                        let row = ExportRow {
+                            id: item.id,
+                            text: item.text,
+                            gold: gold
+                                .as_ref()
+                                .map(|(g, s)| (g.labels.as_slice(), s.as_str())),
+                            gold_question: questions.contains(&seq),
+                            meta: item.meta,
+                            answers: annotators
+                                .iter()
+                                .map(|a| by_name.get(a).map(|r| r.value.labels.as_slice()))
+                                .collect(),
+                            aggregate_status,
+                            aggregate_labels,
+                            suggestion: suggestions
+                                .get(&seq)
+                                .map(|s| (s.labels.as_slice(), s.confidence, s.version)),
                         };
-                        let mut row = vec![
-                            item.id,
-                            item.text,
-                            gold,
-                            gold_source,
-                            questions.contains(&seq).to_string(),
-                            if item.meta.is_empty() {
-                                String::new()
-                            } else {
-                                Value::Object(item.meta).to_string()
-                            },
-                        ];
-                        for a in &annotators {
-                            row.push(
-                                by_name
-                                    .get(a)
-                                    .map(|r| join_labels(&r.value.labels))
-                                    .unwrap_or_default(),
-                            );
-                        }
-                        let (status, labels) = aggregate_parts(&aggregate);
-                        row.push(labels.join("|"));
-                        row.push(status.to_string());
-                        match suggestions.get(&seq) {
-                            Some(s) => {
-                                row.push(join_labels(&s.labels));
-                                row.push(s.confidence.to_string());
-                                row.push(s.version.to_string());
-                            }
-                            None => row.extend([String::new(), String::new(), String::new()]),
-                        }
-                        writer.write_record(&row).map_err(io_err)?;
+                        writer.write_record(row.into_record()).map_err(io_err)?;
                         count += 1;
                         if count % 10_000 == 0 {
                             progress(count);

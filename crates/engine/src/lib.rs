@@ -6,6 +6,7 @@
 mod agreement;
 mod assignment;
 mod auth;
+mod csv_columns;
 mod error;
 mod export;
 mod import;
@@ -27,9 +28,13 @@ pub use concord_domain as domain;
 pub use concord_store::StoreError;
 pub use error::EngineError;
 pub use export::ExportFormat;
-pub use import::{ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput};
+pub use import::{
+    ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput,
+    BATCH_ITEMS as IMPORT_BATCH_ITEMS,
+};
+pub use concord_domain::{JobKind, JobState};
 pub use models::{
-    JobInfo, ModelStatus, ModelVersionInfo, TrainRequest, Trainer, DEFAULT_MODEL,
+    JobInfo, ModelStatus, ModelVersionInfo, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL,
     MAX_FINE_TUNE_EPOCHS,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
@@ -69,10 +74,7 @@ impl Engine {
         models_dir: Option<PathBuf>,
     ) -> Result<Engine, EngineError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            EngineError::Internal(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
+            EngineError::internal(format!("creating data directory {}", data_dir.display()), e)
         })?;
         let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
         let queue = queue::Queue::start(store.clone());
@@ -103,7 +105,7 @@ impl Engine {
                     jobs.wait();
                 }
             })
-            .map_err(|e| EngineError::Internal(format!("cannot start the job worker: {e}")))?;
+            .map_err(|e| EngineError::internal("starting the job worker", e))?;
         Ok(engine)
     }
 

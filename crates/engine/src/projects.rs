@@ -261,7 +261,12 @@ impl Engine {
         self.authorize(actor, project, Role::Reviewer)?;
         let mut out = Vec::new();
         for (user, role) in self.store().members(project)? {
-            let name = self.store().user(user)?.map(|u| u.name).unwrap_or_default();
+            // A project created from the command line (the demo project, say) records its
+            // creator, the local operator, who has no account: no row to show or manage.
+            let Some(account) = self.store().user(user)? else {
+                continue;
+            };
+            let name = account.name;
             out.push(MemberInfo {
                 user,
                 name,

@@ -113,17 +113,17 @@ impl Queue {
             let sender = self
                 .sender
                 .lock()
-                .map_err(|_| EngineError::Internal("writer poisoned".into()))?;
+                .map_err(|_| EngineError::internal_fault("writer lock poisoned"))?;
             let sender = sender
                 .as_ref()
                 .ok_or_else(|| EngineError::Unavailable("shutting down".into()))?;
             sender
                 .send(Pending { write, reply })
-                .map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+                .map_err(|_| EngineError::internal_fault("writer thread stopped"))?;
         }
         let result = answer
             .recv()
-            .map_err(|_| EngineError::Internal("writer thread stopped".into()))?;
+            .map_err(|_| EngineError::internal_fault("writer thread stopped"))?;
         Ok(result?)
     }
 }
@@ -324,7 +324,7 @@ impl Engine {
             .queue
             .assignments
             .lock()
-            .map_err(|_| EngineError::Internal("assignments poisoned".into()))?;
+            .map_err(|_| EngineError::internal_fault("assignments lock poisoned"))?;
         Ok(map.entry(project).or_default().clone())
     }
 
@@ -338,7 +338,7 @@ impl Engine {
             .queue
             .assignments
             .lock()
-            .map_err(|_| EngineError::Internal("assignments poisoned".into()))?;
+            .map_err(|_| EngineError::internal_fault("assignments lock poisoned"))?;
         Ok(map.get(&project).cloned())
     }
 
@@ -351,7 +351,7 @@ impl Engine {
         let slot = self.assignment_slot(project)?;
         let mut guard = slot
             .lock()
-            .map_err(|_| EngineError::Internal("assignment poisoned".into()))?;
+            .map_err(|_| EngineError::internal_fault("assignment lock poisoned"))?;
         let state = match guard.take() {
             Some(state) => state,
             None => self.load_assignment(project)?,
@@ -384,7 +384,7 @@ impl Engine {
         };
         let mut guard = slot
             .lock()
-            .map_err(|_| EngineError::Internal("assignment poisoned".into()))?;
+            .map_err(|_| EngineError::internal_fault("assignment lock poisoned"))?;
         if let Some(older) = guard.take() {
             let mut fresh = self.load_assignment(project)?;
             fresh.adopt_leases(older);

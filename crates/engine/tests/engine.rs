@@ -1,199 +1,162 @@
 //! The engine against a real redb file: accounts, authorization, import/export, the queue.
 
-use concord_domain::{Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind};
+mod common;
+
+use common::{error_kind, TestEngine, ADMIN, ADMIN_PASSWORD, MEMBER_PASSWORD};
+use concord_domain::{ErrorKind, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{
-    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, Submission,
-    SubmitOutcome,
+    EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, Submission, SubmitOutcome,
 };
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    admin: Principal,
+    env: TestEngine,
     ann: Principal,
     project: ProjectId,
 }
 
 fn spec(task: TaskKind) -> ProjectSpec {
     ProjectSpec {
-        name: "Sentiment".into(),
-        task,
-        labels: ["pos", "neg", "neu"]
-            .iter()
-            .map(|n| Label::named(*n))
-            .collect(),
         guidelines: "Be *kind*.".into(),
-        settings: ProjectSettings::default(),
+        ..common::spec(
+            "Sentiment",
+            task,
+            &["pos", "neg", "neu"],
+            ProjectSettings::default(),
+        )
     }
 }
 
 fn fixture(task: TaskKind) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let ann = engine
-        .create_user(&admin, "ann", "annotator-pass", false)
-        .unwrap();
-    let project = engine.create_project(&admin, spec(task)).unwrap();
-    engine
-        .set_member(
-            &admin,
-            project,
-            "ann",
-            Some(concord_domain::Role::Annotator),
-        )
-        .unwrap();
-    Fixture {
-        _dir: dir,
-        engine,
-        admin,
-        ann,
-        project,
+    let env = TestEngine::new();
+    let project = env.create_project(spec(task));
+    let ann = env.member(project, "ann", Role::Annotator);
+    Fixture { env, ann, project }
+}
+
+impl Fixture {
+    fn import(
+        &self,
+        format: ImportFormat,
+        body: &str,
+    ) -> Result<concord_engine::ImportReport, EngineError> {
+        self.env.import(self.project, format, body.as_bytes())
     }
-}
 
-fn import(
-    f: &Fixture,
-    format: ImportFormat,
-    body: &str,
-) -> Result<concord_engine::ImportReport, EngineError> {
-    let options = ImportOptions {
-        format,
-        ..ImportOptions::default()
-    };
-    f.engine
-        .import(&f.admin, f.project, body.as_bytes(), &options, &mut |_| {})
-}
+    fn export(&self, format: ExportFormat) -> String {
+        self.env.export(self.project, format)
+    }
 
-fn export(f: &Fixture, format: ExportFormat) -> String {
-    let mut out = Vec::new();
-    f.engine
-        .export(&f.admin, f.project, format, &mut out)
-        .unwrap();
-    String::from_utf8(out).unwrap()
-}
-
-fn submit(f: &Fixture, who: &Principal, item: &str, label: &str) -> SubmitOutcome {
-    let s = Submission {
-        item_id: item.into(),
-        labels: vec![label.into()],
-        time_spent_ms: 1200,
-    };
-    f.engine.submit(who, f.project, s).unwrap()
+    fn submit(&self, who: &Principal, item: &str, label: &str) -> SubmitOutcome {
+        self.env.answer(who, self.project, item, &[label])
+    }
 }
 
 #[test]
 fn setup_happens_once_and_login_checks_the_password() {
     let f = fixture(TaskKind::Classification);
-    assert!(matches!(
-        f.engine.bootstrap_admin("eve", "whatever123"),
-        Err(EngineError::Conflict(_))
-    ));
-    assert!(matches!(
-        f.engine.login("ann", "wrong-password"),
-        Err(EngineError::Unauthenticated)
-    ));
-    assert!(matches!(
-        f.engine.login("nobody", "wrong-password"),
-        Err(EngineError::Unauthenticated)
-    ));
-    let (who, secret) = f.engine.login("ann", "annotator-pass").unwrap();
+    let engine = &f.env.engine;
+    assert_eq!(
+        error_kind(engine.bootstrap_admin("eve", "whatever123")),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        error_kind(engine.login("ann", "wrong-password")),
+        ErrorKind::NotSignedIn
+    );
+    assert_eq!(
+        error_kind(engine.login("nobody", "wrong-password")),
+        ErrorKind::NotSignedIn
+    );
+    let (admin, _) = engine.login(ADMIN, ADMIN_PASSWORD).unwrap();
+    assert_eq!(admin, f.env.admin);
+    let (who, secret) = engine.login("ann", MEMBER_PASSWORD).unwrap();
     assert_eq!(who, f.ann);
     assert_eq!(
-        f.engine.session_principal(&secret).unwrap(),
+        engine.session_principal(&secret).unwrap(),
         Some(f.ann.clone())
     );
-    f.engine.logout(&secret).unwrap();
-    assert_eq!(f.engine.session_principal(&secret).unwrap(), None);
-    let token = f
-        .engine
-        .create_api_token(&f.ann, f.ann.id, "script")
-        .unwrap();
+    engine.logout(&secret).unwrap();
+    assert_eq!(engine.session_principal(&secret).unwrap(), None);
+    let token = engine.create_api_token(&f.ann, f.ann.id, "script").unwrap();
+    assert_eq!(engine.token_principal(&token).unwrap(), Some(f.ann.clone()));
+    assert_eq!(engine.token_principal("cct_forged").unwrap(), None);
     assert_eq!(
-        f.engine.token_principal(&token).unwrap(),
-        Some(f.ann.clone())
+        error_kind(engine.create_user(&f.ann, "mallory", "password123", true)),
+        ErrorKind::Forbidden
     );
-    assert_eq!(f.engine.token_principal("cct_forged").unwrap(), None);
-    assert!(matches!(
-        f.engine.create_user(&f.ann, "mallory", "password123", true),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        f.engine.create_user(&f.admin, "short", "pw", false),
-        Err(EngineError::Invalid(_))
-    ));
+    assert_eq!(
+        error_kind(engine.create_user(&f.env.admin, "short", "pw", false)),
+        ErrorKind::InvalidInput
+    );
 }
 
 #[test]
 fn annotators_reach_only_their_projects_and_cannot_import_or_export() {
     let f = fixture(TaskKind::Classification);
-    import(&f, ImportFormat::Text, "one\ntwo\n").unwrap();
-    let outsider = f
-        .engine
-        .create_user(&f.admin, "out", "outsider-pass", false)
+    let engine = &f.env.engine;
+    f.import(ImportFormat::Text, "one\ntwo\n").unwrap();
+    let outsider = engine
+        .create_user(&f.env.admin, "out", "outsider-pass", false)
         .unwrap();
-    assert!(matches!(
-        f.engine.next_item(&outsider, f.project, &[]),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(f.engine.list_projects(&outsider).unwrap().is_empty());
-    assert_eq!(f.engine.list_projects(&f.ann).unwrap().len(), 1);
+    assert_eq!(
+        error_kind(engine.next_item(&outsider, f.project, &[])),
+        ErrorKind::Forbidden
+    );
+    assert!(engine.list_projects(&outsider).unwrap().is_empty());
+    assert_eq!(engine.list_projects(&f.ann).unwrap().len(), 1);
     let options = ImportOptions {
         format: ImportFormat::Text,
         ..ImportOptions::default()
     };
-    assert!(matches!(
-        f.engine
-            .import(&f.ann, f.project, "x".as_bytes(), &options, &mut |_| {}),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        f.engine
-            .export(&f.ann, f.project, ExportFormat::Jsonl, &mut Vec::new()),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        f.engine
-            .create_project(&f.ann, spec(TaskKind::Classification)),
-        Err(EngineError::Forbidden)
-    ));
+    assert_eq!(
+        error_kind(engine.import(&f.ann, f.project, "x".as_bytes(), &options, &mut |_| {})),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        error_kind(engine.export(&f.ann, f.project, ExportFormat::Jsonl, &mut Vec::new())),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        error_kind(engine.create_project(&f.ann, spec(TaskKind::Classification))),
+        ErrorKind::Forbidden
+    );
+}
+
+/// Imports `body` expecting it to fail at `line` with a message naming `problem`, leaving the
+/// project at `total` items.
+fn check_refused(f: &Fixture, format: ImportFormat, body: &[u8], line: u64, problem: &str) {
+    let e = f.env.import(f.project, format, body).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
+    let message = e.to_string();
+    assert!(
+        message.starts_with(&format!("line {line}: ")),
+        "{message:?} should name line {line}"
+    );
+    assert!(
+        message.contains(problem),
+        "{message:?} should mention {problem:?}"
+    );
+    assert_eq!(
+        f.env
+            .engine
+            .project_summary(&f.env.admin, f.project)
+            .unwrap()
+            .total,
+        1,
+        "{e}"
+    );
 }
 
 /// Each bad input names its line and stores nothing.
 #[test]
 fn bad_imports_name_the_line_and_store_nothing() {
     let f = fixture(TaskKind::Classification);
-    import(
-        &f,
+    f.import(
         ImportFormat::Jsonl,
         "{\"id\":\"keep\",\"text\":\"already here\"}\n",
     )
     .unwrap();
-    let check = |format: ImportFormat, body: &[u8], line: u64, problem: &str| {
-        let options = ImportOptions {
-            format,
-            ..ImportOptions::default()
-        };
-        let e = f
-            .engine
-            .import(&f.admin, f.project, body, &options, &mut |_| {})
-            .unwrap_err();
-        match &e {
-            EngineError::Import {
-                line: l,
-                problem: p,
-            } => {
-                assert_eq!(*l, line, "{e}");
-                assert!(p.contains(problem), "{e:?} should mention {problem:?}");
-            }
-            other => panic!("expected an import error, got {other:?}"),
-        }
-        assert_eq!(
-            f.engine.project_summary(&f.admin, f.project).unwrap().total,
-            1,
-            "{e}"
-        );
-    };
+    let check = |format, body: &[u8], line, problem| check_refused(&f, format, body, line, problem);
     let jsonl = ImportFormat::Jsonl;
     check(
         jsonl,
@@ -252,20 +215,71 @@ fn bad_imports_name_the_line_and_store_nothing() {
         "\"nope\" is not in this project's labels",
     );
     check(ImportFormat::Text, b"ok\n\xc3\x28\n", 2, "not valid UTF-8");
-    // A failure after several full batches still leaves nothing behind.
-    let mut big = String::new();
-    for i in 0..45_000 {
+}
+
+/// A failure after several full batches were staged (each its own transaction) still leaves
+/// nothing behind: not a visible item, not a staged row, not the import's claim on the
+/// project.
+#[test]
+fn a_failure_after_several_full_batches_leaves_no_staged_rows() {
+    let f = fixture(TaskKind::Classification);
+    f.import(
+        ImportFormat::Jsonl,
+        "{\"id\":\"keep\",\"text\":\"already here\"}\n",
+    )
+    .unwrap();
+    let good = 2 * concord_engine::IMPORT_BATCH_ITEMS + 1;
+    let mut big = String::with_capacity(24 * good);
+    for i in 0..good {
         big.push_str(&format!("{{\"text\":\"item {i}\"}}\n"));
     }
     big.push_str("{oops\n");
-    check(jsonl, big.as_bytes(), 45_001, "invalid JSON");
+    // The progress reports prove that the full batches were handed to staging before the
+    // bad line: each report follows one batch.
+    let mut staged = Vec::new();
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        ..ImportOptions::default()
+    };
+    let e = f
+        .env
+        .engine
+        .import(
+            &f.env.admin,
+            f.project,
+            big.as_bytes(),
+            &options,
+            &mut |p| staged.push(p.items),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("line {}: invalid JSON", good + 1)),
+        "{e}"
+    );
+    let batch = concord_engine::IMPORT_BATCH_ITEMS as u64;
+    assert_eq!(staged, [batch, 2 * batch], "two full batches were staged");
+    let summary = f
+        .env
+        .engine
+        .project_summary(&f.env.admin, f.project)
+        .unwrap();
+    assert_eq!(summary.total, 1);
+    // The project takes the next import (a staged import would hold it) ...
+    f.import(ImportFormat::Text, "after the failure\n").unwrap();
+    // ... and the store keeps exactly the two visible items' rows.
+    let (_env, rows) = f
+        .env
+        .with_store(|store| store.item_rows(f.project).unwrap());
+    assert_eq!(rows, 2, "rows of the failed import were left in the store");
 }
 
 #[test]
 fn duplicates_are_reported_and_kept_or_skipped() {
     let f = fixture(TaskKind::Classification);
-    import(&f, ImportFormat::Text, "hello\nworld\n").unwrap();
-    let r = import(&f, ImportFormat::Text, "new\nhello\nnew\n").unwrap();
+    f.import(ImportFormat::Text, "hello\nworld\n").unwrap();
+    let r = f.import(ImportFormat::Text, "new\nhello\nnew\n").unwrap();
     assert_eq!((r.imported, r.duplicates, r.skipped_duplicates), (3, 2, 0));
     assert_eq!(r.duplicate_examples[0].line, 2);
     assert_eq!(r.duplicate_examples[0].existing_id, "1");
@@ -275,9 +289,10 @@ fn duplicates_are_reported_and_kept_or_skipped() {
         ..ImportOptions::default()
     };
     let r = f
+        .env
         .engine
         .import(
-            &f.admin,
+            &f.env.admin,
             f.project,
             "world\nfresh\n".as_bytes(),
             &options,
@@ -286,7 +301,11 @@ fn duplicates_are_reported_and_kept_or_skipped() {
         .unwrap();
     assert_eq!((r.imported, r.duplicates, r.skipped_duplicates), (1, 1, 1));
     assert_eq!(
-        f.engine.project_summary(&f.admin, f.project).unwrap().total,
+        f.env
+            .engine
+            .project_summary(&f.env.admin, f.project)
+            .unwrap()
+            .total,
         6
     );
 }
@@ -294,9 +313,9 @@ fn duplicates_are_reported_and_kept_or_skipped() {
 #[test]
 fn jsonl_fields_become_metadata_and_gold() {
     let f = fixture(TaskKind::Classification);
-    let r = import(&f, ImportFormat::Jsonl, "{\"id\":7,\"text\":\"great\",\"gold\":\"pos\",\"source\":\"web\",\"meta\":{\"k\":[1,2]}}\n").unwrap();
+    let r = f.import(ImportFormat::Jsonl, "{\"id\":7,\"text\":\"great\",\"gold\":\"pos\",\"source\":\"web\",\"meta\":{\"k\":[1,2]}}\n").unwrap();
     assert_eq!(r.imported, 1);
-    let out = export(&f, ExportFormat::Jsonl);
+    let out = f.export(ExportFormat::Jsonl);
     assert_eq!(
         out,
         "{\"id\":\"7\",\"text\":\"great\",\"meta\":{\"k\":[1,2],\"source\":\"web\"},\"gold\":\"pos\",\"gold_source\":\"import\",\"gold_question\":false,\"annotations\":[],\"aggregate\":{\"status\":\"none\",\"labels\":[]},\"suggestion\":null}\n"
@@ -307,58 +326,28 @@ fn jsonl_fields_become_metadata_and_gold() {
 fn export_reimports_to_the_same_file_in_both_formats() {
     for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
         let f = fixture(TaskKind::Multilabel);
-        let bob = f
-            .engine
-            .create_user(&f.admin, "bob", "bob-password", false)
-            .unwrap();
-        f.engine
-            .set_member(
-                &f.admin,
-                f.project,
-                "bob",
-                Some(concord_domain::Role::Annotator),
-            )
-            .unwrap();
-        import(&f, ImportFormat::Jsonl, "{\"id\":\"a\",\"text\":\"one, \\\"quoted\\\"\\nline\",\"gold\":[\"neg\",\"pos\"],\"lang\":\"en\"}\n{\"id\":\"b\",\"text\":\"two\"}\n{\"id\":\"c\",\"text\":\"three\"}\n").unwrap();
-        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for (who, item, l) in [
-            (&f.ann, "a", labels(&["pos"])),
-            (&bob, "a", labels(&["pos", "neu"])),
-            (&bob, "c", labels(&[])),
+        let bob = f.env.member(f.project, "bob", Role::Annotator);
+        f.import(ImportFormat::Jsonl, "{\"id\":\"a\",\"text\":\"one, \\\"quoted\\\"\\nline\",\"gold\":[\"neg\",\"pos\"],\"lang\":\"en\"}\n{\"id\":\"b\",\"text\":\"two\"}\n{\"id\":\"c\",\"text\":\"three\"}\n").unwrap();
+        for (who, item, labels) in [
+            (&f.ann, "a", &["pos"][..]),
+            (&bob, "a", &["pos", "neu"][..]),
+            (&bob, "c", &[][..]),
         ] {
-            f.engine
-                .submit(
-                    who,
-                    f.project,
-                    Submission {
-                        item_id: item.into(),
-                        labels: l,
-                        time_spent_ms: 10,
-                    },
-                )
-                .unwrap();
+            f.env.answer(who, f.project, item, labels);
         }
-        let first = export(&f, format);
+        let first = f.export(format);
         let mut spec2 = spec(TaskKind::Multilabel);
         spec2.name = "Copy".into();
-        let copy = f.engine.create_project(&f.admin, spec2).unwrap();
-        let options = ImportOptions {
-            format: if format == ExportFormat::Csv {
-                ImportFormat::Csv
-            } else {
-                ImportFormat::Jsonl
-            },
-            ..ImportOptions::default()
+        let copy = f.env.create_project(spec2);
+        let import_format = if format == ExportFormat::Csv {
+            ImportFormat::Csv
+        } else {
+            ImportFormat::Jsonl
         };
-        let report = f
-            .engine
-            .import(&f.admin, copy, first.as_bytes(), &options, &mut |_| {})
-            .unwrap();
+        let report = f.env.import(copy, import_format, first.as_bytes()).unwrap();
         assert_eq!((report.imported, report.annotations), (3, 3));
-        let mut again = Vec::new();
-        f.engine.export(&f.admin, copy, format, &mut again).unwrap();
         assert_eq!(
-            String::from_utf8(again).unwrap(),
+            f.env.export(copy, format),
             first,
             "{format:?} export is not a fixed point"
         );
@@ -381,22 +370,11 @@ fn export_reimports_to_the_same_file_in_both_formats() {
 #[test]
 fn single_label_ties_are_reported() {
     let f = fixture(TaskKind::Classification);
-    let bob = f
-        .engine
-        .create_user(&f.admin, "bob", "bob-password", false)
-        .unwrap();
-    f.engine
-        .set_member(
-            &f.admin,
-            f.project,
-            "bob",
-            Some(concord_domain::Role::Annotator),
-        )
-        .unwrap();
-    import(&f, ImportFormat::Text, "split\n").unwrap();
-    submit(&f, &f.ann, "1", "pos");
-    submit(&f, &bob, "1", "neg");
-    let out = export(&f, ExportFormat::Csv);
+    let bob = f.env.member(f.project, "bob", Role::Annotator);
+    f.import(ImportFormat::Text, "split\n").unwrap();
+    f.submit(&f.ann, "1", "pos");
+    f.submit(&bob, "1", "neg");
+    let out = f.export(ExportFormat::Csv);
     assert!(
         out.ends_with("1,split,,,false,,pos,neg,pos|neg,tie,,,\n"),
         "{out}"
@@ -406,98 +384,83 @@ fn single_label_ties_are_reported() {
 #[test]
 fn the_queue_hands_out_each_item_once_and_submits_are_idempotent() {
     let f = fixture(TaskKind::Classification);
-    import(&f, ImportFormat::Text, "a\nb\nc\n").unwrap();
-    let bob = f
-        .engine
-        .create_user(&f.admin, "bob", "bob-password", false)
-        .unwrap();
-    f.engine
-        .set_member(
-            &f.admin,
-            f.project,
-            "bob",
-            Some(concord_domain::Role::Annotator),
-        )
-        .unwrap();
-    let first = f.engine.next_item(&f.ann, f.project, &[]).unwrap().unwrap();
+    let engine = &f.env.engine;
+    f.import(ImportFormat::Text, "a\nb\nc\n").unwrap();
+    let bob = f.env.member(f.project, "bob", Role::Annotator);
+    let first = engine.next_item(&f.ann, f.project, &[]).unwrap().unwrap();
     // Asking again (a reload) gives the same reserved item; the prefetch excludes it.
     assert_eq!(
-        f.engine
+        engine
             .next_item(&f.ann, f.project, &[])
             .unwrap()
             .unwrap()
             .id,
         first.id
     );
-    let prefetch = f
-        .engine
+    let prefetch = engine
         .next_item(&f.ann, f.project, std::slice::from_ref(&first.id))
         .unwrap()
         .unwrap();
     assert_ne!(prefetch.id, first.id);
     // Bob gets neither of ann's reserved items.
-    let bobs = f.engine.next_item(&bob, f.project, &[]).unwrap().unwrap();
+    let bobs = engine.next_item(&bob, f.project, &[]).unwrap().unwrap();
     assert!(bobs.id != first.id && bobs.id != prefetch.id);
-    assert_eq!(submit(&f, &f.ann, &first.id, "pos"), SubmitOutcome::Created);
-    assert_eq!(
-        submit(&f, &f.ann, &first.id, "pos"),
-        SubmitOutcome::Unchanged
-    );
-    assert_eq!(submit(&f, &f.ann, &first.id, "neg"), SubmitOutcome::Updated);
-    let back = f
-        .engine
+    assert_eq!(f.submit(&f.ann, &first.id, "pos"), SubmitOutcome::Created);
+    assert_eq!(f.submit(&f.ann, &first.id, "pos"), SubmitOutcome::Unchanged);
+    assert_eq!(f.submit(&f.ann, &first.id, "neg"), SubmitOutcome::Updated);
+    let back = engine
         .item_for_annotation(&f.ann, f.project, &first.id)
         .unwrap();
     assert_eq!(back.mine.unwrap().labels, ["neg"]);
-    f.engine.skip(&f.ann, f.project, &prefetch.id).unwrap();
-    assert_eq!(f.engine.next_item(&f.ann, f.project, &[]).unwrap(), None);
-    assert_eq!(f.engine.reset_skips(&f.ann, f.project).unwrap(), 1);
+    engine.skip(&f.ann, f.project, &prefetch.id).unwrap();
+    assert_eq!(engine.next_item(&f.ann, f.project, &[]).unwrap(), None);
+    assert_eq!(engine.reset_skips(&f.ann, f.project).unwrap(), 1);
     assert_eq!(
-        f.engine
+        engine
             .next_item(&f.ann, f.project, &[])
             .unwrap()
             .unwrap()
             .id,
         prefetch.id
     );
-    let s = f.engine.project_summary(&f.ann, f.project).unwrap();
+    let s = engine.project_summary(&f.ann, f.project).unwrap();
     assert_eq!((s.total, s.done, s.mine), (3, 1, 1));
     let bad = Submission {
         item_id: first.id.clone(),
         labels: vec!["pos".into(), "neg".into()],
         time_spent_ms: 0,
     };
-    assert!(matches!(
-        f.engine.submit(&f.ann, f.project, bad),
-        Err(EngineError::Invalid(_))
-    ));
+    assert_eq!(
+        error_kind(engine.submit(&f.ann, f.project, bad)),
+        ErrorKind::InvalidInput
+    );
     let missing = Submission {
         item_id: "nope".into(),
         labels: vec!["pos".into()],
         time_spent_ms: 0,
     };
-    assert!(matches!(
-        f.engine.submit(&f.ann, f.project, missing),
-        Err(EngineError::NotFound(_))
-    ));
+    assert_eq!(
+        error_kind(engine.submit(&f.ann, f.project, missing)),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn concurrent_submits_are_group_committed_and_all_stored() {
     let f = fixture(TaskKind::Classification);
     let text: String = (0..200).map(|i| format!("item {i}\n")).collect();
-    import(&f, ImportFormat::Text, &text).unwrap();
+    f.import(ImportFormat::Text, &text).unwrap();
     std::thread::scope(|s| {
         for t in 0..8 {
             let f = &f;
             s.spawn(move || {
                 for i in 0..25 {
                     let id = (t * 25 + i + 1).to_string();
-                    assert_eq!(submit(f, &f.ann, &id, "neu"), SubmitOutcome::Created);
+                    assert_eq!(f.submit(&f.ann, &id, "neu"), SubmitOutcome::Created);
                 }
             });
         }
     });
-    let s = f.engine.project_summary(&f.ann, f.project).unwrap();
+    let s = f.env.engine.project_summary(&f.ann, f.project).unwrap();
     assert_eq!((s.done, s.mine), (200, 200));
 }

@@ -1,157 +1,99 @@
 //! The model loop with the real all-MiniLM-L6-v2 (from `scripts/setup.sh`): zero-shot
-//! pre-annotation as a background job, corrections train a new version that is more accurate,
-//! versions are listed with metrics and can be rolled back, answers record the suggestion.
+//! pre-annotation as a background job, corrections train a new version that is more accurate
+//! on items it never saw, versions are listed with metrics and roll back without re-embedding,
+//! answers record the suggestion (none in blind mode), and a job interrupted by a restart
+//! resumes after its last stored batch.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{
+    default_encoder_key, error_kind, export_jsonl, finish, import_texts, models_dir, topic_of,
+    topics_spec, TestEngine, TEXTS,
+};
 use concord_domain::{
-    AnnotationSource, Label, ProjectId, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind,
+    AnnotationSource, ErrorKind, JobState, ProjectId, ProjectSettings, QueueOrder, Role,
 };
-use concord_engine::{
-    Engine, ExportFormat, ImportFormat, ImportOptions, Principal, Submission, TrainRequest, Trainer,
-};
+use concord_engine::{Engine, ImportFormat, Principal, TrainRequest, Trainer};
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("CONCORD_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"))
-}
+/// An item's suggestion as the export carries it: labels, confidence, model version.
+type Shown = (Vec<String>, f64, u64);
 
-const TOPICS: &[(&str, &str)] = &[
-    ("sports", "games, teams, players, goals and matches"),
-    ("cooking", "recipes, food, ingredients and kitchens"),
-    ("finance", "money, markets, banks, prices and investing"),
-];
-
-/// Texts with their true topic. Some are hard for zero-shot on purpose (no topic words).
-const TEXTS: &[(&str, usize)] = &[
-    ("The striker scored twice in the cup final.", 0),
-    ("The goalkeeper saved a penalty in extra time.", 0),
-    ("Our team lost the match after a late red card.", 0),
-    ("She won the marathon in record time.", 0),
-    ("The coach dropped two players before the derby.", 0),
-    ("He hit a home run in the ninth inning.", 0),
-    ("Fans booed the referee at half time.", 0),
-    ("The tennis final went to five sets.", 0),
-    ("Simmer the onions in butter until golden.", 1),
-    ("Knead the dough and let it rise for an hour.", 1),
-    ("Add a pinch of salt to the boiling pasta water.", 1),
-    ("Roast the chicken at 200 degrees for forty minutes.", 1),
-    ("Whisk the eggs with sugar until pale.", 1),
-    ("Chop the garlic finely and fry it in olive oil.", 1),
-    ("The soup needs more pepper and fresh basil.", 1),
-    ("Bake the cake until a skewer comes out clean.", 1),
-    ("The central bank raised interest rates again.", 2),
-    ("Stocks fell sharply after the earnings report.", 2),
-    ("She moved her savings into an index fund.", 2),
-    ("The mortgage payment went up by two hundred dollars.", 2),
-    ("Bond yields climbed as inflation surprised investors.", 2),
-    ("The startup raised ten million in a funding round.", 2),
-    ("He paid off his credit card debt this year.", 2),
-    ("The currency lost value against the dollar.", 2),
-];
-
-/// A project whose labels are the topics, described.
-fn topics_spec(name: &str) -> ProjectSpec {
-    ProjectSpec {
-        name: name.into(),
-        task: TaskKind::Classification,
-        labels: TOPICS
-            .iter()
-            .map(|(n, d)| Label {
-                description: Some(d.to_string()),
-                ..Label::named(*n)
-            })
-            .collect(),
-        guidelines: String::new(),
-        settings: ProjectSettings::default(),
-    }
-}
-
-/// Imports [`TEXTS`] as items 1 to 24.
-fn import_texts(engine: &Engine, admin: &Principal, project: ProjectId) {
-    let body: String = TEXTS
+/// Every item's suggestion, by item (1 to 24).
+fn suggestions(engine: &Engine, who: &Principal, project: ProjectId) -> Vec<Shown> {
+    export_jsonl(engine, who, project)
         .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    let options = ImportOptions {
-        format: ImportFormat::Jsonl,
-        ..ImportOptions::default()
-    };
-    engine
-        .import(admin, project, body.as_bytes(), &options, &mut |_| {})
-        .unwrap();
+        .map(|line| {
+            let s = &line["suggestion"];
+            let labels = s["labels"]
+                .as_array()
+                .expect("every item has a suggestion")
+                .iter()
+                .map(|l| l.as_str().expect("a label").to_string())
+                .collect();
+            (
+                labels,
+                s["confidence"].as_f64().expect("a confidence"),
+                s["model_version"].as_u64().expect("a version"),
+            )
+        })
+        .collect()
 }
 
-fn wait_for(engine: &Engine, who: &Principal, job: u64) -> concord_engine::JobInfo {
-    let start = Instant::now();
-    loop {
-        let info = engine.job(who, job).unwrap();
-        if matches!(info.state.as_str(), "done" | "failed" | "cancelled") {
-            return info;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "job {job} did not finish: {info:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The share of `items` (ids, 1-based) whose suggestion is their true topic.
+fn accuracy_on(shown: &[Shown], items: &[usize]) -> f64 {
+    let correct = items
+        .iter()
+        .filter(|&&id| shown[id - 1].0 == [topic_of(id)])
+        .count();
+    correct as f64 / items.len() as f64
 }
 
-fn accuracy(engine: &Engine, who: &Principal, project: ProjectId) -> (f64, u64) {
-    let mut out = Vec::new();
-    engine
-        .export(who, project, ExportFormat::Jsonl, &mut out)
-        .unwrap();
-    let mut correct = 0;
-    let mut version = 0;
-    for (line, (_, want)) in String::from_utf8(out).unwrap().lines().zip(TEXTS) {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let s = &v["suggestion"];
-        version = s["model_version"].as_u64().unwrap();
-        if s["labels"][0] == TOPICS[*want].0 {
-            correct += 1;
-        }
-    }
-    (correct as f64 / TEXTS.len() as f64, version)
+/// The version that made every suggestion (all the same).
+fn version_of(shown: &[Shown]) -> u64 {
+    let version = shown[0].2;
+    assert!(shown.iter().all(|s| s.2 == version), "{shown:?}");
+    version
 }
+
+/// Items the annotator never labels, so no version trains on them: two of each topic.
+const HELD_OUT: [usize; 6] = [7, 8, 15, 16, 23, 24];
+
+/// The item whose cached embedding the rollback check replaces (see below).
+const MARKED: usize = 24;
 
 #[test]
 fn zero_shot_then_training_then_rollback() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
-    let status = engine.model_status();
-    assert!(status.available, "{status:?}: run scripts/setup.sh");
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let ann = engine
-        .create_user(&admin, "ann", "a long password", false)
-        .unwrap();
-    let project = engine
-        .create_project(&admin, topics_spec("Topics"))
-        .unwrap();
-    engine
-        .set_member(&admin, project, "ann", Some(Role::Annotator))
-        .unwrap();
-    import_texts(&engine, &admin, project);
+    let env = TestEngine::with_models();
+    let project = env.create_project(topics_spec("Topics"));
+    let ann = env.member(project, "ann", Role::Annotator);
+    import_texts(&env, project);
+    let all: Vec<usize> = (1..=TEXTS.len()).collect();
+    let labelled: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|id| !HELD_OUT.contains(id))
+        .collect();
 
     // Annotators may not start jobs.
-    assert!(engine.enqueue_predict(&ann, project).is_err());
+    assert_eq!(
+        error_kind(env.engine.enqueue_predict(&ann, project)),
+        ErrorKind::Forbidden
+    );
     // Zero-shot pre-annotation in the background.
-    let job = engine.enqueue_predict(&admin, project).unwrap();
-    let info = wait_for(&engine, &admin, job);
-    assert_eq!(info.state, "done", "{info:?}");
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    let info = finish(&env.engine, &env.admin, job);
     assert_eq!((info.done, info.total), (24, 24));
-    let (zero_shot, version) = accuracy(&engine, &admin, project);
-    assert_eq!(version, 1);
+    let zero_shot_shown = suggestions(&env.engine, &env.admin, project);
+    assert_eq!(version_of(&zero_shot_shown), 1);
+    let zero_shot = accuracy_on(&zero_shot_shown, &all);
     // Reviewers see the suggestion beside the answers.
-    let reviewed = engine.review_item(&admin, project, "1").unwrap();
+    let reviewed = env.engine.review_item(&env.admin, project, "1").unwrap();
     assert_eq!(reviewed.suggestion.map(|s| s.model_version), Some(1));
     assert!(zero_shot >= 0.75, "zero-shot accuracy {zero_shot}");
 
-    // The annotator sees the suggestion; accepting and correcting are both recorded. Before
-    // any training, the queue opens with representative items (diversity only), saying so.
-    let item = engine.next_item(&ann, project, &[]).unwrap().unwrap();
+    // The annotator sees the suggestion. Before any training, the queue opens with
+    // representative items (diversity only), saying so.
+    let item = env.engine.next_item(&ann, project, &[]).unwrap().unwrap();
     let reason = item
         .reason
         .clone()
@@ -168,23 +110,23 @@ fn zero_shot_then_training_then_rollback() {
             diversity,
             ..ProjectSettings::default()
         };
-        engine.update_settings(&admin, project, settings).unwrap();
-        let job = engine.project_jobs(&admin, project).unwrap()[0].id;
-        assert_eq!(wait_for(&engine, &admin, job).state, "done");
-        let user = engine
-            .create_user(&admin, who, "a long password", false)
+        env.engine
+            .update_settings(&env.admin, project, settings)
             .unwrap();
-        engine
-            .set_member(&admin, project, who, Some(Role::Annotator))
-            .unwrap();
-        engine.next_item(&user, project, &[]).unwrap().unwrap()
+        let job = env.engine.project_jobs(&env.admin, project).unwrap()[0].id;
+        finish(&env.engine, &env.admin, job);
+        let user = env.member(project, who, Role::Annotator);
+        env.engine.next_item(&user, project, &[]).unwrap().unwrap()
     };
     let least_sure = reorder(QueueOrder::LeastConfidence, false, "bob");
     let reason = least_sure.reason.unwrap();
     assert!(reason.starts_with("least confidence"), "{reason}");
     let lowest = (1..=TEXTS.len())
         .map(|i| {
-            let item = engine.review_item(&admin, project, &i.to_string()).unwrap();
+            let item = env
+                .engine
+                .review_item(&env.admin, project, &i.to_string())
+                .unwrap();
             item.suggestion.unwrap().confidence
         })
         .fold(f32::INFINITY, f32::min);
@@ -192,72 +134,104 @@ fn zero_shot_then_training_then_rollback() {
     let in_order = reorder(QueueOrder::Import, true, "cy");
     assert_eq!((in_order.id.as_str(), in_order.reason), ("1", None));
     reorder(QueueOrder::Auto, true, "dee");
-    for (i, (_, topic)) in TEXTS.iter().enumerate() {
-        engine
-            .submit(
-                &ann,
-                project,
-                Submission {
-                    item_id: (i + 1).to_string(),
-                    labels: vec![TOPICS[*topic].0.to_string()],
-                    time_spent_ms: 500,
-                },
-            )
-            .unwrap();
-    }
-    let mut out = Vec::new();
-    engine
-        .export(&admin, project, ExportFormat::Jsonl, &mut out)
+
+    // Blind mode hides the model's suggestion from annotators (reviewers still see it), and
+    // an answer given there is the annotator's own.
+    let blind = |on: bool| ProjectSettings {
+        blind: on,
+        ..ProjectSettings::default()
+    };
+    env.engine
+        .update_settings(&env.admin, project, blind(true))
         .unwrap();
-    let first: serde_json::Value =
-        serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
-    let source: AnnotationSource =
-        serde_json::from_value(first["annotations"][0]["source"].clone()).unwrap();
-    assert!(
-        matches!(
-            source,
+    let hidden = env.engine.item_for_annotation(&ann, project, "1").unwrap();
+    assert_eq!(hidden.suggestion, None, "blind mode showed a suggestion");
+    let next = env.engine.next_item(&ann, project, &[]).unwrap().unwrap();
+    assert_eq!(next.suggestion, None, "blind mode showed a suggestion");
+    let for_review = env.engine.review_item(&env.admin, project, "1").unwrap();
+    assert_eq!(for_review.suggestion.map(|s| s.model_version), Some(1));
+    env.answer(&ann, project, "1", &[topic_of(1)]);
+    env.engine
+        .update_settings(&env.admin, project, blind(false))
+        .unwrap();
+    let shown = env.engine.item_for_annotation(&ann, project, "2").unwrap();
+    let shown = shown
+        .suggestion
+        .expect("outside blind mode the suggestion shows");
+    assert_eq!(shown.labels, zero_shot_shown[1].0);
+
+    // The annotator labels every item but the held-out ones; each answer records whether it
+    // accepted or corrected the suggestion it was shown.
+    for &id in labelled.iter().filter(|&&id| id != 1) {
+        env.answer(&ann, project, &id.to_string(), &[topic_of(id)]);
+    }
+    let lines = export_jsonl(&env.engine, &env.admin, project);
+    let (mut accepted, mut corrected) = (0, 0);
+    for &id in &labelled {
+        let answers = lines[id - 1]["annotations"].as_array().unwrap();
+        assert_eq!(answers.len(), 1, "item {id}");
+        let source: AnnotationSource =
+            serde_json::from_value(answers[0]["source"].clone()).unwrap();
+        let expected = if id == 1 {
+            AnnotationSource::Human
+        } else if zero_shot_shown[id - 1].0 == [topic_of(id)] {
+            accepted += 1;
             AnnotationSource::ModelAccepted { model_version: 1 }
-                | AnnotationSource::ModelCorrected { model_version: 1 }
-        ),
-        "{source:?}"
+        } else {
+            corrected += 1;
+            AnnotationSource::ModelCorrected { model_version: 1 }
+        };
+        assert_eq!(source, expected, "item {id}");
+    }
+    assert!(
+        accepted > 0 && corrected > 0,
+        "the texts should give both cases: {accepted} accepted, {corrected} corrected"
     );
 
-    // The corrections train version 2; its suggestions are better.
-    let job = engine
-        .enqueue_train(&admin, project, TrainRequest::default())
+    // The corrections train version 2; on items no version trained on, it is better.
+    let job = env
+        .engine
+        .enqueue_train(&env.admin, project, TrainRequest::default())
         .unwrap();
-    let info = wait_for(&engine, &admin, job);
-    assert_eq!(info.state, "done", "{info:?}");
-    let (trained, version) = accuracy(&engine, &admin, project);
-    assert_eq!(version, 2);
-    assert!(
-        trained > zero_shot || trained == 1.0,
-        "trained {trained} vs zero-shot {zero_shot}"
+    finish(&env.engine, &env.admin, job);
+    let head_shown = suggestions(&env.engine, &env.admin, project);
+    assert_eq!(version_of(&head_shown), 2);
+    let (zero_shot_held_out, trained_held_out) = (
+        accuracy_on(&zero_shot_shown, &HELD_OUT),
+        accuracy_on(&head_shown, &HELD_OUT),
     );
-    let versions = engine.model_versions(&admin, project).unwrap();
+    assert!(
+        trained_held_out > zero_shot_held_out || trained_held_out == 1.0,
+        "on held-out items: trained {trained_held_out} vs zero-shot {zero_shot_held_out}"
+    );
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
     assert_eq!(versions.len(), 2);
-    assert_eq!(versions[0].trainer, "zero_shot");
-    assert_eq!(versions[1].trainer, "head");
+    assert_eq!(versions[0].trainer.as_str(), "zero_shot");
+    assert_eq!(versions[1].trainer.as_str(), "head");
     assert_eq!(versions[1].parent, Some(1));
     assert!(versions[1].active && !versions[0].active);
     let metrics = versions[1].metrics.as_ref().expect("held-out metrics");
     assert!(metrics.items > 0 && metrics.accuracy > 0.5, "{metrics:?}");
-    assert_eq!(versions[1].train_size + metrics.items, 24);
+    assert_eq!(
+        versions[1].train_size + metrics.items,
+        labelled.len() as u64
+    );
 
-    // Both versions count as raters on the agreement dashboard.
-    let agreement = engine.agreement(&admin, project).unwrap();
+    // Both versions count as raters on the agreement dashboard, over the labelled items.
+    let agreement = env.engine.agreement(&env.admin, project).unwrap();
     let raters: Vec<(u64, u64)> = agreement
         .model_raters
         .iter()
         .map(|r| (r.version, r.items))
         .collect();
-    assert_eq!(raters, [(1, 24), (2, 24)]);
+    let n = labelled.len() as u64;
+    assert_eq!(raters, [(1, n), (2, n)]);
     let majority = |v: usize| agreement.model_raters[v].agrees_with_majority.unwrap();
     assert!(
-        (majority(0) - zero_shot).abs() < 1e-9,
+        (majority(0) - accuracy_on(&zero_shot_shown, &labelled)).abs() < 1e-9,
         "v1 agrees with ann as often as it is right"
     );
-    assert!((majority(1) - trained).abs() < 1e-9);
+    assert!((majority(1) - accuracy_on(&head_shown, &labelled)).abs() < 1e-9);
     assert!(
         agreement.model_raters[1].mean_kappa.unwrap()
             >= agreement.model_raters[0].mean_kappa.unwrap()
@@ -269,10 +243,14 @@ fn zero_shot_then_training_then_rollback() {
         trainer: Trainer::FineTune,
         epochs: Some(99),
     };
-    assert!(engine.enqueue_train(&admin, project, too_long).is_err());
-    let job = engine
+    assert_eq!(
+        error_kind(env.engine.enqueue_train(&env.admin, project, too_long)),
+        ErrorKind::InvalidInput
+    );
+    let job = env
+        .engine
         .enqueue_train(
-            &admin,
+            &env.admin,
             project,
             TrainRequest {
                 trainer: Trainer::FineTune,
@@ -280,84 +258,195 @@ fn zero_shot_then_training_then_rollback() {
             },
         )
         .unwrap();
-    let info = wait_for(&engine, &admin, job);
-    assert_eq!(info.state, "done", "{info:?}");
-    let (tuned, version) = accuracy(&engine, &admin, project);
-    assert_eq!(version, 3);
-    let versions = engine.model_versions(&admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    let tuned_shown = suggestions(&env.engine, &env.admin, project);
+    assert_eq!(version_of(&tuned_shown), 3);
+    let tuned = accuracy_on(&tuned_shown, &all);
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
     let v3 = &versions[2];
     assert_eq!((v3.trainer.as_str(), v3.parent), ("fine_tune", Some(2)));
     assert!(v3.metrics.is_some());
     let file = v3.params["encoder_file"].as_str().unwrap().to_string();
-    let weights = dir.path().join("encoders").join(&file);
+    let weights = env.dir.path().join("encoders").join(&file);
     assert_eq!(
         format!("{}.safetensors", concord_ml::file_sha256(&weights).unwrap()),
         file,
         "the weights are named by their hash"
     );
-    let losses = v3.params["epoch_losses"].as_array().unwrap();
+    // Every epoch's loss is a number (a NaN is stored as null) and the last is below the
+    // first.
+    let losses: Vec<f64> = v3.params["epoch_losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_f64()
+                .filter(|l| l.is_finite())
+                .unwrap_or_else(|| panic!("epoch loss {l} is not a finite number"))
+        })
+        .collect();
     assert_eq!(losses.len(), 4);
-    assert!(losses[3].as_f64() < losses[0].as_f64(), "{losses:?}");
+    assert!(losses[3] < losses[0], "{losses:?}");
     assert!(tuned >= 0.75, "fine-tuned accuracy {tuned}");
-    let raters = engine.agreement(&admin, project).unwrap().model_raters;
+    let raters = env
+        .engine
+        .agreement(&env.admin, project)
+        .unwrap()
+        .model_raters;
     assert_eq!(raters.len(), 3);
-    assert_eq!(raters[2].items, 24, "v3 rates from its own embeddings");
+    assert_eq!(raters[2].items, n, "v3 rates from its own embeddings");
 
-    // Roll back to the zero-shot version: its suggestions come back.
-    let job = engine.activate_model(&admin, project, 1).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
-    let (again, version) = accuracy(&engine, &admin, project);
-    assert_eq!((again, version), (zero_shot, 1));
+    // Rolling back re-uses the cached embeddings of version 1's encoder. To see that nothing
+    // is embedded again, the cached row of one item is replaced (with the engine stopped) by
+    // its negation: a re-embedding would restore it; the cache makes that item's suggestion
+    // move.
+    let key = default_encoder_key();
+    let marked_seq = MARKED as u64 - 1;
+    let (env, ()) = env.with_store(|store| {
+        let row = store.embeddings_at(project, &key, &[marked_seq]).unwrap();
+        let row = row[0].clone().expect("the item is embedded");
+        let negated: Vec<f32> = row.iter().map(|v| -v).collect();
+        store
+            .put_predictions(project, &key, &[(marked_seq, negated)], &[], None)
+            .unwrap();
+    });
+    // After this restart, roll back to the zero-shot version: every other item gets exactly
+    // its suggestion back.
+    let job = env.engine.activate_model(&env.admin, project, 1).unwrap();
+    finish(&env.engine, &env.admin, job);
+    let again = suggestions(&env.engine, &env.admin, project);
+    assert_eq!(version_of(&again), 1);
+    for id in all.iter().copied().filter(|&id| id != MARKED) {
+        assert_eq!(again[id - 1], zero_shot_shown[id - 1], "item {id}");
+    }
+    assert_ne!(
+        (&again[MARKED - 1].0, again[MARKED - 1].1),
+        (
+            &zero_shot_shown[MARKED - 1].0,
+            zero_shot_shown[MARKED - 1].1
+        ),
+        "item {MARKED} was embedded again instead of read from the cache"
+    );
 
-    // After a restart, the fine-tuned version loads its weights from disk and predicts as
+    // The fine-tuned version loads its weights from disk after the restart and predicts as
     // before.
-    drop(engine);
-    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
-    let job = engine.activate_model(&admin, project, 3).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
-    assert_eq!(accuracy(&engine, &admin, project), (tuned, 3));
+    let job = env.engine.activate_model(&env.admin, project, 3).unwrap();
+    finish(&env.engine, &env.admin, job);
+    assert_eq!(suggestions(&env.engine, &env.admin, project), tuned_shown);
+}
+
+/// Items in [`a_predict_job_interrupted_by_a_restart_resumes_after_its_last_stored_batch`]:
+/// several of the job's batches.
+const RESUME_ITEMS: usize = 320;
+
+#[test]
+fn a_predict_job_interrupted_by_a_restart_resumes_after_its_last_stored_batch() {
+    let env = TestEngine::with_models();
+    let project = env.create_project(topics_spec("Resume"));
+    let body: String = (0..RESUME_ITEMS)
+        .map(|i| {
+            let (text, _) = TEXTS[i % TEXTS.len()];
+            format!(
+                "{}\n",
+                serde_json::json!({ "text": format!("{text} ({i})") })
+            )
+        })
+        .collect();
+    env.import(project, ImportFormat::Jsonl, body.as_bytes())
+        .unwrap();
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    // Stop the worker as soon as a first batch is stored; it finishes the batch it is on.
+    let start = std::time::Instant::now();
+    loop {
+        let info = env.engine.job(&env.admin, job).unwrap();
+        assert!(
+            matches!(info.state, JobState::Queued | JobState::Running),
+            "the job ended before it could be interrupted: {info:?}"
+        );
+        if info.done > 0 {
+            env.engine.shutdown_jobs();
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 300, "no batch stored: {info:?}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let key = default_encoder_key();
+    let (env, stored) = env.with_store(|store| {
+        let stored = store.embedded_seqs(project, &key).unwrap();
+        // The first stored item's cached row is replaced by its negation: a job that embedded
+        // it again would restore it.
+        let row = store.embeddings_at(project, &key, &[0]).unwrap()[0]
+            .clone()
+            .expect("item 1 was embedded");
+        let negated: Vec<f32> = row.iter().map(|v| -v).collect();
+        store
+            .put_predictions(project, &key, &[(0, negated.clone())], &[], None)
+            .unwrap();
+        (stored, negated)
+    });
+    let (stored, marker) = stored;
+    let cursor = stored.len() as u64;
+    assert!(
+        cursor > 0 && cursor < RESUME_ITEMS as u64,
+        "the job was not interrupted mid-way ({cursor} of {RESUME_ITEMS} embedded)"
+    );
+    assert_eq!(stored, (0..cursor).collect::<Vec<u64>>(), "whole batches");
+
+    // The reopened engine resumes the same job, which finishes the rest.
+    let info = finish(&env.engine, &env.admin, job);
+    assert_eq!(
+        (info.done, info.total),
+        (RESUME_ITEMS as u64, RESUME_ITEMS as u64)
+    );
+    assert_eq!(
+        env.engine.project_jobs(&env.admin, project).unwrap().len(),
+        1
+    );
+    assert_eq!(
+        suggestions(&env.engine, &env.admin, project).len(),
+        RESUME_ITEMS
+    );
+    let (_env, (embedded, first)) = env.with_store(|store| {
+        (
+            store.embedded_seqs(project, &key).unwrap(),
+            store.embeddings_at(project, &key, &[0]).unwrap()[0].clone(),
+        )
+    });
+    assert_eq!(embedded, (0..RESUME_ITEMS as u64).collect::<Vec<u64>>());
+    assert_eq!(first, Some(marker), "a stored batch was embedded again");
 }
 
 #[test]
 fn without_a_model_the_features_say_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open_with_models(dir.path(), Some(dir.path().join("nowhere"))).unwrap();
-    let status = engine.model_status();
+    let nowhere = tempfile::tempdir().unwrap();
+    let env = TestEngine::with_models_from(nowhere.path().join("nowhere"));
+    let status = env.engine.model_status();
     assert!(!status.available);
     assert!(status.reason.unwrap().contains("config.json"));
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let spec = ProjectSpec {
-        name: "p".into(),
-        task: TaskKind::Classification,
-        labels: vec![Label::named("a"), Label::named("b")],
-        guidelines: String::new(),
-        settings: ProjectSettings::default(),
-    };
-    let project = engine.create_project(&admin, spec).unwrap();
-    let err = engine.enqueue_predict(&admin, project).unwrap_err();
+    let project = env.create_project(topics_spec("p"));
+    let err = env.engine.enqueue_predict(&env.admin, project).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("unavailable"), "{err}");
 }
 
 #[test]
 fn a_zero_shot_model_made_before_any_item_is_recalibrated_once_items_arrive() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open_with_models(dir.path(), Some(models_dir())).unwrap();
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let project = engine
-        .create_project(&admin, topics_spec("Empty first"))
-        .unwrap();
-    let job = engine.enqueue_predict(&admin, project).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
-    import_texts(&engine, &admin, project);
-    let job = engine.enqueue_predict(&admin, project).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    let env = TestEngine::with_models();
+    let project = env.create_project(topics_spec("Empty first"));
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    import_texts(&env, project);
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
     // Version 1 saw no items; version 2 is calibrated on the 24 imported ones.
-    let versions = engine.model_versions(&admin, project).unwrap();
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[1].params["calibration_items"], 24);
     assert_eq!((versions[1].parent, versions[1].active), (Some(1), true));
-    let (accuracy, version) = accuracy(&engine, &admin, project);
-    assert_eq!(version, 2);
+    let shown = suggestions(&env.engine, &env.admin, project);
+    assert_eq!(version_of(&shown), 2);
+    let all: Vec<usize> = (1..=TEXTS.len()).collect();
+    let accuracy = accuracy_on(&shown, &all);
     assert!(accuracy >= 0.75, "zero-shot accuracy {accuracy}");
 }
 
@@ -366,8 +455,8 @@ fn a_zero_shot_model_made_before_any_item_is_recalibrated_once_items_arrive() {
 /// brings its model back.
 #[test]
 fn a_project_switches_between_model_folders() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
+    let folders = tempfile::tempdir().unwrap();
+    let models = folders.path().join("models");
     let minilm = models_dir().join(concord_engine::DEFAULT_MODEL);
     let (default, random) = (
         models.join(concord_engine::DEFAULT_MODEL),
@@ -392,53 +481,58 @@ fn a_project_switches_between_model_folders() {
         .unwrap();
     std::fs::create_dir_all(models.join("not-a-model")).unwrap();
 
-    let engine = Engine::open_with_models(&dir.path().join("data"), Some(models)).unwrap();
+    let env = TestEngine::with_models_from(models);
     assert_eq!(
-        engine.installed_models(),
+        env.engine.installed_models(),
         [concord_engine::DEFAULT_MODEL, "random-bert"]
     );
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let project = engine
-        .create_project(&admin, topics_spec("Topics"))
-        .unwrap();
-    import_texts(&engine, &admin, project);
-    let job = engine.enqueue_predict(&admin, project).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
-    let (minilm_accuracy, _) = accuracy(&engine, &admin, project);
+    let project = env.create_project(topics_spec("Topics"));
+    import_texts(&env, project);
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    let minilm_shown = suggestions(&env.engine, &env.admin, project);
 
     let with_model = |model: Option<&str>| ProjectSettings {
         model: model.map(String::from),
         ..ProjectSettings::default()
     };
-    let err = engine
-        .update_settings(&admin, project, with_model(Some("not-a-model")))
+    let err = env
+        .engine
+        .update_settings(&env.admin, project, with_model(Some("not-a-model")))
         .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("no model"), "{err}");
-    assert!(engine
-        .update_settings(&admin, project, with_model(Some("../etc")))
-        .is_err());
-
-    engine
-        .update_settings(&admin, project, with_model(Some("random-bert")))
-        .unwrap();
-    let job = engine.project_jobs(&admin, project).unwrap()[0].id;
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
     assert_eq!(
-        engine.project_model_status(project).unwrap().model,
+        error_kind(
+            env.engine
+                .update_settings(&env.admin, project, with_model(Some("../etc")))
+        ),
+        ErrorKind::InvalidInput
+    );
+
+    env.engine
+        .update_settings(&env.admin, project, with_model(Some("random-bert")))
+        .unwrap();
+    let job = env.engine.project_jobs(&env.admin, project).unwrap()[0].id;
+    finish(&env.engine, &env.admin, job);
+    assert_eq!(
+        env.engine.project_model_status(project).unwrap().model,
         "random-bert"
     );
-    let (_, version) = accuracy(&engine, &admin, project);
-    assert_eq!(version, 2);
-    let versions = engine.model_versions(&admin, project).unwrap();
+    assert_eq!(
+        version_of(&suggestions(&env.engine, &env.admin, project)),
+        2
+    );
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
     assert_eq!(versions[1].params["model"], "random-bert");
     assert_eq!(versions[1].parent, Some(1));
 
     // Rolling back to version 1 brings MiniLM back, with exactly its suggestions.
-    let job = engine.activate_model(&admin, project, 1).unwrap();
-    assert_eq!(wait_for(&engine, &admin, job).state, "done");
+    let job = env.engine.activate_model(&env.admin, project, 1).unwrap();
+    finish(&env.engine, &env.admin, job);
     assert_eq!(
-        engine.project_model_status(project).unwrap().model,
+        env.engine.project_model_status(project).unwrap().model,
         concord_engine::DEFAULT_MODEL
     );
-    assert_eq!(accuracy(&engine, &admin, project), (minilm_accuracy, 1));
+    assert_eq!(suggestions(&env.engine, &env.admin, project), minilm_shown);
 }

@@ -2,70 +2,47 @@
 //! review queue, gold labels in the export, gold questions and annotators' accuracy on them,
 //! blind mode.
 
+mod common;
+
+use common::{error_kind, export_jsonl, TestEngine};
 use concord_domain::{
-    GoldSource, Label, ProjectId, ProjectSettings, ProjectSpec, ReviewState, Role, TaskKind,
+    ErrorKind, GoldSource, ProjectId, ProjectSettings, ReviewState, Role, TaskKind,
 };
-use concord_engine::{
-    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, Principal, Submission,
-};
+use concord_engine::{ImportFormat, Principal};
 use serde_json::Value;
 
 struct Team {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    admin: Principal,
+    env: TestEngine,
     reviewer: Principal,
     annotators: Vec<Principal>,
     project: ProjectId,
 }
 
 fn team(overlap: u32, items: usize) -> Team {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path()).unwrap();
-    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-    let spec = ProjectSpec {
-        name: "Sentiment".into(),
-        task: TaskKind::Classification,
-        labels: ["pos", "neg", "neu"]
-            .iter()
-            .map(|n| Label::named(*n))
-            .collect(),
-        guidelines: String::new(),
-        settings: ProjectSettings {
-            overlap,
-            ..ProjectSettings::default()
-        },
+    let env = TestEngine::new();
+    let settings = ProjectSettings {
+        overlap,
+        ..ProjectSettings::default()
     };
-    let project = engine.create_project(&admin, spec).unwrap();
-    let member = |name: &str, role: Role| {
-        let p = engine
-            .create_user(&admin, name, "a long password", false)
-            .unwrap();
-        engine
-            .set_member(&admin, project, name, Some(role))
-            .unwrap();
-        p
-    };
-    let reviewer = member("rita", Role::Reviewer);
+    let project = env.create_project(common::spec(
+        "Sentiment",
+        TaskKind::Classification,
+        &["pos", "neg", "neu"],
+        settings,
+    ));
+    let reviewer = env.member(project, "rita", Role::Reviewer);
     let annotators = vec![
-        member("ann", Role::Annotator),
-        member("bob", Role::Annotator),
-        member("cyd", Role::Annotator),
+        env.member(project, "ann", Role::Annotator),
+        env.member(project, "bob", Role::Annotator),
+        env.member(project, "cyd", Role::Annotator),
     ];
     let body: String = (1..=items)
         .map(|i| format!("{{\"id\":\"t{i}\",\"text\":\"tweet number {i}\"}}\n"))
         .collect();
-    let options = ImportOptions {
-        format: ImportFormat::Jsonl,
-        ..ImportOptions::default()
-    };
-    engine
-        .import(&admin, project, body.as_bytes(), &options, &mut |_| {})
+    env.import(project, ImportFormat::Jsonl, body.as_bytes())
         .unwrap();
     Team {
-        _dir: dir,
-        engine,
-        admin,
+        env,
         reviewer,
         annotators,
         project,
@@ -74,17 +51,8 @@ fn team(overlap: u32, items: usize) -> Team {
 
 impl Team {
     fn answer(&self, who: usize, item: &str, label: &str) {
-        self.engine
-            .submit(
-                &self.annotators[who],
-                self.project,
-                Submission {
-                    item_id: item.into(),
-                    labels: vec![label.into()],
-                    time_spent_ms: 900,
-                },
-            )
-            .unwrap();
+        self.env
+            .answer(&self.annotators[who], self.project, item, &[label]);
     }
 
     /// Each annotator answers `labels[i]` for item `t{n}`, per row of `plan`.
@@ -97,21 +65,14 @@ impl Team {
     }
 
     fn export_jsonl(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        self.engine
-            .export(&self.reviewer, self.project, ExportFormat::Jsonl, &mut out)
-            .unwrap();
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        export_jsonl(&self.env.engine, &self.reviewer, self.project)
     }
 
     fn review_queue(&self) -> Vec<String> {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         while let Some(item) = self
+            .env
             .engine
             .review_next(&self.reviewer, self.project, after.as_deref())
             .unwrap()
@@ -141,7 +102,7 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
     t.answer(0, "t5", "pos");
     t.answer(1, "t5", "neg");
     assert_eq!(t.review_queue(), ["t2", "t3"]);
-    let s = t.engine.review_summary(&t.reviewer, t.project).unwrap();
+    let s = t.env.engine.review_summary(&t.reviewer, t.project).unwrap();
     assert_eq!(
         (
             s.items,
@@ -155,6 +116,7 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
     );
 
     let item = t
+        .env
         .engine
         .review_next(&t.reviewer, t.project, None)
         .unwrap()
@@ -171,17 +133,23 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
     assert_eq!(item.gold, None);
 
     // The reviewer overrules the majority on t2 and settles t3.
-    t.engine
+    t.env
+        .engine
         .resolve(&t.reviewer, t.project, "t2", vec!["neg".into()], None)
         .unwrap();
-    t.engine
+    t.env
+        .engine
         .resolve(&t.reviewer, t.project, "t3", vec!["neu".into()], None)
         .unwrap();
     assert!(t.review_queue().is_empty());
-    let resolved = t.engine.review_item(&t.reviewer, t.project, "t2").unwrap();
+    let resolved = t
+        .env
+        .engine
+        .review_item(&t.reviewer, t.project, "t2")
+        .unwrap();
     assert_eq!(resolved.state, ReviewState::Resolved);
-    assert!(matches!(
-        resolved.gold_source,
+    assert_eq!(
+        error_kind(resolved.gold_source,
         Some(GoldSource::Review { reviewer, .. }) if reviewer == t.reviewer.id
     ));
 
@@ -206,10 +174,11 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
 
     // Invalid decisions are refused and change nothing.
     let err = t
+        .env
         .engine
         .resolve(&t.reviewer, t.project, "t2", vec!["spam".into()], None)
         .unwrap_err();
-    assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(t.export_jsonl()[1]["gold"], "neg");
 }
 
@@ -222,38 +191,49 @@ fn without_auto_accept_unanimous_items_are_reviewed_too() {
         auto_accept_unanimous: false,
         ..ProjectSettings::default()
     };
-    t.engine
-        .update_settings(&t.admin, t.project, settings)
+    t.env
+        .engine
+        .update_settings(&t.env.admin, t.project, settings)
         .unwrap();
     assert_eq!(t.review_queue(), ["t1", "t2", "t3", "t4"]);
-    let t1 = t.engine.review_item(&t.reviewer, t.project, "t1").unwrap();
+    let t1 = t
+        .env
+        .engine
+        .review_item(&t.reviewer, t.project, "t1")
+        .unwrap();
     assert_eq!(t1.state, ReviewState::Unanimous);
     assert_eq!(t1.gold, None);
     assert_eq!(t.export_jsonl()[0]["gold"], Value::Null);
     // A reviewer may not change settings; an annotator may not review.
-    assert!(matches!(
-        t.engine
-            .update_settings(&t.reviewer, t.project, ProjectSettings::default()),
-        Err(EngineError::Forbidden)
-    ));
+    assert_eq!(
+        error_kind(t.env.engine.update_settings(
+            &t.reviewer,
+            t.project,
+            ProjectSettings::default()
+        )),
+        ErrorKind::Forbidden
+    );
     let ann = &t.annotators[0];
-    assert!(matches!(
-        t.engine.review_next(ann, t.project, None),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        t.engine
-            .resolve(ann, t.project, "t1", vec!["pos".into()], None),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        t.engine.review_summary(ann, t.project),
-        Err(EngineError::Forbidden)
-    ));
-    assert!(matches!(
-        t.engine.set_gold_question(ann, t.project, "t1", true),
-        Err(EngineError::Forbidden)
-    ));
+    assert_eq!(
+        error_kind(t.env.engine.review_next(ann, t.project, None)),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        error_kind(
+            t.env
+                .engine
+                .resolve(ann, t.project, "t1", vec!["pos".into()], None)
+        ),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        error_kind(t.env.engine.review_summary(ann, t.project)),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        error_kind(t.env.engine.set_gold_question(ann, t.project, "t1", true)),
+        ErrorKind::Forbidden
+    );
 }
 
 #[test]
@@ -264,16 +244,20 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
         blind: true,
         ..ProjectSettings::default()
     };
-    t.engine
-        .update_settings(&t.admin, t.project, settings)
+    t.env
+        .engine
+        .update_settings(&t.env.admin, t.project, settings)
         .unwrap();
     // Only an item with a gold label can be a gold question.
     let err = t
+        .env
         .engine
         .set_gold_question(&t.reviewer, t.project, "t40", true)
         .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("gold label"), "{err}");
-    t.engine
+    t.env
+        .engine
         .resolve(
             &t.reviewer,
             t.project,
@@ -282,7 +266,8 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
             Some(true),
         )
         .unwrap();
-    t.engine
+    t.env
+        .engine
         .resolve(
             &t.reviewer,
             t.project,
@@ -296,7 +281,7 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
     let mut seen_gold = vec![0; 3];
     for round in 0..12 {
         for (who, p) in t.annotators.iter().enumerate() {
-            let Some(item) = t.engine.next_item(p, t.project, &[]).unwrap() else {
+            let Some(item) = t.env.engine.next_item(p, t.project, &[]).unwrap() else {
                 continue;
             };
             let gold = ["t39", "t40"].contains(&item.id.as_str());
@@ -316,7 +301,7 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
     }
     // 36 answers: every annotator met both questions (overlap 1 does not limit them).
     assert_eq!(seen_gold, [2, 2, 2]);
-    let agreement = t.engine.agreement(&t.reviewer, t.project).unwrap();
+    let agreement = t.env.engine.agreement(&t.reviewer, t.project).unwrap();
     let accuracy: Vec<(String, u64, u64)> = agreement
         .annotator_stats
         .iter()
@@ -344,12 +329,14 @@ fn outside_blind_mode_annotators_see_how_others_answered() {
         blind: false,
         ..ProjectSettings::default()
     };
-    t.engine
-        .update_settings(&t.admin, t.project, settings)
+    t.env
+        .engine
+        .update_settings(&t.env.admin, t.project, settings)
         .unwrap();
     t.answer(0, "t1", "pos");
     t.answer(1, "t1", "neg");
     let item = t
+        .env
         .engine
         .item_for_annotation(&t.annotators[2], t.project, "t1")
         .unwrap();
@@ -365,6 +352,7 @@ fn outside_blind_mode_annotators_see_how_others_answered() {
     );
     // Their own answer is not counted among the others.
     let mine = t
+        .env
         .engine
         .item_for_annotation(&t.annotators[0], t.project, "t1")
         .unwrap();

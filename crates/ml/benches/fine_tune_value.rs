@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use concord_ml::{
-    evaluate, fine_tune, Device, Encoder, FineTuneParams, HeadParams, LinearHead, SplitMix,
+    evaluate, fine_tune, Device, Encoder, FineTuneParams, HeadParams, LinearHead, SplitMix64,
 };
 
 const LABELS: [&str; 3] = ["negative", "neutral", "positive"];
@@ -40,7 +40,7 @@ fn main() {
             Some((text, label))
         })
         .collect();
-    let mut rng = SplitMix(7);
+    let mut rng = SplitMix64::new(7);
     rng.shuffle(&mut rows);
     let (test, pool) = rows.split_at(TEST.min(rows.len() / 2));
     let test_texts: Vec<&str> = test.iter().map(|(t, _)| t.as_str()).collect();

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::cosine;
+use concord_agreement::rng::SplitMix64;
+
+use crate::vector::cosine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,27 +64,6 @@ pub struct Pick {
     pub reason: String,
 }
 
-/// A small deterministic generator (splitmix64) for the random strategy and samples.
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Fisher–Yates.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
 /// What [`select`] works from.
 pub struct Pool<'a> {
     /// Every item's embedding, by index.
@@ -96,7 +77,7 @@ pub struct Pool<'a> {
 /// Picks `k` items. With `diversity`, the shortlist is the `10 k` most uncertain (a random
 /// `20 k` without a model or with [`Strategy::Random`]), clustered into `k` groups.
 pub fn select(pool: &Pool, strategy: Strategy, k: usize, diversity: bool, seed: u64) -> Vec<Pick> {
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::new(seed);
     let scored = |i: usize| -> f32 {
         match pool.probs {
             Some(p) => uncertainty(strategy, &p[i]),
@@ -174,7 +155,7 @@ fn kmeans(
     points: &[&[f32]],
     k: usize,
     iterations: usize,
-    rng: &mut SplitMix,
+    rng: &mut SplitMix64,
 ) -> (Vec<usize>, Vec<Vec<f32>>) {
     if points.is_empty() || k == 0 {
         return (vec![0; points.len()], Vec::new());

@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
+use concord_agreement::rng::SplitMix64;
 use serde::Deserialize;
 
 use crate::kernels::{self, Activation};
@@ -377,7 +378,7 @@ pub fn reinitialize(varmap: &VarMap, seed: u64) -> Result<(), MlError> {
         .map_err(|_| MlError::Training("weights lock poisoned".into()))?;
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
-    let mut rng = crate::active::SplitMix(seed);
+    let mut rng = SplitMix64::new(seed);
     for name in names {
         let var = &vars[name];
         let n = var.elem_count();

@@ -51,11 +51,11 @@ impl ModelFolder {
                 Err(MlError::Missing { path: p })
             }
         };
-        let max_tokens = std::fs::read(dir.join("sentence_bert_config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.get("max_seq_length").and_then(|m| m.as_u64()))
-            .map_or(DEFAULT_MAX_TOKENS, |m| m as usize);
+        let max_tokens = max_tokens_from(
+            std::fs::read(dir.join("sentence_bert_config.json"))
+                .ok()
+                .as_deref(),
+        );
         Ok(ModelFolder {
             config: need("config.json")?,
             weights: need("model.safetensors")?,
@@ -63,6 +63,37 @@ impl ModelFolder {
             max_tokens,
         })
     }
+}
+
+/// The longest input a model takes, from its `sentence_bert_config.json` (when it has one).
+fn max_tokens_from(sentence_config: Option<&[u8]>) -> usize {
+    sentence_config
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v.get("max_seq_length").and_then(|m| m.as_u64()))
+        .map_or(DEFAULT_MAX_TOKENS, |m| m as usize)
+}
+
+/// A model's files held in memory (a model compiled into the binary): the contents of what a
+/// [`ModelFolder`] names on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    /// `config.json`.
+    pub config: &'a [u8],
+    /// `model.safetensors`; tensors stored in another float type than the model computes in
+    /// (f16) are converted on loading.
+    pub weights: &'a [u8],
+    /// `tokenizer.json`.
+    pub tokenizer: &'a [u8],
+    /// `sentence_bert_config.json`, when the model has one.
+    pub sentence_config: Option<&'a [u8]>,
+}
+
+/// Where an encoder's weights come from.
+enum Weights<'a> {
+    /// A safetensors file, memory-mapped.
+    File(&'a Path),
+    /// Safetensors bytes already in memory.
+    Bytes(&'a [u8]),
 }
 
 impl Encoder {
@@ -91,20 +122,65 @@ impl Encoder {
             .map_err(|e| MlError::Config(format!("{}: {e}", folder.config.display())))?;
         let tokenizer = Tokenizer::from_file(&folder.tokenizer)
             .map_err(|e| MlError::Tokenizer(format!("{}: {e}", folder.tokenizer.display())))?;
-        let mut varmap = VarMap::new();
-        let bert = Bert::new(&var_builder(&varmap, device), &config)?;
-        varmap
-            .load(&folder.weights)
-            .map_err(|e| MlError::Config(format!("{}: {e}", folder.weights.display())))?;
-        let fingerprint = file_fingerprint(&folder.weights)?;
-        Encoder::assemble(
-            bert,
-            varmap,
+        Encoder::with_weights(
+            &config,
             tokenizer,
-            device,
             folder.max_tokens,
-            fingerprint,
+            Weights::File(&folder.weights),
+            device,
         )
+    }
+
+    /// Loads a model held in memory onto `device`, with `weights` (a fine-tuned copy of its
+    /// model, as [`Encoder::save_weights`] wrote it) instead of its own weights when given.
+    /// The same files give the same encoder, fingerprint included, as [`Encoder::load`] does
+    /// from a folder.
+    pub fn load_from_memory(
+        files: &ModelFiles<'_>,
+        weights: Option<&Path>,
+        device: &Device,
+    ) -> Result<Encoder, MlError> {
+        let config: BertConfig = serde_json::from_slice(files.config)
+            .map_err(|e| MlError::Config(format!("config.json: {e}")))?;
+        let tokenizer = Tokenizer::from_bytes(files.tokenizer)
+            .map_err(|e| MlError::Tokenizer(format!("tokenizer.json: {e}")))?;
+        let max_tokens = max_tokens_from(files.sentence_config);
+        let source = match weights {
+            Some(path) if !path.is_file() => {
+                return Err(MlError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(path) => Weights::File(path),
+            None => Weights::Bytes(files.weights),
+        };
+        Encoder::with_weights(&config, tokenizer, max_tokens, source, device)
+    }
+
+    fn with_weights(
+        config: &BertConfig,
+        tokenizer: Tokenizer,
+        max_tokens: usize,
+        weights: Weights<'_>,
+        device: &Device,
+    ) -> Result<Encoder, MlError> {
+        let mut varmap = VarMap::new();
+        let bert = Bert::new(&var_builder(&varmap, device), config)?;
+        let fingerprint = match weights {
+            Weights::File(path) => {
+                varmap
+                    .load(path)
+                    .map_err(|e| MlError::Config(format!("{}: {e}", path.display())))?;
+                file_fingerprint(path)?
+            }
+            Weights::Bytes(bytes) => {
+                set_from_safetensors(&varmap, bytes, device)?;
+                // As `file_fingerprint` hashes a file: the same weights, on disk or in memory,
+                // share their cached embeddings.
+                hex::encode(Sha256::digest(bytes))[..16].to_string()
+            }
+        };
+        Encoder::assemble(bert, varmap, tokenizer, device, max_tokens, fingerprint)
     }
 
     /// An encoder from parts already in memory (tests build tiny ones this way).
@@ -258,7 +334,24 @@ impl Encoder {
     }
 }
 
-/// The first 16 hex digits of the SHA-256 of a file.
+/// Sets every variable of `varmap` from the safetensors `bytes`, converted to the variable's
+/// float type (what `VarMap::load` does for a file, which has no way to read from memory).
+fn set_from_safetensors(varmap: &VarMap, bytes: &[u8], device: &Device) -> Result<(), MlError> {
+    let tensors = candle_core::safetensors::load_buffer(bytes, device)
+        .map_err(|e| MlError::Config(format!("model.safetensors: {e}")))?;
+    let vars = varmap.data().lock().map_err(|_| {
+        MlError::Config("the model's variables are locked by a panicked thread".into())
+    })?;
+    for (name, var) in vars.iter() {
+        let tensor = tensors
+            .get(name)
+            .ok_or_else(|| MlError::Config(format!("model.safetensors has no tensor {name}")))?;
+        var.set(&tensor.to_dtype(var.dtype())?)
+            .map_err(|e| MlError::Config(format!("model.safetensors, {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Cuts items sorted by token count (`lengths`, ascending) into consecutive batches of at most
 /// `max_items`, also closing a batch before padding would make it more than a quarter (plus 32
 /// tokens) larger than its real tokens: a batch costs as much as its longest item times its
@@ -284,6 +377,7 @@ pub fn length_batches(lengths: &[usize], max_items: usize) -> Vec<std::ops::Rang
     batches
 }
 
+/// The first 16 hex digits of the SHA-256 of a file.
 pub fn file_fingerprint(path: &Path) -> Result<String, MlError> {
     Ok(file_sha256(path)?[..16].to_string())
 }
@@ -300,11 +394,6 @@ pub fn file_sha256(path: &Path) -> Result<String, MlError> {
         source,
     })?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Cosine similarity of two L2-normalised vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 use candle_core::{DType, Tensor};
 use candle_nn::{AdamW, Init, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use concord_agreement::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
-use crate::active::SplitMix;
 use crate::bert::Mode;
 use crate::head::{class_weights, weighted_cross_entropy, LinearHead};
 use crate::{Encoder, MlError};
@@ -73,7 +73,7 @@ pub fn fine_tune(
             ..ParamsAdamW::default()
         },
     )?;
-    let mut rng = SplitMix(params.seed);
+    let mut rng = SplitMix64::new(params.seed);
     let batch_size = params.batch_size.max(1);
     let steps = params.epochs * tokens.len().div_ceil(batch_size);
     let mut step = 0;

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Init, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use crate::vector::{dot, softmax};
 use crate::MlError;
 
 /// Training settings for [`LinearHead::train`].
@@ -143,19 +144,11 @@ impl LinearHead {
                 let logits: Vec<f32> = (0..self.classes)
                     .map(|c| {
                         let w = &self.weight[c * self.dimension..(c + 1) * self.dimension];
-                        self.bias[c] + w.iter().zip(row).map(|(a, b)| a * b).sum::<f32>()
+                        self.bias[c] + dot(w, row)
                     })
                     .collect();
                 softmax(&logits)
             })
             .collect()
     }
-}
-
-/// A numerically stable softmax.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
 }

@@ -198,18 +198,37 @@ impl InplaceOp2 for BiasActivation {
             );
         }
         match self.0 {
-            Activation::None => add_then(x, bias, |z| z),
-            Activation::GeluErf => add_then(x, bias, |z| {
-                0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
-            }),
-            Activation::GeluTanh => add_then(x, bias, |z| {
-                const C: f32 = 0.797_884_6; // √(2/π)
-                0.5 * z * (1.0 + (C * (z + 0.044715 * z * z * z)).tanh())
-            }),
-            Activation::Relu => add_then(x, bias, |z| z.max(0.0)),
+            Activation::None => add_then(x, bias, identity),
+            Activation::GeluErf => add_then(x, bias, gelu_erf),
+            Activation::GeluTanh => add_then(x, bias, gelu_tanh),
+            Activation::Relu => add_then(x, bias, relu),
         }
         Ok(())
     }
+}
+
+// The activations as functions of their own (each a distinct type, so `add_then` still gets
+// one monomorphic loop per activation), so that tests can run them through either loop.
+
+#[inline(always)]
+fn identity(z: f32) -> f32 {
+    z
+}
+
+#[inline(always)]
+fn gelu_erf(z: f32) -> f32 {
+    0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn gelu_tanh(z: f32) -> f32 {
+    const C: f32 = 0.797_884_6; // √(2/π)
+    0.5 * z * (1.0 + (C * (z + 0.044715 * z * z * z)).tanh())
+}
+
+#[inline(always)]
+fn relu(z: f32) -> f32 {
+    z.max(0.0)
 }
 
 /// `x + bias` followed by `activation`, in place on `x` (which the caller owns: a fresh matrix
@@ -377,7 +396,39 @@ pub fn erf(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SplitMix64;
     use candle_core::{Device, D};
+
+    /// `n` values uniform in [-scale, scale), the same on every run.
+    fn seeded_values(n: usize, scale: f32, seed: u64) -> Vec<f32> {
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|_| {
+                // The top 24 bits: exactly representable as f32.
+                let unit = (rng.next_u64() >> 40) as f32 / (1u32 << 24) as f32;
+                (2.0 * unit - 1.0) * scale
+            })
+            .collect()
+    }
+
+    fn seeded(shape: &[usize], scale: f32, seed: u64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(seeded_values(n, scale, seed), shape, &Device::Cpu).unwrap()
+    }
+
+    /// Whether this CPU runs the AVX2 loops (else only the portable ones can be checked).
+    #[cfg(target_arch = "x86_64")]
+    fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    fn max_abs_diff_slices(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    }
 
     #[test]
     fn erf_matches_the_reference_to_float_precision() {
@@ -413,8 +464,8 @@ mod tests {
     }
 
     fn check_bias_activation(activation: Activation, reference: fn(&Tensor) -> Tensor) {
-        let x = Tensor::randn(0f32, 2.0, (5, 7, 33), &Device::Cpu).unwrap();
-        let b = Tensor::randn(0f32, 1.0, 33, &Device::Cpu).unwrap();
+        let x = seeded(&[5, 7, 33], 4.0, 1);
+        let b = seeded(&[33], 2.0, 2);
         let want = reference(&x.broadcast_add(&b).unwrap());
         let got = x.copy().unwrap();
         bias_activation(&got, &b, activation).unwrap();
@@ -430,14 +481,88 @@ mod tests {
         check_bias_activation(Activation::Relu, |t| t.relu().unwrap());
     }
 
+    /// One activation through the portable loop and (where the CPU has it) the AVX2 loop,
+    /// against `reference` computed in f64 element by element.
+    fn check_both_loops<F: Fn(f32) -> f32>(name: &str, f: F, reference: fn(f64) -> f64) {
+        // 37 columns: neither loop's vector width divides a row.
+        let (rows, n) = (11, 37);
+        let x = seeded_values(rows * n, 4.0, 3);
+        let bias = seeded_values(n, 2.0, 4);
+        let want: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| reference(f64::from(*v) + f64::from(bias[i % n])) as f32)
+            .collect();
+        let mut portable = x.clone();
+        add_then_rows(&mut portable, &bias, &f);
+        let diff = max_abs_diff_slices(&portable, &want);
+        assert!(diff < 1e-5, "{name}, portable loop: {diff}");
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            let mut wide = x.clone();
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { add_then_avx2(&mut wide, &bias, &f) };
+            // The same operations in the same order: only the width differs, so the results
+            // are the same to the bit.
+            assert_eq!(wide, portable, "{name}: the AVX2 loop differs");
+        }
+    }
+
+    #[test]
+    fn bias_activation_loops_agree_with_a_plain_reference() {
+        check_both_loops("none", identity, |z| z);
+        check_both_loops("gelu_erf", gelu_erf, |z| {
+            0.5 * z * (1.0 + candle_core::cpu::erf::erf_f64(z / std::f64::consts::SQRT_2))
+        });
+        check_both_loops("gelu_tanh", gelu_tanh, |z| {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * z * (1.0 + (c * (z + 0.044715 * z * z * z)).tanh())
+        });
+        check_both_loops("relu", relu, |z| z.max(0.0));
+    }
+
+    #[test]
+    fn softmax_loops_agree_with_a_plain_reference() {
+        // 13 columns (not a multiple of the 8 lanes), the last three padding.
+        let (rows, n, scale) = (9, 13, 0.3f32);
+        let scores = seeded_values(rows * n, 6.0, 5);
+        let mut mask = vec![0f32; n];
+        for m in &mut mask[n - 3..] {
+            *m = -1e4;
+        }
+        let mut want = Vec::with_capacity(scores.len());
+        for row in scores.chunks(n) {
+            let z: Vec<f64> = row
+                .iter()
+                .zip(&mask)
+                .map(|(s, m)| f64::from(*s) * f64::from(scale) + f64::from(*m))
+                .collect();
+            let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+            want.extend(z.iter().map(|v| ((v - max).exp() / sum) as f32));
+        }
+        let mut portable = scores.clone();
+        softmax_rows_generic(&mut portable, &mask, scale);
+        let diff = max_abs_diff_slices(&portable, &want);
+        assert!(diff < 1e-6, "portable softmax: {diff}");
+        assert!(portable.chunks(n).all(|row| row[n - 3..] == [0.0; 3]));
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            let mut wide = scores.clone();
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { softmax_rows_avx2(&mut wide, &mask, scale) };
+            assert_eq!(wide, portable, "the AVX2 softmax differs");
+        }
+    }
+
     #[test]
     fn attention_equals_the_tensor_ops() {
         let (batch, tokens, heads, head_size) = (3, 7, 4, 5);
         let hidden = heads * head_size;
         let d = &Device::Cpu;
-        let q = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
-        let k = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
-        let v = Tensor::randn(0f32, 1.0, (batch, tokens, hidden), d).unwrap();
+        let q = seeded(&[batch, tokens, hidden], 2.0, 6);
+        let k = seeded(&[batch, tokens, hidden], 2.0, 7);
+        let v = seeded(&[batch, tokens, hidden], 2.0, 8);
         let mut mask = vec![0f32; batch * tokens];
         for j in tokens - 3..tokens {
             mask[2 * tokens + j] = -1e4;

@@ -6,24 +6,33 @@
 
 mod active;
 mod bert;
+mod embedded;
 mod encoder;
 mod finetune;
 mod head;
 mod kernels;
 mod metrics;
 mod simulate;
+mod vector;
 mod zero_shot;
 
 use std::path::PathBuf;
 
-pub use active::{select, uncertainty, Pick, Pool, SplitMix, Strategy};
+pub use active::{select, uncertainty, Pick, Pool, Strategy};
 pub use bert::{mean_pool_normalized, reinitialize, var_builder, Bert, BertConfig, Mode};
 pub use candle_core::Device;
-pub use encoder::{cosine, file_fingerprint, file_sha256, Encoder, ModelFolder};
+/// The workspace's one SplitMix generator; seeded shuffles, samples and weight initialisation
+/// here use it.
+pub use concord_agreement::rng::SplitMix64;
+/// The generator's former name in this crate, still used by the engine's training split.
+pub use concord_agreement::rng::SplitMix64 as SplitMix;
+pub use embedded::{embedded_model, embedded_models, EMBEDDED_MODEL};
+pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder};
 pub use finetune::{fine_tune, FineTuneParams};
-pub use head::{softmax, HeadParams, LinearHead};
-pub use metrics::{argmax, evaluate, Evaluation, LabelMetrics};
+pub use head::{HeadParams, LinearHead};
+pub use metrics::{evaluate, Evaluation, LabelMetrics};
 pub use simulate::{simulate, RoundResult, SimulationInput, SimulationReport, StrategyRun};
+pub use vector::{argmax, cosine, dot, softmax};
 pub use zero_shot::{adjust_priors, label_prompt, self_train, Calibration, ZeroShot, TEMPERATURE};
 
 /// What can go wrong loading or running a model.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::vector::argmax;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelMetrics {
     pub precision: f64,
@@ -23,17 +25,6 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u64>>,
     /// Expected calibration error over 10 equal-width confidence bins.
     pub calibration_error: f64,
-}
-
-/// Index of the largest value (the first on ties).
-pub fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Scores predicted class probabilities against gold class indices.

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::active::{select, Pool, SplitMix, Strategy};
+use concord_agreement::rng::SplitMix64;
+
+use crate::active::{select, Pool, Strategy};
 use crate::head::{HeadParams, LinearHead};
 use crate::metrics::{evaluate, Evaluation};
 use crate::zero_shot::{Calibration, ZeroShot};
@@ -73,7 +75,7 @@ fn split(
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::new(seed);
     let (mut pool, mut test) = (Vec::new(), Vec::new());
     for c in 0..classes {
         let mut members: Vec<usize> = (0..gold.len()).filter(|&i| gold[i] == c).collect();
@@ -109,7 +111,7 @@ pub fn simulate(
     for &c in &pool_y {
         counts[c] += 1;
     }
-    let majority = crate::metrics::argmax(&counts.iter().map(|&n| n as f32).collect::<Vec<_>>());
+    let majority = crate::vector::argmax(&counts.iter().map(|&n| n as f32).collect::<Vec<_>>());
     let majority_accuracy =
         test_y.iter().filter(|&&c| c == majority).count() as f64 / test_y.len().max(1) as f64;
 

@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::cosine;
-use crate::head::softmax;
+use crate::vector::{cosine, softmax};
 
 /// How similarities are adjusted before the softmax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

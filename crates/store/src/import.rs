@@ -372,6 +372,20 @@ impl Store {
         }
     }
 
+    /// Item rows stored for `project`, visible or staged. Once an import is committed or
+    /// rolled back this equals the visible item count: rows left past the visible end are
+    /// debris of an import that was neither.
+    pub fn item_rows(&self, project: ProjectId) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let items = txn.open_table(ITEMS)?;
+        let mut rows = 0;
+        for row in items.range((project.0, 0)..=(project.0, u64::MAX))? {
+            row?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+
     /// Rolls back imports that were being staged when the process stopped.
     pub(crate) fn recover_staged_imports(&self) -> Result<(), StoreError> {
         let pending: Vec<(u64, (u64, u64))> = {

@@ -14,8 +14,8 @@ mod store;
 pub use error::StoreError;
 pub use import::{StageOutcome, StagedImport, StagedItem};
 pub use records::{
-    AnnotationRecord, ItemRecord, JobRecord, ModelVersionRecord, ProjectRecord, QueueOrderRecord,
-    SessionRecord, SuggestionRecord, TokenRecord, UserRecord,
+    AnnotationRecord, ItemRecord, JobProgress, JobRecord, ModelVersionRecord, ProjectRecord,
+    QueueOrderRecord, SessionRecord, SuggestionRecord, TokenRecord, UserRecord, VersionParams,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{AnnotationWrite, Store, WriteOutcome};

@@ -5,7 +5,10 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::records::{decode, encode};
 use crate::schema::*;
-use crate::{JobRecord, ModelVersionRecord, QueueOrderRecord, Store, StoreError, SuggestionRecord};
+use crate::{
+    JobProgress, JobRecord, ModelVersionRecord, QueueOrderRecord, Store, StoreError,
+    SuggestionRecord,
+};
 
 fn embedding_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -157,7 +160,7 @@ impl Store {
         fingerprint: &[u8; 8],
         embeddings: &[(u64, Vec<f32>)],
         suggestions: &[(u64, SuggestionRecord)],
-        job: Option<(u64, u64, u64)>,
+        job: Option<JobProgress>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
@@ -172,15 +175,15 @@ impl Store {
             for (seq, s) in suggestions {
                 table.insert((project.0, *seq), encode(s).as_slice())?;
             }
-            if let Some((id, cursor, done)) = job {
+            if let Some(progress) = job {
                 let mut jobs = txn.open_table(JOBS)?;
-                let mut record: JobRecord = match jobs.get(id)? {
+                let mut record: JobRecord = match jobs.get(progress.job)? {
                     Some(v) => decode("jobs", v.value())?,
                     None => return Err(StoreError::NotFound("job")),
                 };
-                record.cursor = cursor;
-                record.done = done;
-                jobs.insert(id, encode(&record).as_slice())?;
+                record.cursor = progress.cursor;
+                record.done = progress.done;
+                jobs.insert(progress.job, encode(&record).as_slice())?;
             }
         }
         txn.commit()?;

@@ -1,4 +1,7 @@
-use concord_domain::{AnnotationSource, AnnotationValue, GoldSource, ProjectSpec, UserId};
+use concord_domain::{
+    AnnotationSource, AnnotationValue, GoldSource, JobSpec, JobSpecError, JobState, ProjectSpec,
+    UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -99,7 +102,7 @@ pub struct ModelVersionRecord {
     pub trainer: String,
     pub created_ms: u64,
     pub parent: Option<u64>,
-    pub params: serde_json::Value,
+    pub params: VersionParams,
     pub train_size: u64,
     /// SHA-256 (hex) over the training items and labels: equal data, equal hash.
     pub train_hash: String,
@@ -110,6 +113,27 @@ pub struct ModelVersionRecord {
     /// Held-out metrics (absent for zero-shot versions, which see no labels).
     pub metrics: Option<serde_json::Value>,
     pub classifier: serde_json::Value,
+}
+
+/// How a version was made. The fields the engine reads back are typed; the trainer's other
+/// settings are kept as recorded, for people to read. Every field may be absent, because
+/// versions from older releases lack them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionParams {
+    /// The base model's folder name; absent in versions made before each project chose its
+    /// model, which used the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The fine-tuned weights (a file in the encoders folder) that replace the base model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_file: Option<String>,
+    /// Items whose embeddings calibrated a zero-shot version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_items: Option<u64>,
+    /// The trainer's own settings (head and fine-tuning hyperparameters, epoch losses,
+    /// zero-shot prompts and calibration), shown as they were recorded and never read back.
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A model's suggestion for an item.
@@ -138,11 +162,12 @@ pub struct QueueOrderRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub project: concord_domain::ProjectId,
-    /// `predict` or `train`.
+    /// The job's kind as stored (`predict`, `train`). Kept as text with `params` so that a job
+    /// this binary cannot read (a newer file, a damaged row) still lists and can fail with a
+    /// message; [`JobRecord::spec`] reads the two.
     pub kind: String,
     pub params: serde_json::Value,
-    /// `queued`, `running`, `done`, `failed` or `cancelled`.
-    pub state: String,
+    pub state: JobState,
     pub done: u64,
     pub total: u64,
     pub requested_by: UserId,
@@ -154,6 +179,48 @@ pub struct JobRecord {
     pub cursor: u64,
     pub cancel_requested: bool,
     pub result: Option<serde_json::Value>,
+}
+
+impl JobRecord {
+    /// A job of `spec`, queued at `created_ms`, with no progress.
+    pub fn queued(
+        project: concord_domain::ProjectId,
+        spec: &JobSpec,
+        requested_by: UserId,
+        created_ms: u64,
+    ) -> JobRecord {
+        JobRecord {
+            project,
+            kind: spec.kind().as_str().to_string(),
+            params: spec.params(),
+            state: JobState::Queued,
+            done: 0,
+            total: 0,
+            requested_by,
+            created_ms,
+            started_ms: None,
+            finished_ms: None,
+            error: None,
+            cursor: 0,
+            cancel_requested: false,
+            result: None,
+        }
+    }
+
+    /// The job's kind and parameters, or why they cannot be read.
+    pub fn spec(&self) -> Result<JobSpec, JobSpecError> {
+        JobSpec::from_stored(&self.kind, &self.params)
+    }
+}
+
+/// A job's progress, stored with the batch of results it reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    pub job: u64,
+    /// The next item seq to do when the job resumes.
+    pub cursor: u64,
+    /// Units of work done (items, or training steps).
+    pub done: u64,
 }
 
 /// One annotator's answer for one item.

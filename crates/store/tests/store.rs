@@ -145,10 +145,12 @@ fn staged_items_stay_invisible_until_commit_and_vanish_after_a_crash() {
             "staged item is visible before commit"
         );
         assert_eq!(store.item_seq(p, "b").unwrap(), None);
+        assert_eq!(store.item_rows(p).unwrap(), 3, "the staged rows are stored");
         // The process "crashes": the import is neither committed nor aborted.
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.project(p).unwrap().unwrap().next_seq, 1);
+    assert_eq!(store.item_rows(p).unwrap(), 1, "staged rows survived");
     // The rolled-back ids and texts are free again.
     assert_eq!(import(&store, p, &[("b", "second")]), 1);
     assert_eq!(store.item(p, 1).unwrap().unwrap().text, "second");
@@ -162,8 +164,13 @@ fn duplicate_ids_fail_and_duplicate_texts_are_reported_or_skipped() {
     let err = store
         .stage_items(&mut imp, &mut [item("x", "new"), item("a", "other")], false)
         .unwrap_err();
-    assert_eq!(err.0, Some(1));
+    assert!(matches!(err, (Some(1), StoreError::Exists(_))), "{err:?}");
     store.abort_import(imp).unwrap();
+    assert_eq!(
+        store.item_rows(p).unwrap(),
+        1,
+        "the aborted import left rows"
+    );
     assert_eq!(store.item_seq(p, "x").unwrap(), None);
 
     let mut imp = store.begin_import(p).unwrap();
@@ -252,9 +259,10 @@ fn reannotating_updates_and_a_repeated_submit_changes_nothing() {
 fn a_batch_with_a_missing_item_stores_nothing() {
     let (_d, store, p) = setup(1);
     import(&store, p, &[("a", "one")]);
-    assert!(store
+    let err = store
         .put_annotations(&[write(p, 0, 7, "spam"), write(p, 5, 7, "spam")])
-        .is_err());
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound("item")), "{err}");
     assert!(store.annotations_of_item(p, 0).unwrap().is_empty());
 }
 
@@ -487,9 +495,13 @@ fn each_encoder_keeps_its_own_embeddings_and_predictions_are_written_atomically(
         &base,
         &[(2, vec![0.3, 0.7])],
         &[(2, suggestion("ham"))],
-        Some((999, 3, 3)),
+        Some(concord_store::JobProgress {
+            job: 999,
+            cursor: 3,
+            done: 3,
+        }),
     );
-    assert!(err.is_err());
+    assert!(matches!(err, Err(StoreError::NotFound("job"))), "{err:?}");
     assert_eq!(store.embedded_seqs(p, &base).unwrap(), [0, 1]);
     assert_eq!(store.suggestion(p, 2).unwrap(), None);
 }

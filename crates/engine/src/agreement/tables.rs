@@ -1,0 +1,221 @@
+//! The agreement dashboard's tables as CSV, one per [`AgreementTable`], and the confusion
+//! matrix of two annotators: the figures of [`ProjectAgreement`] and [`RaterConfusion`] written
+//! at full precision, undefined values as empty cells.
+
+use concord_agreement::{Coefficient, PairwiseMatrix};
+
+use super::{ProjectAgreement, RaterConfusion};
+use crate::EngineError;
+
+/// A table of the agreement dashboard, as CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementTable {
+    Coefficients,
+    Labels,
+    Pairs,
+    Annotators,
+    Days,
+    Models,
+}
+
+impl AgreementTable {
+    pub fn parse(name: &str) -> Option<AgreementTable> {
+        Some(match name {
+            "coefficients" => AgreementTable::Coefficients,
+            "labels" => AgreementTable::Labels,
+            "models" => AgreementTable::Models,
+            "pairs" => AgreementTable::Pairs,
+            "annotators" => AgreementTable::Annotators,
+            "days" => AgreementTable::Days,
+            _ => return None,
+        })
+    }
+}
+
+/// A CSV cell for a coefficient: the number at full precision, or empty when undefined.
+fn cell(c: &Coefficient) -> String {
+    c.value().map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Writes rows with the `csv` crate (as the export does) into a string.
+struct CsvTable(csv::Writer<Vec<u8>>);
+
+impl CsvTable {
+    fn new() -> CsvTable {
+        CsvTable(csv::Writer::from_writer(Vec::new()))
+    }
+
+    fn row(&mut self, fields: &[String]) -> Result<(), EngineError> {
+        self.0
+            .write_record(fields)
+            .map_err(|e| EngineError::internal("writing CSV", e))
+    }
+
+    fn finish(self) -> Result<String, EngineError> {
+        let bytes = self
+            .0
+            .into_inner()
+            .map_err(|e| EngineError::internal("writing CSV", e))?;
+        String::from_utf8(bytes).map_err(|e| EngineError::internal("writing CSV", e))
+    }
+}
+
+impl ProjectAgreement {
+    /// One dashboard table as CSV (numbers at full precision; undefined values empty, with
+    /// the reason in a `note` column where a table has one).
+    pub fn csv(&self, table: AgreementTable) -> Result<String, EngineError> {
+        let mut out = CsvTable::new();
+        match table {
+            AgreementTable::Coefficients => {
+                out.row(&[
+                    "coefficient".into(),
+                    "value".into(),
+                    "ci_lower".into(),
+                    "ci_upper".into(),
+                    "note".into(),
+                ])?;
+                for (name, kind, c) in self.headline() {
+                    let (lo, hi) = self
+                        .interval(kind)
+                        .map(|(l, h)| (l.to_string(), h.to_string()))
+                        .unwrap_or_default();
+                    let note = c
+                        .undefined_reason()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default();
+                    out.row(&[name.into(), cell(&c), lo, hi, note])?;
+                }
+            }
+            AgreementTable::Labels => {
+                out.row(&[
+                    "category".into(),
+                    "ratings".into(),
+                    "prevalence".into(),
+                    "fleiss_kappa".into(),
+                    "krippendorff_alpha".into(),
+                    "specific_agreement".into(),
+                ])?;
+                for l in &self.report.per_label {
+                    out.row(&[
+                        self.categories.get(l.category).cloned().unwrap_or_default(),
+                        l.ratings.to_string(),
+                        l.prevalence.to_string(),
+                        cell(&l.fleiss_kappa),
+                        cell(&l.krippendorff_alpha),
+                        cell(&l.specific_agreement),
+                    ])?;
+                }
+            }
+            AgreementTable::Pairs => {
+                out.row(&[
+                    "first".into(),
+                    "second".into(),
+                    "shared_items".into(),
+                    "cohen_kappa".into(),
+                    "percent_agreement".into(),
+                ])?;
+                let n = self.annotators.len();
+                for g in 0..n {
+                    for h in g + 1..n {
+                        let shared = self
+                            .pairwise_kappa
+                            .shared_items
+                            .get(g * n + h)
+                            .copied()
+                            .unwrap_or(0);
+                        let get =
+                            |m: &PairwiseMatrix| m.get(g, h).map(|c| cell(&c)).unwrap_or_default();
+                        out.row(&[
+                            self.annotators[g].clone(),
+                            self.annotators[h].clone(),
+                            shared.to_string(),
+                            get(&self.pairwise_kappa),
+                            get(&self.pairwise_percent),
+                        ])?;
+                    }
+                }
+            }
+            AgreementTable::Annotators => {
+                out.row(&[
+                    "annotator".into(),
+                    "items".into(),
+                    "mean_time_ms".into(),
+                    "kappa_with_others".into(),
+                    "percent_with_others".into(),
+                    "gold_answered".into(),
+                    "gold_correct".into(),
+                ])?;
+                for a in &self.annotator_stats {
+                    out.row(&[
+                        a.name.clone(),
+                        a.items.to_string(),
+                        a.mean_time_ms.map(|t| t.to_string()).unwrap_or_default(),
+                        cell(&a.kappa_with_others),
+                        cell(&a.percent_with_others),
+                        a.gold_answered.to_string(),
+                        a.gold_correct.to_string(),
+                    ])?;
+                }
+            }
+            AgreementTable::Days => {
+                out.row(&[
+                    "day".into(),
+                    "items".into(),
+                    "alpha_nominal".into(),
+                    "percent_pairable".into(),
+                    "alpha_cumulative".into(),
+                ])?;
+                for d in &self.over_time {
+                    out.row(&[
+                        d.day.clone(),
+                        d.items.to_string(),
+                        cell(&d.alpha_nominal),
+                        cell(&d.percent_pairable),
+                        cell(&d.alpha_cumulative),
+                    ])?;
+                }
+            }
+            AgreementTable::Models => {
+                let mut header = vec![
+                    "version".to_string(),
+                    "trainer".into(),
+                    "items".into(),
+                    "mean_kappa_with_annotators".into(),
+                    "agrees_with_majority".into(),
+                ];
+                header.extend(self.annotators.iter().map(|a| format!("kappa_with_{a}")));
+                out.row(&header)?;
+                for r in &self.model_raters {
+                    let mut row = vec![
+                        r.version.to_string(),
+                        r.trainer.clone(),
+                        r.items.to_string(),
+                        r.mean_kappa.map(|v| v.to_string()).unwrap_or_default(),
+                        r.agrees_with_majority
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    ];
+                    row.extend(r.kappa_with_annotators.iter().map(cell));
+                    out.row(&row)?;
+                }
+            }
+        }
+        out.finish()
+    }
+}
+
+impl RaterConfusion {
+    /// The matrix as CSV: one row per category of the first annotator.
+    pub fn csv(&self) -> Result<String, EngineError> {
+        let mut header = vec![format!("{} \\ {}", self.first, self.second)];
+        header.extend(self.categories.iter().cloned());
+        let mut out = CsvTable::new();
+        out.row(&header)?;
+        for (i, row) in self.counts.iter().enumerate() {
+            let mut line = vec![self.categories[i].clone()];
+            line.extend(row.iter().map(|c| c.to_string()));
+            out.row(&line)?;
+        }
+        out.finish()
+    }
+}

@@ -1,0 +1,357 @@
+//! The parsing half of an import: JSONL, CSV and plain text turned into items, each with the
+//! line it came from, blank lines counted and skipped. The first malformed line is an error
+//! with its number. Nothing here reads or writes the store.
+
+use std::io::BufRead;
+
+use concord_domain::{AnnotationSource, AnnotationValue};
+use serde_json::{Map, Value};
+
+use super::{line_error, ImportFormat, ImportOptions, ImportProgress, ImportReport};
+use crate::csv_columns::{self, ColumnRole, ImportColumns};
+use crate::EngineError;
+
+/// Longest accepted line (JSONL/text) or record (CSV), in bytes.
+const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// One parsed input line before it is checked against the project.
+pub(super) struct Parsed {
+    pub line: u64,
+    pub text: String,
+    pub id: String,
+    pub meta: Map<String, Value>,
+    pub gold: Option<Vec<String>>,
+    pub annotations: Vec<ParsedAnnotation>,
+}
+
+/// One answer given on an input line.
+pub(super) struct ParsedAnnotation {
+    /// The annotator's account name.
+    pub annotator: String,
+    pub value: AnnotationValue,
+    /// The answer's times and source, when the line carried all of them (an export does);
+    /// otherwise the import's time and [`AnnotationSource::Import`].
+    pub times: Option<AnnotationTimes>,
+}
+
+/// When and how an imported answer was given, as an export records it.
+pub(super) struct AnnotationTimes {
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub time_spent_ms: u64,
+    pub source: AnnotationSource,
+}
+
+/// Fields of Concord's own JSONL export that are derived, not data: ignored on import so that
+/// an export re-imports to the same project.
+/// (Gold re-imports as imported gold, whoever set it.)
+const DERIVED_FIELDS: &[&str] = &["aggregate", "gold_source", "gold_question", "suggestion"];
+
+/// Receives each parsed item with the running progress and report.
+pub(super) type ItemSink<'a> =
+    dyn FnMut(Parsed, &mut ImportProgress, &mut ImportReport) -> Result<(), EngineError> + 'a;
+
+/// Reads `input` in `options.format`, handing every item to `each` in input order.
+pub(super) fn parse_items(
+    input: impl BufRead,
+    options: &ImportOptions,
+    counter: &mut ImportProgress,
+    report: &mut ImportReport,
+    each: &mut ItemSink<'_>,
+) -> Result<(), EngineError> {
+    match options.format {
+        ImportFormat::Jsonl => read_lines(input, counter, report, |line, text, counter, report| {
+            each(parse_json_line(line, text, options)?, counter, report)
+        }),
+        ImportFormat::Text => read_lines(input, counter, report, |line, text, counter, report| {
+            let parsed = Parsed {
+                line,
+                text: text.to_string(),
+                id: String::new(),
+                meta: Map::new(),
+                gold: None,
+                annotations: vec![],
+            };
+            each(parsed, counter, report)
+        }),
+        ImportFormat::Csv => read_csv(input, options, counter, report, each),
+    }
+}
+
+/// Reads `\n`-separated lines with a length limit, checking UTF-8 and skipping blank lines.
+fn read_lines(
+    mut input: impl BufRead,
+    counter: &mut ImportProgress,
+    report: &mut ImportReport,
+    mut each: impl FnMut(u64, &str, &mut ImportProgress, &mut ImportReport) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let line = counter.lines + 1;
+        let reader: &mut dyn BufRead = &mut input;
+        let n = std::io::Read::take(reader, MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| line_error(line, format!("read error: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.len() > MAX_LINE_BYTES {
+            return Err(line_error(
+                line,
+                format!("the line is longer than {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+        counter.lines = line;
+        counter.bytes += n as u64;
+        let text = std::str::from_utf8(&buf).map_err(|e| {
+            line_error(
+                line,
+                format!(
+                    "not valid UTF-8 (at byte {} of the line)",
+                    e.valid_up_to() + 1
+                ),
+            )
+        })?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            report.blank_lines += 1;
+            continue;
+        }
+        each(line, text, counter, report)?;
+    }
+}
+
+fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Parsed, EngineError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| line_error(line, format!("invalid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(line_error(line, "expected a JSON object"));
+    };
+    let text = match obj.remove(&options.text_field) {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(line_error(
+                line,
+                format!("field {:?} is not a string", options.text_field),
+            ))
+        }
+        None => {
+            return Err(line_error(
+                line,
+                format!("no {:?} field", options.text_field),
+            ))
+        }
+    };
+    let id = match obj.remove(&options.id_field) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(line_error(
+                line,
+                format!(
+                    "field {:?} must be a non-empty string or a number",
+                    options.id_field
+                ),
+            ))
+        }
+    };
+    let gold = match obj.remove(&options.gold_field) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(label_list(&v).ok_or_else(|| {
+            line_error(
+                line,
+                format!(
+                    "field {:?} must be a label or a list of labels",
+                    options.gold_field
+                ),
+            )
+        })?),
+    };
+    let annotations = match obj.remove("annotations") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|a| parse_annotation(line, a))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(line_error(line, "field \"annotations\" must be a list")),
+    };
+    for derived in DERIVED_FIELDS {
+        obj.remove(*derived);
+    }
+    let mut meta = match obj.remove("meta") {
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            let mut m = Map::new();
+            m.insert("meta".into(), other);
+            m
+        }
+        None => Map::new(),
+    };
+    meta.extend(obj);
+    Ok(Parsed {
+        line,
+        text,
+        id,
+        meta,
+        gold,
+        annotations,
+    })
+}
+
+fn label_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(list) => list.iter().map(|l| l.as_str().map(String::from)).collect(),
+        _ => None,
+    }
+}
+
+fn parse_annotation(line: u64, a: &Value) -> Result<ParsedAnnotation, EngineError> {
+    let bad = || {
+        line_error(
+            line,
+            "each entry of \"annotations\" needs \"annotator\" and \"labels\"",
+        )
+    };
+    let name = a.get("annotator").and_then(Value::as_str).ok_or_else(bad)?;
+    let labels = a.get("labels").and_then(label_list).ok_or_else(bad)?;
+    let num = |k: &str| a.get(k).and_then(Value::as_u64);
+    let source = a
+        .get("source")
+        .cloned()
+        .map(serde_json::from_value::<AnnotationSource>);
+    let times = match (
+        num("created_ms"),
+        num("updated_ms"),
+        num("time_spent_ms"),
+        source,
+    ) {
+        (Some(created_ms), Some(updated_ms), Some(time_spent_ms), Some(Ok(source))) => {
+            Some(AnnotationTimes {
+                created_ms,
+                updated_ms,
+                time_spent_ms,
+                source,
+            })
+        }
+        (_, _, _, Some(Err(e))) => return Err(line_error(line, format!("annotation source: {e}"))),
+        _ => None,
+    };
+    Ok(ParsedAnnotation {
+        annotator: name.to_string(),
+        value: AnnotationValue::labels(labels),
+        times,
+    })
+}
+
+fn read_csv(
+    input: impl BufRead,
+    options: &ImportOptions,
+    counter: &mut ImportProgress,
+    report: &mut ImportReport,
+    sink: &mut ItemSink<'_>,
+) -> Result<(), EngineError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map(|p| p.line()).unwrap_or(1);
+        match e.kind() {
+            csv::ErrorKind::Utf8 { err: utf8, .. } => line_error(
+                line,
+                format!("not valid UTF-8 (in field {})", utf8.field() + 1),
+            ),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => line_error(
+                line,
+                format!("has {len} fields, the header has {expected_len}"),
+            ),
+            _ => line_error(line, format!("invalid CSV: {e}")),
+        }
+    };
+    let headers = reader.headers().map_err(csv_err)?.clone();
+    if headers.is_empty() {
+        return Err(line_error(1, "the file is empty"));
+    }
+    let columns = ImportColumns::resolve(
+        &headers,
+        &options.text_field,
+        &options.id_field,
+        &options.gold_field,
+    )
+    .ok_or_else(|| {
+        line_error(
+            1,
+            format!(
+                "no column named {:?} (columns: {})",
+                options.text_field,
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let mut record = csv::StringRecord::new();
+    counter.lines = 1;
+    loop {
+        let more = reader.read_record(&mut record).map_err(csv_err)?;
+        if !more {
+            return Ok(());
+        }
+        let line = record
+            .position()
+            .map(|p| p.line())
+            .unwrap_or(counter.lines + 1);
+        counter.lines = line;
+        counter.bytes = record.position().map(|p| p.byte()).unwrap_or(counter.bytes);
+        if record.as_slice().len() > MAX_LINE_BYTES {
+            return Err(line_error(
+                line,
+                format!("the record is longer than {MAX_LINE_BYTES} bytes"),
+            ));
+        }
+        let field = |i: usize| record.get(i).unwrap_or("");
+        let mut meta = match columns.meta {
+            Some(i) => {
+                csv_columns::read_meta(field(i)).map_err(|e| line_error(line, e.to_string()))?
+            }
+            None => Map::new(),
+        };
+        let mut annotations = Vec::new();
+        for (i, role) in columns.roles.iter().enumerate() {
+            match *role {
+                ColumnRole::Annotator(name) => {
+                    if let Some(labels) = csv_columns::read_labels(field(i)) {
+                        annotations.push(ParsedAnnotation {
+                            annotator: name.to_string(),
+                            value: AnnotationValue::labels(labels),
+                            times: None,
+                        });
+                    }
+                }
+                ColumnRole::Extra(name) => {
+                    meta.insert(name.to_string(), Value::String(field(i).to_string()));
+                }
+                ColumnRole::Text
+                | ColumnRole::Id
+                | ColumnRole::Gold
+                | ColumnRole::Meta
+                | ColumnRole::Derived => {}
+            }
+        }
+        let parsed = Parsed {
+            line,
+            text: field(columns.text).to_string(),
+            id: columns.id.map(field).unwrap_or("").to_string(),
+            meta,
+            gold: columns
+                .gold
+                .and_then(|i| csv_columns::read_labels(field(i))),
+            annotations,
+        };
+        sink(parsed, counter, report)?;
+    }
+}

@@ -1,0 +1,219 @@
+//! The model in the loop: the encoder (loaded lazily from the models folder), model versions
+//! (zero-shot before any label, then heads trained on confirmed labels), and the single job
+//! worker that embeds items, trains and writes suggestions in the background. Handlers only
+//! enqueue jobs; the worker persists progress after every batch, so a restart resumes a job
+//! where it stopped and a cancel takes effect at the next batch.
+//!
+//! One module per concern: `encoders` (the encoder cache and fine-tuned weights files),
+//! `embeddings` (the item embeddings cache), `classifier` (a version's stored classifier),
+//! `jobs` (the queue and the worker's dispatch), one `process_*` module per job kind, and
+//! `queue_order` (which items annotators see first). This file holds the versions.
+
+mod classifier;
+mod embeddings;
+mod encoders;
+mod jobs;
+mod process_predict;
+mod process_train;
+mod queue_order;
+
+use concord_domain::{AnnotationSource, JobSpec, ProjectId, ProjectSpec, Role};
+use concord_ml::Evaluation;
+use concord_store::ModelVersionRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::{Engine, EngineError, Principal};
+use classifier::Classifier;
+use encoders::fingerprint_from_hex;
+
+pub use concord_domain::{TrainParams, Trainer};
+pub(crate) use encoders::{Models, ENCODERS_DIR};
+pub use jobs::JobInfo;
+pub(crate) use jobs::JobSignal;
+
+/// A training request as the server and the CLI send it: the parameters a train job stores.
+pub type TrainRequest = TrainParams;
+
+/// The encoder used when a project names none: a folder of this name in the models folder.
+pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
+/// The most fine-tuning epochs a request may ask for.
+pub const MAX_FINE_TUNE_EPOCHS: usize = 20;
+/// [`ModelVersionRecord::trainer`] of a zero-shot version (trained ones record their
+/// [`Trainer`]).
+const ZERO_SHOT_TRAINER: &str = "zero_shot";
+
+/// Whether model features can run, and why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStatus {
+    pub available: bool,
+    pub model: String,
+    /// Why model features are unavailable (no model folder, unreadable files).
+    pub reason: Option<String>,
+}
+
+/// A model version as the UI and the API list it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersionInfo {
+    pub version: u64,
+    pub trainer: String,
+    pub created_ms: u64,
+    pub parent: Option<u64>,
+    pub train_size: u64,
+    pub train_hash: String,
+    pub labels: Vec<String>,
+    pub params: serde_json::Value,
+    pub metrics: Option<Evaluation>,
+    pub active: bool,
+}
+
+/// A version and the label it gives each requested item.
+pub(crate) struct VersionLabels {
+    pub version: u64,
+    /// How the version was made (`zero_shot`, `head`, `fine_tune`).
+    pub trainer: String,
+    /// Per requested item, in request order; `None` where the item has no embedding from the
+    /// version's encoder.
+    pub labels: Vec<Option<String>>,
+}
+
+/// The model folder a project's encoder comes from.
+pub(crate) fn project_model(spec: &ProjectSpec) -> &str {
+    spec.settings.model.as_deref().unwrap_or(DEFAULT_MODEL)
+}
+
+/// The base model a version was made with (versions from before models were per project used
+/// the default).
+pub(crate) fn version_model(record: &ModelVersionRecord) -> &str {
+    record.params.model.as_deref().unwrap_or(DEFAULT_MODEL)
+}
+
+impl Engine {
+    /// Whether the default model can run.
+    pub fn model_status(&self) -> ModelStatus {
+        self.inner.models.status(DEFAULT_MODEL)
+    }
+
+    /// Whether a project's model can run, and why not.
+    pub fn project_model_status(&self, project: ProjectId) -> Result<ModelStatus, EngineError> {
+        let record = self.project_record(project)?;
+        Ok(self.inner.models.status(project_model(&record.spec)))
+    }
+
+    /// The model folders in the models folder that hold a loadable model.
+    pub fn installed_models(&self) -> Vec<String> {
+        self.inner.models.installed()
+    }
+
+    /// A project's model versions, newest last (reviewers and admins).
+    pub fn model_versions(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<Vec<ModelVersionInfo>, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let active = self.project_record(project)?.active_model;
+        self.store()
+            .model_versions(project)?
+            .into_iter()
+            .map(|(version, r)| {
+                Ok(ModelVersionInfo {
+                    version,
+                    trainer: r.trainer,
+                    created_ms: r.created_ms,
+                    parent: r.parent,
+                    train_size: r.train_size,
+                    train_hash: r.train_hash,
+                    labels: r.labels,
+                    params: serde_json::to_value(&r.params).map_err(|e| {
+                        EngineError::internal(format!("encoding model {version}'s parameters"), e)
+                    })?,
+                    metrics: r.metrics.and_then(|m| serde_json::from_value(m).ok()),
+                    active: active == Some(version),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes an earlier (or later) version the active one and refreshes every suggestion with
+    /// it, as a background job (project admins). Returns the job id.
+    pub fn activate_model(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        version: u64,
+    ) -> Result<u64, EngineError> {
+        self.authorize(actor, project, Role::Admin)?;
+        let record = self
+            .store()
+            .model_version(project, version)?
+            .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        // A version of another model brings its model back as the project's.
+        let mut spec = self.project_record(project)?.spec;
+        let model = version_model(&record);
+        if project_model(&spec) != model {
+            spec.settings.model = (model != DEFAULT_MODEL).then(|| model.to_string());
+            self.update_project(actor, project, spec)?;
+        }
+        self.store().set_active_model(project, Some(version))?;
+        tracing::info!(project = %project, version, "model version activated");
+        self.enqueue_job(actor, project, JobSpec::Predict)
+    }
+
+    /// Every model version of a project with the label each predicts for `seqs` (items without
+    /// a cached embedding from that version's encoder get none). No encoder runs: the
+    /// classifiers work on the stored embeddings.
+    pub(crate) fn version_labels(
+        &self,
+        project: ProjectId,
+        seqs: &[u64],
+    ) -> Result<Vec<VersionLabels>, EngineError> {
+        let mut out = Vec::new();
+        for (version, record) in self.store().model_versions(project)? {
+            let classifier = match serde_json::from_value::<Classifier>(record.classifier) {
+                Ok(c) => c,
+                Err(e) => {
+                    // One unreadable version leaves the others' figures standing.
+                    tracing::warn!(project = %project, version, error = %e, "stored model unreadable; left out");
+                    continue;
+                }
+            };
+            let fp = fingerprint_from_hex(&record.encoder);
+            let found = self.store().embeddings_at(project, &fp, seqs)?;
+            let present: Vec<usize> = (0..seqs.len()).filter(|&i| found[i].is_some()).collect();
+            let x: Vec<Vec<f32>> = found.into_iter().flatten().collect();
+            let probs = classifier.predict(&x);
+            let mut labels = vec![None; seqs.len()];
+            for (&i, p) in present.iter().zip(probs) {
+                labels[i] = record.labels.get(concord_ml::argmax(&p)).cloned();
+            }
+            out.push(VersionLabels {
+                version,
+                trainer: record.trainer,
+                labels,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How an answer relates to the suggestion its annotator was shown.
+    pub(crate) fn answer_source(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        blind: bool,
+        labels: &[String],
+    ) -> AnnotationSource {
+        if blind {
+            return AnnotationSource::Human;
+        }
+        match self.store().suggestion(project, seq) {
+            Ok(Some(s)) if s.labels == labels => AnnotationSource::ModelAccepted {
+                model_version: s.version,
+            },
+            Ok(Some(s)) => AnnotationSource::ModelCorrected {
+                model_version: s.version,
+            },
+            _ => AnnotationSource::Human,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The `predict` job: embeds every item with the active version's encoder (resumable), makes
+//! a zero-shot version when the project has none that fits, writes one suggestion per item
+//! and orders the queue.
+
+use concord_domain::{ProjectId, TaskKind};
+use concord_ml::{adjust_priors, label_prompt, Calibration, ZeroShot};
+use concord_store::{ModelVersionRecord, SuggestionRecord, VersionParams};
+
+use super::classifier::Classifier;
+use super::encoders::{fingerprint_bytes, fingerprint_from_hex};
+use super::jobs::Stop;
+use super::{project_model, version_model, ZERO_SHOT_TRAINER};
+use crate::{now_ms, Engine, EngineError};
+
+/// Items whose embeddings calibrate a zero-shot model.
+const CALIBRATION_SAMPLE: usize = 5000;
+
+impl Engine {
+    /// Pre-annotates every item: embeddings first (resumable from `cursor`), then a zero-shot
+    /// version if the project has no active one, then one suggestion per item. Returns how
+    /// many suggestions were written.
+    pub(super) fn process_predict(
+        &self,
+        id: u64,
+        project: ProjectId,
+        cursor: u64,
+    ) -> Result<u64, Stop> {
+        let record = self.project_record(project)?;
+        let model = project_model(&record.spec);
+        // A version of another model than the project's (the setting changed) or a zero-shot
+        // one made before the items came is replaced by a fresh zero-shot version.
+        let active = match record.active_model {
+            Some(v) if !self.zero_shot_outgrown(project, v, record.next_seq)? => self
+                .store()
+                .model_version(project, v)?
+                .filter(|r| version_model(r) == model)
+                .map(|r| (v, r)),
+            _ => None,
+        };
+        // The active version's encoder embeds what it has not seen (new items, or everything
+        // after a fine-tuned version is activated); a new zero-shot model uses the base one.
+        let encoder = match &active {
+            Some((_, r)) => self.inner.models.encoder_for(r)?,
+            None => self.inner.models.encoder(model)?,
+        };
+        self.embed_items(id, project, cursor, &encoder)?;
+        let version = match active {
+            Some((v, _)) => v,
+            None => self.create_zero_shot(project)?,
+        };
+        let written = self.write_suggestions(project, version)?;
+        self.order_queue(project, version)?;
+        Ok(written)
+    }
+
+    /// Whether `version` is a zero-shot model calibrated on fewer items than the project now
+    /// offers (made before an import): a fresh one is calibrated on the items instead.
+    fn zero_shot_outgrown(
+        &self,
+        project: ProjectId,
+        version: u64,
+        items: u64,
+    ) -> Result<bool, Stop> {
+        let Some(record) = self.store().model_version(project, version)? else {
+            return Ok(true);
+        };
+        // A version that does not record its calibration sample is kept.
+        Ok(record.trainer == ZERO_SHOT_TRAINER
+            && record
+                .params
+                .calibration_items
+                .is_some_and(|calibrated| calibrated < items.min(CALIBRATION_SAMPLE as u64)))
+    }
+
+    fn create_zero_shot(&self, project: ProjectId) -> Result<u64, Stop> {
+        let spec = self.project_record(project)?.spec;
+        let model = project_model(&spec).to_string();
+        let encoder = self.inner.models.encoder(&model)?;
+        let fp = fingerprint_bytes(&encoder);
+        let prompts: Vec<String> = spec
+            .labels
+            .iter()
+            .map(|l| label_prompt(&l.name, l.description.as_deref()))
+            .collect();
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let label_embeddings = encoder.embed(&refs, 16, &mut |_| {})?;
+        let sample: Vec<Vec<f32>> = self
+            .store()
+            .embeddings(project, &fp, 0, CALIBRATION_SAMPLE)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let previous = self.project_record(project)?.active_model;
+        let zero_shot = ZeroShot::new(label_embeddings, &sample, Calibration::Standardize);
+        // Priors come from the project's items; a project without items keeps them uniform.
+        let priors = if sample.is_empty() {
+            vec![1.0 / spec.labels.len().max(1) as f32; spec.labels.len()]
+        } else {
+            adjust_priors(&zero_shot.predict(&sample), 50).0
+        };
+        let classifier = Classifier::ZeroShot { zero_shot, priors };
+        let mut settings = serde_json::Map::new();
+        settings.insert("calibration".into(), "standardize".into());
+        settings.insert("label_priors".into(), "em".into());
+        settings.insert("prompts".into(), prompts.into());
+        let version = self.store().create_model_version(
+            project,
+            &ModelVersionRecord {
+                trainer: ZERO_SHOT_TRAINER.into(),
+                created_ms: now_ms(),
+                parent: previous,
+                params: VersionParams {
+                    model: Some(model),
+                    encoder_file: None,
+                    calibration_items: Some(sample.len() as u64),
+                    settings,
+                },
+                train_size: 0,
+                train_hash: String::new(),
+                labels: spec.labels.iter().map(|l| l.name.clone()).collect(),
+                encoder: encoder.fingerprint().to_string(),
+                metrics: None,
+                classifier: serde_json::to_value(&classifier)
+                    .map_err(|e| EngineError::internal("encoding the zero-shot classifier", e))?,
+            },
+            true,
+        )?;
+        tracing::info!(project = %project, version, "zero-shot model created");
+        Ok(version)
+    }
+
+    /// Writes the version's suggestion for every embedded item; returns how many.
+    pub(super) fn write_suggestions(&self, project: ProjectId, version: u64) -> Result<u64, Stop> {
+        let record = self
+            .store()
+            .model_version(project, version)?
+            .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        let fp = fingerprint_from_hex(&record.encoder);
+        let classifier: Classifier = serde_json::from_value(record.classifier)
+            .map_err(|e| EngineError::internal(format!("reading stored model {version}"), e))?;
+        let task = self.project_record(project)?.spec.task;
+        let mut from = 0;
+        let mut written = 0;
+        loop {
+            let rows = self.store().embeddings(project, &fp, from, 2048)?;
+            let Some(&(last, _)) = rows.last().map(|(s, v)| (s, v.len())).as_ref() else {
+                break;
+            };
+            let x: Vec<Vec<f32>> = rows.iter().map(|(_, v)| v.clone()).collect();
+            let probs = classifier.predict(&x);
+            let now = now_ms();
+            let suggestions: Vec<(u64, SuggestionRecord)> = rows
+                .iter()
+                .zip(probs)
+                .map(|((seq, _), p)| (*seq, suggestion(task, &record.labels, p, version, now)))
+                .collect();
+            written += suggestions.len() as u64;
+            self.store()
+                .put_predictions(project, &fp, &[], &suggestions, None)?;
+            from = *last + 1;
+        }
+        Ok(written)
+    }
+}
+
+/// The suggestion `p` (per label, in `labels`' order) makes for an item of a `task` project.
+fn suggestion(
+    task: TaskKind,
+    labels: &[String],
+    p: Vec<f32>,
+    version: u64,
+    now: u64,
+) -> SuggestionRecord {
+    let (chosen, confidence) = match task {
+        TaskKind::Classification => {
+            let best = concord_ml::argmax(&p);
+            (
+                vec![labels.get(best).cloned().unwrap_or_default()],
+                p.get(best).copied().unwrap_or(0.0),
+            )
+        }
+        TaskKind::Multilabel => {
+            let picked: Vec<usize> = (0..p.len()).filter(|&i| p[i] >= 0.5).collect();
+            let confidence = picked.iter().map(|&i| p[i]).fold(1.0, f32::min);
+            (
+                picked
+                    .iter()
+                    .filter_map(|&i| labels.get(i).cloned())
+                    .collect(),
+                confidence,
+            )
+        }
+    };
+    SuggestionRecord {
+        labels: chosen,
+        confidence,
+        probabilities: p,
+        version,
+        created_ms: now,
+    }
+}

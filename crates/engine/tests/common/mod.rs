@@ -1,0 +1,365 @@
+//! The fixture the engine's integration tests share: an engine over a temp data dir with its
+//! first admin, projects, members, imports, exports and answers, and for the model tests the
+//! models folder, the topics project and waiting for jobs.
+//!
+//! Each test file compiles this module on its own and uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use concord_domain::{
+    ErrorKind, JobState, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind,
+};
+use concord_engine::{
+    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, ImportReport, JobInfo,
+    Principal, Submission, SubmitOutcome,
+};
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse";
+/// The password of every account [`TestEngine::member`] makes.
+pub const MEMBER_PASSWORD: &str = "a long password";
+/// Time spent on each answer [`TestEngine::answer`] gives.
+pub const ANSWER_TIME_MS: u64 = 900;
+
+/// An engine over a fresh data dir (removed on drop) with the first admin.
+pub struct TestEngine {
+    pub dir: tempfile::TempDir,
+    pub engine: Engine,
+    pub admin: Principal,
+    models: Option<PathBuf>,
+}
+
+impl TestEngine {
+    /// Without models.
+    pub fn new() -> TestEngine {
+        TestEngine::open(None)
+    }
+
+    /// With the models folder of `scripts/setup.sh` (see [`models_dir`]); fails when the
+    /// default encoder is not there.
+    pub fn with_models() -> TestEngine {
+        let env = TestEngine::open(Some(models_dir()));
+        let status = env.engine.model_status();
+        assert!(status.available, "{status:?}: run scripts/setup.sh");
+        env
+    }
+
+    /// With models read from `models` (which need not exist).
+    pub fn with_models_from(models: PathBuf) -> TestEngine {
+        TestEngine::open(Some(models))
+    }
+
+    fn open(models: Option<PathBuf>) -> TestEngine {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open_with_models(dir.path(), models.clone()).expect("open engine");
+        let admin = engine
+            .bootstrap_admin(ADMIN, ADMIN_PASSWORD)
+            .expect("first admin");
+        TestEngine {
+            dir,
+            engine,
+            admin,
+            models,
+        }
+    }
+
+    /// Closes the engine (its job worker stops after its current batch) and opens the data
+    /// dir again, as a restart does.
+    pub fn restart(self) -> TestEngine {
+        let TestEngine {
+            dir,
+            engine,
+            admin,
+            models,
+        } = self;
+        drop(engine);
+        let engine = open_when_released(dir.path(), models.clone());
+        TestEngine {
+            dir,
+            engine,
+            admin,
+            models,
+        }
+    }
+
+    /// Closes the engine and hands `f` the store of its data dir (nothing else holds it
+    /// then), for what the engine's API does not show; opens the engine again afterwards.
+    pub fn with_store<T>(self, f: impl FnOnce(&concord_store::Store) -> T) -> (TestEngine, T) {
+        let TestEngine {
+            dir,
+            engine,
+            admin,
+            models,
+        } = self;
+        drop(engine);
+        let out = {
+            let store = open_store_when_released(dir.path());
+            f(&store)
+        };
+        let engine = open_when_released(dir.path(), models.clone());
+        (
+            TestEngine {
+                dir,
+                engine,
+                admin,
+                models,
+            },
+            out,
+        )
+    }
+
+    pub fn create_project(&self, spec: ProjectSpec) -> ProjectId {
+        self.engine
+            .create_project(&self.admin, spec)
+            .expect("create project")
+    }
+
+    /// A new account `name` (password [`MEMBER_PASSWORD`]) with `role` in `project`.
+    pub fn member(&self, project: ProjectId, name: &str, role: Role) -> Principal {
+        let who = self
+            .engine
+            .create_user(&self.admin, name, MEMBER_PASSWORD, false)
+            .expect("create user");
+        self.engine
+            .set_member(&self.admin, project, name, Some(role))
+            .expect("set member");
+        who
+    }
+
+    /// The admin imports `body` in `format`.
+    pub fn import(
+        &self,
+        project: ProjectId,
+        format: ImportFormat,
+        body: &[u8],
+    ) -> Result<ImportReport, EngineError> {
+        let options = ImportOptions {
+            format,
+            ..ImportOptions::default()
+        };
+        self.engine
+            .import(&self.admin, project, body, &options, &mut |_| {})
+    }
+
+    /// The admin's export of `project` in `format`.
+    pub fn export(&self, project: ProjectId, format: ExportFormat) -> String {
+        export(&self.engine, &self.admin, project, format)
+    }
+
+    /// `who` answers `item` with `labels`.
+    pub fn answer(
+        &self,
+        who: &Principal,
+        project: ProjectId,
+        item: &str,
+        labels: &[&str],
+    ) -> SubmitOutcome {
+        self.engine
+            .submit(who, project, submission(item, labels))
+            .expect("submit")
+    }
+}
+
+/// `project`'s export in `format`, as `who` may download it.
+pub fn export(
+    engine: &Engine,
+    who: &Principal,
+    project: ProjectId,
+    format: ExportFormat,
+) -> String {
+    let mut out = Vec::new();
+    engine
+        .export(who, project, format, &mut out)
+        .expect("export");
+    String::from_utf8(out).expect("the export is UTF-8")
+}
+
+/// `project`'s JSONL export, one value per item.
+pub fn export_jsonl(engine: &Engine, who: &Principal, project: ProjectId) -> Vec<Value> {
+    export(engine, who, project, ExportFormat::Jsonl)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an export line is JSON"))
+        .collect()
+}
+
+/// An answer of `labels` for `item`.
+pub fn submission(item: &str, labels: &[&str]) -> Submission {
+    Submission {
+        item_id: item.into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        time_spent_ms: ANSWER_TIME_MS,
+    }
+}
+
+/// A project of `labels` (named only).
+pub fn spec(name: &str, task: TaskKind, labels: &[&str], settings: ProjectSettings) -> ProjectSpec {
+    ProjectSpec {
+        name: name.into(),
+        task,
+        labels: labels.iter().map(|n| Label::named(*n)).collect(),
+        guidelines: String::new(),
+        settings,
+    }
+}
+
+/// How long a closed engine may take to let go of its database: its job worker finishes the
+/// batch it is on first.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Opens the engine over `dir` as soon as the previous one has released the database.
+pub fn open_when_released(dir: &Path, models: Option<PathBuf>) -> Engine {
+    let start = Instant::now();
+    loop {
+        match Engine::open_with_models(dir, models.clone()) {
+            Ok(engine) => return engine,
+            Err(e) if e.kind() == concord_domain::ErrorKind::Unavailable => {
+                assert!(start.elapsed() < RELEASE_TIMEOUT, "still held: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot reopen the engine: {e}"),
+        }
+    }
+}
+
+/// Opens the store of the data dir `dir` as soon as the engine has released it.
+pub fn open_store_when_released(dir: &Path) -> concord_store::Store {
+    let path = dir.join(concord_engine::DATABASE_FILE);
+    let start = Instant::now();
+    loop {
+        match concord_store::Store::open(&path) {
+            Ok(store) => return store,
+            Err(concord_store::StoreError::AlreadyOpen { .. }) => {
+                assert!(
+                    start.elapsed() < RELEASE_TIMEOUT,
+                    "the engine did not release {}",
+                    path.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the store: {e}"),
+        }
+    }
+}
+
+// ---- models ------------------------------------------------------------------------------
+
+/// The models folder: `CONCORD_TEST_MODELS`, else the repository's `models/`
+/// (`scripts/setup.sh` puts all-MiniLM-L6-v2 there).
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("CONCORD_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+/// The key the default encoder's embeddings are cached under (its weights' fingerprint).
+pub fn default_encoder_key() -> [u8; 8] {
+    let weights = models_dir()
+        .join(concord_engine::DEFAULT_MODEL)
+        .join("model.safetensors");
+    let fingerprint = concord_ml::file_fingerprint(&weights).expect("fingerprint the weights");
+    let bytes = hex::decode(fingerprint).expect("a fingerprint is hex");
+    bytes.try_into().expect("a fingerprint is 8 bytes")
+}
+
+/// Polls `job` until it is done, failed or cancelled.
+pub fn wait_for(engine: &Engine, who: &Principal, job: u64) -> JobInfo {
+    let start = Instant::now();
+    loop {
+        let info = engine.job(who, job).expect("job");
+        if matches!(
+            info.state,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        ) {
+            return info;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "job {job} did not finish: {info:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for `job` and checks that it succeeded.
+pub fn finish(engine: &Engine, who: &Principal, job: u64) -> JobInfo {
+    let info = wait_for(engine, who, job);
+    assert_eq!(info.state, JobState::Done, "{info:?}");
+    info
+}
+
+pub const TOPICS: &[(&str, &str)] = &[
+    ("sports", "games, teams, players, goals and matches"),
+    ("cooking", "recipes, food, ingredients and kitchens"),
+    ("finance", "money, markets, banks, prices and investing"),
+];
+
+/// Texts with their true topic. Some are hard for zero-shot on purpose (no topic words).
+pub const TEXTS: &[(&str, usize)] = &[
+    ("The striker scored twice in the cup final.", 0),
+    ("The goalkeeper saved a penalty in extra time.", 0),
+    ("Our team lost the match after a late red card.", 0),
+    ("She won the marathon in record time.", 0),
+    ("The coach dropped two players before the derby.", 0),
+    ("He hit a home run in the ninth inning.", 0),
+    ("Fans booed the referee at half time.", 0),
+    ("The tennis final went to five sets.", 0),
+    ("Simmer the onions in butter until golden.", 1),
+    ("Knead the dough and let it rise for an hour.", 1),
+    ("Add a pinch of salt to the boiling pasta water.", 1),
+    ("Roast the chicken at 200 degrees for forty minutes.", 1),
+    ("Whisk the eggs with sugar until pale.", 1),
+    ("Chop the garlic finely and fry it in olive oil.", 1),
+    ("The soup needs more pepper and fresh basil.", 1),
+    ("Bake the cake until a skewer comes out clean.", 1),
+    ("The central bank raised interest rates again.", 2),
+    ("Stocks fell sharply after the earnings report.", 2),
+    ("She moved her savings into an index fund.", 2),
+    ("The mortgage payment went up by two hundred dollars.", 2),
+    ("Bond yields climbed as inflation surprised investors.", 2),
+    ("The startup raised ten million in a funding round.", 2),
+    ("He paid off his credit card debt this year.", 2),
+    ("The currency lost value against the dollar.", 2),
+];
+
+/// The true topic of item `id` (1-based, as [`import_texts`] numbers them).
+pub fn topic_of(id: usize) -> &'static str {
+    TOPICS[TEXTS[id - 1].1].0
+}
+
+/// A project whose labels are the topics, described.
+pub fn topics_spec(name: &str) -> ProjectSpec {
+    ProjectSpec {
+        name: name.into(),
+        task: TaskKind::Classification,
+        labels: TOPICS
+            .iter()
+            .map(|(n, d)| Label {
+                description: Some(d.to_string()),
+                ..Label::named(*n)
+            })
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+    }
+}
+
+/// Imports [`TEXTS`] as items 1 to 24.
+pub fn import_texts(env: &TestEngine, project: ProjectId) {
+    let body: String = TEXTS
+        .iter()
+        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    env.import(project, ImportFormat::Jsonl, body.as_bytes())
+        .expect("import the topics");
+}
+
+/// The kind of the error `result` holds; fails the test when it holds none.
+pub fn error_kind<T: std::fmt::Debug>(result: Result<T, EngineError>) -> ErrorKind {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(e) => e.kind(),
+    }
+}

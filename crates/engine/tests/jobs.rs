@@ -1,0 +1,132 @@
+//! Stored jobs the worker cannot read (a kind this binary does not know, parameters that do not
+//! fit the kind) fail with a message naming the job and the problem, and stay listed; they
+//! never run with guessed parameters.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use concord_domain::{JobSpec, JobState, Label, ProjectSpec, TaskKind};
+use concord_engine::{Engine, DATABASE_FILE};
+use concord_store::{JobRecord, Store, StoreError};
+
+/// The database, opened directly once the engine that had it has let go of it (its job worker
+/// may hold it for one more turn after the engine is dropped).
+fn open_store(dir: &Path) -> Store {
+    let start = Instant::now();
+    loop {
+        match Store::open(&dir.join(DATABASE_FILE)) {
+            Ok(store) => return store,
+            Err(StoreError::AlreadyOpen { .. }) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("cannot open the database: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, project) = {
+        let engine = Engine::open(dir.path()).unwrap();
+        let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+        let spec = ProjectSpec {
+            name: "p".into(),
+            task: TaskKind::Classification,
+            labels: vec![Label::named("a"), Label::named("b")],
+            guidelines: String::new(),
+            settings: Default::default(),
+        };
+        let project = engine.create_project(&admin, spec).unwrap();
+        (admin, project)
+    };
+
+    // Written the way a newer release (or a damaged file) would leave them.
+    let store = open_store(dir.path());
+    let stored = |kind: &str, params: serde_json::Value| JobRecord {
+        kind: kind.into(),
+        params,
+        ..JobRecord::queued(project, &JobSpec::Predict, admin.id, 1)
+    };
+    let unknown_kind = store
+        .create_job(&stored("span", serde_json::Value::Null))
+        .unwrap();
+    let unknown_trainer = store
+        .create_job(&stored(
+            "train",
+            serde_json::json!({ "trainer": "gpt", "epochs": 3 }),
+        ))
+        .unwrap();
+    let no_params = store
+        .create_job(&stored("train", serde_json::Value::Null))
+        .unwrap();
+    let predict_with_params = store
+        .create_job(&stored("predict", serde_json::json!({ "epochs": 3 })))
+        .unwrap();
+    drop(store);
+
+    // No models folder: a job run with guessed parameters would fail too, but with "model
+    // features are unavailable", not with what is wrong with the job.
+    let engine = Engine::open(dir.path()).unwrap();
+    let expected = [
+        (
+            unknown_kind,
+            "span",
+            format!(
+                "job {unknown_kind} cannot run: unknown job kind \"span\" (known kinds: predict, train)"
+            ),
+        ),
+        (
+            unknown_trainer,
+            "train",
+            format!(
+                "job {unknown_trainer} cannot run: unreadable train parameters: unknown variant `gpt`, expected `head` or `fine_tune`"
+            ),
+        ),
+        (
+            no_params,
+            "train",
+            format!(
+                "job {no_params} cannot run: unreadable train parameters: invalid type: null, expected struct TrainParams"
+            ),
+        ),
+        (
+            predict_with_params,
+            "predict",
+            format!(
+                "job {predict_with_params} cannot run: unreadable predict parameters: a prediction takes none, found {{\"epochs\":3}}"
+            ),
+        ),
+    ];
+    for (id, kind, message) in &expected {
+        let start = Instant::now();
+        let info = loop {
+            let info = engine.job(&admin, *id).unwrap();
+            if info.state.is_finished() {
+                break info;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "job {id} did not finish: {info:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(info.state, JobState::Failed, "{info:?}");
+        assert_eq!(info.error.as_deref(), Some(message.as_str()));
+        assert_eq!(info.kind, *kind);
+        assert_eq!(info.result, None);
+    }
+    // The jobs list shows them, failed, with their messages (newest first).
+    let listed: Vec<(u64, JobState, Option<String>)> = engine
+        .project_jobs(&admin, project)
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.id, j.state, j.error))
+        .collect();
+    let want: Vec<(u64, JobState, Option<String>)> = expected
+        .iter()
+        .rev()
+        .map(|(id, _, message)| (*id, JobState::Failed, Some(message.clone())))
+        .collect();
+    assert_eq!(listed, want);
+}
