@@ -198,18 +198,31 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         (stylesheet.clone(), css),
     ];
 
-    let assembled = staging.join("site");
+    // Per profile: a dev build compresses faster and worse, and must not hand its copy of a
+    // file both profiles share (the stylesheet) to a release build.
+    let assembled = staging.join(if release { "site-release" } else { "site-dev" });
     let mut files = BTreeMap::new();
     for (name, bytes) in &hashed {
         files.insert(name.clone(), bytes.clone());
         // A hashed name fixes the contents, so a compressed copy from an earlier build is
         // still right: brotli at its best setting takes seconds on a dev bundle.
-        for (ext, compress) in [("br", brotli as fn(&[u8]) -> Result<Vec<u8>>), ("gz", gzip)] {
+        for (ext, compress) in [
+            ("br", brotli as fn(&[u8], bool) -> Result<Vec<u8>>),
+            ("gz", gzip),
+        ] {
             let compressed_name = format!("{name}.{ext}");
             let earlier = assembled.join(&compressed_name);
             let compressed = match std::fs::read(&earlier) {
                 Ok(bytes) => bytes,
-                Err(_) => compress(bytes)?,
+                Err(_) => {
+                    let started = std::time::Instant::now();
+                    let compressed = compress(bytes, release)?;
+                    eprintln!(
+                        "xtask: compressed {compressed_name} in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    compressed
+                }
             };
             files.insert(compressed_name, compressed);
         }
@@ -293,10 +306,12 @@ fn content_hash(parts: &[&[u8]]) -> String {
     hex::encode(hasher.finalize())[..16].to_string()
 }
 
-/// Brotli at its best setting with the largest window browsers accept (16 MiB).
-fn brotli(bytes: &[u8]) -> Result<Vec<u8>> {
+/// Brotli with the largest window browsers accept (16 MiB): at its best setting for a release
+/// bundle; a dev bundle (tens of MB of debug wasm, rebuilt often, never deployed) gets a
+/// setting a hundred times faster.
+fn brotli(bytes: &[u8], release: bool) -> Result<Vec<u8>> {
     let params = brotli::enc::BrotliEncoderParams {
-        quality: 11,
+        quality: if release { 11 } else { 5 },
         lgwin: 24,
         size_hint: bytes.len(),
         ..Default::default()
@@ -306,8 +321,14 @@ fn brotli(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+/// Gzip, for clients without brotli: best for a release bundle, the default level for a dev one.
+fn gzip(bytes: &[u8], release: bool) -> Result<Vec<u8>> {
+    let level = if release {
+        flate2::Compression::best()
+    } else {
+        flate2::Compression::default()
+    };
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
     encoder.write_all(bytes)?;
     Ok(encoder.finish()?)
 }

@@ -180,6 +180,9 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
             })}
         </main>
     }
+    // Type-erased: the dashboard's full view type is deep enough to overflow the compiler's
+    // query depth where the server renders it.
+    .into_any()
 }
 
 /// The confusion matrix of two annotators picked from lists.

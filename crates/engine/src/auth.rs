@@ -77,7 +77,9 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| EngineError::internal("password hashing", e))
+        // argon2's error implements std::error::Error only with a feature we do not build, so
+        // its message stands in as the source.
+        .map_err(|e| EngineError::internal("password hashing", e.to_string()))
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
