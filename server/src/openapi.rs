@@ -207,7 +207,7 @@ fn base_document() -> Value {
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "responses": { "Error": { "description": "An error", "content": json_content(json!({ "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } })) } },
+            "responses": { "Error": { "description": "An error", "content": json_content(json!({ "type": "object", "required": ["error", "kind"], "properties": { "error": { "type": "string" }, "kind": { "type": "string", "enum": ["not_signed_in", "forbidden", "not_found", "invalid_input", "conflict", "unavailable", "internal"] } } })) } },
             "schemas": {
                 "User": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "is_admin": { "type": "boolean" } } },
                 "Label": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "description": { "type": "string" }, "hotkey": { "type": "string", "maxLength": 1 }, "colour": { "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" } } },

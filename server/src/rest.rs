@@ -104,7 +104,8 @@ impl FromRequestParts<AppState> for ApiPrincipal {
 
 /// Parses a JSON body with errors in the API's shape (axum's own rejections are plain text).
 fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))
 }
 
 fn project_json(s: &ProjectSummary) -> Value {

@@ -56,16 +56,18 @@ pub async fn spool<E: std::fmt::Display>(
 pub fn reopen(
     file: &tempfile::NamedTempFile,
 ) -> Result<std::io::BufReader<std::fs::File>, ApiError> {
-    file.reopen().map(std::io::BufReader::new).map_err(|source| {
-        ApiError::internal(&SpoolError {
-            dir: file
-                .path()
-                .parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default(),
-            source,
+    file.reopen()
+        .map(std::io::BufReader::new)
+        .map_err(|source| {
+            ApiError::internal(&SpoolError {
+                dir: file
+                    .path()
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+                source,
+            })
         })
-    })
 }
 
 /// Export bytes flow from the blocking export into the response body through this writer.

@@ -8,22 +8,14 @@
 
 use std::time::{Duration, Instant};
 
+use concord_agreement::rng::SplitMix64;
 use concord_domain::{Label, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{ImportFormat, ImportOptions, Principal};
 use concord_tests::TestServer;
 
-/// SplitMix64: a seeded, dependency-free source of think times.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A think time of 0.5–1.5 × `think`.
-fn jittered(think: Duration, rng: &mut u64) -> Duration {
-    let unit = (splitmix(rng) >> 11) as f64 / (1u64 << 53) as f64;
+fn jittered(think: Duration, rng: &mut SplitMix64) -> Duration {
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
     think.mul_f64(0.5 + unit)
 }
 
@@ -78,10 +70,10 @@ async fn main() -> anyhow::Result<()> {
     for (a, token) in tokens.into_iter().enumerate() {
         let (client, base) = (client.clone(), server.base.clone());
         tasks.push(tokio::spawn(async move {
-            let mut rng = a as u64;
+            let mut rng = SplitMix64::new(a as u64);
             let mut latencies = Vec::with_capacity(each);
             let mut fetches = Vec::with_capacity(each);
-            tokio::time::sleep(think.mul_f64((splitmix(&mut rng) % 1000) as f64 / 1000.0)).await;
+            tokio::time::sleep(think.mul_f64((rng.next_u64() % 1000) as f64 / 1000.0)).await;
             for _ in 0..each {
                 tokio::time::sleep(jittered(think, &mut rng)).await;
                 let t = Instant::now();

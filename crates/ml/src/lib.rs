@@ -24,8 +24,6 @@ pub use candle_core::Device;
 /// The workspace's one SplitMix generator; seeded shuffles, samples and weight initialisation
 /// here use it.
 pub use concord_agreement::rng::SplitMix64;
-/// The generator's former name in this crate, still used by the engine's training split.
-pub use concord_agreement::rng::SplitMix64 as SplitMix;
 pub use embedded::{embedded_model, embedded_models, EMBEDDED_MODEL};
 pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder};
 pub use finetune::{fine_tune, FineTuneParams};

@@ -250,3 +250,51 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
         detail: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_params_from_older_releases_still_read() {
+        // A head trained before projects chose their model: no "model" key.
+        let old: VersionParams =
+            serde_json::from_str(r#"{"learning_rate":0.1,"epochs":200}"#).unwrap();
+        assert_eq!(old.model, None);
+        assert_eq!(old.encoder_file, None);
+        assert_eq!(old.settings["epochs"], 200);
+        // A zero-shot version as written by the release before typed parameters.
+        let zero_shot: VersionParams = serde_json::from_str(
+            r#"{"model":"m","calibration":"standardize","label_priors":"em","prompts":["a"],"calibration_items":24}"#,
+        )
+        .unwrap();
+        assert_eq!(zero_shot.model.as_deref(), Some("m"));
+        assert_eq!(zero_shot.calibration_items, Some(24));
+        assert_eq!(zero_shot.settings["prompts"], serde_json::json!(["a"]));
+        assert!(!zero_shot.settings.contains_key("model"));
+        // Written back, every key is still there.
+        let back: serde_json::Value = serde_json::to_value(&zero_shot).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"model":"m","calibration":"standardize","label_priors":"em","prompts":["a"],"calibration_items":24})
+        );
+    }
+
+    #[test]
+    fn job_records_keep_their_stored_strings() {
+        let stored = r#"{"project":1,"kind":"train","params":{"trainer":"fine_tune","epochs":3},"state":"running","done":2,"total":9,"requested_by":1,"created_ms":5,"started_ms":6,"finished_ms":null,"error":null,"cursor":2,"cancel_requested":false,"result":null}"#;
+        let record: JobRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(record.state, JobState::Running);
+        assert_eq!(
+            record.spec(),
+            Ok(JobSpec::Train(concord_domain::TrainParams {
+                trainer: concord_domain::Trainer::FineTune,
+                epochs: Some(3),
+            }))
+        );
+        assert_eq!(
+            serde_json::to_value(&record).unwrap(),
+            serde_json::from_str::<serde_json::Value>(stored).unwrap()
+        );
+    }
+}

@@ -92,7 +92,8 @@ async fn pages_render_on_the_server_and_demand_a_session() {
         .await
         .unwrap();
     assert!(html.contains("Sign in to Concord"));
-    assert!(html.contains("/pkg/concord.js"), "hydration script missing");
+    let bundle = format!("/pkg/{}.js", concord::assets::bundle_name());
+    assert!(html.contains(&bundle), "hydration script missing");
     let r = s
         .request(Method::GET, "/projects/1/export")
         .send()

@@ -92,7 +92,7 @@ impl Engine {
         }
         let train_hash = hex::encode(hasher.finalize());
         // Stratified split: every fifth item of each class (in a seeded order) is held out.
-        let mut rng = concord_ml::SplitMix(17);
+        let mut rng = concord_ml::SplitMix64::new(17);
         let (mut train, mut test) = (Vec::new(), Vec::new());
         for c in 0..names.len() {
             let mut members: Vec<u64> = rows
