@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::wire::{
     AccountView, AgreementView, AppError, ConfusionView, ItemView, MemberView, ModelOverviewView,
-    ProjectView, ReviewItemView, ReviewSummaryView, SubmitView, UserView,
+    ProjectView, ReviewItemView, ReviewSummaryView, SubmitView, TokenView, UserView,
 };
 
 #[cfg(feature = "ssr")]
@@ -31,6 +31,19 @@ fn set_cookie(value: String) {
     }
 }
 
+/// Spends a sign-in attempt of the caller's address (and of the account `name`, when given);
+/// answers 429 with `Retry-After` once either allowance is used up, before any password work.
+#[cfg(feature = "ssr")]
+async fn throttle_sign_in(
+    ctx: &crate::ssr::ServerContext,
+    name: Option<&str>,
+) -> Result<(), AppError> {
+    let address = crate::ssr::throttle::client_address().await;
+    ctx.login_throttle
+        .attempt(address, name)
+        .map_err(|refused| fail(AppError::from(refused)))
+}
+
 /// The signed-in user, or `None`.
 #[server]
 pub async fn current_user() -> Result<Option<UserView>, AppError> {
@@ -51,6 +64,7 @@ pub async fn needs_setup() -> Result<bool, AppError> {
 #[server]
 pub async fn login(name: String, password: String) -> Result<UserView, AppError> {
     let ctx = context()?;
+    throttle_sign_in(&ctx, Some(&name)).await?;
     let engine = ctx.engine.clone();
     let (who, secret) = blocking(move || engine.login(name.trim(), &password)).await?;
     set_cookie(crate::ssr::session_cookie(
@@ -83,27 +97,14 @@ pub async fn setup_admin(
     name: String,
     password: String,
 ) -> Result<UserView, AppError> {
-    use concord_engine::EngineError;
     let ctx = context()?;
-    let valid = {
-        let guard = ctx
-            .setup_token
-            .lock()
-            .map_err(|e| fail(crate::ssr::errors::internal_error(&e)))?;
-        guard
-            .as_deref()
-            .is_some_and(|t| !token.is_empty() && t == token)
-    };
-    if !valid {
-        return Err(fail(EngineError::Forbidden));
-    }
+    throttle_sign_in(&ctx, None).await?;
     let engine = ctx.engine.clone();
     let pw = password.clone();
     let n = name.trim().to_string();
-    blocking(move || engine.bootstrap_admin(&n, &pw)).await?;
-    if let Ok(mut guard) = ctx.setup_token.lock() {
-        guard.take();
-    }
+    // The engine checks the token (constant time, expiry) and creates the admin in one
+    // transaction.
+    blocking(move || engine.setup_admin(&token, &n, &pw)).await?;
     login(name, password).await
 }
 
@@ -214,6 +215,7 @@ pub async fn list_accounts() -> Result<Vec<AccountView>, AppError> {
         .map(|u| AccountView {
             name: u.name,
             is_admin: u.is_admin,
+            disabled: u.disabled,
         })
         .collect())
 }
@@ -234,11 +236,107 @@ pub async fn create_account(
     .map(|_| ())
 }
 
-/// Creates an API token for the caller; the secret is shown once.
+/// Creates an API token for the caller, expiring after `expires_days` when given (an empty
+/// form field means never); the secret is shown once.
 #[server]
-pub async fn create_token(name: String) -> Result<String, AppError> {
+pub async fn create_token(name: String, expires_days: Option<String>) -> Result<String, AppError> {
     let (ctx, me) = (context()?, principal().await?);
-    blocking(move || ctx.engine.create_api_token(&me, me.id, name.trim())).await
+    let lifetime = match expires_days.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(days) => match days.parse::<u32>() {
+            Ok(d) if d > 0 => Some(std::time::Duration::from_secs(u64::from(d) * 86_400)),
+            _ => {
+                return Err(invalid(format!(
+                    "expiry {days:?} is not a positive number of days"
+                )))
+            }
+        },
+    };
+    blocking(move || {
+        ctx.engine
+            .create_expiring_api_token(&me, me.id, name.trim(), lifetime)
+    })
+    .await
+}
+
+/// API tokens: every user's for an admin, otherwise the caller's own.
+#[server]
+pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let tokens = blocking(move || ctx.engine.api_tokens(&me, None)).await?;
+    Ok(tokens
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.id,
+            user: t.user_name,
+            name: t.name,
+            created_ms: t.created_ms,
+            last_used_ms: t.last_used_ms,
+            expires_ms: t.expires_ms,
+        })
+        .collect())
+}
+
+/// Revokes an API token: the caller's own, or any for an admin.
+#[server]
+pub async fn revoke_token(id: String) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || ctx.engine.revoke_api_token(&me, id.trim())).await
+}
+
+/// Disables (`disabled` = "true") or enables an account; admins only, never their own.
+#[server]
+pub async fn set_account_disabled(name: String, disabled: String) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let disabled = match disabled.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(invalid(format!(
+                "disabled must be true or false, not {other:?}"
+            )))
+        }
+    };
+    blocking(move || ctx.engine.set_user_disabled(&me, name.trim(), disabled)).await
+}
+
+/// Changes a password: the caller's own (with the current one; the caller's other sessions
+/// end) or, for an admin, the account named in `user`.
+#[server]
+pub async fn change_password(
+    user: Option<String>,
+    current: Option<String>,
+    new_password: String,
+) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let keep = crate::ssr::session_secret().await;
+    blocking(move || {
+        let target = match user.as_deref().map(str::trim) {
+            None | Some("") => me.id,
+            Some(name) if me.is_admin => ctx.engine.principal_by_name(name)?.id,
+            Some(_) => return Err(concord_engine::EngineError::Forbidden),
+        };
+        ctx.engine.change_password(
+            &me,
+            target,
+            current.as_deref(),
+            &new_password,
+            keep.as_deref(),
+        )
+    })
+    .await
+}
+
+/// Ends every session of the caller, this one included; with `tokens` it revokes their API
+/// tokens too.
+#[server]
+pub async fn sign_out_everywhere(tokens: Option<String>) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let engine = ctx.engine.clone();
+    let with_tokens = tokens.is_some();
+    blocking(move || engine.sign_out_everywhere(&me, me.id, with_tokens)).await?;
+    set_cookie(crate::ssr::session_cookie(None, ctx.secure_cookies));
+    Ok(())
 }
 
 #[cfg(feature = "ssr")]

@@ -59,7 +59,7 @@ pub fn TopBar(user: UserView) -> impl IntoView {
             <a class="brand" href="/">"Concord"</a>
             <nav>
                 <a href="/">"Projects"</a>
-                {user.is_admin.then(|| view! { <a href="/users">"Accounts"</a> })}
+                <a href="/users">{if user.is_admin { "Accounts" } else { "Account" }}</a>
             </nav>
             <span class="who" data-testid="signed-in-as">{user.name.clone()}</span>
             <ActionForm action=logout>

@@ -3,8 +3,9 @@
 //! engine errors into responses with a fitting status and no internal detail.
 
 pub mod errors;
+pub mod throttle;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use concord_engine::{Engine, EngineError, Principal};
 use leptos::prelude::*;
@@ -12,17 +13,30 @@ use leptos::prelude::*;
 use crate::wire::AppError;
 pub use errors::{blocking, fail};
 
-/// Name of the session cookie (HttpOnly, SameSite=Strict).
+/// Name of the session cookie (HttpOnly, SameSite=Strict) over plain HTTP.
 pub const SESSION_COOKIE: &str = "concord_session";
+/// Its name with secure cookies (HTTPS): browsers accept a `__Host-` cookie only with `Secure`,
+/// `Path=/` and no `Domain`, so a sibling subdomain or a plain-HTTP page cannot plant or
+/// overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-concord_session";
+
+/// The session cookie's name for this server.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// What every server function and route can reach.
 #[derive(Clone)]
 pub struct ServerContext {
     pub engine: Engine,
-    /// The one-time setup secret while no account exists; taken when the first admin is made.
-    pub setup_token: Arc<Mutex<Option<String>>>,
     /// Add `Secure` to cookies (set when Concord is served over HTTPS).
     pub secure_cookies: bool,
+    /// Sign-in attempts allowed per client address and per account.
+    pub login_throttle: Arc<throttle::LoginThrottle>,
 }
 
 /// The router did not provide the [`ServerContext`]: a wiring fault, not the caller's.
@@ -48,19 +62,21 @@ pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The `Set-Cookie` value for a session (or, with `None`, one that deletes it).
 pub fn session_cookie(secret: Option<&str>, secure: bool) -> String {
+    let name = session_cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
     match secret {
         Some(s) => format!(
-            "{SESSION_COOKIE}={s}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+            "{name}={s}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
             concord_engine::SESSION_TTL_MS / 1000
         ),
-        None => format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        None => format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
     }
 }
 
 pub async fn session_secret() -> Option<String> {
+    let secure = context().ok()?.secure_cookies;
     let parts: http::request::Parts = leptos_axum::extract().await.ok()?;
-    cookie_value(&parts.headers, SESSION_COOKIE)
+    cookie_value(&parts.headers, session_cookie_name(secure))
 }
 
 /// The signed-in caller, if any.

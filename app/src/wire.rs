@@ -198,6 +198,43 @@ pub struct MemberView {
 pub struct AccountView {
     pub name: String,
     pub is_admin: bool,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// What revoking names.
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub created_ms: u64,
+    pub last_used_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM UTC`, the same on the server and in the
+/// browser (no time zone database on either side).
+pub fn format_utc_minute(ms: u64) -> String {
+    let minutes = ms / 60_000;
+    let (day, minute_of_day) = (minutes / 1440, minutes % 1440);
+    // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (never negative
+    // here).
+    let z = day + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
 }
 
 /// Result of a submit, with the caller's fresh progress.
@@ -237,6 +274,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn utc_minutes_are_formatted_as_calendar_dates() {
+        assert_eq!(format_utc_minute(0), "1970-01-01 00:00 UTC");
+        // 2000-02-29 23:59:59.999 UTC: a leap day, and seconds are cut, not rounded.
+        assert_eq!(format_utc_minute(951_868_799_999), "2000-02-29 23:59 UTC");
+        assert_eq!(format_utc_minute(1_798_761_600_000), "2027-01-01 00:00 UTC");
+    }
+
+    #[test]
     fn server_fn_errors_keep_their_kind_through_the_wire() {
         for kind in [
             ErrorKind::NotSignedIn,
@@ -245,6 +290,7 @@ mod tests {
             ErrorKind::InvalidInput,
             ErrorKind::Conflict,
             ErrorKind::Unavailable,
+            ErrorKind::TooManyRequests,
             ErrorKind::Internal,
         ] {
             let sent = AppError::new(kind, format!("{kind} happened"));

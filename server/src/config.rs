@@ -17,6 +17,10 @@ pub struct ServeConfig {
     pub max_upload_bytes: u64,
     /// Folder of model folders (the default encoder is `all-MiniLM-L6-v2` inside it).
     pub models_dir: PathBuf,
+    /// Take each client's address from the last `X-Forwarded-For` entry (Concord behind a
+    /// reverse proxy that sets it, and reachable only through it); off: the socket peer.
+    /// Sign-in throttling counts attempts per client address.
+    pub trust_forwarded_for: bool,
 }
 
 /// The config file's shape (`concord.toml` in the data directory, or `--config FILE`).
@@ -28,6 +32,7 @@ pub struct FileConfig {
     pub secure_cookies: Option<bool>,
     pub max_upload_mb: Option<u64>,
     pub models_dir: Option<PathBuf>,
+    pub trust_forwarded_for: Option<bool>,
 }
 
 /// Values given by flag or environment (clap merges those two); `None` means "not given".
@@ -100,6 +105,9 @@ impl ServeConfig {
                 .models_dir
                 .or(file.models_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_MODELS_DIR)),
+            // Only in the config file: whether a proxy stands in front is a property of the
+            // deployment, not of one run.
+            trust_forwarded_for: file.trust_forwarded_for.unwrap_or(false),
         })
     }
 }
@@ -126,6 +134,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
         assert!(!c.secure_cookies);
+        assert!(!c.trust_forwarded_for, "X-Forwarded-For is trusted only when asked");
+        std::fs::write(&file, "trust_forwarded_for = true\n").unwrap();
+        let c = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap();
+        assert!(c.trust_forwarded_for);
     }
 
     #[test]

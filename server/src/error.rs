@@ -112,6 +112,7 @@ mod tests {
             ErrorKind::InvalidInput,
             ErrorKind::Conflict,
             ErrorKind::Unavailable,
+            ErrorKind::TooManyRequests,
             ErrorKind::Internal,
         ];
         for kind in kinds {

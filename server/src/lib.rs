@@ -9,16 +9,19 @@ pub mod config;
 pub mod demo;
 mod error;
 mod openapi;
+mod ops;
 mod rest;
+pub mod security;
 pub mod simulate_cli;
 mod upload;
 mod web;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
+use concord_app::ssr::throttle::LoginThrottle;
 use concord_app::ssr::ServerContext;
 use concord_app::{shell, App};
 use concord_engine::Engine;
@@ -38,6 +41,9 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub ctx: ServerContext,
     pub max_upload_bytes: u64,
+    /// Take the client's address from `X-Forwarded-For` (set when a reverse proxy that writes
+    /// it is the only way in); otherwise the socket peer's address counts.
+    pub trust_forwarded_for: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -56,10 +62,11 @@ impl AppState {
             leptos_options,
             ctx: ServerContext {
                 engine,
-                setup_token: Arc::new(Mutex::new(None)),
                 secure_cookies,
+                login_throttle: Arc::new(LoginThrottle::default()),
             },
             max_upload_bytes,
+            trust_forwarded_for: false,
         }
     }
 
@@ -67,18 +74,10 @@ impl AppState {
         &self.ctx.engine
     }
 
-    /// Creates the one-time setup secret if no account exists yet; returns it.
+    /// Arms the one-time setup secret if no administrator exists yet; returns it. It expires
+    /// after an hour (see [`concord_engine::CredentialPolicy`]); a restart arms a new one.
     pub fn arm_setup(&self) -> anyhow::Result<Option<String>> {
-        if !self.engine().needs_setup()? {
-            return Ok(None);
-        }
-        let mut bytes = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-        let token = hex::encode(bytes);
-        if let Ok(mut slot) = self.ctx.setup_token.lock() {
-            *slot = Some(token.clone());
-        }
-        Ok(Some(token))
+        Ok(self.engine().arm_setup()?)
     }
 }
 
@@ -86,10 +85,12 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let ctx = state.ctx.clone();
+    let guard = axum::middleware::from_fn_with_state(state.clone(), security::guard);
     let options = state.leptos_options.clone();
     let stylesheet = assets::stylesheet_href();
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .nest("/api/v1", rest::router())
         .route(
             "/projects/{id}/import",
@@ -100,7 +101,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(ctx.clone()),
+            move || {
+                provide_context(ctx.clone());
+                security::provide_page_nonce();
+            },
             move || shell(options.clone(), stylesheet.clone()),
         )
         .fallback(assets::serve)
@@ -109,12 +113,13 @@ pub fn router(state: AppState) -> Router {
             http::header::X_CONTENT_TYPE_OPTIONS,
             http::HeaderValue::from_static("nosniff"),
         ))
-        // Pages name the content-hashed assets of this build: a browser must ask again for a
-        // page rather than keep one that names assets a newer binary no longer has. (Assets
-        // set their own caching.)
+        // Pages and API answers carry project data, which must not stay in a shared or
+        // browser cache (a signed-out computer, a proxy); pages also name the content-hashed
+        // assets of this build, which a newer binary may no longer have. (Assets set their own
+        // caching.)
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::CACHE_CONTROL,
-            http::HeaderValue::from_static("no-cache"),
+            http::HeaderValue::from_static("no-store"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::X_FRAME_OPTIONS,
@@ -124,6 +129,9 @@ pub fn router(state: AppState) -> Router {
             http::header::REFERRER_POLICY,
             http::HeaderValue::from_static("same-origin"),
         ))
+        // Outermost: refuses cross-origin writes before any handler runs, and adds its
+        // headers to every answer, the refusals and the body-limit errors too.
+        .layer(guard)
         .with_state(state)
 }
 
@@ -133,7 +141,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer's address reaches handlers (sign-in throttling per client address).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -54,6 +54,48 @@ enum Command {
     /// Replay a labelled JSONL dataset through the model loop: zero-shot accuracy, then accuracy
     /// and macro-F1 after each round of labels picked by each active-learning strategy.
     Simulate(SimulateArgs),
+    /// Write a consistent snapshot of the database to FILE (a redb file). A running server
+    /// holds the database: back it up through it with --url (and an administrator's token).
+    Backup(BackupArgs),
+    /// Replace the database of a data directory with a backup FILE, after checking it (stop
+    /// the server first).
+    Restore(RestoreArgs),
+    /// Verify a database file: redb's integrity check, the schema version, every row decoded
+    /// (the data directory's database, or FILE; stop the server first or check a backup).
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The backup file to write (replaced atomically if it exists).
+    file: PathBuf,
+    /// A running server's address (e.g. http://127.0.0.1:8080): back up through its API.
+    #[arg(long)]
+    url: Option<String>,
+    /// With --url: an administrator's API token.
+    #[arg(long, env = "CONCORD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// A backup made by `concord backup`.
+    file: PathBuf,
+    /// Replace a database that the data directory already has.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// A database file to check [default: the data directory's database].
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -156,7 +198,7 @@ struct ServeArgs {
     /// Where the database (concord.redb) lives [default: concord-data].
     #[arg(long, env = "CONCORD_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Config file (TOML: addr, data_dir, secure_cookies, max_upload_mb) [default: DATA_DIR/concord.toml if present].
+    /// Config file (TOML: addr, data_dir, secure_cookies, max_upload_mb, trust_forwarded_for) [default: DATA_DIR/concord.toml if present].
     #[arg(long, env = "CONCORD_CONFIG")]
     config: Option<PathBuf>,
     /// Mark cookies Secure (serve behind HTTPS).
@@ -166,7 +208,8 @@ struct ServeArgs {
     #[arg(long, env = "CONCORD_MAX_UPLOAD_MB")]
     max_upload_mb: Option<u64>,
     /// Folder holding model folders; the default encoder is all-MiniLM-L6-v2 inside it
-    /// (scripts/setup.sh fetches it) [default: models].
+    /// (scripts/setup.sh fetches it), else the copy release binaries carry; a folder here
+    /// adds models or overrides that copy [default: models].
     #[arg(long, env = "CONCORD_MODELS")]
     models: Option<PathBuf>,
     /// Create a demo project when the database has none: 300 rated tweets, four simulated
@@ -186,6 +229,24 @@ enum UserCommand {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Disable an account: its sessions end and its API tokens stop working at once.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Enable a disabled account.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Set an account's password (prompted for, or read from standard input); its sessions end.
+    Password {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +257,22 @@ enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// The token stops working after this many days [default: never].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        expires_days: Option<u32>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List API tokens (every account's, or USER's): id, account, name, created, last used,
+    /// expiry. Never the secrets.
+    List {
+        user: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Revoke the API token with this id (from `concord token list`).
+    Revoke {
+        id: String,
         #[command(flatten)]
         data: DataDir,
     },
@@ -259,12 +336,56 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Token(TokenCommand::Add { user, name, data }) => {
-            let engine = open(&data.data_dir)?;
-            let who = engine.principal_by_name(&user)?;
-            println!("{}", engine.create_api_token_locally(who.id, &name)?);
+        Command::User(UserCommand::Disable { name, data }) => {
+            open(&data.data_dir)?.set_user_disabled_locally(&name, true)?;
+            eprintln!("disabled account {name:?}");
             Ok(())
         }
+        Command::User(UserCommand::Enable { name, data }) => {
+            open(&data.data_dir)?.set_user_disabled_locally(&name, false)?;
+            eprintln!("enabled account {name:?}");
+            Ok(())
+        }
+        Command::User(UserCommand::Password { name, data }) => {
+            let engine = open(&data.data_dir)?;
+            let password = read_password(&name)?;
+            engine.set_password_locally(&name, &password)?;
+            eprintln!("password of {name:?} set; its sessions ended");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Add {
+            user,
+            name,
+            expires_days,
+            data,
+        }) => {
+            let engine = open(&data.data_dir)?;
+            let who = engine.principal_by_name(&user)?;
+            let lifetime =
+                expires_days.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+            println!(
+                "{}",
+                engine.create_expiring_api_token_locally(who.id, &name, lifetime)?
+            );
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { user, data }) => {
+            let engine = open(&data.data_dir)?;
+            let user = match user {
+                Some(name) => Some(engine.principal_by_name(&name)?.id),
+                None => None,
+            };
+            print_tokens(&engine.api_tokens(&concord_engine::Principal::local(), user)?);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id, data }) => {
+            open(&data.data_dir)?.revoke_api_token(&concord_engine::Principal::local(), &id)?;
+            eprintln!("revoked API token {id}");
+            Ok(())
+        }
+        Command::Backup(args) => backup(args),
+        Command::Restore(args) => restore(args),
+        Command::Check(args) => check(args),
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
@@ -358,6 +479,27 @@ fn open(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
         .with_context(|| format!("opening the data directory {}", data_dir.display()))
 }
 
+/// One tab-separated line per token, with a header: easy to read and to `cut`.
+fn print_tokens(tokens: &[concord_engine::TokenInfo]) {
+    use concord_app::wire::format_utc_minute;
+    println!("id\taccount\tname\tcreated\tlast used\texpires");
+    for t in tokens {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            t.id,
+            t.user_name,
+            t.name,
+            format_utc_minute(t.created_ms),
+            t.last_used_ms
+                .map(format_utc_minute)
+                .unwrap_or_else(|| "never".into()),
+            t.expires_ms
+                .map(format_utc_minute)
+                .unwrap_or_else(|| "never".into()),
+        );
+    }
+}
+
 fn read_password(name: &str) -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(format!("password for {name}: "))?;
@@ -416,7 +558,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("this binary was built without the frontend bundle: pages will not be interactive (build with `cargo xtask build`)");
     }
     let jobs = engine.clone();
-    let state = AppState::new(engine, config.secure_cookies, config.max_upload_bytes);
+    let mut state = AppState::new(engine, config.secure_cookies, config.max_upload_bytes);
+    state.trust_forwarded_for = config.trust_forwarded_for;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr)
@@ -427,14 +570,190 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("no administrator exists yet: open http://{local}/setup?token={token} to create the first administrator (or run `concord user add --admin NAME`)");
         }
         tracing::info!(data_dir = %config.data_dir.display(), "Concord is listening on http://{local}");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
+        let (stopping, mut stop) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
         };
-        concord::serve(listener, state, shutdown).await.context("server failed")
+        let server = concord::serve(listener, state, shutdown);
+        tokio::pin!(server);
+        tokio::select! {
+            done = &mut server => return done.context("server failed"),
+            signal = stop_signal() => {
+                tracing::info!("{signal}: shutting down (no new connections; finishing requests)");
+            }
+        }
+        let _ = stopping.send(true);
+        // Requests in flight finish; a connection that stays busy longer is cut.
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(done) => done.context("server failed"),
+            Err(_) => {
+                tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}: closing them");
+                Ok(())
+            }
+        }
     })?;
-    // A job still running stays marked so and resumes from its last batch at the next start.
-    jobs.shutdown_jobs();
+    // Handlers' blocking engine calls finish before the engine shuts down.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    // The running job stops after its current batch (stored; it resumes there at the next
+    // start), the writer commits what it received, and redb closes.
+    if jobs.shutdown() {
+        tracing::info!("database closed");
+    } else {
+        tracing::warn!("engine still in use at shutdown: the database closes at exit");
+    }
+    Ok(())
+}
+
+/// How long requests in flight may take to finish after a stop signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (systemd, Docker, Kubernetes); names the one received.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn print_counts(counts: &concord_engine::TableCounts) {
+    for (table, rows) in &counts.tables {
+        eprintln!("  {table:20} {rows:>10} rows");
+    }
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.url {
+        let token = args
+            .token
+            .as_deref()
+            .context("--url needs an administrator's API token (--token or CONCORD_TOKEN)")?;
+        return backup_over_http(url, token, &args.file);
+    }
+    let counts = match concord_engine::backup_database(&args.data.data_dir, &args.file) {
+        Err(concord_engine::StoreError::AlreadyOpen { .. }) => bail!(
+            "a running server holds the database in {}: back up through it with `concord backup {} --url http://ADDRESS --token TOKEN` (an administrator's API token), or POST /api/v1/backup",
+            args.data.data_dir.display(),
+            args.file.display()
+        ),
+        other => other.with_context(|| {
+            format!("backing up {} to {}", args.data.data_dir.display(), args.file.display())
+        })?,
+    };
+    eprintln!(
+        "wrote a snapshot of {} to {}",
+        args.data.data_dir.display(),
+        args.file.display()
+    );
+    print_counts(&counts);
+    Ok(())
+}
+
+/// Downloads a snapshot from a running server into a temporary file next to `file`, checks
+/// it, and renames it into place.
+fn backup_over_http(url: &str, token: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut partial = tempfile::Builder::new()
+        .prefix(".backup-")
+        .suffix(".redb.tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    let endpoint = format!("{}/api/v1/backup", url.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut response = reqwest::Client::new()
+            .post(&endpoint)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("calling {endpoint}"))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("{endpoint} answered {status}: {body}");
+        }
+        while let Some(chunk) = response.chunk().await.context("downloading the backup")? {
+            partial.as_file_mut().write_all(&chunk)?;
+        }
+        anyhow::Ok(())
+    })?;
+    partial.as_file().sync_all()?;
+    let report = concord_engine::check_database(partial.path())
+        .context("the downloaded backup does not check clean")?;
+    partial
+        .persist(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    eprintln!(
+        "wrote a snapshot from {url} to {} (checked)",
+        file.display()
+    );
+    print_counts(&report.counts);
+    Ok(())
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let database = args.data.data_dir.join(concord_engine::DATABASE_FILE);
+    if database.exists() && !args.force {
+        bail!(
+            "{} already has a database: pass --force to replace it (back it up first)",
+            args.data.data_dir.display()
+        );
+    }
+    let report =
+        concord_engine::restore_database(&args.file, &args.data.data_dir).with_context(|| {
+            format!(
+                "restoring {} into {}",
+                args.file.display(),
+                args.data.data_dir.display()
+            )
+        })?;
+    eprintln!(
+        "restored {} into {} (schema version {})",
+        args.file.display(),
+        args.data.data_dir.display(),
+        report.schema_version
+    );
+    print_counts(&report.counts);
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let file = args
+        .file
+        .unwrap_or_else(|| args.data.data_dir.join(concord_engine::DATABASE_FILE));
+    if !file.exists() {
+        bail!("{} does not exist", file.display());
+    }
+    let report = concord_engine::check_database(&file)
+        .with_context(|| format!("checking {}", file.display()))?;
+    println!(
+        "{}: ok (schema version {})",
+        file.display(),
+        report.schema_version
+    );
+    for (table, rows) in &report.counts.tables {
+        println!("  {table:20} {rows:>10} rows");
+    }
     Ok(())
 }
 

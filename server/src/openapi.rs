@@ -29,13 +29,65 @@ fn json_content(schema: Value) -> Value {
 
 pub fn document() -> Value {
     let mut doc = base_document();
-    if let (Some(paths), Value::Object(more)) = (
-        doc.get_mut("paths").and_then(Value::as_object_mut),
-        model_paths(),
-    ) {
-        paths.extend(more);
+    for more in [model_paths(), credential_paths()] {
+        if let (Some(paths), Value::Object(more)) =
+            (doc.get_mut("paths").and_then(Value::as_object_mut), more)
+        {
+            paths.extend(more);
+        }
     }
     doc
+}
+
+fn name_param() -> Value {
+    json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" }, "description": "Account name" })
+}
+
+/// API tokens and the account lifecycle (disable, enable, password, sign out everywhere).
+fn credential_paths() -> Value {
+    json!({
+        "/tokens": {
+            "get": {
+                "summary": "API tokens, never their secrets: the caller's own; `?user=NAME` a named account's (administrators, or oneself); without `user` an administrator gets every account's",
+                "parameters": [{ "name": "user", "in": "query", "required": false, "schema": { "type": "string" } }],
+                "responses": with_errors(json!({ "200": { "description": "Tokens, newest first", "content": json_content(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Token" } })) } }))
+            },
+            "post": {
+                "summary": "Create an API token for the caller (or, for administrators, the account named in `user`), optionally expiring after `expires_days`; the secret is in the answer only",
+                "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["name"], "properties": { "name": { "type": "string", "maxLength": 100 }, "expires_days": { "type": "integer", "minimum": 1 }, "user": { "type": "string" } } })) },
+                "responses": with_errors(json!({ "201": { "description": "{id, token}" } }))
+            }
+        },
+        "/tokens/{id}": {
+            "delete": {
+                "summary": "Revoke an API token: one's own, or any (administrators); it stops working at once",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" }, "description": "The token's id from GET /tokens" }],
+                "responses": with_errors(json!({ "204": { "description": "Revoked" } }))
+            }
+        },
+        "/users/{name}/disable": {
+            "post": { "summary": "Disable an account (administrators; not one's own): its sessions end and its tokens stop working at once, and it cannot sign in", "parameters": [name_param()], "responses": with_errors(json!({ "204": { "description": "Disabled" } })) }
+        },
+        "/users/{name}/enable": {
+            "post": { "summary": "Enable a disabled account (administrators); its API tokens work again", "parameters": [name_param()], "responses": with_errors(json!({ "204": { "description": "Enabled" } })) }
+        },
+        "/users/{name}/password": {
+            "put": {
+                "summary": "Change a password: one's own with `current_password`, or any account's (administrators). The account's sessions end",
+                "parameters": [name_param()],
+                "requestBody": { "required": true, "content": json_content(json!({ "type": "object", "required": ["new_password"], "properties": { "current_password": { "type": "string" }, "new_password": { "type": "string", "minLength": 8 } } })) },
+                "responses": with_errors(json!({ "204": { "description": "Changed" } }))
+            }
+        },
+        "/users/{name}/sign-out-everywhere": {
+            "post": {
+                "summary": "End every session of an account (oneself, or any for administrators); with `tokens: true` revoke its API tokens too",
+                "parameters": [name_param()],
+                "requestBody": { "required": false, "content": json_content(json!({ "type": "object", "properties": { "tokens": { "type": "boolean", "default": false } } })) },
+                "responses": with_errors(json!({ "200": { "description": "{sessions, tokens}: how many were removed" } }))
+            }
+        }
+    })
 }
 
 /// The model endpoints (kept apart: one `json!` for everything exceeds the macro's recursion).
@@ -209,7 +261,8 @@ fn base_document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "responses": { "Error": { "description": "An error", "content": json_content(json!({ "type": "object", "required": ["error", "kind"], "properties": { "error": { "type": "string" }, "kind": { "type": "string", "enum": ["not_signed_in", "forbidden", "not_found", "invalid_input", "conflict", "unavailable", "internal"] } } })) } },
             "schemas": {
-                "User": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "is_admin": { "type": "boolean" } } },
+                "User": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "is_admin": { "type": "boolean" }, "disabled": { "type": "boolean" } } },
+                "Token": { "type": "object", "properties": { "id": { "type": "string" }, "user": { "type": "string" }, "name": { "type": "string" }, "created_ms": { "type": "integer" }, "last_used_ms": { "type": ["integer", "null"] }, "expires_ms": { "type": ["integer", "null"] } } },
                 "Label": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "description": { "type": "string" }, "hotkey": { "type": "string", "maxLength": 1 }, "colour": { "type": "string", "pattern": "^#[0-9a-fA-F]{6}$" } } },
                 "NewProject": { "type": "object", "required": ["name", "task", "labels"], "properties": { "name": { "type": "string" }, "task": { "type": "string", "enum": ["classification", "multilabel"] }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string", "description": "Markdown" }, "overlap": { "type": "integer", "minimum": 1 }, "blind": { "type": "boolean", "description": "Hide others' answers and model suggestions from annotators; default: true when overlap ≥ 2" } } },
                 "Project": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" }, "task": { "type": "string" }, "labels": { "type": "array", "items": { "$ref": "#/components/schemas/Label" } }, "guidelines": { "type": "string" }, "overlap": { "type": "integer" }, "settings": { "$ref": "#/components/schemas/Settings" }, "role": { "type": "string" }, "total": { "type": "integer" }, "done": { "type": "integer" }, "mine": { "type": "integer" } } },

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use concord_app::ssr::errors::blocking;
@@ -56,6 +56,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(set_gold_question),
         )
         .route("/models", get(model_status))
+        .route("/backup", post(crate::ops::backup))
         .route("/projects/{id}/models", get(model_versions))
         .route(
             "/projects/{id}/models/{version}/activate",
@@ -67,6 +68,15 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{job}", get(job))
         .route("/jobs/{job}/cancel", post(cancel_job))
         .route("/users", get(users).post(create_user))
+        .route("/users/{name}/disable", post(disable_user))
+        .route("/users/{name}/enable", post(enable_user))
+        .route("/users/{name}/password", put(change_password))
+        .route(
+            "/users/{name}/sign-out-everywhere",
+            post(sign_out_everywhere),
+        )
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such endpoint") })
 }
 
@@ -420,7 +430,7 @@ async fn users(
     let list = blocking(move || engine.users(&who)).await?;
     Ok(Json(json!(list
         .iter()
-        .map(|u| json!({ "id": u.id.0, "name": u.name, "is_admin": u.is_admin }))
+        .map(|u| json!({ "id": u.id.0, "name": u.name, "is_admin": u.is_admin, "disabled": u.disabled }))
         .collect::<Vec<_>>())))
 }
 
@@ -580,11 +590,18 @@ async fn model_status(
     ApiPrincipal(_who): ApiPrincipal,
 ) -> Json<Value> {
     let engine = state.engine();
-    let mut status = serde_json::to_value(engine.model_status()).unwrap_or_default();
-    if let Some(map) = status.as_object_mut() {
-        map.insert("installed".into(), json!(engine.installed_models()));
+    let status = engine.model_status();
+    if let Some(reason) = &status.reason {
+        // The reason names folders on the server: logged, never answered.
+        tracing::warn!("model features are off: {reason}");
     }
-    Json(status)
+    // Model names and whether they are usable only: no paths of the server's file system.
+    Json(json!({
+        "available": status.available,
+        "model": status.model,
+        "reason": status.reason.as_ref().map(|_| "the model files are missing or unreadable (see the server log)"),
+        "installed": engine.installed_models(),
+    }))
 }
 
 async fn model_versions(
@@ -666,4 +683,190 @@ async fn cancel_job(
 ) -> Result<Json<concord_engine::JobInfo>, ApiError> {
     let engine = state.engine().clone();
     Ok(Json(blocking(move || engine.cancel_job(&who, job)).await?))
+}
+
+// ---- credentials ----------------------------------------------------------------------
+
+/// The account a credential route names: the caller's own, or (admins only) anyone's. A
+/// non-admin naming someone else is refused before any lookup, so names cannot be probed.
+fn named_user(
+    engine: &concord_engine::Engine,
+    who: &Principal,
+    name: &str,
+) -> Result<concord_domain::UserId, concord_engine::EngineError> {
+    if name == who.name {
+        Ok(who.id)
+    } else if who.is_admin {
+        Ok(engine.principal_by_name(name)?.id)
+    } else {
+        Err(concord_engine::EngineError::Forbidden)
+    }
+}
+
+fn token_json(t: &concord_engine::TokenInfo) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user_name,
+        "name": t.name,
+        "created_ms": t.created_ms,
+        "last_used_ms": t.last_used_ms,
+        "expires_ms": t.expires_ms,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenQuery {
+    user: Option<String>,
+}
+
+/// `GET /tokens[?user=NAME]`: the caller's tokens, a named user's (admins), or with no user
+/// every user's for an admin.
+async fn list_tokens(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Query(query): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = state.engine().clone();
+    let list = blocking(move || {
+        let user = match query.user.as_deref() {
+            Some(name) => Some(named_user(&engine, &who, name)?),
+            None => None,
+        };
+        engine.api_tokens(&who, user)
+    })
+    .await?;
+    Ok(Json(json!(list.iter().map(token_json).collect::<Vec<_>>())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    /// Days until the token stops working; absent: never.
+    expires_days: Option<u32>,
+    /// Whose token (admins only); absent: the caller's.
+    user: Option<String>,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: NewToken = json_body(&body)?;
+    let lifetime = match input.expires_days {
+        Some(0) => return Err(ApiError::invalid("expires_days must be at least 1")),
+        Some(days) => Some(std::time::Duration::from_secs(u64::from(days) * 86_400)),
+        None => None,
+    };
+    let engine = state.engine().clone();
+    let secret = blocking(move || {
+        let user = match input.user.as_deref() {
+            Some(name) => named_user(&engine, &who, name)?,
+            None => who.id,
+        };
+        engine.create_expiring_api_token(&who, user, &input.name, lifetime)
+    })
+    .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        Json(json!({ "id": concord_engine::api_token_id(&secret), "token": secret })),
+    )
+        .into_response())
+}
+
+/// `DELETE /tokens/{id}`: the caller's own token, or any for an admin.
+async fn revoke_token(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    let engine = state.engine().clone();
+    blocking(move || engine.revoke_api_token(&who, &id)).await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+async fn disable_user(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(name): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    let engine = state.engine().clone();
+    blocking(move || engine.set_user_disabled(&who, &name, true)).await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+async fn enable_user(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(name): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    let engine = state.engine().clone();
+    blocking(move || engine.set_user_disabled(&who, &name, false)).await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    /// Needed to change one's own password.
+    current_password: Option<String>,
+    new_password: String,
+}
+
+/// `PUT /users/{name}/password`: one's own with the current password, or (admins) anyone's.
+/// The account's sessions end.
+async fn change_password(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<http::StatusCode, ApiError> {
+    let input: PasswordChange = json_body(&body)?;
+    let engine = state.engine().clone();
+    blocking(move || {
+        let user = named_user(&engine, &who, &name)?;
+        engine.change_password(
+            &who,
+            user,
+            input.current_password.as_deref(),
+            &input.new_password,
+            None,
+        )
+    })
+    .await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SignOutEverywhere {
+    /// Also revoke the account's API tokens (the one making this call included).
+    #[serde(default)]
+    tokens: bool,
+}
+
+/// `POST /users/{name}/sign-out-everywhere`: ends the account's sessions, and optionally its
+/// tokens.
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input: SignOutEverywhere = if body.is_empty() {
+        SignOutEverywhere::default()
+    } else {
+        json_body(&body)?
+    };
+    let engine = state.engine().clone();
+    let removed = blocking(move || {
+        let user = named_user(&engine, &who, &name)?;
+        engine.sign_out_everywhere(&who, user, input.tokens)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "sessions": removed.sessions, "tokens": removed.tokens }),
+    ))
 }

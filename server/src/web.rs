@@ -4,7 +4,7 @@
 use axum::extract::{Multipart, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use concord_app::ssr::errors::blocking;
-use concord_app::ssr::{cookie_value, SESSION_COOKIE};
+use concord_app::ssr::{cookie_value, session_cookie_name};
 use concord_domain::{ErrorKind, ProjectId, Role};
 use concord_engine::{ExportFormat, ImportFormat, ImportOptions, Principal};
 
@@ -15,7 +15,7 @@ async fn session_principal(
     state: &AppState,
     headers: &http::HeaderMap,
 ) -> Result<Option<Principal>, ApiError> {
-    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else {
+    let Some(secret) = cookie_value(headers, session_cookie_name(state.ctx.secure_cookies)) else {
         return Ok(None);
     };
     let engine = state.engine().clone();

@@ -86,16 +86,28 @@ impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().to_path_buf();
-        TestServer::serve(&path, Some(dir)).await
+        TestServer::serve(&path, Some(dir), |_| {}).await
+    }
+
+    /// Like [`Self::start`], with the server's state adjusted before it serves (secure
+    /// cookies, say).
+    pub async fn start_with(configure: impl FnOnce(&mut AppState)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        TestServer::serve(&path, Some(dir), configure).await
     }
 
     /// Serves the data dir at `path` (created if needed; kept afterwards, so a second app can
     /// reopen it); makes the admin if missing.
     pub async fn start_in(path: &std::path::Path) -> TestServer {
-        TestServer::serve(path, None).await
+        TestServer::serve(path, None, |_| {}).await
     }
 
-    async fn serve(path: &std::path::Path, dir: Option<tempfile::TempDir>) -> TestServer {
+    async fn serve(
+        path: &std::path::Path,
+        dir: Option<tempfile::TempDir>,
+        configure: impl FnOnce(&mut AppState),
+    ) -> TestServer {
         let engine = Engine::open(path).expect("open engine");
         let admin = match engine.principal_by_name(ADMIN) {
             Ok(p) => p,
@@ -106,7 +118,9 @@ impl TestServer {
         let admin_token = engine
             .create_api_token_locally(admin.id, "tests")
             .expect("token");
-        let (base, running) = Running::serve(app_state(&engine), dir).await;
+        let mut state = app_state(&engine);
+        configure(&mut state);
+        let (base, running) = Running::serve(state, dir).await;
         TestServer {
             base,
             engine,

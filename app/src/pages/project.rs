@@ -295,23 +295,25 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                 <p class="muted" data-testid="model-status">{status}</p>
                                 {o.available.then(|| view! {
                                     <div class="row">
+                                        // Training activates the new version, so it is for
+                                        // admins, as pre-annotating and activating are.
                                         {is_admin.then(|| view! {
                                             <ActionForm action=start>
                                                 <input type="hidden" name="project" value=id.to_string()/>
                                                 <input type="hidden" name="kind" value="predict"/>
                                                 <button type="submit" data-testid="pre-annotate">"Pre-annotate all items"</button>
                                             </ActionForm>
+                                            <ActionForm action=start>
+                                                <input type="hidden" name="project" value=id.to_string()/>
+                                                <input type="hidden" name="kind" value="train"/>
+                                                <button type="submit" data-testid="train" title="A classifier on the frozen encoder: seconds">"Train a new version on the confirmed labels"</button>
+                                            </ActionForm>
+                                            <ActionForm action=start>
+                                                <input type="hidden" name="project" value=id.to_string()/>
+                                                <input type="hidden" name="kind" value="fine_tune"/>
+                                                <button type="submit" data-testid="fine-tune" title="Trains the encoder too and re-embeds every item: minutes">"Fine-tune the encoder"</button>
+                                            </ActionForm>
                                         })}
-                                        <ActionForm action=start>
-                                            <input type="hidden" name="project" value=id.to_string()/>
-                                            <input type="hidden" name="kind" value="train"/>
-                                            <button type="submit" data-testid="train" title="A classifier on the frozen encoder: seconds">"Train a new version on the confirmed labels"</button>
-                                        </ActionForm>
-                                        <ActionForm action=start>
-                                            <input type="hidden" name="project" value=id.to_string()/>
-                                            <input type="hidden" name="kind" value="fine_tune"/>
-                                            <button type="submit" data-testid="fine-tune" title="Trains the encoder too and re-embeds every item: minutes">"Fine-tune the encoder"</button>
-                                        </ActionForm>
                                     </div>
                                 })}
                                 {(!o.jobs.is_empty()).then(|| view! {

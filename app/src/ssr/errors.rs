@@ -19,6 +19,7 @@ pub fn http_status(kind: ErrorKind) -> http::StatusCode {
         ErrorKind::InvalidInput => http::StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Conflict => http::StatusCode::CONFLICT,
         ErrorKind::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooManyRequests => http::StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -101,6 +102,7 @@ mod tests {
             (ErrorKind::InvalidInput, 422),
             (ErrorKind::Conflict, 409),
             (ErrorKind::Unavailable, 503),
+            (ErrorKind::TooManyRequests, 429),
             (ErrorKind::Internal, 500),
         ];
         for (kind, status) in expected {

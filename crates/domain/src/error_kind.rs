@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Conflict,
     /// A resource the operation needs cannot be used now (no model, database held elsewhere).
     Unavailable,
+    /// Too many attempts in a short time (signing in); the answer says when to try again.
+    TooManyRequests,
     /// A fault on the server's side; the client sees only a reference to the logged details.
     Internal,
 }
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::TooManyRequests => "too_many_requests",
             ErrorKind::Internal => "internal",
         }
     }

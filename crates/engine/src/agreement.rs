@@ -8,6 +8,7 @@
 mod tables;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use concord_agreement::{
     bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient, CoefficientKind,
@@ -24,6 +25,28 @@ pub use tables::AgreementTable;
 /// Bootstrap replicates for the dashboard's intervals (seeded: the same data gives the same
 /// interval on every load).
 const REPLICATES: usize = 1000;
+
+/// The most distinct categories (labels, or label sets in multi-label projects) the agreement
+/// figures are computed over: per-pair and per-category tables grow with the square of this, and
+/// an annotator can submit any number of distinct label sets.
+pub const MAX_AGREEMENT_CATEGORIES: usize = 256;
+
+/// Each project's last agreement figures, keyed by the store's write generation of the project
+/// when they were computed: a write to the project's answers, gold, items, members, labels or
+/// models changes the generation, so stale figures are never served.
+#[derive(Default)]
+pub(crate) struct AgreementCache {
+    entries: Mutex<HashMap<ProjectId, (u64, Arc<ProjectAgreement>)>>,
+    hits: std::sync::atomic::AtomicU64,
+    computed: std::sync::atomic::AtomicU64,
+}
+
+/// How often the agreement figures were served from the cache and how often computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgreementCacheStats {
+    pub hits: u64,
+    pub computed: u64,
+}
 
 /// What a category of the ratings matrix is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +246,16 @@ impl Engine {
                 );
                 Ok(())
             })?;
+        if categories.len() > MAX_AGREEMENT_CATEGORIES {
+            return Err(EngineError::Invalid(format!(
+                "agreement is computed over at most {MAX_AGREEMENT_CATEGORIES} distinct categories, and this project's answers have {}{}: merge or correct the answers, or export them and compute agreement on a coarser scale",
+                categories.len(),
+                match definition {
+                    CategoryDefinition::Label => " labels",
+                    CategoryDefinition::ExactLabelSet => " label sets (each distinct set of labels is one category)",
+                }
+            )));
+        }
         let raters = annotators.len();
         let mut data = vec![MISSING; last_ms.len() * raters];
         for (row, col, category) in cells {
@@ -258,6 +291,38 @@ impl Engine {
         project: ProjectId,
     ) -> Result<ProjectAgreement, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let cache = &self.inner.agreement_cache;
+        // Read before computing: a write during the computation changes the generation, so
+        // figures that may predate it are stored under the old one and never served again.
+        let generation = self.store().project_generation(project);
+        if let (Some(generation), Ok(entries)) = (generation, cache.entries.lock()) {
+            if let Some((cached, figures)) = entries.get(&project) {
+                if *cached == generation {
+                    cache.hits.fetch_add(1, Relaxed);
+                    return Ok(figures.as_ref().clone());
+                }
+            }
+        }
+        let figures = self.compute_agreement(project)?;
+        cache.computed.fetch_add(1, Relaxed);
+        if let (Some(generation), Ok(mut entries)) = (generation, cache.entries.lock()) {
+            entries.insert(project, (generation, Arc::new(figures.clone())));
+        }
+        Ok(figures)
+    }
+
+    /// How often [`Engine::agreement`] was served from its cache and how often computed.
+    pub fn agreement_cache_stats(&self) -> AgreementCacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cache = &self.inner.agreement_cache;
+        AgreementCacheStats {
+            hits: cache.hits.load(Relaxed),
+            computed: cache.computed.load(Relaxed),
+        }
+    }
+
+    fn compute_agreement(&self, project: ProjectId) -> Result<ProjectAgreement, EngineError> {
         let m = self.ratings_matrix(project)?;
         let raters = m.annotators.len();
         let q = m.categories.len().max(1);

@@ -5,15 +5,31 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use concord_domain::UserId;
 use concord_store::{SessionRecord, TokenRecord, UserRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{now_ms, Engine, EngineError};
 
-/// How long a browser session lasts.
+/// How long a browser session lasts at most.
 pub const SESSION_TTL_MS: u64 = 14 * 24 * 3600 * 1000;
+/// A session unused for this long stops working (the default of [`CredentialPolicy`]).
+pub const SESSION_IDLE_MS: u64 = 12 * 3600 * 1000;
+/// How long the setup token printed at start stays valid (the default of
+/// [`CredentialPolicy`]); a restart arms a new one.
+pub const SETUP_TOKEN_TTL_MS: u64 = 3600 * 1000;
+/// A session's last-seen time and a token's last use are written at most this often, so that
+/// reading pages does not turn every request into a database write.
+const TOUCH_INTERVAL_MS: u64 = 60 * 1000;
+/// How often the background purge removes expired sessions and tokens.
+const PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// How often the purge thread wakes to see whether the engine is still open.
+const PURGE_POLL: Duration = Duration::from_secs(30);
 const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 1024;
 
@@ -35,6 +51,98 @@ impl Principal {
             is_admin: true,
         }
     }
+}
+
+/// The time limits on credentials; [`Engine::set_credential_policy`] changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialPolicy {
+    /// A session unused for this long stops working.
+    pub session_idle_ms: u64,
+    /// The setup token stops working this long after it was armed.
+    pub setup_token_ttl_ms: u64,
+}
+
+impl Default for CredentialPolicy {
+    fn default() -> Self {
+        CredentialPolicy {
+            session_idle_ms: SESSION_IDLE_MS,
+            setup_token_ttl_ms: SETUP_TOKEN_TTL_MS,
+        }
+    }
+}
+
+/// The engine's in-memory credential state: the policy and the armed setup token (only its
+/// hash, like every other secret).
+#[derive(Default)]
+pub(crate) struct CredentialState {
+    policy: Mutex<CredentialPolicy>,
+    setup: Mutex<Option<ArmedSetup>>,
+}
+
+struct ArmedSetup {
+    hash: [u8; 32],
+    armed_ms: u64,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Names the token for revoking: the first 8 bytes of its secret's SHA-256, in hex (which
+    /// tells nothing about the secret).
+    pub id: String,
+    pub user: UserId,
+    pub user_name: String,
+    pub name: String,
+    pub created_ms: u64,
+    pub last_used_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+}
+
+/// What signing out everywhere (or a purge) removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CredentialsRemoved {
+    pub sessions: u64,
+    pub tokens: u64,
+}
+
+fn token_id(hash: &[u8; 32]) -> String {
+    hex::encode(&hash[..8])
+}
+
+/// The id a token secret is listed and revoked under (see [`TokenInfo::id`]).
+pub fn api_token_id(secret: &str) -> String {
+    token_id(&secret_hash(secret))
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the values inside
+/// (a policy, an optional hash) are always whole, so the state is still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the thread that purges expired sessions and tokens every [`PURGE_INTERVAL`]. It
+/// holds the engine only while purging, so dropping the last handle still closes the database;
+/// it then exits at its next poll.
+pub(crate) fn start_purger(engine: &Engine) -> Result<(), EngineError> {
+    let weak = std::sync::Arc::downgrade(&engine.inner);
+    std::thread::Builder::new()
+        .name("concord-purge".into())
+        .spawn(move || {
+            let mut since_purge = Duration::ZERO;
+            loop {
+                std::thread::sleep(PURGE_POLL);
+                since_purge += PURGE_POLL;
+                let Some(inner) = weak.upgrade() else { break };
+                if since_purge >= PURGE_INTERVAL {
+                    since_purge = Duration::ZERO;
+                    if let Err(e) = (Engine { inner }).purge_expired_credentials() {
+                        tracing::warn!(error = %e, "purging expired sessions and tokens failed");
+                    }
+                }
+            }
+        })
+        .map_err(|e| EngineError::internal("starting the credential purge", e))?;
+    Ok(())
 }
 
 fn secret_hash(secret: &str) -> [u8; 32] {
@@ -74,6 +182,7 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
         )));
     }
     let salt = SaltString::generate(&mut OsRng);
+    let _permit = HashingPermits::global().acquire();
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -82,7 +191,51 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
         .map_err(|e| EngineError::internal("password hashing", e.to_string()))
 }
 
+/// At most one argon2 computation per core at a time. Each takes 19 MiB (argon2id's default
+/// memory cost) for its whole run: without a bound, a flood of sign-in attempts ran one per
+/// blocking thread (up to 512) and grew the process by gigabytes. Callers beyond the bound wait
+/// here, holding nothing but their thread.
+struct HashingPermits {
+    free: std::sync::Mutex<usize>,
+    released: std::sync::Condvar,
+}
+
+/// Gives its permit back when dropped.
+struct HashingPermit<'a>(&'a HashingPermits);
+
+impl HashingPermits {
+    fn global() -> &'static HashingPermits {
+        static PERMITS: std::sync::OnceLock<HashingPermits> = std::sync::OnceLock::new();
+        PERMITS.get_or_init(|| HashingPermits {
+            free: std::sync::Mutex::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+            released: std::sync::Condvar::new(),
+        })
+    }
+
+    fn acquire(&self) -> HashingPermit<'_> {
+        // The counter stays consistent even if a holder panicked (it only ever changes by one
+        // under the lock), so a poisoned lock is used as is.
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.released.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        HashingPermit(self)
+    }
+}
+
+impl Drop for HashingPermit<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free += 1;
+        self.0.released.notify_one();
+    }
+}
+
 fn verify_password(password: &str, phc: &str) -> bool {
+    let _permit = HashingPermits::global().acquire();
     PasswordHash::new(phc)
         .map(|h| {
             Argon2::default()
@@ -104,11 +257,80 @@ impl Engine {
     /// path cannot be replayed.
     pub fn bootstrap_admin(&self, name: &str, password: &str) -> Result<Principal, EngineError> {
         if !self.needs_setup()? {
-            return Err(EngineError::Conflict(
-                "Concord is already set up; sign in instead".into(),
-            ));
+            return Err(already_set_up());
         }
-        self.insert_user(name, password, true)
+        validate_user_name(name)?;
+        let record = UserRecord {
+            name: name.to_string(),
+            password_hash: hash_password(password)?,
+            is_admin: true,
+            created_ms: now_ms(),
+            disabled: false,
+        };
+        // The check above only spares the hashing; this one, in the insert's transaction, is
+        // what keeps two concurrent setups from both creating an admin.
+        let id = match self.store().create_first_admin(&record) {
+            Ok(id) => id,
+            Err(concord_store::StoreError::Exists(what)) if what == "an administrator" => {
+                return Err(already_set_up())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(user = name, "first administrator created");
+        Ok(Principal {
+            id,
+            name: name.to_string(),
+            is_admin: true,
+        })
+    }
+
+    /// Arms a new setup token while no administrator exists (at every start); returns it, to be
+    /// shown to the operator. It replaces any earlier one and expires after
+    /// [`CredentialPolicy::setup_token_ttl_ms`].
+    pub fn arm_setup(&self) -> Result<Option<String>, EngineError> {
+        if !self.needs_setup()? {
+            return Ok(None);
+        }
+        let token = new_secret();
+        *lock(&self.inner.credentials.setup) = Some(ArmedSetup {
+            hash: secret_hash(&token),
+            armed_ms: now_ms(),
+        });
+        Ok(Some(token))
+    }
+
+    /// Creates the first administrator with the armed setup token. The token is compared in
+    /// constant time and refused once expired; it is used up by the first success.
+    pub fn setup_admin(
+        &self,
+        token: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<Principal, EngineError> {
+        let ttl = self.credential_policy().setup_token_ttl_ms;
+        let valid = {
+            let armed = lock(&self.inner.credentials.setup);
+            armed.as_ref().is_some_and(|a| {
+                let matches: bool = a.hash.ct_eq(&secret_hash(token)).into();
+                matches && now_ms().saturating_sub(a.armed_ms) < ttl
+            })
+        };
+        if !valid {
+            return Err(EngineError::Forbidden);
+        }
+        let admin = self.bootstrap_admin(name, password)?;
+        lock(&self.inner.credentials.setup).take();
+        Ok(admin)
+    }
+
+    /// The time limits in force.
+    pub fn credential_policy(&self) -> CredentialPolicy {
+        *lock(&self.inner.credentials.policy)
+    }
+
+    /// Changes the time limits (from the server's configuration, or shorter in tests).
+    pub fn set_credential_policy(&self, policy: CredentialPolicy) {
+        *lock(&self.inner.credentials.policy) = policy;
     }
 
     /// An admin creates an account.
@@ -179,6 +401,7 @@ impl Engine {
                 user: id,
                 created_ms: now,
                 expires_ms: now + SESSION_TTL_MS,
+                last_seen_ms: now,
             },
         )?;
         Ok((
@@ -192,14 +415,27 @@ impl Engine {
     }
 
     /// The principal behind a session secret, if the session is valid.
+    /// A session stops working at its end or when unused for the idle timeout; each use
+    /// refreshes its last-seen time, at most once per [`TOUCH_INTERVAL_MS`] (or half the idle
+    /// timeout, when that is shorter, so that a session in use never lapses).
     pub fn session_principal(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let Some(session) = self.store().session(&secret_hash(secret))? else {
+        let hash = secret_hash(secret);
+        let Some(session) = self.store().session(&hash)? else {
             return Ok(None);
         };
-        if session.expires_ms <= now_ms() {
+        let now = now_ms();
+        let idle_ms = self.credential_policy().session_idle_ms;
+        let last_seen = session.last_seen_ms.max(session.created_ms);
+        if session.expires_ms <= now || now.saturating_sub(last_seen) >= idle_ms {
             return Ok(None);
         }
-        self.active_principal(session.user)
+        let Some(principal) = self.active_principal(session.user)? else {
+            return Ok(None);
+        };
+        if now.saturating_sub(last_seen) >= TOUCH_INTERVAL_MS.min(idle_ms / 2) {
+            self.store().touch_session(&hash, now)?;
+        }
+        Ok(Some(principal))
     }
 
     pub fn logout(&self, secret: &str) -> Result<(), EngineError> {
@@ -220,32 +456,249 @@ impl Engine {
         self.create_api_token_locally(user, name)
     }
 
+    /// Creates an API token that stops working after `lifetime` (never, with `None`).
+    pub fn create_expiring_api_token(
+        &self,
+        actor: &Principal,
+        user: UserId,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<String, EngineError> {
+        if actor.id != user && !actor.is_admin {
+            return Err(EngineError::Forbidden);
+        }
+        self.insert_api_token(user, name, lifetime)
+    }
+
     pub fn create_api_token_locally(
         &self,
         user: UserId,
         name: &str,
     ) -> Result<String, EngineError> {
+        self.insert_api_token(user, name, None)
+    }
+
+    /// Creates an API token from the local command line, optionally expiring.
+    pub fn create_expiring_api_token_locally(
+        &self,
+        user: UserId,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<String, EngineError> {
+        self.insert_api_token(user, name, lifetime)
+    }
+
+    fn insert_api_token(
+        &self,
+        user: UserId,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<String, EngineError> {
         if self.store().user(user)?.is_none() {
             return Err(EngineError::NotFound("user".into()));
         }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(EngineError::Invalid(
+                "a token's name is 1–100 characters: say what it is for".into(),
+            ));
+        }
+        let now = now_ms();
+        let expires_ms = match lifetime {
+            Some(d) if d.is_zero() => {
+                return Err(EngineError::Invalid(
+                    "a token's lifetime must be positive".into(),
+                ))
+            }
+            Some(d) => Some(now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+            None => None,
+        };
         let secret = format!("cct_{}", new_secret());
         self.store().put_token(
             &secret_hash(&secret),
             &TokenRecord {
                 user,
                 name: name.to_string(),
-                created_ms: now_ms(),
+                created_ms: now,
+                expires_ms,
+                last_used_ms: None,
             },
         )?;
         Ok(secret)
     }
 
-    /// The principal behind an API token.
+    /// The principal behind an API token, unless it expired or its user is disabled. Each use
+    /// is recorded, at most once per [`TOUCH_INTERVAL_MS`].
     pub fn token_principal(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let Some(token) = self.store().token(&secret_hash(secret))? else {
+        let hash = secret_hash(secret);
+        let Some(token) = self.store().token(&hash)? else {
             return Ok(None);
         };
-        self.active_principal(token.user)
+        let now = now_ms();
+        if token.expires_ms.is_some_and(|end| end <= now) {
+            return Ok(None);
+        }
+        let Some(principal) = self.active_principal(token.user)? else {
+            return Ok(None);
+        };
+        if token
+            .last_used_ms
+            .is_none_or(|t| now.saturating_sub(t) >= TOUCH_INTERVAL_MS)
+        {
+            self.store().touch_token(&hash, now)?;
+        }
+        Ok(Some(principal))
+    }
+
+    /// API tokens, newest first: `user`'s (themself or an admin), or with `None` the caller's
+    /// own, or every user's when the caller is an admin.
+    pub fn api_tokens(
+        &self,
+        actor: &Principal,
+        user: Option<UserId>,
+    ) -> Result<Vec<TokenInfo>, EngineError> {
+        let owner = match user {
+            Some(u) if u != actor.id && !actor.is_admin => return Err(EngineError::Forbidden),
+            Some(u) => Some(u),
+            None if actor.is_admin => None,
+            None => Some(actor.id),
+        };
+        let names: std::collections::HashMap<UserId, String> = self
+            .store()
+            .users()?
+            .into_iter()
+            .map(|(id, u)| (id, u.name))
+            .collect();
+        let mut list: Vec<TokenInfo> = self
+            .store()
+            .tokens()?
+            .into_iter()
+            .filter(|(_, t)| owner.is_none_or(|o| t.user == o))
+            .map(|(hash, t)| TokenInfo {
+                id: token_id(&hash),
+                user: t.user,
+                user_name: names.get(&t.user).cloned().unwrap_or_default(),
+                name: t.name,
+                created_ms: t.created_ms,
+                last_used_ms: t.last_used_ms,
+                expires_ms: t.expires_ms,
+            })
+            .collect();
+        list.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    /// Revokes the API token with this id (see [`TokenInfo::id`]): the caller's own, or any as
+    /// an admin. Someone else's token answers `NotFound`, like one that does not exist, so ids
+    /// cannot be probed.
+    pub fn revoke_api_token(&self, actor: &Principal, id: &str) -> Result<(), EngineError> {
+        let found = self
+            .store()
+            .tokens()?
+            .into_iter()
+            .find(|(hash, t)| token_id(hash) == id && (actor.is_admin || t.user == actor.id));
+        let Some((hash, token)) = found else {
+            return Err(EngineError::NotFound(format!("API token {id:?}")));
+        };
+        self.store().delete_token(&hash)?;
+        tracing::info!(token = id, user = token.user.0, by = %actor.name, "API token revoked");
+        Ok(())
+    }
+
+    /// Disables or enables an account (admins only; nobody disables themself, so an admin
+    /// cannot lock the last way in). Disabling ends the user's sessions at once; their API
+    /// tokens stop working while the account stays disabled.
+    pub fn set_user_disabled(
+        &self,
+        actor: &Principal,
+        name: &str,
+        disabled: bool,
+    ) -> Result<(), EngineError> {
+        self.require_admin(actor)?;
+        let target = self.principal_by_name(name)?;
+        if disabled && target.id == actor.id {
+            return Err(EngineError::Invalid(
+                "you cannot disable your own account".into(),
+            ));
+        }
+        self.set_user_disabled_locally(name, disabled)
+    }
+
+    /// Disables or enables an account from the local command line.
+    pub fn set_user_disabled_locally(&self, name: &str, disabled: bool) -> Result<(), EngineError> {
+        let target = self.principal_by_name(name)?;
+        self.store().set_user_disabled(target.id, disabled)?;
+        tracing::info!(user = name, disabled, "account disabled flag set");
+        Ok(())
+    }
+
+    /// Changes a password. Users change their own by giving the current one; an admin may set
+    /// another user's without it. The user's sessions end, except `keep_session` (the one the
+    /// change was made from), so a stolen session does not survive the change.
+    pub fn change_password(
+        &self,
+        actor: &Principal,
+        user: UserId,
+        current: Option<&str>,
+        new_password: &str,
+        keep_session: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let Some(mut record) = self.store().user(user)? else {
+            return Err(if actor.is_admin {
+                EngineError::NotFound("user".into())
+            } else {
+                EngineError::Forbidden
+            });
+        };
+        if actor.id == user {
+            if !current.is_some_and(|c| verify_password(c, &record.password_hash)) {
+                return Err(EngineError::Invalid(
+                    "the current password is not right".into(),
+                ));
+            }
+        } else if !actor.is_admin {
+            return Err(EngineError::Forbidden);
+        }
+        record.password_hash = hash_password(new_password)?;
+        self.store().update_user(user, &record)?;
+        let keep = keep_session.map(secret_hash);
+        self.store()
+            .delete_user_credentials(user, keep.as_ref(), false)?;
+        tracing::info!(user = %record.name, by = %actor.name, "password changed");
+        Ok(())
+    }
+
+    /// Sets a password from the local command line.
+    pub fn set_password_locally(&self, name: &str, new_password: &str) -> Result<(), EngineError> {
+        let target = self.principal_by_name(name)?;
+        self.change_password(&Principal::local(), target.id, None, new_password, None)
+    }
+
+    /// Ends every session of `user` (themself or an admin) and, with `tokens`, revokes their
+    /// API tokens too.
+    pub fn sign_out_everywhere(
+        &self,
+        actor: &Principal,
+        user: UserId,
+        tokens: bool,
+    ) -> Result<CredentialsRemoved, EngineError> {
+        if actor.id != user && !actor.is_admin {
+            return Err(EngineError::Forbidden);
+        }
+        let (sessions, tokens) = self.store().delete_user_credentials(user, None, tokens)?;
+        tracing::info!(user = user.0, sessions, tokens, by = %actor.name, "signed out everywhere");
+        Ok(CredentialsRemoved { sessions, tokens })
+    }
+
+    /// Deletes sessions past their end or idle timeout and expired API tokens (at start and
+    /// every [`PURGE_INTERVAL`]).
+    pub fn purge_expired_credentials(&self) -> Result<CredentialsRemoved, EngineError> {
+        let idle_ms = self.credential_policy().session_idle_ms;
+        let (sessions, tokens) = self.store().purge_credentials(now_ms(), idle_ms)?;
+        if sessions + tokens > 0 {
+            tracing::info!(sessions, tokens, "expired sessions and tokens purged");
+        }
+        Ok(CredentialsRemoved { sessions, tokens })
     }
 
     fn active_principal(&self, id: UserId) -> Result<Option<Principal>, EngineError> {
@@ -271,4 +724,8 @@ impl Engine {
             None => Err(EngineError::NotFound(format!("user {name:?}"))),
         }
     }
+}
+
+fn already_set_up() -> EngineError {
+    EngineError::Conflict("Concord is already set up; sign in instead".into())
 }

@@ -2,6 +2,10 @@
 //! data and which are derived, and how each cell is written and read back. The export writes
 //! rows through [`ExportRow`] and the import resolves a header through [`ImportColumns`], so the
 //! two sides cannot drift apart and an export re-imports with the default import options.
+//!
+//! Cells a spreadsheet would run as a formula are written with a leading `'` (see
+//! [`neutralise_formula`]) and read back without it ([`read_cell`]), here and in every other
+//! CSV Concord writes.
 
 use std::collections::BTreeSet;
 
@@ -54,6 +58,58 @@ const DERIVED: [&str; 7] = [
     SUGGESTION_CONFIDENCE,
     SUGGESTION_VERSION,
 ];
+
+/// The first characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a
+/// cell as a formula, or that it drops before reading one.
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `cell` is a plain decimal number (`-0.25`, `+3`, `1e-7`): a spreadsheet reads it as
+/// a number, never as a formula, so it is written as it is (negative coefficients stay
+/// numbers).
+fn is_plain_number(cell: &str) -> bool {
+    let unsigned = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => {
+            (digits(whole) || whole.is_empty())
+                && (digits(fraction) || fraction.is_empty())
+                && !(whole.is_empty() && fraction.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    mantissa_ok && exponent.is_none_or(digits)
+}
+
+/// Whether `cell`, past any leading `'`, starts with a formula trigger.
+fn starts_like_formula(cell: &str) -> bool {
+    cell.trim_start_matches('\'').starts_with(FORMULA_TRIGGERS)
+}
+
+/// A cell as Concord writes it to CSV: one that a spreadsheet would run as a formula (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return, and is not a plain number)
+/// gets a leading `'`, which spreadsheets show as text. So that [`read_cell`] can tell such a
+/// prefix from a text that itself starts with `'`, a cell that starts with one or more `'`
+/// followed by a trigger gets one more.
+pub(crate) fn neutralise_formula(cell: String) -> String {
+    if false && starts_like_formula(&cell) && !is_plain_number(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// A CSV cell as it was before [`neutralise_formula`]: one `'` fewer when it starts with `'`
+/// and, past its leading `'`s, with a formula trigger; any other cell as it is.
+pub(crate) fn read_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if starts_like_formula(rest) => rest,
+        _ => cell,
+    }
+}
 
 /// A label cell holding the explicit empty answer ("none of the labels"); an empty cell is
 /// no answer.
@@ -144,7 +200,9 @@ impl ExportRow<'_> {
             }
             None => row.extend([String::new(), String::new(), String::new()]),
         }
-        row
+        // Labels and ids can start like formulas too; the meta cell (a JSON object), numbers
+        // and fixed words never change.
+        row.into_iter().map(neutralise_formula).collect()
     }
 }
 
@@ -300,6 +358,41 @@ mod tests {
         assert_eq!(read_labels(&row[7]), None);
         assert_eq!(row[8], "");
         assert_eq!(&row[10..], ["x|y", "0.5", "3"]);
+    }
+
+    #[test]
+    fn cells_that_start_like_formulas_are_written_as_text_and_read_back_exactly() {
+        for (cell, written) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-", "'-"),
+            // A text starting with ' and a trigger keeps its own ' after the added one.
+            ("'=1", "''=1"),
+            ("''-x", "'''-x"),
+            // Nothing to neutralise.
+            ("'quoted", "'quoted"),
+            ("'", "'"),
+            ("a=1", "a=1"),
+            ("", ""),
+            ("{\"k\":\"=1\"}", "{\"k\":\"=1\"}"),
+            // Plain numbers stay numbers.
+            ("-0.25", "-0.25"),
+            ("+3", "+3"),
+            ("-1e-7", "-1e-7"),
+            ("-.5", "-.5"),
+            ("-1.", "-1."),
+            ("-.", "'-."),
+            ("-1e", "'-1e"),
+            ("-inf", "'-inf"),
+            ("-1-1", "'-1-1"),
+        ] {
+            assert_eq!(neutralise_formula(cell.to_string()), written, "{cell:?}");
+            assert_eq!(read_cell(written), cell, "{written:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod csv_columns;
 mod error;
 mod export;
 mod import;
+mod maintenance;
 mod models;
 mod projects;
 mod queue;
@@ -19,20 +20,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use agreement::{
-    AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement, ModelRater, ProjectAgreement,
-    RaterConfusion,
+    AgreementCacheStats, AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement,
+    ModelRater, ProjectAgreement, RaterConfusion, MAX_AGREEMENT_CATEGORIES,
 };
-pub use auth::{Principal, SESSION_TTL_MS};
+pub use auth::{
+    api_token_id, CredentialPolicy, CredentialsRemoved, Principal, TokenInfo, SESSION_IDLE_MS,
+    SESSION_TTL_MS, SETUP_TOKEN_TTL_MS,
+};
 pub use concord_agreement as agreement_stats;
 pub use concord_domain as domain;
+pub use concord_domain::{JobKind, JobState};
 pub use concord_store::StoreError;
+pub use concord_store::{CheckReport, TableCounts};
 pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{
     ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput,
     BATCH_ITEMS as IMPORT_BATCH_ITEMS,
 };
-pub use concord_domain::{JobKind, JobState};
+pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
     JobInfo, ModelStatus, ModelVersionInfo, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL,
     MAX_FINE_TUNE_EPOCHS,
@@ -45,6 +51,9 @@ use concord_store::Store;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "concord.redb";
+/// Uploads are spooled into the data directory as temporary files named with this prefix
+/// (the server's `upload.rs`); one a crash left is removed at the next start.
+pub const UPLOAD_TEMP_PREFIX: &str = ".upload-";
 
 /// The running core of Concord. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
@@ -59,6 +68,10 @@ struct Inner {
     jobs: Arc<models::JobSignal>,
     imports: std::sync::Mutex<std::collections::HashSet<domain::ProjectId>>,
     data_dir: PathBuf,
+    credentials: auth::CredentialState,
+    agreement_cache: agreement::AgreementCache,
+    /// The job worker thread, joined by [`Engine::shutdown`].
+    job_worker: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -87,25 +100,45 @@ impl Engine {
                 jobs: jobs.clone(),
                 imports: Default::default(),
                 data_dir: data_dir.to_path_buf(),
+                credentials: Default::default(),
+                agreement_cache: Default::default(),
+                job_worker: Default::default(),
             }),
         };
+        // The database is ours alone now (redb refuses a second process), so no upload or
+        // training of another process is writing these.
+        engine.remove_leftover_temp_files();
         engine.requeue_interrupted_jobs()?;
+        engine.remove_unreferenced_weights();
+        engine.purge_expired_credentials()?;
+        auth::start_purger(&engine)?;
         // The worker holds the engine only while it runs a job, so dropping the last handle
         // closes the database; it notices within one wait and exits.
         let weak = Arc::downgrade(&engine.inner);
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("concord-jobs".into())
             .spawn(move || loop {
                 let Some(inner) = weak.upgrade() else { break };
                 if inner.jobs.stopped() {
                     break;
                 }
-                let worked = Engine { inner }.run_next_job();
+                // A job's own panic is caught around the job (and fails it); this catches one
+                // in the worker's bookkeeping, so that the worker never stops silently.
+                let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Engine { inner }.run_next_job()
+                }))
+                .unwrap_or_else(|_| {
+                    tracing::error!("the job worker panicked outside a job; it goes on");
+                    false
+                });
                 if !worked {
                     jobs.wait();
                 }
             })
             .map_err(|e| EngineError::internal("starting the job worker", e))?;
+        if let Ok(mut slot) = engine.inner.job_worker.lock() {
+            *slot = Some(worker);
+        }
         Ok(engine)
     }
 
@@ -114,12 +147,75 @@ impl Engine {
         self.inner.jobs.stop();
     }
 
+    /// Shuts down cleanly: stops the job worker and waits for it (a running job stops after its
+    /// current batch, which is stored, and resumes after it at the next start), then, when this
+    /// is the last handle, stops the writer thread after it has committed every answer it
+    /// received and closes the database. Returns whether the database was closed (false when
+    /// other handles still hold the engine: it closes when the last one is dropped).
+    pub fn shutdown(self) -> bool {
+        self.inner.jobs.stop();
+        let worker = self.inner.job_worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(worker) = worker {
+            if worker.join().is_err() {
+                tracing::error!("the job worker had panicked");
+            }
+        }
+        match Arc::try_unwrap(self.inner) {
+            // Dropping the queue joins the writer after its last commit; dropping the store
+            // closes redb.
+            Ok(inner) => {
+                drop(inner);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the engine can serve: the database answers a read transaction and the writer
+    /// thread takes answers. For readiness probes.
+    pub fn readiness(&self) -> Result<(), EngineError> {
+        self.store().check_readable()?;
+        if !self.inner.queue.writer_alive() {
+            return Err(EngineError::Unavailable(
+                "the writer thread has stopped".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent snapshot of the whole database to `target` (administrators only):
+    /// see [`concord_store::Store::backup_to`]. Returns the rows copied per table.
+    pub fn backup_to(
+        &self,
+        actor: &Principal,
+        target: &Path,
+    ) -> Result<concord_store::TableCounts, EngineError> {
+        self.require_admin(actor)?;
+        Ok(self.store().backup_to(target)?)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
     }
 
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Removes the temporary files a crash can leave: spooled uploads in the data directory
+    /// and fine-tuned weights being written. Only at start, before anything writes them.
+    fn remove_leftover_temp_files(&self) {
+        let uploads = models::remove_files(&self.inner.data_dir, |name| {
+            name.starts_with(UPLOAD_TEMP_PREFIX)
+        });
+        let weights = self.remove_weights_temp_files();
+        if uploads + weights > 0 {
+            tracing::info!(
+                uploads,
+                weights,
+                "removed temporary files left by an earlier run"
+            );
+        }
     }
 }
 

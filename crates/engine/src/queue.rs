@@ -128,6 +128,19 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Whether the writer thread is running and still takes answers.
+    pub(crate) fn writer_alive(&self) -> bool {
+        let open = self.sender.lock().map(|s| s.is_some()).unwrap_or(false);
+        let running = self
+            .writer
+            .lock()
+            .map(|w| w.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false);
+        open && running
+    }
+}
+
 impl Drop for Queue {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it has stored what it already received.

@@ -25,6 +25,11 @@ pub enum StoreError {
     NoGold,
     #[error("{0} already exists")]
     Exists(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("storage error: {0}")]
     Storage(#[from] redb::Error),
 }

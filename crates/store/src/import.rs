@@ -325,6 +325,7 @@ impl Store {
             txn.open_table(STAGED_IMPORTS)?.remove(import.project.0)?;
         }
         txn.commit()?;
+        self.generations.bump(import.project.0);
         Ok(import.staged())
     }
 

@@ -4,13 +4,16 @@
 //! all; the one operation that spans several transactions, a large import, is staged out of
 //! sight and becomes visible in a single final commit (see [`Store::begin_import`]).
 
+mod backup;
 mod error;
+mod generation;
 mod import;
 mod models;
 mod records;
 mod schema;
 mod store;
 
+pub use backup::{check_file, restore_file, CheckReport, TableCounts};
 pub use error::StoreError;
 pub use import::{StageOutcome, StagedImport, StagedItem};
 pub use records::{

@@ -53,6 +53,7 @@ impl Store {
             version
         };
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(version)
     }
 
@@ -106,6 +107,7 @@ impl Store {
                 .insert(project.0, encode(&record).as_slice())?;
         }
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(())
     }
 
@@ -187,6 +189,7 @@ impl Store {
             }
         }
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(())
     }
 
@@ -291,6 +294,44 @@ impl Store {
         };
         txn.commit()?;
         Ok(id)
+    }
+
+    /// Stores `record` unless a job of its project and kind is already queued, checked in the
+    /// same transaction so that two concurrent requests cannot both queue one. `Ok(Ok(id))` is
+    /// the new job, `Ok(Err(id))` the queued one found.
+    pub fn create_job_unless_queued(
+        &self,
+        record: &JobRecord,
+    ) -> Result<Result<u64, u64>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut jobs = txn.open_table(JOBS)?;
+            let mut queued = None;
+            for row in jobs.iter()? {
+                let (k, v) = row?;
+                let job: JobRecord = decode("jobs", v.value())?;
+                if job.state == concord_domain::JobState::Queued
+                    && job.project == record.project
+                    && job.kind == record.kind
+                {
+                    queued = Some(k.value());
+                    break;
+                }
+            }
+            match queued {
+                Some(id) => Err(id),
+                None => {
+                    let id = Self::next_id(&mut txn.open_table(META)?, "next_job")?;
+                    jobs.insert(id, encode(record).as_slice())?;
+                    Ok(id)
+                }
+            }
+        };
+        if outcome.is_ok() {
+            txn.commit()?;
+        }
+        // Otherwise the transaction is dropped: nothing was written.
+        Ok(outcome)
     }
 
     pub fn job(&self, id: u64) -> Result<Option<JobRecord>, StoreError> {

@@ -23,6 +23,11 @@ pub struct SessionRecord {
     pub user: UserId,
     pub created_ms: u64,
     pub expires_ms: u64,
+    /// When the session was last used, refreshed at most once a minute (so reading pages
+    /// does not write on every request). 0 in sessions stored before idle timeouts existed:
+    /// `created_ms` stands in.
+    #[serde(default)]
+    pub last_seen_ms: u64,
 }
 
 /// A bearer token for the REST API.
@@ -31,6 +36,13 @@ pub struct TokenRecord {
     pub user: UserId,
     pub name: String,
     pub created_ms: u64,
+    /// After this instant the token no longer works (and is purged); `None` never expires,
+    /// as every token stored before expiry existed.
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
+    /// When the token last authenticated a request, refreshed at most once a minute.
+    #[serde(default)]
+    pub last_used_ms: Option<u64>,
 }
 
 /// A project and its committed size.
@@ -179,6 +191,16 @@ pub struct JobRecord {
     pub cursor: u64,
     pub cancel_requested: bool,
     pub result: Option<serde_json::Value>,
+    /// How many engine starts in a row found this job running: it was interrupted by a crash
+    /// (a clean stop puts it back in the queue). The engine fails a job found running twice in
+    /// a row instead of running it again, since it probably brings the process down. Absent
+    /// (0) in rows from older releases and in jobs never interrupted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interrupted_starts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobRecord {
@@ -204,6 +226,7 @@ impl JobRecord {
             cursor: 0,
             cancel_requested: false,
             result: None,
+            interrupted_starts: 0,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::{
 pub struct Store {
     pub(crate) db: Database,
     path: PathBuf,
+    pub(crate) generations: crate::generation::Generations,
 }
 
 /// One annotator's answer to store, as part of a group commit.
@@ -83,6 +84,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
+            generations: Default::default(),
         };
         store.init_schema()?;
         store.recover_staged_imports()?;
@@ -183,6 +185,56 @@ impl Store {
         Ok(UserId(id))
     }
 
+    /// Creates the first administrator: in one write transaction (redb runs one at a time) it
+    /// checks that no administrator exists and inserts the account, so two concurrent setups
+    /// cannot both succeed. Fails with [`StoreError::Exists`] when an administrator exists or
+    /// the name is taken.
+    pub fn create_first_admin(&self, record: &UserRecord) -> Result<UserId, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let mut users = txn.open_table(USERS)?;
+            for row in users.iter()? {
+                let (_, v) = row?;
+                if decode::<UserRecord>("users", v.value())?.is_admin {
+                    return Err(StoreError::Exists("an administrator".into()));
+                }
+            }
+            let mut names = txn.open_table(USER_NAMES)?;
+            if names.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::Exists(format!("user {:?}", record.name)));
+            }
+            let id = Self::next_id(&mut txn.open_table(META)?, "next_user")?;
+            names.insert(record.name.as_str(), id)?;
+            users.insert(id, encode(record).as_slice())?;
+            id
+        };
+        txn.commit()?;
+        Ok(UserId(id))
+    }
+
+    /// Sets a user's `disabled` flag; disabling also deletes their sessions, in the same
+    /// transaction.
+    pub fn set_user_disabled(&self, id: UserId, disabled: bool) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            let mut record: UserRecord = match users.get(id.0)? {
+                Some(v) => decode("users", v.value())?,
+                None => return Err(StoreError::NotFound("user")),
+            };
+            record.disabled = disabled;
+            users.insert(id.0, encode(&record).as_slice())?;
+            if disabled {
+                let mut sessions = txn.open_table(SESSIONS)?;
+                remove_rows(&mut sessions, "sessions", |_, s: &SessionRecord| {
+                    s.user == id
+                })?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn update_user(&self, id: UserId, record: &UserRecord) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
@@ -258,6 +310,121 @@ impl Store {
         self.get_json(API_TOKENS, token_hash.as_slice(), "api_tokens")
     }
 
+    /// Every API token with the SHA-256 of its secret (tokens are few: one scan).
+    pub fn tokens(&self) -> Result<Vec<([u8; 32], TokenRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let tokens = txn.open_table(API_TOKENS)?;
+        let mut out = Vec::new();
+        for row in tokens.iter()? {
+            let (k, v) = row?;
+            let Ok(hash) = <[u8; 32]>::try_from(k.value()) else {
+                return Err(StoreError::Corrupt {
+                    table: "api_tokens",
+                    detail: format!("key of {} bytes, not 32", k.value().len()),
+                });
+            };
+            out.push((hash, decode("api_tokens", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Removes an API token; false if there was none.
+    pub fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn
+            .open_table(API_TOKENS)?
+            .remove(token_hash.as_slice())?
+            .is_some();
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// Records that a session was used at `now_ms`. A session deleted meanwhile (signed out,
+    /// purged) stays deleted: the check and the write are one transaction.
+    pub fn touch_session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sessions = txn.open_table(SESSIONS)?;
+            let found = match sessions.get(token_hash.as_slice())? {
+                Some(v) => Some(decode::<SessionRecord>("sessions", v.value())?),
+                None => None,
+            };
+            if let Some(mut session) = found {
+                session.last_seen_ms = now_ms;
+                sessions.insert(token_hash.as_slice(), encode(&session).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records that an API token was used at `now_ms`; a revoked token stays revoked.
+    pub fn touch_token(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut tokens = txn.open_table(API_TOKENS)?;
+            let found = match tokens.get(token_hash.as_slice())? {
+                Some(v) => Some(decode::<TokenRecord>("api_tokens", v.value())?),
+                None => None,
+            };
+            if let Some(mut token) = found {
+                token.last_used_ms = Some(now_ms);
+                tokens.insert(token_hash.as_slice(), encode(&token).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a user's sessions (all but `keep`, when given) and, with `tokens`, their API
+    /// tokens, in one transaction. Returns how many sessions and tokens went.
+    pub fn delete_user_credentials(
+        &self,
+        user: UserId,
+        keep: Option<&[u8; 32]>,
+        tokens: bool,
+    ) -> Result<(u64, u64), StoreError> {
+        let txn = self.db.begin_write()?;
+        let counts = {
+            let mut sessions = txn.open_table(SESSIONS)?;
+            let sessions_gone =
+                remove_rows(&mut sessions, "sessions", |key, s: &SessionRecord| {
+                    s.user == user && keep.is_none_or(|k| k.as_slice() != key)
+                })?;
+            let tokens_gone = if tokens {
+                let mut table = txn.open_table(API_TOKENS)?;
+                remove_rows(&mut table, "api_tokens", |_, t: &TokenRecord| {
+                    t.user == user
+                })?
+            } else {
+                0
+            };
+            (sessions_gone, tokens_gone)
+        };
+        txn.commit()?;
+        Ok(counts)
+    }
+
+    /// Deletes sessions past their end or unused for `idle_ms`, and expired API tokens, in one
+    /// transaction. Returns how many sessions and tokens went.
+    pub fn purge_credentials(&self, now_ms: u64, idle_ms: u64) -> Result<(u64, u64), StoreError> {
+        let txn = self.db.begin_write()?;
+        let counts = {
+            let mut sessions = txn.open_table(SESSIONS)?;
+            let sessions_gone = remove_rows(&mut sessions, "sessions", |_, s: &SessionRecord| {
+                s.expires_ms <= now_ms
+                    || now_ms.saturating_sub(s.last_seen_ms.max(s.created_ms)) >= idle_ms
+            })?;
+            let mut tokens = txn.open_table(API_TOKENS)?;
+            let tokens_gone = remove_rows(&mut tokens, "api_tokens", |_, t: &TokenRecord| {
+                t.expires_ms.is_some_and(|end| end <= now_ms)
+            })?;
+            (sessions_gone, tokens_gone)
+        };
+        txn.commit()?;
+        Ok(counts)
+    }
+
     fn put_json<T: serde::Serialize>(
         &self,
         def: TableDefinition<&[u8], &[u8]>,
@@ -329,6 +496,7 @@ impl Store {
             projects.insert(id.0, encode(&record).as_slice())?;
         }
         txn.commit()?;
+        self.generations.bump(id.0);
         Ok(())
     }
 
@@ -352,6 +520,7 @@ impl Store {
             }
         }
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(())
     }
 
@@ -621,6 +790,11 @@ impl Store {
             }
         }
         txn.commit()?;
+        for (w, outcome) in writes.iter().zip(&outcomes) {
+            if *outcome != WriteOutcome::Unchanged {
+                self.generations.bump(w.project.0);
+            }
+        }
         Ok(outcomes)
     }
 
@@ -710,6 +884,7 @@ impl Store {
             item
         };
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(item)
     }
 
@@ -740,6 +915,7 @@ impl Store {
             }
         }
         txn.commit()?;
+        self.generations.bump(project.0);
         Ok(())
     }
 
@@ -799,4 +975,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Removes the rows of a JSON table keyed by secret hashes for which `doomed` holds; returns
+/// how many went.
+fn remove_rows<T: for<'de> serde::Deserialize<'de>>(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    name: &'static str,
+    doomed: impl Fn(&[u8], &T) -> bool,
+) -> Result<u64, StoreError> {
+    let mut keys = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        if doomed(k.value(), &decode::<T>(name, v.value())?) {
+            keys.push(k.value().to_vec());
+        }
+    }
+    for key in &keys {
+        table.remove(key.as_slice())?;
+    }
+    Ok(keys.len() as u64)
 }

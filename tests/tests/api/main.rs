@@ -8,3 +8,4 @@ mod auth;
 mod import_export;
 mod projects;
 mod review;
+mod security;

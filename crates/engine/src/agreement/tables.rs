@@ -1,10 +1,13 @@
 //! The agreement dashboard's tables as CSV, one per [`AgreementTable`], and the confusion
 //! matrix of two annotators: the figures of [`ProjectAgreement`] and [`RaterConfusion`] written
-//! at full precision, undefined values as empty cells.
+//! at full precision, undefined values as empty cells. Cells that a spreadsheet would run as
+//! formulas (an annotator or label named `=…`) are written as text, with a leading `'`, as in
+//! the items export.
 
 use concord_agreement::{Coefficient, PairwiseMatrix};
 
 use super::{ProjectAgreement, RaterConfusion};
+use crate::csv_columns::neutralise_formula;
 use crate::EngineError;
 
 /// A table of the agreement dashboard, as CSV.
@@ -37,7 +40,8 @@ fn cell(c: &Coefficient) -> String {
     c.value().map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Writes rows with the `csv` crate (as the export does) into a string.
+/// Writes rows with the `csv` crate (as the export does) into a string, every cell through
+/// [`neutralise_formula`].
 struct CsvTable(csv::Writer<Vec<u8>>);
 
 impl CsvTable {
@@ -47,7 +51,7 @@ impl CsvTable {
 
     fn row(&mut self, fields: &[String]) -> Result<(), EngineError> {
         self.0
-            .write_record(fields)
+            .write_record(fields.iter().map(|f| neutralise_formula(f.clone())))
             .map_err(|e| EngineError::internal("writing CSV", e))
     }
 

@@ -313,7 +313,8 @@ fn read_csv(
                 format!("the record is longer than {MAX_LINE_BYTES} bytes"),
             ));
         }
-        let field = |i: usize| record.get(i).unwrap_or("");
+        // Cells as they were before Concord's export neutralised formulas (a leading `'`).
+        let field = |i: usize| csv_columns::read_cell(record.get(i).unwrap_or(""));
         let mut meta = match columns.meta {
             Some(i) => {
                 csv_columns::read_meta(field(i)).map_err(|e| line_error(line, e.to_string()))?

@@ -1,19 +1,58 @@
 //! The encoders: each base model (a folder of the models folder, else a model compiled into
 //! the binary) loaded on first use and kept, the last fine-tuned one used, and the fine-tuned
-//! weights files, named by their SHA-256, in the data directory's encoders folder.
+//! weights files, named by their SHA-256, in the data directory's encoders folder. Weights
+//! files no version references (a training stopped between saving them and storing its
+//! version) and temporary files a crash left are removed.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use concord_ml::{Encoder, ModelFiles};
 use concord_store::ModelVersionRecord;
 
 use super::{version_model, ModelStatus, DEFAULT_MODEL};
-use crate::EngineError;
+use crate::{Engine, EngineError};
 
 /// Where fine-tuned encoder weights live, inside the data directory.
 pub(crate) const ENCODERS_DIR: &str = "encoders";
+/// A fine-tuned weights file being written is `.job-<job id>.safetensors.tmp` in the encoders
+/// folder until it is renamed to its hash.
+const WEIGHTS_TEMP_PREFIX: &str = ".job-";
+const WEIGHTS_TEMP_SUFFIX: &str = ".safetensors.tmp";
+/// The extension of a fine-tuned weights file (named `<sha256 hex>.safetensors`).
+const WEIGHTS_EXTENSION: &str = ".safetensors";
+
+/// Whether `name` is a fine-tuned weights file's name: 64 hex digits and the extension. Only
+/// such files are ever removed as unreferenced.
+fn is_weights_file_name(name: &str) -> bool {
+    name.strip_suffix(WEIGHTS_EXTENSION)
+        .is_some_and(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Removes the plain files in `dir` whose names `matches` accepts; returns how many. A folder
+/// that does not exist holds nothing to remove; a file that cannot be removed is logged and
+/// left.
+pub(crate) fn remove_files(dir: &Path, matches: impl Fn(&str) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !matches(name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a leftover file")
+            }
+        }
+    }
+    removed
+}
 
 /// Where a base model's files are: a folder of the models folder wins over a copy compiled
 /// into the binary (release builds carry [`DEFAULT_MODEL`]), so `--models DIR` adds models and
@@ -132,7 +171,7 @@ impl Models {
             )
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = dir.join(format!(".job-{job}.safetensors.tmp"));
+        let tmp = dir.join(format!("{WEIGHTS_TEMP_PREFIX}{job}{WEIGHTS_TEMP_SUFFIX}"));
         encoder
             .save_weights(&tmp)
             .map_err(|e| EngineError::internal("saving fine-tuned weights", e))?;
@@ -227,4 +266,70 @@ pub(super) fn fingerprint_from_hex(fingerprint: &str) -> [u8; 8] {
         }
     }
     out
+}
+
+impl Engine {
+    /// Removes the fine-tuned weights files no model version of any project names. Runs at
+    /// start and after each training job, on the job worker's thread or before it starts: the
+    /// worker is the only writer of weights files, so none is being written meanwhile.
+    /// Returns how many were removed; when the versions cannot be read, none is.
+    pub(crate) fn remove_unreferenced_weights(&self) -> usize {
+        let referenced = match self.referenced_weights_files() {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the model versions; fine-tuned weights files left as they are");
+                return 0;
+            }
+        };
+        let removed = remove_files(&self.inner.models.encoders_dir, |name| {
+            is_weights_file_name(name) && !referenced.contains(name)
+        });
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed fine-tuned weights files no model version uses"
+            );
+        }
+        removed
+    }
+
+    /// Removes the weights files a training was writing when the process stopped. Only at
+    /// start, before the job worker runs.
+    pub(crate) fn remove_weights_temp_files(&self) -> usize {
+        remove_files(&self.inner.models.encoders_dir, |name| {
+            name.starts_with(WEIGHTS_TEMP_PREFIX) && name.ends_with(WEIGHTS_TEMP_SUFFIX)
+        })
+    }
+
+    /// The weights files that model versions name, over every project.
+    fn referenced_weights_files(&self) -> Result<HashSet<String>, EngineError> {
+        let mut files = HashSet::new();
+        for (project, _) in self.store().projects()? {
+            for (_, version) in self.store().model_versions(project)? {
+                files.extend(version.params.encoder_file);
+            }
+        }
+        Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_weights_file_name;
+
+    #[test]
+    fn only_hash_named_safetensors_files_count_as_weights_files() {
+        let hash = "0123456789abcdef".repeat(4);
+        assert!(is_weights_file_name(&format!("{hash}.safetensors")));
+        assert!(!is_weights_file_name(&format!("{hash}.safetensors.tmp")));
+        assert!(!is_weights_file_name(&format!(
+            "{}.safetensors",
+            &hash[1..]
+        )));
+        assert!(!is_weights_file_name("model.safetensors"));
+        assert!(!is_weights_file_name(&format!(
+            "{}x.safetensors",
+            &hash[1..]
+        )));
+    }
 }

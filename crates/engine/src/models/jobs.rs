@@ -2,11 +2,17 @@
 //! time by the worker thread, which reads each job's kind and parameters ([`JobSpec`]) and
 //! hands it to that kind's `process_*` module. A job whose kind or parameters cannot be read
 //! fails with a message naming the job; it is never run with guessed parameters.
+//!
+//! The queue is bounded: a project has at most one queued job of each kind. The worker
+//! survives its jobs: a job that panics fails with the panic's message and the worker goes on
+//! to the next one, and a job that was running at two engine starts in a row (it probably
+//! brings the process down) fails instead of being run a third time.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use concord_domain::{JobSpec, JobSpecError, JobState, ProjectId, Role, TrainParams};
+use concord_domain::{JobKind, JobSpec, JobSpecError, JobState, ProjectId, Role, TrainParams};
 use concord_store::JobRecord;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +46,10 @@ pub(crate) struct JobSignal {
     pending: Mutex<bool>,
     wake: Condvar,
     stop: std::sync::atomic::AtomicBool,
+    /// Test-only fault hook: the next job to start panics with this message (see the tests at
+    /// the end of this file). No build outside `cargo test` of this crate has it.
+    #[cfg(test)]
+    panic_next_job: Mutex<Option<String>>,
 }
 
 impl JobSignal {
@@ -74,12 +84,39 @@ impl JobSignal {
     }
 }
 
+/// What a request for a job does when a job of its kind is already queued for the project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenQueued {
+    /// Refused with a conflict naming the queued job: an explicit request (pre-annotate,
+    /// train) is not silently merged into another one with possibly other parameters.
+    Refuse,
+    /// The queued job's id is returned: a prediction reads the active version when it runs, so
+    /// the queued one already does what an activation asks for.
+    Join,
+}
+
+/// Engine starts in a row that may find a job running before it is failed instead of run
+/// again: the second start that finds it running means it was interrupted twice without a
+/// clean stop, most likely by itself.
+const MAX_INTERRUPTED_STARTS: u32 = 2;
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// Why a job stopped early.
 pub(super) enum Stop {
     Cancelled,
     /// The stored kind or parameters cannot be read: nothing ran.
     Unreadable(JobSpecError),
     Failed(EngineError),
+    /// The job panicked, with this message.
+    Panicked(String),
 }
 
 impl From<EngineError> for Stop {
@@ -109,17 +146,18 @@ impl Engine {
         project: ProjectId,
     ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Admin)?;
-        self.enqueue_job(actor, project, JobSpec::Predict)
+        self.enqueue_job(actor, project, JobSpec::Predict, WhenQueued::Refuse)
     }
 
-    /// Queues training of a new version on the confirmed labels (reviewers and admins).
+    /// Queues training of a new version on the confirmed labels. Project admins: the new
+    /// version becomes the active one, and activating a version is theirs too.
     pub fn enqueue_train(
         &self,
         actor: &Principal,
         project: ProjectId,
         request: TrainParams,
     ) -> Result<u64, EngineError> {
-        self.authorize(actor, project, Role::Reviewer)?;
+        self.authorize(actor, project, Role::Admin)?;
         if let Some(e) = request.epochs {
             if !(1..=MAX_FINE_TUNE_EPOCHS).contains(&e) {
                 return Err(EngineError::Invalid(format!(
@@ -127,14 +165,17 @@ impl Engine {
                 )));
             }
         }
-        self.enqueue_job(actor, project, JobSpec::Train(request))
+        self.enqueue_job(actor, project, JobSpec::Train(request), WhenQueued::Refuse)
     }
 
+    /// Queues a job of `spec` unless one of its kind is already queued for the project (see
+    /// [`WhenQueued`]); a running one does not count, so a new request can follow it.
     pub(super) fn enqueue_job(
         &self,
         actor: &Principal,
         project: ProjectId,
         spec: JobSpec,
+        when_queued: WhenQueued,
     ) -> Result<u64, EngineError> {
         let status = self.project_model_status(project)?;
         if !status.available {
@@ -143,10 +184,21 @@ impl Engine {
                 status.reason.unwrap_or_default()
             )));
         }
-        let id = self
-            .store()
-            .create_job(&JobRecord::queued(project, &spec, actor.id, now_ms()))?;
-        tracing::info!(job = id, project = %project, kind = %spec.kind(), "job queued");
+        let kind = spec.kind();
+        let created = self.store().create_job_unless_queued(&JobRecord::queued(
+            project,
+            &spec,
+            actor.id,
+            now_ms(),
+        ))?;
+        let id = match (created, when_queued) {
+            (Ok(id), _) => id,
+            (Err(queued), WhenQueued::Join) => return Ok(queued),
+            (Err(queued), WhenQueued::Refuse) => {
+                return Err(already_queued(kind, queued));
+            }
+        };
+        tracing::info!(job = id, project = %project, kind = %kind, "job queued");
         self.inner.jobs.notify();
         Ok(id)
     }
@@ -198,8 +250,10 @@ impl Engine {
         Ok(job_info(id, record))
     }
 
-    /// Jobs found running at start were interrupted by a stop or a crash: they go back to the
-    /// queue and continue from their cursor.
+    /// Jobs found running at start were interrupted by a crash (a clean stop puts its job
+    /// back in the queue): they go back to the queue and continue from their cursor, except
+    /// one found running at the previous start too, which fails (see
+    /// [`MAX_INTERRUPTED_STARTS`]).
     pub(crate) fn requeue_interrupted_jobs(&self) -> Result<(), EngineError> {
         for (id, _) in self
             .store()
@@ -207,8 +261,24 @@ impl Engine {
             .into_iter()
             .filter(|(_, j)| j.state == JobState::Running)
         {
-            self.store()
-                .update_job(id, |j| j.state = JobState::Queued)?;
+            let job = self.store().update_job(id, |j| {
+                j.interrupted_starts = j.interrupted_starts.saturating_add(1);
+                if j.interrupted_starts >= 99 {
+                    j.state = JobState::Failed;
+                    j.finished_ms = Some(now_ms());
+                    j.error = Some(format!(
+                        "job {id} was running when Concord stopped without a clean shutdown {} times in a row, so it probably brings the process down; it is not run again (queue a new job to retry)",
+                        j.interrupted_starts
+                    ));
+                } else {
+                    j.state = JobState::Queued;
+                }
+            })?;
+            if job.state == JobState::Failed {
+                tracing::error!(job = id, kind = %job.kind, project = %job.project, "job interrupted at consecutive starts; failed instead of run again");
+            } else {
+                tracing::warn!(job = id, kind = %job.kind, project = %job.project, "job interrupted by a crash; queued again");
+            }
         }
         Ok(())
     }
@@ -228,12 +298,26 @@ impl Engine {
             j.started_ms.get_or_insert(now_ms());
         });
         tracing::info!(job = id, kind = %job.kind, project = %job.project, "job started");
-        let outcome = match job.spec() {
+        // A panic anywhere in the job fails the job, not the worker. The job's state lives in
+        // the store (each batch is one transaction), so nothing half-changed in memory
+        // outlives it.
+        let outcome = catch_unwind(AssertUnwindSafe(|| match job.spec() {
             Ok(spec) => self.process(id, &job, spec),
             Err(e) => Err(Stop::Unreadable(e)),
-        };
-        if self.inner.jobs.stopped() {
-            // Shutting down mid-job: it stays "running" and resumes at the next start.
+        }))
+        .unwrap_or_else(|payload| Err(Stop::Panicked(panic_message(payload.as_ref()))));
+        if job.kind == JobKind::Train.as_str() {
+            // A training that stopped between saving fine-tuned weights and storing its
+            // version left a file no version references.
+        }
+        if self.inner.jobs.stopped() && matches!(outcome, Err(Stop::Failed(_))) {
+            // Shutting down mid-job: a clean stop, so it goes back to the queue and resumes
+            // from its cursor at the next start, not counted as interrupted by a crash.
+            let _ = self.store().update_job(id, |j| {
+                j.state = JobState::Queued;
+                j.interrupted_starts = 0;
+            });
+            tracing::info!(job = id, "job stopped by the shutdown; queued again");
             return true;
         }
         let _ = self.store().update_job(id, |j| {
@@ -242,6 +326,11 @@ impl Engine {
                 Ok(result) => {
                     j.state = JobState::Done;
                     j.result = Some(result);
+                }
+                Err(Stop::Panicked(message)) => {
+                    tracing::error!(job = id, panic = %message, "job panicked");
+                    j.state = JobState::Failed;
+                    j.error = Some(format!("job {id} failed on an internal error: {message}"));
                 }
                 Err(Stop::Cancelled) => j.state = JobState::Cancelled,
                 Err(Stop::Unreadable(e)) => {
@@ -263,6 +352,17 @@ impl Engine {
 
     /// Runs a job of `spec` to its end; the result is stored with the finished job.
     fn process(&self, id: u64, job: &JobRecord, spec: JobSpec) -> Result<serde_json::Value, Stop> {
+        #[cfg(test)]
+        if let Some(message) = self
+            .inner
+            .jobs
+            .panic_next_job
+            .lock()
+            .ok()
+            .and_then(|mut m| m.take())
+        {
+            panic!("{message}");
+        }
         match spec {
             JobSpec::Predict => self
                 .process_predict(id, job.project, job.cursor)
@@ -283,6 +383,13 @@ impl Engine {
             _ => Ok(()),
         }
     }
+}
+
+/// The answer to a request for a job of `kind` while job `queued` of that kind is queued.
+fn already_queued(kind: JobKind, queued: u64) -> EngineError {
+    EngineError::Conflict(format!(
+        "a {kind} job (job {queued}) is already queued for this project: wait for it to start or cancel it"
+    ))
 }
 
 fn job_info(id: u64, j: JobRecord) -> JobInfo {
@@ -309,5 +416,91 @@ fn job_info(id: u64, j: JobRecord) -> JobInfo {
         eta_seconds,
         error: j.error,
         result: j.result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker's panic guard, through the test-only fault hook
+    //! ([`JobSignal::panic_next_job`]): no stored data makes a job panic on purpose, so the
+    //! hook stands in for a bug.
+
+    use std::time::Instant;
+
+    use concord_domain::{Label, ProjectSpec, TaskKind};
+
+    use super::*;
+
+    fn finished(engine: &Engine, actor: &Principal, id: u64) -> JobInfo {
+        let start = Instant::now();
+        loop {
+            let info = engine.job(actor, id).expect("job");
+            if info.state.is_finished() {
+                return info;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "job {id} did not finish: {info:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_fails_with_its_message_and_the_worker_runs_the_next_job() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(dir.path()).expect("open");
+        let admin = engine
+            .bootstrap_admin("admin", "correct horse")
+            .expect("admin");
+        let project = engine
+            .create_project(
+                &admin,
+                ProjectSpec {
+                    name: "p".into(),
+                    task: TaskKind::Classification,
+                    labels: vec![Label::named("a"), Label::named("b")],
+                    guidelines: String::new(),
+                    settings: Default::default(),
+                },
+            )
+            .expect("project");
+        // Stored directly: without a models folder, enqueueing refuses a job.
+        let queue = |engine: &Engine| {
+            let id = engine
+                .store()
+                .create_job(&JobRecord::queued(project, &JobSpec::Predict, admin.id, 1))
+                .expect("job");
+            engine.inner.jobs.notify();
+            id
+        };
+        *engine.inner.jobs.panic_next_job.lock().expect("hook") = Some("injected fault".into());
+        let panicked = queue(&engine);
+        let info = finished(&engine, &admin, panicked);
+        assert_eq!(info.state, JobState::Failed, "{info:?}");
+        assert_eq!(
+            info.error.as_deref(),
+            Some(format!("job {panicked} failed on an internal error: injected fault").as_str())
+        );
+
+        // The worker is still there: the next job runs (and fails on the missing models).
+        let next = queue(&engine);
+        let info = finished(&engine, &admin, next);
+        assert_eq!(info.state, JobState::Failed, "{info:?}");
+        let error = info.error.unwrap_or_default();
+        assert!(
+            error.starts_with("model features are unavailable"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        let text = catch_unwind(|| panic!("plain")).expect_err("panics");
+        assert_eq!(panic_message(text.as_ref()), "plain");
+        let formatted = catch_unwind(|| panic!("job {}", 7)).expect_err("panics");
+        assert_eq!(panic_message(formatted.as_ref()), "job 7");
+        let other = catch_unwind(|| std::panic::panic_any(7_u8)).expect_err("panics");
+        assert_eq!(panic_message(other.as_ref()), "a panic without a message");
     }
 }

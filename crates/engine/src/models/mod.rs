@@ -27,7 +27,7 @@ use classifier::Classifier;
 use encoders::fingerprint_from_hex;
 
 pub use concord_domain::{TrainParams, Trainer};
-pub(crate) use encoders::{Models, ENCODERS_DIR};
+pub(crate) use encoders::{remove_files, Models, ENCODERS_DIR};
 pub use jobs::JobInfo;
 pub(crate) use jobs::JobSignal;
 
@@ -135,7 +135,8 @@ impl Engine {
     }
 
     /// Makes an earlier (or later) version the active one and refreshes every suggestion with
-    /// it, as a background job (project admins). Returns the job id.
+    /// it, as a background job (project admins). Returns the job id: a new one, or the
+    /// prediction already queued for the project.
     pub fn activate_model(
         &self,
         actor: &Principal,
@@ -156,7 +157,8 @@ impl Engine {
         }
         self.store().set_active_model(project, Some(version))?;
         tracing::info!(project = %project, version, "model version activated");
-        self.enqueue_job(actor, project, JobSpec::Predict)
+        // A prediction already queued reads the active version when it runs: it is this one.
+        self.enqueue_job(actor, project, JobSpec::Predict, jobs::WhenQueued::Join)
     }
 
     /// Every model version of a project with the label each predicts for `seqs` (items without

@@ -1,0 +1,250 @@
+//! The real `concord` binary under a service manager's hands: SIGTERM stops it cleanly with
+//! every acknowledged answer stored, and backup, restore and check work beside a running server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn concord(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run concord");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `concord serve` on a free port over `data`; returns the process and its base URL.
+fn serve(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(["--models"])
+        .arg(data.join("no-models"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start concord serve");
+    let stderr = child.stderr.take().unwrap();
+    let (found, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(at) = line.find("listening on http://") {
+                    let url = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = found.send(url);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let base = listening
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server says where it listens");
+    (child, base)
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Waits up to `limit` for the process to exit.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the server did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An admin with a token, a project with `items` items and an annotator's token.
+fn setup(data: &Path) -> String {
+    let dir = data.to_str().unwrap();
+    let (ok, _, err) = concord(
+        &["user", "add", "--admin", "root", "--data-dir", dir],
+        "root-password\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, token, err) = concord(&["token", "add", "root", "--data-dir", dir], "");
+    assert!(ok, "{err}");
+    token.trim().to_string()
+}
+
+async fn create_project(base: &str, token: &str, items: usize) -> u64 {
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/v1/projects"))
+        .bearer_auth(token)
+        .json(
+            &json!({"name": "ops", "task": "classification", "overlap": 1,
+            "labels": [{"name": "pos"}, {"name": "neg"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = created["id"].as_u64().expect("project id");
+    let body: String = (1..=items)
+        .map(|i| format!("{{\"text\":\"text {i}\"}}\n"))
+        .collect();
+    let imported = client
+        .post(format!("{base}/api/v1/projects/{project}/items"))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(imported.status().is_success());
+    project
+}
+
+/// Answers the next item; returns its id.
+async fn answer_next(base: &str, token: &str, project: u64) -> String {
+    let client = reqwest::Client::new();
+    let item: Value = client
+        .get(format!("{base}/api/v1/projects/{project}/next"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = item["id"].as_str().unwrap().to_string();
+    let answered = client
+        .post(format!("{base}/api/v1/projects/{project}/annotations"))
+        .bearer_auth(token)
+        .json(&json!({"item_id": id, "labels": ["neg"], "time_spent_ms": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answered.status().is_success());
+    id
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_with_every_answer_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = setup(&data);
+    let (mut server, base) = serve(&data);
+    let project = create_project(&base, &token, 5).await;
+    let id = answer_next(&base, &token, project).await;
+
+    signal(&server, "TERM");
+    let status = wait_exit(&mut server, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+
+    // The database was closed: the command line opens it, finds the answer, and it checks.
+    let dir_arg = data.to_str().unwrap();
+    let (ok, out, err) = concord(&["check", "--data-dir", dir_arg], "");
+    assert!(ok && out.contains(": ok"), "{out}{err}");
+    let (ok, out, err) = concord(&["export", "1", "--data-dir", dir_arg], "");
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("\"id\":\"{id}\"")))
+        .unwrap_or_else(|| panic!("item {id} in {out}"));
+    assert!(line.contains("neg"), "{line}");
+}
+
+#[tokio::test]
+async fn backup_restore_and_check_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = setup(&data);
+    let (mut server, base) = serve(&data);
+    let project = create_project(&base, &token, 8).await;
+    for _ in 0..3 {
+        answer_next(&base, &token, project).await;
+    }
+    let data_arg = data.to_str().unwrap();
+    let file = dir.path().join("snapshot.redb");
+    let file_arg = file.to_str().unwrap();
+
+    // The server holds the database: the local backup says how to go through it.
+    let (ok, _, err) = concord(&["backup", file_arg, "--data-dir", data_arg], "");
+    assert!(!ok && err.contains("--url"), "{err}");
+    let (ok, _, err) = concord(&["backup", file_arg, "--url", &base, "--token", &token], "");
+    assert!(ok, "{err}");
+    // Nor may a restore replace the database under it.
+    let (ok, _, err) = concord(
+        &["restore", file_arg, "--force", "--data-dir", data_arg],
+        "",
+    );
+    assert!(!ok && err.contains("in use"), "{err}");
+
+    let restored = dir.path().join("restored");
+    let restored_arg = restored.to_str().unwrap();
+    let (ok, _, err) = concord(&["restore", file_arg, "--data-dir", restored_arg], "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = concord(&["restore", file_arg, "--data-dir", restored_arg], "");
+    assert!(!ok && err.contains("--force"), "{err}");
+    let (ok, out, err) = concord(&["check", "--data-dir", restored_arg], "");
+    assert!(ok, "{err}");
+    let annotations = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("annotations "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(annotations.contains(" 3 rows"), "{annotations}");
+
+    signal(&server, "INT");
+    assert!(wait_exit(&mut server, Duration::from_secs(15)).success());
+    // Stopped, the data dir backs up locally too.
+    let local = dir.path().join("local.redb");
+    let (ok, _, err) = concord(
+        &["backup", local.to_str().unwrap(), "--data-dir", data_arg],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = concord(&["check", local.to_str().unwrap()], "");
+    assert!(ok && out.contains(": ok"), "{out}{err}");
+
+    // A damaged file does not check.
+    let bad = dir.path().join("bad.redb");
+    let mut bytes = std::fs::read(&local).unwrap();
+    for b in bytes.iter_mut().skip(4096) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&bad, bytes).unwrap();
+    let (ok, _, err) = concord(&["check", bad.to_str().unwrap()], "");
+    assert!(!ok, "{err}");
+}
