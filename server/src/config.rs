@@ -134,7 +134,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
         assert!(!c.secure_cookies);
-        assert!(!c.trust_forwarded_for, "X-Forwarded-For is trusted only when asked");
+        assert!(
+            !c.trust_forwarded_for,
+            "X-Forwarded-For is trusted only when asked"
+        );
         std::fs::write(&file, "trust_forwarded_for = true\n").unwrap();
         let c = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap();
         assert!(c.trust_forwarded_for);

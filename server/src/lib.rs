@@ -31,6 +31,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 
+/// The bounds on what the browser's import form reads into memory.
+pub mod upload_limits {
+    pub use crate::upload::MAX_FORM_FIELD_BYTES;
+}
+
 /// Name of the wasm/js bundle under `/pkg/` as wasm-bindgen writes it; the site serves it
 /// under a content-hashed name ([`assets::bundle_name`]).
 pub const OUTPUT_NAME: &str = "concord";

@@ -94,7 +94,10 @@ fn credential_paths() -> Value {
 fn model_paths() -> Value {
     json!({
             "/models": {
-                "get": { "summary": "Whether model features are available, and why not", "responses": with_errors(json!({ "200": { "description": "{available, model, reason}" } })) }
+                "get": { "summary": "Whether model features are available (no server paths: the reason is in the server log), and the installed model names", "responses": with_errors(json!({ "200": { "description": "{available, model, reason, installed}" } })) }
+            },
+            "/backup": {
+                "post": { "summary": "A consistent snapshot of the whole database, taken in one read transaction while the server runs, as a redb file (administrators; `concord backup FILE --url` calls this)", "responses": with_errors(json!({ "200": { "description": "The snapshot (application/octet-stream)" } })) }
             },
             "/projects/{id}/models": {
                 "get": { "summary": "The project's model versions with trainer, training-set size and hash, parent, held-out metrics (accuracy, macro-F1, per-label P/R/F1, confusion, calibration error) and which is active (reviewers, administrators)", "parameters": [id_param()], "responses": with_errors(json!({ "200": { "description": "Versions, oldest first" } })) }

@@ -52,6 +52,31 @@ pub async fn spool<E: std::fmt::Display>(
     Ok(file)
 }
 
+/// The most bytes a multipart text field (a form option, not the file) may carry: options are
+/// short, and a field is read into memory whole.
+pub const MAX_FORM_FIELD_BYTES: usize = 4 * 1024;
+
+/// Reads a multipart text field into a string, refusing (413) one longer than `limit` bytes
+/// as soon as it passes the limit, before reading the rest.
+pub async fn bounded_text<E: std::fmt::Display>(
+    mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    name: &str,
+    limit: usize,
+) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("upload interrupted: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::too_large(format!(
+                "the form field {name:?} is longer than {limit} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::invalid(format!("the form field {name:?} is not UTF-8 text")))
+}
+
 /// A reader of a spooled upload, from its start, for the import.
 pub fn reopen(
     file: &tempfile::NamedTempFile,

@@ -90,7 +90,16 @@ pub async fn import(
             }
             name => {
                 let name = name.to_string();
-                let value = field.text().await.unwrap_or_default();
+                let value = match crate::upload::bounded_text(
+                    field,
+                    &name,
+                    crate::upload::MAX_FORM_FIELD_BYTES,
+                )
+                .await
+                {
+                    Ok(value) => value,
+                    Err(e) => return back(format!("import_error={}", encode(&e.message))),
+                };
                 match name.as_str() {
                     "format" => format = value,
                     "text_field" if !value.trim().is_empty() => {

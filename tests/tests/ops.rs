@@ -260,3 +260,60 @@ async fn too_many_distinct_label_sets_are_refused_with_a_clear_message() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_long_form_field_of_the_browser_import_is_refused() {
+    let s = TestServer::start().await;
+    let p = s.create_mail_project("Mail").await;
+    let cookie = s.session_cookie(concord_tests::ADMIN, concord_tests::ADMIN_PASSWORD);
+    let long = "x".repeat(concord::upload_limits::MAX_FORM_FIELD_BYTES + 1);
+    let form = reqwest::multipart::Form::new()
+        .text("text_field", long)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hello\n".to_vec()).file_name("a.txt"),
+        );
+    let r = s
+        .request(Method::POST, &format!("/projects/{p}/import"))
+        .header("cookie", &cookie)
+        .header("origin", &s.base)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.contains("import_error=") && location.contains("longer%20than"),
+        "{location}"
+    );
+    // Nothing was imported.
+    assert!(s.export_jsonl(&s.admin_token, p).await.is_empty());
+}
+
+#[tokio::test]
+async fn import_batches_end_at_a_byte_bound_as_well_as_an_item_count() {
+    let s = TestServer::start().await;
+    let p = s.create_mail_project("Long texts").await;
+    let text = "word ".repeat(1 << 18); // 1.25 MiB per item
+    let items = concord_engine::IMPORT_BATCH_BYTES / text.len() + 3;
+    let body: String = (0..items)
+        .map(|i| format!("{{\"text\":\"{i} {text}\"}}\n"))
+        .collect();
+    let mut batches = Vec::new();
+    let report = s
+        .engine
+        .import(
+            &s.admin,
+            concord_engine::domain::ProjectId(p),
+            body.as_bytes(),
+            &concord_engine::ImportOptions::default(),
+            &mut |progress| batches.push(progress.items),
+        )
+        .unwrap();
+    assert_eq!(report.imported as usize, items);
+    assert!(items < concord_engine::IMPORT_BATCH_ITEMS);
+    // Progress is reported per batch: a batch ended before the last item although far fewer
+    // items than the item bound were read.
+    assert!(batches.iter().any(|n| (*n as usize) < items), "{batches:?}");
+}

@@ -208,7 +208,10 @@ mod tests {
         }
         let refused = t.attempt(Some(a), Some("other")).unwrap_err();
         assert!(refused.retry_after > Duration::from_secs(50), "{refused:?}");
-        assert_eq!(refused.retry_after_secs(), refused.retry_after.as_secs() + 1);
+        assert_eq!(
+            refused.retry_after_secs(),
+            refused.retry_after.as_secs() + 1
+        );
         // Another address is not affected.
         assert_eq!(t.attempt(Some(b), Some("user0")), Ok(()));
     }

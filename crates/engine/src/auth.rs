@@ -1,9 +1,7 @@
 //! Accounts, passwords (argon2id), browser sessions and API tokens. Secrets are random
 //! 32-byte values handed out once; the store keeps only their SHA-256.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::Argon2;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -182,67 +180,152 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
         )));
     }
     let salt = SaltString::generate(&mut OsRng);
-    let _permit = HashingPermits::global().acquire();
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        // argon2's error implements std::error::Error only with a feature we do not build, so
-        // its message stands in as the source.
-        .map_err(|e| EngineError::internal("password hashing", e.to_string()))
+    let argon2 = Argon2::default();
+    let params = argon2.params().clone();
+    let mut permit = HashingPermits::global().acquire();
+    let hashed = (|| {
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
+        let output_len = params
+            .output_len()
+            .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+        let output = argon2::password_hash::Output::init_with(output_len, |out| {
+            Ok(argon2.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                out,
+                permit.memory(params.block_count()),
+            )?)
+        })?;
+        Ok::<_, argon2::password_hash::Error>(PasswordHash {
+            algorithm: argon2::Algorithm::Argon2id.ident(),
+            version: Some(argon2::Version::V0x13.into()),
+            params: argon2::password_hash::ParamsString::try_from(&params)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string())
+    })();
+    // argon2's error implements std::error::Error only with a feature we do not build, so
+    // its message stands in as the source.
+    hashed.map_err(|e| EngineError::internal("password hashing", e.to_string()))
 }
 
-/// At most one argon2 computation per core at a time. Each takes 19 MiB (argon2id's default
-/// memory cost) for its whole run: without a bound, a flood of sign-in attempts ran one per
-/// blocking thread (up to 512) and grew the process by gigabytes. Callers beyond the bound wait
-/// here, holding nothing but their thread.
+/// The argon2 work of the whole process is bounded: at most one computation per core (and at
+/// most [`MAX_HASHING_PERMITS`]) at a time, each in a memory buffer kept with its permit and
+/// reused, never allocated per attempt. Each computation fills 19 MiB (argon2id's default
+/// memory cost); allocating that per attempt let a flood of sign-ins run one per blocking
+/// thread, and even bounded, the allocator kept the freed buffers of every thread (measured:
+/// 3.3 GiB after 200 attempts). Callers beyond the bound wait here, holding only their thread.
 struct HashingPermits {
-    free: std::sync::Mutex<usize>,
+    /// Buffers not in use, and how many more may still be made.
+    pool: Mutex<(Vec<Vec<argon2::Block>>, usize)>,
     released: std::sync::Condvar,
 }
 
-/// Gives its permit back when dropped.
-struct HashingPermit<'a>(&'a HashingPermits);
+/// More parallel hashing than this buys no sign-in throughput worth its memory.
+const MAX_HASHING_PERMITS: usize = 8;
+
+/// A permit and its buffer; gives both back when dropped.
+struct HashingPermit<'a> {
+    permits: &'a HashingPermits,
+    memory: Vec<argon2::Block>,
+}
 
 impl HashingPermits {
     fn global() -> &'static HashingPermits {
         static PERMITS: std::sync::OnceLock<HashingPermits> = std::sync::OnceLock::new();
-        PERMITS.get_or_init(|| HashingPermits {
-            free: std::sync::Mutex::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            ),
-            released: std::sync::Condvar::new(),
+        PERMITS.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            HashingPermits {
+                pool: Mutex::new((Vec::new(), cores.min(MAX_HASHING_PERMITS))),
+                released: std::sync::Condvar::new(),
+            }
         })
     }
 
     fn acquire(&self) -> HashingPermit<'_> {
-        // The counter stays consistent even if a holder panicked (it only ever changes by one
-        // under the lock), so a poisoned lock is used as is.
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.released.wait(free).unwrap_or_else(|e| e.into_inner());
+        // The pool stays consistent even if a holder panicked (a permit's drop only pushes its
+        // buffer back), so a poisoned lock is used as is.
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(memory) = pool.0.pop() {
+                return HashingPermit {
+                    permits: self,
+                    memory,
+                };
+            }
+            if pool.1 > 0 {
+                pool.1 -= 1;
+                return HashingPermit {
+                    permits: self,
+                    memory: Vec::new(),
+                };
+            }
+            pool = self.released.wait(pool).unwrap_or_else(|e| e.into_inner());
         }
-        *free -= 1;
-        HashingPermit(self)
+    }
+}
+
+impl HashingPermit<'_> {
+    /// The first `blocks` blocks of this permit's buffer, grown if a stored hash asks for more
+    /// memory than the buffer has.
+    fn memory(&mut self, blocks: usize) -> &mut [argon2::Block] {
+        if self.memory.len() < blocks {
+            self.memory.resize(blocks, argon2::Block::default());
+        }
+        &mut self.memory[..blocks]
     }
 }
 
 impl Drop for HashingPermit<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
-        *free += 1;
-        self.0.released.notify_one();
+        let memory = std::mem::take(&mut self.memory);
+        let mut pool = self.permits.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.0.push(memory);
+        self.permits.released.notify_one();
     }
 }
 
+/// Whether `password` matches the stored PHC string `phc` (any argon2 variant, version and
+/// cost it names), computed in a pooled buffer; the comparison is constant-time.
 fn verify_password(password: &str, phc: &str) -> bool {
-    let _permit = HashingPermits::global().acquire();
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm), Some(salt), Some(expected)) = (
+        argon2::Params::try_from(&hash),
+        argon2::Algorithm::try_from(hash.algorithm),
+        hash.salt,
+        hash.hash,
+    ) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map(Option::unwrap_or_default)
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    let mut permit = HashingPermits::global().acquire();
+    argon2
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt_bytes,
+            &mut out,
+            permit.memory(params.block_count()),
+        )
+        .is_ok()
+        // `Output`'s equality is constant-time.
+        && argon2::password_hash::Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 impl Engine {
@@ -728,4 +811,63 @@ impl Engine {
 
 fn already_set_up() -> EngineError {
     EngineError::Conflict("Concord is already set up; sign in instead".into())
+}
+
+#[cfg(test)]
+mod hashing_tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn pooled_hashes_are_standard_phc_strings_both_ways() {
+        let ours = hash_password("correct horse battery").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        // Hashes stored before the pool (the argon2 crate's own) still verify.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"an older password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("an older password", &theirs));
+        assert!(!verify_password("an older passwore", &theirs));
+        assert!(!verify_password("correct horse battery", "not a phc string"));
+    }
+
+    #[test]
+    fn hashing_waits_for_a_permit_once_all_are_taken() {
+        let permits = HashingPermits::global();
+        let limit = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_HASHING_PERMITS);
+        let held: Vec<_> = (0..limit).map(|_| permits.acquire()).collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = done.send(verify_password("a password", &hash_password_for_test()));
+        });
+        assert!(
+            finished
+                .recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "hashing ran with every permit taken"
+        );
+        drop(held);
+        assert_eq!(
+            finished.recv_timeout(std::time::Duration::from_secs(30)),
+            Ok(true)
+        );
+        waiter.join().unwrap();
+    }
+
+    /// A PHC string made without a permit (so the test can hold all of them).
+    fn hash_password_for_test() -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"a password", &salt)
+            .unwrap()
+            .to_string()
+    }
 }

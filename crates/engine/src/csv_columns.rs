@@ -95,7 +95,7 @@ fn starts_like_formula(cell: &str) -> bool {
 /// prefix from a text that itself starts with `'`, a cell that starts with one or more `'`
 /// followed by a trigger gets one more.
 pub(crate) fn neutralise_formula(cell: String) -> String {
-    if false && starts_like_formula(&cell) && !is_plain_number(&cell) {
+    if starts_like_formula(&cell) && !is_plain_number(&cell) {
         format!("'{cell}")
     } else {
         cell

@@ -8,7 +8,7 @@
 mod parse;
 mod stage;
 
-pub use stage::BATCH_ITEMS;
+pub use stage::{BATCH_BYTES, BATCH_ITEMS};
 
 use std::io::BufRead;
 

@@ -36,7 +36,7 @@ pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{
     ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput,
-    BATCH_ITEMS as IMPORT_BATCH_ITEMS,
+    BATCH_BYTES as IMPORT_BATCH_BYTES, BATCH_ITEMS as IMPORT_BATCH_ITEMS,
 };
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{

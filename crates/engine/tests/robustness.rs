@@ -92,8 +92,6 @@ fn job_rows_from_before_the_crash_count_read_as_never_interrupted() {
 #[test]
 fn a_project_holds_one_queued_job_per_kind_and_training_is_for_admins() {
     let env = TestEngine::with_models();
-    // With the worker stopped, queued jobs stay queued.
-    env.engine.shutdown_jobs();
     let topics = |name: &str| {
         env.create_project(spec(
             name,
@@ -104,6 +102,14 @@ fn a_project_holds_one_queued_job_per_kind_and_training_is_for_admins() {
     };
     let (project, other) = (topics("P"), topics("Q"));
     let reviewer = env.member(project, "rev", Role::Reviewer);
+    // A stored version, to activate later.
+    let (env, version) = env.with_store(|store| {
+        store
+            .create_model_version(project, &stored_version(None), false)
+            .expect("version")
+    });
+    // With the worker stopped, queued jobs stay queued.
+    env.engine.shutdown_jobs();
 
     let predict = env
         .engine
@@ -143,6 +149,15 @@ fn a_project_holds_one_queued_job_per_kind_and_training_is_for_admins() {
         .expect("queued again");
     assert!(next > train);
 
+    // Activating a version while a prediction is queued joins it: that job reads the active
+    // version when it runs.
+    assert_eq!(
+        env.engine
+            .activate_model(&env.admin, project, version)
+            .expect("activate"),
+        next
+    );
+
     // Training activates the version it makes: like activating, it needs an admin.
     assert_eq!(
         error_kind(
@@ -151,6 +166,25 @@ fn a_project_holds_one_queued_job_per_kind_and_training_is_for_admins() {
         ),
         ErrorKind::Forbidden
     );
+}
+
+/// A model version as stored, naming the fine-tuned weights `encoder_file`.
+fn stored_version(encoder_file: Option<String>) -> ModelVersionRecord {
+    ModelVersionRecord {
+        trainer: "fine_tune".into(),
+        created_ms: 1,
+        parent: None,
+        params: VersionParams {
+            encoder_file,
+            ..VersionParams::default()
+        },
+        train_size: 0,
+        train_hash: String::new(),
+        labels: vec!["a".into(), "b".into()],
+        encoder: "00".into(),
+        metrics: None,
+        classifier: serde_json::Value::Null,
+    }
 }
 
 #[test]
@@ -182,25 +216,7 @@ fn unreferenced_weights_files_and_leftover_temporary_files_are_removed_at_start(
     // A version that names `used` (a fine-tuned one), stored while the engine is closed.
     let (env, _) = env.with_store(|store| {
         store
-            .create_model_version(
-                project,
-                &ModelVersionRecord {
-                    trainer: "fine_tune".into(),
-                    created_ms: 1,
-                    parent: None,
-                    params: VersionParams {
-                        encoder_file: Some(used.clone()),
-                        ..VersionParams::default()
-                    },
-                    train_size: 0,
-                    train_hash: String::new(),
-                    labels: vec!["a".into(), "b".into()],
-                    encoder: "00".into(),
-                    metrics: None,
-                    classifier: serde_json::Value::Null,
-                },
-                true,
-            )
+            .create_model_version(project, &stored_version(Some(used.clone())), true)
             .expect("version")
     });
     // `with_store` opened the engine again: the start removed what no one needs.
@@ -342,4 +358,50 @@ fn export_of_formula_like_cells_reimports_exactly() {
     assert_eq!(items[0]["meta"]["note"], "+1");
     assert_eq!(items[0]["annotations"][0]["labels"][0], "@sum");
     assert_eq!(items[1]["text"], "'=quoted already");
+}
+
+#[test]
+fn a_job_stopped_by_a_clean_shutdown_is_queued_again_and_not_counted_as_a_crash() {
+    let env = TestEngine::with_models();
+    let project = env.create_project(common::topics_spec("Stop"));
+    // Several of the job's batches.
+    let body: String = (0..320)
+        .map(|i| {
+            let (text, _) = common::TEXTS[i % common::TEXTS.len()];
+            format!(
+                "{}\n",
+                serde_json::json!({ "text": format!("{text} ({i})") })
+            )
+        })
+        .collect();
+    env.import(project, ImportFormat::Jsonl, body.as_bytes())
+        .expect("import");
+    let job = env
+        .engine
+        .enqueue_predict(&env.admin, project)
+        .expect("queued");
+    let start = std::time::Instant::now();
+    loop {
+        let info = env.engine.job(&env.admin, job).expect("job");
+        assert!(
+            matches!(info.state, JobState::Queued | JobState::Running),
+            "the job ended before the shutdown: {info:?}"
+        );
+        if info.done > 0 {
+            env.engine.shutdown_jobs();
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 300, "no batch stored: {info:?}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // The store opens once the worker has let go of the engine, after its batch.
+    let (env, stopped) = env.with_store(|store| store.job(job).expect("read").expect("job"));
+    assert_eq!(
+        (stopped.state, stopped.interrupted_starts),
+        (JobState::Queued, 0),
+        "{stopped:?}"
+    );
+    assert!(stopped.cursor > 0 && stopped.cursor < 320, "{stopped:?}");
+    let info = common::finish(&env.engine, &env.admin, job);
+    assert_eq!((info.done, info.total), (320, 320));
 }

@@ -363,3 +363,96 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> UserRecord {
+        UserRecord {
+            name: name.into(),
+            password_hash: "hash".into(),
+            is_admin: false,
+            created_ms: 1,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn a_backup_holds_every_row_and_checks_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("live.redb")).unwrap();
+        store.create_user(&user("ann")).unwrap();
+        store.create_user(&user("bob")).unwrap();
+        let target = dir.path().join("copy.redb");
+        let counts = store.backup_to(&target).unwrap();
+        assert_eq!(counts.rows("users"), Some(2));
+        assert_eq!(counts.rows("user_names"), Some(2));
+        // The live database stays open and usable beside the copy.
+        store.create_user(&user("cid")).unwrap();
+        let report = check_file(&target).unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert_eq!(report.counts, counts);
+        let copy = Store::open(&target).unwrap();
+        assert_eq!(copy.users().unwrap().len(), 2);
+        // No temporary file is left beside the target.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_table_the_backup_does_not_know_fails_it_instead_of_being_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("live.redb")).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(TableDefinition::<u64, u64>::new("surprise"))
+            .unwrap()
+            .insert(1, 2)
+            .unwrap();
+        txn.commit().unwrap();
+        let target = dir.path().join("copy.redb");
+        let err = store.backup_to(&target).unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+        assert!(!target.exists());
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_fails_the_check_and_names_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.redb");
+        let store = Store::open(&path).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(USERS)
+            .unwrap()
+            .insert(7, b"{not json".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        drop(store);
+        let err = check_file(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { table: "users", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_restore_refuses_a_database_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup.redb");
+        let live = dir.path().join("live.redb");
+        let store = Store::open(&live).unwrap();
+        store.create_user(&user("ann")).unwrap();
+        store.backup_to(&backup).unwrap();
+        let err = restore_file(&backup, &live).unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyOpen { .. }), "{err}");
+        drop(store);
+        let restored = dir.path().join("restored.redb");
+        let report = restore_file(&backup, &restored).unwrap();
+        assert_eq!(report.counts.rows("users"), Some(1));
+        assert_eq!(Store::open(&restored).unwrap().users().unwrap().len(), 1);
+    }
+}

@@ -279,6 +279,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sessions_and_tokens_stored_before_expiry_existed_still_read() {
+        let session: SessionRecord =
+            decode("sessions", br#"{"user":3,"created_ms":10,"expires_ms":20}"#).unwrap();
+        assert_eq!(session.last_seen_ms, 0);
+        let token: TokenRecord =
+            decode("api_tokens", br#"{"user":3,"name":"ci","created_ms":10}"#).unwrap();
+        assert_eq!((token.expires_ms, token.last_used_ms), (None, None));
+    }
+
+    #[test]
     fn version_params_from_older_releases_still_read() {
         // A head trained before projects chose their model: no "model" key.
         let old: VersionParams =

@@ -289,7 +289,11 @@ async fn over_tls_the_session_cookie_is_host_only_and_hsts_is_sent() {
             .send()
     };
     let r = page(pair.clone()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "the __Host- session is not valid");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the __Host- session is not valid"
+    );
     // The plain name, which a sibling subdomain or plain-HTTP page could set, is not read.
     let secret = pair.split_once('=').unwrap().1;
     let r = page(format!("concord_session={secret}")).await.unwrap();

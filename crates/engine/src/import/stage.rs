@@ -17,6 +17,20 @@ use crate::{now_ms, Engine, EngineError};
 /// Items per staged transaction: big enough that per-transaction costs vanish, small enough that
 /// the three batches in flight (parsing, queued, staging) stay within a few tens of MB.
 pub const BATCH_ITEMS: usize = 50_000;
+/// Bytes of item text, ids and metadata per batch, at most (roughly): a batch of long texts ends
+/// before [`BATCH_ITEMS`], so batches in flight stay bounded in memory whatever the items' size.
+pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// The bytes an item adds to a batch, roughly: its text, id, metadata and answers.
+fn staged_bytes(item: &StagedItem) -> usize {
+    let meta: usize = item
+        .item
+        .meta
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len())
+        .sum();
+    item.item.text.len() + item.item.id.len() + meta + 64 * item.annotations.len()
+}
 const REPORTED_DUPLICATES: usize = 100;
 
 /// Checked items on their way to staging, with the line each came from.
@@ -91,16 +105,19 @@ impl Engine {
                     .send(full)
                     .map_err(|_| EngineError::internal_fault("import staging stopped"))
             };
+        let mut batch_bytes = 0usize;
         let mut sink = |parsed: Parsed,
                         counter: &mut ImportProgress,
                         report: &mut ImportReport|
          -> Result<(), EngineError> {
             let line = parsed.line;
             let item = self.check_item(spec, parsed, &mut annotators, now, report)?;
+            batch_bytes += staged_bytes(&item);
             lines.push(line);
             batch.push(item);
             counter.items += 1;
-            if batch.len() >= BATCH_ITEMS {
+            if batch.len() >= BATCH_ITEMS || batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
                 flush(&mut batch, &mut lines)?;
                 progress(*counter);
             }

@@ -263,7 +263,7 @@ impl Engine {
         {
             let job = self.store().update_job(id, |j| {
                 j.interrupted_starts = j.interrupted_starts.saturating_add(1);
-                if j.interrupted_starts >= 99 {
+                if j.interrupted_starts >= MAX_INTERRUPTED_STARTS {
                     j.state = JobState::Failed;
                     j.finished_ms = Some(now_ms());
                     j.error = Some(format!(
@@ -309,6 +309,7 @@ impl Engine {
         if job.kind == JobKind::Train.as_str() {
             // A training that stopped between saving fine-tuned weights and storing its
             // version left a file no version references.
+            self.remove_unreferenced_weights();
         }
         if self.inner.jobs.stopped() && matches!(outcome, Err(Stop::Failed(_))) {
             // Shutting down mid-job: a clean stop, so it goes back to the queue and resumes

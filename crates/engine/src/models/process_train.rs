@@ -210,9 +210,14 @@ impl Engine {
                         j.done = step as u64;
                         j.total = steps as u64;
                     });
-                    if self.check_cancel(id).is_err() {
-                        cancelled = true;
-                        return std::ops::ControlFlow::Break(());
+                    match self.check_cancel(id) {
+                        Ok(()) => {}
+                        // A shutdown stops the training too, but the job is not cancelled: it
+                        // goes back to the queue.
+                        Err(stop) => {
+                            cancelled = matches!(stop, Stop::Cancelled);
+                            return std::ops::ControlFlow::Break(());
+                        }
                     }
                 }
                 std::ops::ControlFlow::Continue(())
