@@ -567,7 +567,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let local = listener.local_addr()?;
         if let Some(token) = state.arm_setup()? {
-            tracing::info!("no administrator exists yet: open http://{local}/setup?token={token} to create the first administrator (or run `concord user add --admin NAME`)");
+            tracing::info!("no administrator exists yet: open http://{local}/setup?token={token} to create the first administrator within the hour (a restart arms a new link; or run `concord user add --admin NAME`)");
         }
         tracing::info!(data_dir = %config.data_dir.display(), "Concord is listening on http://{local}");
         let (stopping, mut stop) = tokio::sync::watch::channel(false);

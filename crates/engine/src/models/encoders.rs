@@ -82,8 +82,13 @@ pub(crate) struct Models {
     tuned: Mutex<Option<(String, Arc<Encoder>)>>,
 }
 
-fn lock_poisoned<T>(_: T) -> EngineError {
-    EngineError::internal_fault("model cache lock poisoned")
+/// A cache's lock, also after a job panicked while holding it: the caches only ever gain
+/// whole, loaded encoders, so what they hold stays usable, and the next job is not failed for
+/// an earlier one's panic.
+fn lock_cache<T>(cache: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Models {
@@ -138,7 +143,7 @@ impl Models {
             return self.encoder(model);
         };
         let key = format!("{model}/{file}");
-        let mut slot = self.tuned.lock().map_err(lock_poisoned)?;
+        let mut slot = lock_cache(&self.tuned);
         if let Some((name, e)) = slot.as_ref() {
             if *name == key {
                 return Ok(e.clone());
@@ -227,7 +232,7 @@ impl Models {
     }
 
     pub(crate) fn encoder(&self, model: &str) -> Result<Arc<Encoder>, EngineError> {
-        let mut loaded = self.base.lock().map_err(lock_poisoned)?;
+        let mut loaded = lock_cache(&self.base);
         if let Some(e) = loaded.get(model) {
             return Ok(e.clone());
         }
