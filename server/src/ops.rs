@@ -56,7 +56,11 @@ pub async fn backup(
     // Inside the data dir: the same file system as the database, and never served otherwise.
     let path = engine
         .data_dir()
-        .join(format!(".backup-{}.redb", hex::encode(name)));
+        .join(format!(
+            "{}{}.redb",
+            concord_engine::BACKUP_TEMP_PREFIX,
+            hex::encode(name)
+        ));
     let target = path.clone();
     blocking(move || engine.backup_to(&who, &target).map(|_| ())).await?;
     let snapshot = SnapshotFile(path);

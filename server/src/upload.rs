@@ -32,7 +32,7 @@ pub async fn spool<E: std::fmt::Display>(
         })
     };
     let mut file = tempfile::Builder::new()
-        .prefix(".upload-")
+        .prefix(concord_engine::UPLOAD_TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(internal)?;
     let mut written: u64 = 0;

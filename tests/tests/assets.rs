@@ -129,7 +129,8 @@ async fn assets_are_sent_precompressed_as_accepted_and_cached_for_good() {
 async fn pages_are_revalidated_and_unhashed_files_cached_briefly() {
     let s = TestServer::start().await;
     let page = download(&s, "/login", Some("br, gzip")).await;
-    assert_eq!(page.header("cache-control"), "no-cache");
+    // Pages carry project data: never stored (which also means always asked for again).
+    assert_eq!(page.header("cache-control"), "no-store");
     let icon = download(&s, "/favicon.svg", Some("br, gzip")).await;
     assert_eq!(icon.status, StatusCode::OK);
     assert_eq!(icon.header("cache-control"), "public, max-age=3600");

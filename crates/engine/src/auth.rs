@@ -197,14 +197,16 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
                 permit.memory(params.block_count()),
             )?)
         })?;
-        Ok::<_, argon2::password_hash::Error>(PasswordHash {
-            algorithm: argon2::Algorithm::Argon2id.ident(),
-            version: Some(argon2::Version::V0x13.into()),
-            params: argon2::password_hash::ParamsString::try_from(&params)?,
-            salt: Some(salt.as_salt()),
-            hash: Some(output),
-        }
-        .to_string())
+        Ok::<_, argon2::password_hash::Error>(
+            PasswordHash {
+                algorithm: argon2::Algorithm::Argon2id.ident(),
+                version: Some(argon2::Version::V0x13.into()),
+                params: argon2::password_hash::ParamsString::try_from(&params)?,
+                salt: Some(salt.as_salt()),
+                hash: Some(output),
+            }
+            .to_string(),
+        )
     })();
     // argon2's error implements std::error::Error only with a feature we do not build, so
     // its message stands in as the source.
@@ -825,7 +827,10 @@ mod hashing_tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse battery", &parsed)
             .is_ok());
-        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
         // Hashes stored before the pool (the argon2 crate's own) still verify.
         let salt = SaltString::generate(&mut OsRng);
         let theirs = Argon2::default()
@@ -834,7 +839,10 @@ mod hashing_tests {
             .to_string();
         assert!(verify_password("an older password", &theirs));
         assert!(!verify_password("an older passwore", &theirs));
-        assert!(!verify_password("correct horse battery", "not a phc string"));
+        assert!(!verify_password(
+            "correct horse battery",
+            "not a phc string"
+        ));
     }
 
     #[test]

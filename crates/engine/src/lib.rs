@@ -54,6 +54,9 @@ pub const DATABASE_FILE: &str = "concord.redb";
 /// Uploads are spooled into the data directory as temporary files named with this prefix
 /// (the server's `upload.rs`); one a crash left is removed at the next start.
 pub const UPLOAD_TEMP_PREFIX: &str = ".upload-";
+/// Backups made for `POST /api/v1/backup` are written into the data directory under names
+/// with this prefix and deleted once sent; one a crash left is removed at the next start.
+pub const BACKUP_TEMP_PREFIX: &str = ".backup-";
 
 /// The running core of Concord. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
@@ -202,11 +205,12 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Removes the temporary files a crash can leave: spooled uploads in the data directory
-    /// and fine-tuned weights being written. Only at start, before anything writes them.
+    /// Removes the temporary files a crash can leave: spooled uploads and backup snapshots in
+    /// the data directory, and fine-tuned weights being written. Only at start, before
+    /// anything writes them.
     fn remove_leftover_temp_files(&self) {
         let uploads = models::remove_files(&self.inner.data_dir, |name| {
-            name.starts_with(UPLOAD_TEMP_PREFIX)
+            name.starts_with(UPLOAD_TEMP_PREFIX) || name.starts_with(BACKUP_TEMP_PREFIX)
         });
         let weights = self.remove_weights_temp_files();
         if uploads + weights > 0 {
