@@ -309,6 +309,10 @@ pub async fn change_password(
     new_password: String,
 ) -> Result<(), AppError> {
     let (ctx, me) = (context()?, principal().await?);
+    if current.is_some() {
+        // Checking a current password is a sign-in attempt: it spends the same allowances.
+        throttle_sign_in(&ctx, Some(&me.name)).await?;
+    }
     let keep = crate::ssr::session_secret().await;
     blocking(move || {
         let target = match user.as_deref().map(str::trim) {

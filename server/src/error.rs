@@ -5,6 +5,7 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use concord_app::ssr::errors::{blocking, http_status, internal_error};
+use concord_app::ssr::throttle::Throttled;
 use concord_app::wire::AppError;
 use concord_domain::ErrorKind;
 use concord_engine::EngineError;
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub status: http::StatusCode,
     pub message: String,
+    /// Seconds for `Retry-After` (a throttled sign-in attempt).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             kind,
             status: http_status(kind),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -54,6 +58,16 @@ impl From<AppError> for ApiError {
     }
 }
 
+impl From<Throttled> for ApiError {
+    /// 429 with `Retry-After`: the same answer the sign-in server functions give.
+    fn from(t: Throttled) -> Self {
+        ApiError {
+            retry_after: Some(t.retry_after_secs()),
+            ..AppError::from(t).into()
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         AppError::from(e).into()
@@ -67,6 +81,11 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": self.message, "kind": self.kind })),
         )
             .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
         if self.kind == ErrorKind::NotSignedIn {
             response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,

@@ -3,11 +3,13 @@
 //! authorization itself.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use concord_app::ssr::errors::blocking;
+use concord_app::ssr::throttle::ClientAddress;
 use concord_domain::{ErrorKind, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{
     ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission,
@@ -821,9 +823,17 @@ async fn change_password(
     State(state): State<AppState>,
     ApiPrincipal(who): ApiPrincipal,
     Path(name): Path<String>,
+    address: Option<Extension<ClientAddress>>,
     body: Bytes,
 ) -> Result<http::StatusCode, ApiError> {
     let input: PasswordChange = json_body(&body)?;
+    if input.current_password.is_some() {
+        // Checking a current password is a sign-in attempt: it spends the same allowances.
+        state
+            .ctx
+            .login_throttle
+            .attempt(address.map(|a| a.0 .0), Some(&who.name))?;
+    }
     let engine = state.engine().clone();
     blocking(move || {
         let user = named_user(&engine, &who, &name)?;

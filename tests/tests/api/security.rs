@@ -301,3 +301,27 @@ async fn over_tls_the_session_cookie_is_host_only_and_hsts_is_sent() {
     assert_eq!(r.headers()["location"], "/login");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_of_a_password_change_is_throttled_like_a_sign_in() {
+    let s = TestServer::start().await;
+    let per_account = LoginLimits::default().per_account.burst.get();
+    let change = |current: &'static str| {
+        s.request(Method::PUT, "/api/v1/users/admin/password")
+            .bearer_auth(&s.admin_token)
+            .json(&json!({"current_password": current, "new_password": "a-new-long-password"}))
+            .send()
+    };
+    for attempt in 0..per_account {
+        let r = change("a-wrong-guess").await.unwrap();
+        assert!(r.status().is_client_error(), "attempt {attempt}: {}", r.status());
+        assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS, "attempt {attempt}");
+    }
+    let (retry_after, body) = throttled(change(ADMIN_PASSWORD).await.unwrap()).await;
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(body["kind"], "too_many_requests");
+    // Refused before the password was checked: the old one still signs in once the
+    // allowance is back, so nothing changed (checked through the engine, not the throttle).
+    assert!(s.engine.login(ADMIN, ADMIN_PASSWORD).is_ok());
+    s.stop().await;
+}
