@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use concord_engine::CredentialPolicy;
 use serde::Deserialize;
 
 /// Everything `concord serve` needs, complete and checked.
@@ -21,6 +22,8 @@ pub struct ServeConfig {
     /// reverse proxy that sets it, and reachable only through it); off: the socket peer.
     /// Sign-in throttling counts attempts per client address.
     pub trust_forwarded_for: bool,
+    /// How long sessions last unused, and how long the one-time setup link works.
+    pub credentials: CredentialPolicy,
 }
 
 /// The config file's shape (`concord.toml` in the data directory, or `--config FILE`).
@@ -33,6 +36,10 @@ pub struct FileConfig {
     pub max_upload_mb: Option<u64>,
     pub models_dir: Option<PathBuf>,
     pub trust_forwarded_for: Option<bool>,
+    /// A session unused for this many hours stops working (default 12).
+    pub session_idle_hours: Option<u64>,
+    /// The setup link printed at the first start works for this many minutes (default 60).
+    pub setup_link_minutes: Option<u64>,
 }
 
 /// Values given by flag or environment (clap merges those two); `None` means "not given".
@@ -90,6 +97,22 @@ impl ServeConfig {
             .or(file.max_upload_mb)
             .unwrap_or(DEFAULT_MAX_UPLOAD_MB);
         anyhow::ensure!(max_upload_mb > 0, "max upload size must be at least 1 MB");
+        let defaults = CredentialPolicy::default();
+        const HOUR_MS: u64 = 60 * 60 * 1000;
+        let credentials = CredentialPolicy {
+            session_idle_ms: match file.session_idle_hours {
+                Some(0) => anyhow::bail!("session_idle_hours must be at least 1"),
+                Some(h) => h.checked_mul(HOUR_MS).context("session_idle_hours is too large")?,
+                None => defaults.session_idle_ms,
+            },
+            setup_token_ttl_ms: match file.setup_link_minutes {
+                Some(0) => anyhow::bail!("setup_link_minutes must be at least 1"),
+                Some(m) => m
+                    .checked_mul(60 * 1000)
+                    .context("setup_link_minutes is too large")?,
+                None => defaults.setup_token_ttl_ms,
+            },
+        };
         Ok(ServeConfig {
             addr,
             data_dir: overrides
@@ -108,6 +131,7 @@ impl ServeConfig {
             // Only in the config file: whether a proxy stands in front is a property of the
             // deployment, not of one run.
             trust_forwarded_for: file.trust_forwarded_for.unwrap_or(false),
+            credentials,
         })
     }
 }
@@ -138,9 +162,16 @@ mod tests {
             !c.trust_forwarded_for,
             "X-Forwarded-For is trusted only when asked"
         );
-        std::fs::write(&file, "trust_forwarded_for = true\n").unwrap();
+        assert_eq!(c.credentials, CredentialPolicy::default());
+        std::fs::write(
+            &file,
+            "trust_forwarded_for = true\nsession_idle_hours = 2\nsetup_link_minutes = 5\n",
+        )
+        .unwrap();
         let c = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap();
         assert!(c.trust_forwarded_for);
+        assert_eq!(c.credentials.session_idle_ms, 2 * 60 * 60 * 1000);
+        assert_eq!(c.credentials.setup_token_ttl_ms, 5 * 60 * 1000);
     }
 
     #[test]
@@ -163,5 +194,8 @@ mod tests {
         std::fs::write(&file, "port = 1\n").unwrap();
         let e = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap_err();
         assert!(format!("{e:#}").contains("unknown field `port`"), "{e:#}");
+        std::fs::write(&file, "session_idle_hours = 0\n").unwrap();
+        let e = ServeConfig::resolve(Overrides::default(), Some(&file)).unwrap_err();
+        assert!(e.to_string().contains("session_idle_hours"), "{e:#}");
     }
 }

@@ -531,6 +531,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let engine = Engine::open_with_models(&config.data_dir, Some(config.models_dir.clone()))
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    engine.set_credential_policy(config.credentials);
     let status = engine.model_status();
     match &status.reason {
         None => {

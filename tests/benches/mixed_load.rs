@@ -1,0 +1,144 @@
+//! Mixed load against the real `concord serve`: ANNOTATORS simulated annotators submitting over
+//! HTTP (each pausing 0.5–1.5 × THINK between items) while a bulk import of BULK items and a
+//! training job run at the same time. Prints submit p50/p90/p99/max, next-item p50/p99, the
+//! submit throughput, how long the import took and how the job ended; then stops the server
+//! with SIGTERM and confirms with `concord export` that every acknowledged answer is stored
+//! (and `concord check` that the database is clean).
+//!
+//! `cargo build -p concord --bin concord && cargo bench -p concord-tests --bench mixed_load --
+//!  [--annotators 200] [--each 20] [--think-ms 100] [--bulk 20000] [--bin PATH] [--models DIR]`
+
+#[path = "spawned/mod.rs"]
+mod spawned;
+
+use std::time::{Duration, Instant};
+
+use spawned::Server;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bin = spawned::binary(&args)?;
+    let models = spawned::models(&args);
+    let annotators = spawned::number(&args, "--annotators", 200)? as usize;
+    let each = spawned::number(&args, "--each", 20)? as usize;
+    let think = Duration::from_millis(spawned::number(&args, "--think-ms", 100)?);
+    let bulk = spawned::number(&args, "--bulk", 20_000)? as usize;
+    let warmup = 2;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let client = reqwest::Client::new();
+
+    let admin = spawned::setup_admin(&bin, &data)?;
+    let server = Server::start(&bin, &data, &models)?;
+    let base = server.base.clone();
+    let project = spawned::create_project(&client, &base, &admin).await?;
+    let tokens = spawned::create_annotators(&client, &base, &admin, project, annotators).await?;
+    let (first, _) = spawned::import_batches(
+        client.clone(),
+        base.clone(),
+        admin.clone(),
+        project,
+        "first".into(),
+        1,
+        annotators * (each + warmup),
+    )
+    .await;
+    anyhow::ensure!(!first.is_empty(), "the first import was refused");
+
+    // Warm-up: a few labels each, so the training job has data to train on.
+    let mut acknowledged: Vec<Vec<String>> = vec![Vec::new(); annotators];
+    let mut warm = Vec::new();
+    for (a, token) in tokens.iter().enumerate() {
+        warm.push(tokio::spawn(spawned::annotate(
+            client.clone(),
+            base.clone(),
+            project,
+            token.clone(),
+            a,
+            Duration::ZERO,
+            warmup,
+        )));
+    }
+    for (a, run) in warm.into_iter().enumerate() {
+        acknowledged[a].extend(run.await?.acknowledged);
+    }
+
+    // The measured phase: annotators, the bulk import and the training job at once.
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for (a, token) in tokens.iter().enumerate() {
+        runs.push(tokio::spawn(spawned::annotate(
+            client.clone(),
+            base.clone(),
+            project,
+            token.clone(),
+            a,
+            think,
+            each,
+        )));
+    }
+    let importer = {
+        let (client, base, admin) = (client.clone(), base.clone(), admin.clone());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let (texts, refused) =
+                spawned::import_batches(client, base, admin, project, "bulk".into(), 1, bulk).await;
+            (texts.len(), refused, t.elapsed())
+        })
+    };
+    let (train_status, train_body) =
+        spawned::request_training(&client, &base, &admin, project).await?;
+    let (mut submits, mut nexts, mut refused) = (Vec::new(), Vec::new(), 0);
+    for (a, run) in runs.into_iter().enumerate() {
+        let run = run.await?;
+        submits.extend(run.submit_latency);
+        nexts.extend(run.next_latency);
+        refused += run.refused;
+        acknowledged[a].extend(run.acknowledged);
+    }
+    let wall = started.elapsed();
+    let (imported, import_refused, import_time) = importer.await?;
+    let jobs = spawned::job_statuses(&client, &base, &admin, project).await?;
+    submits.sort();
+    nexts.sort();
+
+    server.terminate(Duration::from_secs(120))?;
+    let (clean, said) = spawned::check(&bin, &data)?;
+    let stored = spawned::stored(&bin, &data, project)?;
+    let total: usize = acknowledged.iter().map(Vec::len).sum();
+    let found: usize = acknowledged
+        .iter()
+        .enumerate()
+        .map(|(a, items)| stored.found(a, items))
+        .sum();
+
+    println!(
+        "binary: {} (profile {}), training request: {train_status} {train_body}",
+        bin.display(),
+        spawned::profile(&bin)
+    );
+    println!("| annotators | think ms | submits | p50 ms | p90 ms | p99 ms | max ms | next p50 ms | next p99 ms | submits/s | refused | bulk items | import s | jobs at end | acked | stored | check |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {annotators} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {refused} | {imported} (refused {import_refused}) | {:.1} | {} | {total} | {found} | {said} |",
+        think.as_millis(),
+        submits.len(),
+        spawned::percentile_ms(&submits, 0.5),
+        spawned::percentile_ms(&submits, 0.9),
+        spawned::percentile_ms(&submits, 0.99),
+        spawned::percentile_ms(&submits, 1.0),
+        spawned::percentile_ms(&nexts, 0.5),
+        spawned::percentile_ms(&nexts, 0.99),
+        submits.len() as f64 / wall.as_secs_f64(),
+        import_time.as_secs_f64(),
+        if jobs.is_empty() { "none" } else { &jobs },
+    );
+    anyhow::ensure!(
+        found == total,
+        "{} acknowledged answers are not stored",
+        total - found
+    );
+    anyhow::ensure!(clean, "the database does not check: {said}");
+    Ok(())
+}

@@ -1,0 +1,516 @@
+//! The real `concord` binary as a separate process, driven over HTTP by simulated annotators,
+//! importers and a training request: shared by the crash trials and the mixed-load bench, which
+//! need a process they can `kill -9` (or SIGTERM) rather than the in-process test server.
+//! Included with `#[path]`; Cargo does not build this folder as a bench of its own.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use concord_agreement::rng::SplitMix64;
+use serde_json::{json, Value};
+
+/// The binary to drive: `--bin PATH`, else `CONCORD_BIN`, else the dev-profile build
+/// (`cargo build -p concord --bin concord`), which avoids a release build on a small machine.
+pub fn binary(args: &[String]) -> anyhow::Result<PathBuf> {
+    let path = flag(args, "--bin")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CONCORD_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/concord"));
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build -p concord --bin concord` or pass --bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The build profile a binary path names (`debug`, `release`, …), for the printed figures.
+pub fn profile(bin: &Path) -> String {
+    bin.parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The model folder: `--models DIR`, else the repository's `models/`.
+pub fn models(args: &[String]) -> PathBuf {
+    flag(args, "--models")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
+}
+
+/// The value after `name` on the command line (cargo adds its own `--bench`, so unknown
+/// arguments are skipped rather than refused).
+pub fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// A numeric flag with a default; a value that does not parse is an error, not the default.
+pub fn number(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+    match flag(args, name) {
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("{name} {v}: not a number")),
+        None => Ok(default),
+    }
+}
+
+/// Runs a `concord` subcommand to completion: success, stdout, stderr.
+pub fn cli(bin: &Path, args: &[&str], stdin: &str) -> anyhow::Result<(bool, String, String)> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("run concord")?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// An administrator `root` made with the command line; returns their API token.
+pub fn setup_admin(bin: &Path, data: &Path) -> anyhow::Result<String> {
+    let dir = data.to_str().context("data dir path is not UTF-8")?;
+    let (ok, _, err) = cli(
+        bin,
+        &["user", "add", "--admin", "root", "--data-dir", dir],
+        "root-password\n",
+    )?;
+    anyhow::ensure!(ok, "user add: {err}");
+    let (ok, token, err) = cli(bin, &["token", "add", "root", "--data-dir", dir], "")?;
+    anyhow::ensure!(ok, "token add: {err}");
+    Ok(token.trim().to_string())
+}
+
+/// A running `concord serve`.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `concord serve` on a free port over `data` and waits until it listens.
+    pub fn start(bin: &Path, data: &Path, models: &Path) -> anyhow::Result<Server> {
+        let mut child = Command::new(bin)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .arg("--models")
+            .arg(models)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start concord serve")?;
+        let stderr = child.stderr.take().context("server stderr")?;
+        let (found, listening) = std::sync::mpsc::channel();
+        // The reader keeps draining the log after the address is found, so the server never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(at) = line.find("listening on http://") {
+                        let url = line[at + "listening on ".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        let _ = found.send(url);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        match listening.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => Ok(Server { child, base }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the server did not say where it listens within 120 s")
+            }
+        }
+    }
+
+    /// `kill -9`: no chance to flush or close anything.
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill().context("SIGKILL")?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self, limit: Duration) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::ensure!(status.success(), "the server exited with {status}");
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                bail!("the server did not stop within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Sends `request` and returns the status and JSON body (`Null` when empty or not JSON).
+async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<(reqwest::StatusCode, Value)> {
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// A project with overlap 1 (every answer is the item's label, so training has data early).
+pub async fn create_project(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<u64> {
+    let (status, body) = send(
+        client
+            .post(format!("{base}/api/v1/projects"))
+            .bearer_auth(token)
+            .json(
+                &json!({"name": "trials", "task": "classification", "overlap": 1,
+                "labels": [{"name": "pos"}, {"name": "neg"}]}),
+            ),
+    )
+    .await?;
+    anyhow::ensure!(status.is_success(), "create project: {status} {body}");
+    body["id"].as_u64().context("project id")
+}
+
+/// `count` annotator accounts (`annotator0`, …) in `project`; returns each one's API token.
+pub async fn create_annotators(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    project: u64,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(count);
+    for a in 0..count {
+        let name = annotator_name(a);
+        let (status, body) = send(
+            client
+                .post(format!("{base}/api/v1/users"))
+                .bearer_auth(admin)
+                .json(&json!({"name": name, "password": "annotator-password"})),
+        )
+        .await?;
+        anyhow::ensure!(status.is_success(), "create {name}: {status} {body}");
+        let (status, body) = send(
+            client
+                .post(format!("{base}/api/v1/projects/{project}/members"))
+                .bearer_auth(admin)
+                .json(&json!({"user": name, "role": "annotator"})),
+        )
+        .await?;
+        anyhow::ensure!(status.is_success(), "member {name}: {status} {body}");
+        let (status, body) = send(
+            client
+                .post(format!("{base}/api/v1/tokens"))
+                .bearer_auth(admin)
+                .json(&json!({"user": name, "name": "bench"})),
+        )
+        .await?;
+        anyhow::ensure!(status.is_success(), "token {name}: {status} {body}");
+        tokens.push(body["token"].as_str().context("token")?.to_string());
+    }
+    Ok(tokens)
+}
+
+pub fn annotator_name(a: usize) -> String {
+    format!("annotator{a}")
+}
+
+/// The label annotator `a` always gives, so a repeated answer cannot change what is stored.
+pub fn annotator_label(a: usize) -> &'static str {
+    if a % 2 == 0 {
+        "pos"
+    } else {
+        "neg"
+    }
+}
+
+/// What one simulated annotator saw.
+#[derive(Default)]
+pub struct AnnotatorRun {
+    /// Items whose answer the server acknowledged (2xx).
+    pub acknowledged: Vec<String>,
+    pub submit_latency: Vec<Duration>,
+    pub next_latency: Vec<Duration>,
+    /// Answers or fetches answered with a status other than 2xx/204.
+    pub refused: usize,
+}
+
+/// One annotator: fetch the next item, answer it, pause 0.5–1.5 × `think`; until `limit`
+/// answers are acknowledged or the connection fails (the server was killed).
+pub async fn annotate(
+    client: reqwest::Client,
+    base: String,
+    project: u64,
+    token: String,
+    a: usize,
+    think: Duration,
+    limit: usize,
+) -> AnnotatorRun {
+    let mut rng = SplitMix64::new(0x5eed ^ a as u64);
+    let mut run = AnnotatorRun::default();
+    let mut pause = |rng: &mut SplitMix64| {
+        let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        think.mul_f64(0.5 + unit)
+    };
+    tokio::time::sleep(pause(&mut rng)).await;
+    // An empty queue waits for the importer; give up after a minute of nothing to do.
+    let mut empty = 0;
+    while run.acknowledged.len() < limit && empty < 600 {
+        let t = Instant::now();
+        let Ok((status, next)) = send(
+            client
+                .get(format!("{base}/api/v1/projects/{project}/next"))
+                .bearer_auth(&token),
+        )
+        .await
+        else {
+            break;
+        };
+        if status == reqwest::StatusCode::NO_CONTENT || next.is_null() {
+            empty += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if !status.is_success() {
+            run.refused += 1;
+            tokio::time::sleep(pause(&mut rng)).await;
+            continue;
+        }
+        run.next_latency.push(t.elapsed());
+        empty = 0;
+        let Some(id) = next["id"].as_str().map(str::to_string) else {
+            run.refused += 1;
+            continue;
+        };
+        let t = Instant::now();
+        let Ok(response) = client
+            .post(format!("{base}/api/v1/projects/{project}/annotations"))
+            .bearer_auth(&token)
+            .json(&json!({"item_id": id, "labels": [annotator_label(a)], "time_spent_ms": 500}))
+            .send()
+            .await
+        else {
+            break;
+        };
+        // The status line is the acknowledgement: the server sends it after the write commits.
+        if response.status().is_success() {
+            run.submit_latency.push(t.elapsed());
+            run.acknowledged.push(id);
+        } else {
+            run.refused += 1;
+        }
+        tokio::time::sleep(pause(&mut rng)).await;
+    }
+    run
+}
+
+/// Posts `batches` JSONL batches of `size` items whose texts start with `prefix`; returns the
+/// texts of the batches the server acknowledged. Stops at the first connection failure.
+pub async fn import_batches(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    project: u64,
+    prefix: String,
+    batches: usize,
+    size: usize,
+) -> (Vec<String>, usize) {
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for b in 0..batches {
+        let texts: Vec<String> = (0..size).map(|i| format!("{prefix} {b}-{i}")).collect();
+        let body: String = texts
+            .iter()
+            .map(|t| format!("{}\n", json!({ "text": t })))
+            .collect();
+        let Ok(response) = client
+            .post(format!("{base}/api/v1/projects/{project}/items"))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+        else {
+            break;
+        };
+        if response.status().is_success() {
+            acknowledged.extend(texts);
+        } else {
+            refused += 1;
+        }
+    }
+    (acknowledged, refused)
+}
+
+/// Asks for a training job with the default settings: the status (202 when queued; a refusal,
+/// say because one is already queued, is a figure to report, not a failure) and the body.
+pub async fn request_training(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: u64,
+) -> reqwest::Result<(reqwest::StatusCode, Value)> {
+    send(
+        client
+            .post(format!("{base}/api/v1/projects/{project}/train"))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+/// The project's jobs, counted by status ("succeeded 2, failed 1").
+pub async fn job_statuses(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: u64,
+) -> anyhow::Result<String> {
+    let (status, body) = send(
+        client
+            .get(format!("{base}/api/v1/projects/{project}/jobs"))
+            .bearer_auth(token),
+    )
+    .await?;
+    anyhow::ensure!(status.is_success(), "jobs: {status} {body}");
+    let jobs = body
+        .as_array()
+        .or_else(|| body["jobs"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for job in &jobs {
+        let state = job["status"]
+            .as_str()
+            .or_else(|| job["state"].as_str())
+            .unwrap_or("?");
+        *counts.entry(state.to_string()).or_default() += 1;
+    }
+    Ok(counts
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// What the database holds, read with `concord export` (the server stopped): each item's
+/// text, and its answers as (annotator, labels).
+pub struct Stored {
+    pub texts: HashSet<String>,
+    pub answers: HashMap<String, Vec<(String, Vec<String>)>>,
+}
+
+pub fn stored(bin: &Path, data: &Path, project: u64) -> anyhow::Result<Stored> {
+    let dir = data.to_str().context("data dir path is not UTF-8")?;
+    let (ok, out, err) = cli(
+        bin,
+        &["export", &project.to_string(), "--data-dir", dir],
+        "",
+    )?;
+    anyhow::ensure!(ok, "export: {err}");
+    let mut texts = HashSet::new();
+    let mut answers = HashMap::new();
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let item: Value = serde_json::from_str(line).context("an export line is JSON")?;
+        let id = item["id"].as_str().context("item id")?.to_string();
+        texts.insert(item["text"].as_str().unwrap_or_default().to_string());
+        let given = item["annotations"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|a| {
+                        let labels = a["labels"]
+                            .as_array()
+                            .map(|l| {
+                                l.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (
+                            a["annotator"].as_str().unwrap_or_default().to_string(),
+                            labels,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        answers.insert(id, given);
+    }
+    Ok(Stored { texts, answers })
+}
+
+impl Stored {
+    /// How many of annotator `a`'s acknowledged answers are stored with their label.
+    pub fn found(&self, a: usize, items: &[String]) -> usize {
+        let (name, label) = (annotator_name(a), annotator_label(a));
+        items
+            .iter()
+            .filter(|id| {
+                self.answers.get(*id).is_some_and(|given| {
+                    given
+                        .iter()
+                        .any(|(who, labels)| *who == name && labels.iter().any(|l| l == label))
+                })
+            })
+            .count()
+    }
+}
+
+/// `concord check` on the data dir: "ok", or the first line of what it reported.
+pub fn check(bin: &Path, data: &Path) -> anyhow::Result<(bool, String)> {
+    let dir = data.to_str().context("data dir path is not UTF-8")?;
+    let (ok, out, err) = cli(bin, &["check", "--data-dir", dir], "")?;
+    let said = if ok {
+        "ok".to_string()
+    } else {
+        format!("{}{}", out, err)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_string()
+    };
+    Ok((ok, said))
+}
+
+/// The `p` quantile (0–1) of sorted durations, in ms.
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
