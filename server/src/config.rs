@@ -102,7 +102,9 @@ impl ServeConfig {
         let credentials = CredentialPolicy {
             session_idle_ms: match file.session_idle_hours {
                 Some(0) => anyhow::bail!("session_idle_hours must be at least 1"),
-                Some(h) => h.checked_mul(HOUR_MS).context("session_idle_hours is too large")?,
+                Some(h) => h
+                    .checked_mul(HOUR_MS)
+                    .context("session_idle_hours is too large")?,
                 None => defaults.session_idle_ms,
             },
             setup_token_ttl_ms: match file.setup_link_minutes {

@@ -54,13 +54,11 @@ pub async fn backup(
     let mut name = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut name);
     // Inside the data dir: the same file system as the database, and never served otherwise.
-    let path = engine
-        .data_dir()
-        .join(format!(
-            "{}{}.redb",
-            concord_engine::BACKUP_TEMP_PREFIX,
-            hex::encode(name)
-        ));
+    let path = engine.data_dir().join(format!(
+        "{}{}.redb",
+        concord_engine::BACKUP_TEMP_PREFIX,
+        hex::encode(name)
+    ));
     let target = path.clone();
     blocking(move || engine.backup_to(&who, &target).map(|_| ())).await?;
     let snapshot = SnapshotFile(path);

@@ -3,9 +3,9 @@
 //! authorization itself.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::Extension;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
+use axum::Extension;
 use axum::{Json, Router};
 use bytes::Bytes;
 use concord_app::ssr::errors::blocking;

@@ -314,8 +314,16 @@ async fn guessing_the_current_password_of_a_password_change_is_throttled_like_a_
     };
     for attempt in 0..per_account {
         let r = change("a-wrong-guess").await.unwrap();
-        assert!(r.status().is_client_error(), "attempt {attempt}: {}", r.status());
-        assert_ne!(r.status(), StatusCode::TOO_MANY_REQUESTS, "attempt {attempt}");
+        assert!(
+            r.status().is_client_error(),
+            "attempt {attempt}: {}",
+            r.status()
+        );
+        assert_ne!(
+            r.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "attempt {attempt}"
+        );
     }
     let (retry_after, body) = throttled(change(ADMIN_PASSWORD).await.unwrap()).await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
