@@ -219,17 +219,7 @@ pub struct TokenView {
 pub fn format_utc_minute(ms: u64) -> String {
     let minutes = ms / 60_000;
     let (day, minute_of_day) = (minutes / 1440, minutes % 1440);
-    // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (never negative
-    // here).
-    let z = day + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
+    let (y, m, d) = concord_domain::civil_from_days(day);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
         minute_of_day / 60,
@@ -283,16 +273,7 @@ mod tests {
 
     #[test]
     fn server_fn_errors_keep_their_kind_through_the_wire() {
-        for kind in [
-            ErrorKind::NotSignedIn,
-            ErrorKind::Forbidden,
-            ErrorKind::NotFound,
-            ErrorKind::InvalidInput,
-            ErrorKind::Conflict,
-            ErrorKind::Unavailable,
-            ErrorKind::TooManyRequests,
-            ErrorKind::Internal,
-        ] {
+        for kind in ErrorKind::ALL {
             let sent = AppError::new(kind, format!("{kind} happened"));
             let bytes = sent.ser();
             let received = AppError::de(bytes);

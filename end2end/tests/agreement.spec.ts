@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Concord } from './concord';
+import { apiAs, Concord } from './concord';
 
 // Planted answers of two annotators on four items (item i answered [a, b]).
 const PLANTED: [string, string][] = [
@@ -27,15 +27,7 @@ test('the agreement dashboard shows the statistics crate\'s numbers and the conf
   await concord.start();
   try {
     const base = concord.base;
-    const api = async (who: string, method: string, url: string, body?: unknown, raw?: string) => {
-      const r = await fetch(`${base}/api/v1${url}`, {
-        method,
-        headers: { authorization: `Bearer ${tokens[who]}`, 'content-type': 'application/json' },
-        body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-      });
-      expect(r.status, `${method} ${url}`).toBeLessThan(300);
-      return r.status === 204 ? null : r.json();
-    };
+    const api = apiAs(base, tokens);
     const project = await api('admin', 'POST', '/projects', {
       name: 'Pairs', task: 'classification', overlap: 2, labels: [{ name: 'pos' }, { name: 'neg' }],
     });

@@ -75,6 +75,22 @@ export class Concord {
   }
 }
 
+/**
+ * A caller of the JSON API at `base` as the owner of each bearer token in `tokens` (by user
+ * name): fails the test on a status of 300 or more, and answers the parsed JSON (null for 204).
+ */
+export function apiAs(base: string, tokens: Record<string, string>) {
+  return async (who: string, method: string, url: string, body?: unknown, raw?: string) => {
+    const r = await fetch(`${base}/api/v1${url}`, {
+      method,
+      headers: { authorization: `Bearer ${tokens[who]}`, 'content-type': 'application/json' },
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+    expect(r.status, `${method} ${url}`).toBeLessThan(300);
+    return r.status === 204 ? null : r.json();
+  };
+}
+
 /** Signs in through the login form (after dropping any earlier session). */
 export async function signIn(page: Page, base: string, name: string, password: string) {
   await page.context().clearCookies();

@@ -2,7 +2,7 @@
 // team project; and a project with a single annotator.
 import { expect, test } from '@playwright/test';
 import * as path from 'node:path';
-import { Concord, repo, signIn } from './concord';
+import { apiAs, Concord, repo, signIn } from './concord';
 
 const DEMO_ANNOTATORS = ['demo-amara', 'demo-bruno', 'demo-chen', 'demo-dana'];
 
@@ -76,15 +76,7 @@ test('one annotator: the agreement dashboard says a confusion matrix needs two, 
   await concord.start();
   try {
     const base = concord.base;
-    const api = async (who: string, method: string, url: string, body?: unknown, raw?: string) => {
-      const r = await fetch(`${base}/api/v1${url}`, {
-        method,
-        headers: { authorization: `Bearer ${tokens[who]}`, 'content-type': 'application/json' },
-        body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-      });
-      expect(r.status, `${method} ${url}`).toBeLessThan(300);
-      return r.status === 204 ? null : r.json();
-    };
+    const api = apiAs(base, tokens);
     const id = (await api('admin', 'POST', '/projects', {
       name: 'Solo', task: 'classification', labels: [{ name: 'pos' }, { name: 'neg' }],
     })).id;

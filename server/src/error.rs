@@ -124,17 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_kind_answers_its_status_with_json() {
-        let kinds = [
-            ErrorKind::NotSignedIn,
-            ErrorKind::Forbidden,
-            ErrorKind::NotFound,
-            ErrorKind::InvalidInput,
-            ErrorKind::Conflict,
-            ErrorKind::Unavailable,
-            ErrorKind::TooManyRequests,
-            ErrorKind::Internal,
-        ];
-        for kind in kinds {
+        for kind in ErrorKind::ALL {
             let (got, headers, json) = answer(ApiError::new(kind, "what happened")).await;
             // The statuses themselves are checked where they are chosen (`http_status`).
             assert_eq!(got, http_status(kind), "{kind}");

@@ -103,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/projects/{id}/export", get(web::export))
         .route("/projects/{id}/agreement/{table}", get(web::agreement_csv))
+        // Only the routes above: Leptos renders and server functions set up their own owner.
+        .layer(axum::middleware::from_fn(outside_leptos))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -138,6 +140,28 @@ pub fn router(state: AppState) -> Router {
         // headers to every answer, the refusals and the body-limit errors too.
         .layer(guard)
         .with_state(state)
+}
+
+/// Runs a request that is neither a page nor a server function under an empty reactive owner.
+/// Leptos leaves each render's owner set as the current one on the runtime thread that made it
+/// (`Owner::new_root` sets it and nothing restores it); a REST or download handler polled on
+/// that thread would find that render's `ResponseOptions` through `use_context`, and an
+/// error's `fail` would set its status on the page of another request (seen as pages answering
+/// 403 for a concurrent REST call's refusal).
+async fn outside_leptos(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use leptos::reactive::computed::ScopedFuture;
+    use leptos::reactive::owner::Owner;
+    // `new_root` also makes the empty owner current on this thread, which is harmless.
+    let owner = Owner::new_root(None);
+    ScopedFuture {
+        owner,
+        observer: None,
+        fut: next.run(request),
+    }
+    .await
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use concord::config::{Overrides, ServeConfig, DEFAULT_DATA_DIR};
 use concord::AppState;
+use concord_domain::{JobKind, JobState};
 use concord_engine::{Engine, ExportFormat, ImportFormat, ImportOptions, Principal};
 
 #[derive(Parser)]
@@ -389,8 +390,8 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
-        Command::Train(args) => model_job(args, "train"),
-        Command::Predict(args) => model_job(args, "predict"),
+        Command::Train(args) => model_job(args, JobKind::Train),
+        Command::Predict(args) => model_job(args, JobKind::Predict),
         Command::Simulate(a) => {
             concord::simulate_cli::run(&concord::simulate_cli::SimulateOptions {
                 data: a.data,
@@ -414,7 +415,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Runs a train or predict job in this process, with a progress bar, and prints its outcome.
-fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
+fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
     let engine = Engine::open_with_models(&args.data.data_dir, Some(args.models.clone()))
         .with_context(|| {
             format!(
@@ -425,7 +426,7 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
     let project = engine.find_project(&args.project)?;
     let local = Principal::local();
     let job = match kind {
-        "train" => engine.enqueue_train(
+        JobKind::Train => engine.enqueue_train(
             &local,
             project,
             concord_engine::TrainRequest {
@@ -436,7 +437,7 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
                 epochs: args.epochs.map(|e| e as usize),
             },
         )?,
-        _ => engine.enqueue_predict(&local, project)?,
+        JobKind::Predict => engine.enqueue_predict(&local, project)?,
     };
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -445,22 +446,24 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(match (kind, args.trainer) {
-        ("train", TrainerArg::Head) => "embedding items, then training",
-        ("train", TrainerArg::FineTune) => "fine-tuning (steps), then re-embedding (items)",
-        _ => "pre-annotating items",
+        (JobKind::Train, TrainerArg::Head) => "embedding items, then training",
+        (JobKind::Train, TrainerArg::FineTune) => {
+            "fine-tuning (steps), then re-embedding (items)"
+        }
+        (JobKind::Predict, _) => "pre-annotating items",
     });
     let info = loop {
         let info = engine.job(&local, job)?;
         bar.set_length(info.total);
         bar.set_position(info.done);
-        if matches!(info.state.as_str(), "done" | "failed" | "cancelled") {
+        if info.state.is_finished() {
             break info;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     bar.finish_and_clear();
-    match info.state.as_str() {
-        "done" => {
+    match info.state {
+        JobState::Done => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&info.result.unwrap_or_default())?
@@ -475,7 +478,7 @@ fn model_job(args: ModelJobArgs, kind: &str) -> anyhow::Result<()> {
 }
 
 fn open(data_dir: &std::path::Path) -> anyhow::Result<Engine> {
-    Engine::open(data_dir)
+    Engine::open_for_command(data_dir)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))
 }
 

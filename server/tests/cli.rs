@@ -1,31 +1,16 @@
 //! The `concord` binary's commands, run as a user would.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
-fn concord(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run concord");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Command;
+
+/// `concord` with `args` over the data dir `data`.
+fn concord(data: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    all.extend([OsStr::new("--data-dir"), data.as_os_str()]);
+    common::concord(&all, stdin)
 }
 
 #[test]
@@ -110,8 +95,8 @@ fn users_tokens_import_and_export_from_the_command_line() {
 /// Brennan–Prediger 0 and 0.04.
 #[test]
 fn agreement_of_a_ratings_file_on_a_declared_scale() {
-    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/agreement/published_cases.json");
+    let cases =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/agreement/published_cases.json");
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cases).unwrap_or_else(|e| {
             panic!("{}: {e} (shared/ beside the repository)", cases.display())

@@ -1,35 +1,15 @@
 //! The real `concord` binary under a service manager's hands: SIGTERM stops it cleanly with
 //! every acknowledged answer stored, and backup, restore and check work beside a running server.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::concord;
 use serde_json::{json, Value};
-
-fn concord(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run concord");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// `concord serve` on a free port over `data`; returns the process and its base URL.
 fn serve(data: &Path) -> (Child, String) {
@@ -108,19 +88,16 @@ fn setup(data: &Path) -> String {
 
 async fn create_project(base: &str, token: &str, items: usize) -> u64 {
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(token)
-        .json(
-            &json!({"name": "ops", "task": "classification", "overlap": 1,
-            "labels": [{"name": "pos"}, {"name": "neg"}]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = json_answer(
+        client
+            .post(format!("{base}/api/v1/projects"))
+            .bearer_auth(token)
+            .json(
+                &json!({"name": "ops", "task": "classification", "overlap": 1,
+                        "labels": [{"name": "pos"}, {"name": "neg"}]}),
+            ),
+    )
+    .await;
     let project = created["id"].as_u64().expect("project id");
     let body: String = (1..=items)
         .map(|i| format!("{{\"text\":\"text {i}\"}}\n"))
@@ -136,18 +113,20 @@ async fn create_project(base: &str, token: &str, items: usize) -> u64 {
     project
 }
 
+/// The JSON answer to `request`.
+async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Answers the next item; returns its id.
 async fn answer_next(base: &str, token: &str, project: u64) -> String {
     let client = reqwest::Client::new();
-    let item: Value = client
-        .get(format!("{base}/api/v1/projects/{project}/next"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let item = json_answer(
+        client
+            .get(format!("{base}/api/v1/projects/{project}/next"))
+            .bearer_auth(token),
+    )
+    .await;
     let id = item["id"].as_str().unwrap().to_string();
     let answered = client
         .post(format!("{base}/api/v1/projects/{project}/annotations"))
@@ -160,13 +139,21 @@ async fn answer_next(base: &str, token: &str, project: u64) -> String {
     id
 }
 
+/// Sets up the data dir `dir/data` from the command line, serves it with `concord serve` and
+/// creates a project of `items` items: the data dir, the admin's API token, the server process,
+/// its base URL and the project.
+async fn serve_a_project(dir: &Path, items: usize) -> (PathBuf, String, Child, String, u64) {
+    let data = dir.join("data");
+    let token = setup(&data);
+    let (server, base) = serve(&data);
+    let project = create_project(&base, &token, items).await;
+    (data, token, server, base, project)
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly_with_every_answer_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let token = setup(&data);
-    let (mut server, base) = serve(&data);
-    let project = create_project(&base, &token, 5).await;
+    let (data, token, mut server, base, project) = serve_a_project(dir.path(), 5).await;
     let id = answer_next(&base, &token, project).await;
 
     signal(&server, "TERM");
@@ -189,10 +176,7 @@ async fn sigterm_stops_the_server_cleanly_with_every_answer_stored() {
 #[tokio::test]
 async fn backup_restore_and_check_beside_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let token = setup(&data);
-    let (mut server, base) = serve(&data);
-    let project = create_project(&base, &token, 8).await;
+    let (data, token, mut server, base, project) = serve_a_project(dir.path(), 8).await;
     for _ in 0..3 {
         answer_next(&base, &token, project).await;
     }

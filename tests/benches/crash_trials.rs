@@ -1,15 +1,17 @@
 //! Crash trials: `kill -9` of the real `concord serve` at a random (seeded) moment while
 //! simulated annotators submit over HTTP, an import runs and a training job is requested; then,
-//! with the process gone, `concord check` on the database and `concord export` to confirm every
-//! acknowledged answer (HTTP 2xx received) and every acknowledged import batch is stored.
-//! The next trial restarts the server over the same data dir, so each restart recovers the
-//! previous crash; the jobs column shows what that restart made of the interrupted jobs (a job
-//! found running at two consecutive starts is failed on purpose: that is not a loss).
+//! with the process gone, `concord check` on the database file as the crash left it; then a
+//! restart over the same data dir (the next trial's), whose export API must hold every
+//! acknowledged answer (HTTP 2xx received) and every acknowledged import batch. The jobs column
+//! shows what that restart made of the interrupted jobs (a job found running at two consecutive
+//! starts is failed on purpose: that is not a loss).
 //!
 //! `cargo build -p concord --bin concord && cargo bench -p concord-tests --bench crash_trials --
 //!  --trials 20 [--annotators 100] [--seed 1] [--think-ms 50] [--bin PATH] [--models DIR]`
 //! Exits non-zero when any trial lost an answer or failed the check.
 
+// Each bench uses only part of the shared driver.
+#[allow(dead_code)]
 #[path = "spawned/mod.rs"]
 mod spawned;
 
@@ -17,6 +19,53 @@ use std::time::{Duration, Instant};
 
 use concord_agreement::rng::SplitMix64;
 use spawned::Server;
+
+/// A finished trial, verified at the next restart.
+struct Crashed {
+    trial: usize,
+    killed_at: Duration,
+    acked_now: usize,
+    items_now: usize,
+    train: String,
+    check: (bool, String),
+}
+
+/// What a restart found: the row of the trial that crashed before it; whether it survived.
+async fn verify(
+    client: &reqwest::Client,
+    server: &Server,
+    admin: &str,
+    project: u64,
+    crashed: &Crashed,
+    acknowledged: &[Vec<String>],
+    acknowledged_texts: &[String],
+) -> anyhow::Result<bool> {
+    let jobs = spawned::job_statuses(client, &server.base, admin, project).await?;
+    let stored = spawned::stored(client, &server.base, admin, project).await?;
+    let total: usize = acknowledged.iter().map(Vec::len).sum();
+    let found: usize = acknowledged
+        .iter()
+        .enumerate()
+        .map(|(a, items)| stored.found(a, items))
+        .sum();
+    let items_lost = acknowledged_texts
+        .iter()
+        .filter(|t| !stored.texts.contains(*t))
+        .count();
+    let lost = total - found;
+    println!(
+        "| {} | {} | {total} (+{}) | {found} | {lost} | {} (+{}) | {items_lost} | {} | {} | {} |",
+        crashed.trial,
+        crashed.killed_at.as_millis(),
+        crashed.acked_now,
+        acknowledged_texts.len(),
+        crashed.items_now,
+        crashed.train,
+        if jobs.is_empty() { "none" } else { &jobs },
+        crashed.check.1,
+    );
+    Ok(lost == 0 && items_lost == 0 && crashed.check.0)
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -55,17 +104,31 @@ async fn main() -> anyhow::Result<()> {
         spawned::profile(&bin),
         think.as_millis()
     );
+    println!("Each row is checked after the crash (`concord check`, server down) and at the next restart (export API; jobs as that restart left them).");
     println!("| trial | kill at ms | answers acked | answers found | lost | items acked | items lost | train request | jobs at restart | check |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = SplitMix64::new(seed);
-    // Every acknowledged answer so far, per annotator: later trials must still hold them.
+    // Every acknowledged answer so far, per annotator: later restarts must still hold them.
     let mut acknowledged: Vec<Vec<String>> = vec![Vec::new(); annotators];
     let mut acknowledged_texts: Vec<String> = seeded;
     let mut survived = 0;
+    let mut previous: Option<Crashed> = None;
     for trial in 1..=trials {
         let kill_at = Duration::from_millis(500 + rng.next_u64() % 4500);
         let server = Server::start(&bin, &data, &models)?;
-        let jobs = spawned::job_statuses(&client, &server.base, &admin, project).await?;
+        if let Some(crashed) = previous.take() {
+            let ok = verify(
+                &client,
+                &server,
+                &admin,
+                project,
+                &crashed,
+                &acknowledged,
+                &acknowledged_texts,
+            )
+            .await?;
+            survived += usize::from(ok);
+        }
         let started = Instant::now();
         let mut runs = Vec::new();
         for (a, token) in tokens.iter().enumerate() {
@@ -85,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             admin.clone(),
             project,
             format!("trial {trial}"),
-            50,
+            200,
             100,
         ));
         tokio::time::sleep(Duration::from_millis(200).min(kill_at)).await;
@@ -106,37 +169,39 @@ async fn main() -> anyhow::Result<()> {
         let (texts, _) = importer.await?;
         let items_now = texts.len();
         acknowledged_texts.extend(texts);
-
         // Check the file exactly as the crash left it, before anything reopens it.
-        let (clean, said) = spawned::check(&bin, &data)?;
-        let stored = spawned::stored(&bin, &data, project)?;
-        let total: usize = acknowledged.iter().map(Vec::len).sum();
-        let found: usize = acknowledged
-            .iter()
-            .enumerate()
-            .map(|(a, items)| stored.found(a, items))
-            .sum();
-        let items_lost = acknowledged_texts
-            .iter()
-            .filter(|t| !stored.texts.contains(*t))
-            .count();
-        let lost = total - found;
-        if lost == 0 && items_lost == 0 && clean {
-            survived += 1;
-        }
-        println!(
-            "| {trial} | {} | {total} (+{acked_now}) | {found} | {lost} | {} (+{items_now}) | {items_lost} | {train} | {} | {said} |",
-            killed_at.as_millis(),
-            acknowledged_texts.len(),
-            if jobs.is_empty() { "none" } else { &jobs },
-        );
+        let check = spawned::check(&bin, &data)?;
+        previous = Some(Crashed {
+            trial,
+            killed_at,
+            acked_now,
+            items_now,
+            train,
+            check,
+        });
     }
-    // One more restart: it recovers the last crash and settles the jobs it interrupted.
+    // One more restart verifies the last crash and settles the jobs it interrupted.
     let server = Server::start(&bin, &data, &models)?;
-    let jobs = spawned::job_statuses(&client, &server.base, &admin, project).await?;
+    if let Some(crashed) = previous.take() {
+        let ok = verify(
+            &client,
+            &server,
+            &admin,
+            project,
+            &crashed,
+            &acknowledged,
+            &acknowledged_texts,
+        )
+        .await?;
+        survived += usize::from(ok);
+    }
+    let errors = spawned::job_errors(&client, &server.base, &admin, project).await?;
     server.terminate(Duration::from_secs(60))?;
     let (clean, said) = spawned::check(&bin, &data)?;
-    println!("final restart: jobs {jobs}; SIGTERM stop; check {said}");
+    println!("after the last restart: SIGTERM stop; check {said}");
+    for error in &errors {
+        println!("job error: {error}");
+    }
     println!("survived: {survived} of {trials}");
     anyhow::ensure!(
         survived == trials && clean,

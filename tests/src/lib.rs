@@ -253,6 +253,20 @@ impl TestServer {
             .expect("request")
     }
 
+    /// The admin imports `count` items whose texts are `"{prefix} 1"`, `"{prefix} 2"`, …
+    /// into `project`, and checks that the import succeeded.
+    pub async fn import_numbered_texts(&self, project: u64, prefix: &str, count: usize) {
+        let body: String = (1..=count)
+            .map(|i| format!("{{\"text\":\"{prefix} {i}\"}}\n"))
+            .collect();
+        assert_eq!(
+            self.import(&self.admin_token, project, &body)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+
     /// The next item the queue hands `token`'s account (`204` and `Null` when none is left).
     pub async fn next_item(&self, token: &str, project: u64) -> (StatusCode, Value) {
         self.api(
@@ -357,6 +371,17 @@ impl AwaitingSetup {
     /// A request to `path` (from the site root), not yet sent; no credentials.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
+    }
+
+    /// The HTML of the page the setup link (with its secret) opens.
+    pub async fn setup_page(&self) -> String {
+        self.request(Method::GET, &format!("/setup?token={}", self.setup_token))
+            .send()
+            .await
+            .expect("setup page")
+            .text()
+            .await
+            .expect("setup page body")
     }
 
     pub async fn stop(self) {

@@ -102,8 +102,23 @@ impl Fixture {
             server.create_user(name).await;
             server.add_member(project, name, role).await;
         }
+        // Two answers to item 3 (overlap 2), so the project has a pair of raters to compare.
+        let (status, body) = server
+            .api(
+                Method::PATCH,
+                &server.admin_token,
+                &format!("/projects/{project}/settings"),
+                Some(json!({"overlap": 2})),
+            )
+            .await;
+        assert_eq!(status.as_u16(), 200, "{body}");
+        let victim = server.token_for("victim");
+        for (token, label) in [(server.token_for("rev"), "spam"), (victim.clone(), "ham")] {
+            let (status, body) = server.annotate(&token, project, "3", &[label], 10).await;
+            assert_eq!(status.as_u16(), 200, "{body}");
+        }
         let victim_tokens = [
-            concord_engine::api_token_id(&server.token_for("victim")),
+            concord_engine::api_token_id(&victim),
             concord_engine::api_token_id(&server.token_for("victim")),
         ];
         let (token, cookie) = match caller.account() {
@@ -213,7 +228,8 @@ impl Row {
         }
     }
 
-    async fn send(&self, f: &Fixture) -> u16 {
+    /// The answer's status and the start of its body.
+    async fn send(&self, f: &Fixture) -> (u16, String) {
         let request = match &self.call {
             Call::Rest(method, path, body) => {
                 let request = f.rest(method, &f.path(path));
@@ -252,7 +268,10 @@ impl Row {
                     .json(&body)
             }
         };
-        request.send().await.expect("request").status().as_u16()
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        (status, body.chars().take(200).collect())
     }
 }
 
@@ -350,14 +369,14 @@ fn rows() -> Vec<Row> {
         rest(M::GET, "/api/v1/projects/{id}/agreement", None, REVIEWERS),
         rest(
             M::GET,
-            "/api/v1/projects/{id}/agreement/confusion?a=ann&b=victim",
+            "/api/v1/projects/{id}/agreement/confusion?a=rev&b=victim",
             None,
             REVIEWERS,
         ),
         rest(
             M::PATCH,
             "/api/v1/projects/{id}/settings",
-            Some(json!({"overlap": 1})),
+            Some(json!({"overlap": 2})),
             PROJECT_ADMINS,
         ),
         rest(M::GET, "/api/v1/projects/{id}/review/next", None, REVIEWERS),
@@ -482,7 +501,8 @@ fn rows() -> Vec<Row> {
         page("/projects/{id}/agreement", [302, 403, 200, 200, 403, 200]),
         page("/projects/{id}/review", [302, 403, 200, 200, 403, 200]),
         page("/projects/{id}/annotate", [302, 200, 200, 200, 403, 200]),
-        page("/users", [302, 403, 403, 403, 403, 200]),
+        // Everyone's own account page; the accounts list is only in a system administrator's.
+        page("/users", [302, 200, 200, 200, 200, 200]),
         // ---- server functions ----
         form::<CurrentUser>("current_user", &[], PUBLIC),
         form::<NeedsSetup>("needs_setup", &[], PUBLIC),
@@ -543,7 +563,7 @@ fn rows() -> Vec<Row> {
         form::<ProjectAgreement>("project_agreement", &[("id", "{id}")], REVIEWERS),
         form::<RaterConfusion>(
             "rater_confusion",
-            &[("id", "{id}"), ("first", "ann"), ("second", "victim")],
+            &[("id", "{id}"), ("first", "rev"), ("second", "victim")],
             REVIEWERS,
         ),
         form::<InstalledModels>("installed_models", &[], SIGNED_IN),
@@ -551,9 +571,9 @@ fn rows() -> Vec<Row> {
             "update_settings",
             &[
                 ("project", "{id}"),
-                ("overlap", "1"),
+                ("overlap", "2"),
                 ("gold_every", "0"),
-                ("queue_order", "sequential"),
+                ("queue_order", "import"),
                 ("model", concord_engine::DEFAULT_MODEL),
             ],
             PROJECT_ADMINS,
@@ -586,7 +606,7 @@ fn rows() -> Vec<Row> {
             &[("job", "999999")],
             [401, 404, 404, 404, 404, 404],
         ),
-        // Last: these end the caller's own session.
+        // An administrator exists: the setup link is refused to everyone.
         form::<SetupAdmin>(
             "setup_admin",
             &[
@@ -596,6 +616,7 @@ fn rows() -> Vec<Row> {
             ],
             [403; 6],
         ),
+        // Last: these end the caller's own session.
         form::<SignOutEverywhere>("sign_out_everywhere", &[], SIGNED_IN),
         form::<Logout>("logout", &[], PUBLIC),
         // Signs in again (the caller's own name and password; anonymous has none).
@@ -786,10 +807,10 @@ async fn run_as(caller: Caller) -> Vec<String> {
     let f = Fixture::start(caller).await;
     let mut mismatches = Vec::new();
     for row in rows() {
-        let got = row.send(&f).await;
+        let (got, body) = row.send(&f).await;
         if got != row.expect[column] {
             mismatches.push(format!(
-                "{caller:?} {}: expected {}, got {got}",
+                "{caller:?} {}: expected {}, got {got}: {body}",
                 row.key(),
                 row.expect[column]
             ));
@@ -812,5 +833,97 @@ async fn every_caller_gets_exactly_the_documented_answer() {
         "{} of {cells} answers differ:\n{}",
         mismatches.len(),
         mismatches.join("\n")
+    );
+}
+
+/// Page renders and server function calls running at the same time each act for their own
+/// caller: the project list of one account never shows another's project, and every answer
+/// carries its own status (a server function's error status set on another response would
+/// also carry whatever else that function sets there, such as a session cookie).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_keep_their_callers_apart() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let mut cookies = Vec::new();
+    for (user, project) in [("alice", "Alpha-project"), ("bob", "Beta-project")] {
+        let id = s.create_mail_project(project).await;
+        s.create_user(user).await;
+        s.add_member(id, user, "annotator").await;
+        cookies.push((
+            s.session_cookie(user, MEMBER_PASSWORD),
+            project,
+            s.token_for(user),
+        ));
+    }
+    const ROUNDS: usize = 150;
+    let mut calls = Vec::new();
+    for round in 0..ROUNDS {
+        for (me, (cookie, mine, token)) in cookies.iter().enumerate() {
+            let (theirs, s, cookie, mine, token) = (
+                cookies[1 - me].1,
+                s.clone(),
+                cookie.clone(),
+                *mine,
+                token.clone(),
+            );
+            calls.push(tokio::spawn(async move {
+                let (what, status, body) = match round % 5 {
+                    // A REST call that fails in the engine (its error passes the same
+                    // `blocking` helper as the pages' server functions).
+                    4 => {
+                        let r = s
+                            .request(Method::GET, "/api/v1/projects/999")
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .expect("request");
+                        let status = r.status().as_u16();
+                        ("GET /api/v1/projects/999", status, String::new())
+                    }
+                    // A server function that fails after its engine call (where its status
+                    // is set), next to the page renders.
+                    3 => {
+                        let r = s
+                            .request(Method::POST, ReviewSummary::PATH)
+                            .header("cookie", &cookie)
+                            .header("accept", "application/json")
+                            .form(&[("project", "999")])
+                            .send()
+                            .await
+                            .expect("request");
+                        let status = r.status().as_u16();
+                        ("review_summary", status, String::new())
+                    }
+                    n => {
+                        let path = ["/", "/login", "/projects/999/agreement"][n];
+                        let r = s.browser_get(&cookie, path).await;
+                        let status = r.status().as_u16();
+                        (path, status, r.text().await.expect("body"))
+                    }
+                };
+                let expected = match what {
+                    "/" | "/login" => 200,
+                    _ => 403,
+                };
+                let mixed = what == "/" && (!body.contains(mine) || body.contains(theirs));
+                (status != expected || mixed).then(|| {
+                    format!(
+                        "{what}: {status} (expected {expected}), another caller's page: {mixed}"
+                    )
+                })
+            }));
+        }
+    }
+    let mut wrong = Vec::new();
+    for call in calls {
+        if let Some(w) = call.await.expect("call") {
+            wrong.push(w);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} answers were wrong:\n{}",
+        wrong.len(),
+        ROUNDS * 2,
+        wrong.join("\n")
     );
 }

@@ -24,13 +24,24 @@ fn token_names(list: &Value) -> Vec<String> {
     names
 }
 
-#[tokio::test]
-async fn tokens_are_listed_without_secrets_and_revoked_by_their_owner_or_an_admin() {
+/// The status of `GET /me` with `token`: OK while the token still signs its owner in.
+async fn me_status(s: &TestServer, token: &str) -> StatusCode {
+    s.api(Method::GET, token, "/me", None).await.0
+}
+
+/// A server with the members ann and bob, and an API token of each.
+async fn server_with_ann_and_bob() -> (TestServer, String, String) {
     let s = TestServer::start().await;
     s.create_user("ann").await;
     s.create_user("bob").await;
     let ann = s.token_for("ann");
     let bob = s.token_for("bob");
+    (s, ann, bob)
+}
+
+#[tokio::test]
+async fn tokens_are_listed_without_secrets_and_revoked_by_their_owner_or_an_admin() {
+    let (s, ann, bob) = server_with_ann_and_bob().await;
 
     let (status, created) = s
         .api(
@@ -46,8 +57,7 @@ async fn tokens_are_listed_without_secrets_and_revoked_by_their_owner_or_an_admi
         .expect("the secret, once")
         .to_string();
     let ci_id = created["id"].as_str().expect("an id").to_string();
-    let (status, _) = s.api(Method::GET, &ci, "/me", None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me_status(&s, &ci).await, StatusCode::OK);
 
     let (status, own) = s.api(Method::GET, &ann, "/tokens", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -103,14 +113,12 @@ async fn tokens_are_listed_without_secrets_and_revoked_by_their_owner_or_an_admi
         .api(Method::DELETE, &ann, &format!("/tokens/{bob_id}"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = s.api(Method::GET, &bob, "/me", None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me_status(&s, &bob).await, StatusCode::OK);
     let (status, _) = s
         .api(Method::DELETE, &ann, &format!("/tokens/{ci_id}"), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s.api(Method::GET, &ci, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_status(&s, &ci).await, StatusCode::UNAUTHORIZED);
     let (status, _) = s
         .api(
             Method::DELETE,
@@ -120,8 +128,7 @@ async fn tokens_are_listed_without_secrets_and_revoked_by_their_owner_or_an_admi
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s.api(Method::GET, &bob, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_status(&s, &bob).await, StatusCode::UNAUTHORIZED);
     s.stop().await;
 }
 
@@ -146,11 +153,9 @@ async fn token_expiry_is_validated_and_an_expired_token_is_refused() {
             Some(std::time::Duration::from_millis(1000)),
         )
         .unwrap();
-    let (status, _) = s.api(Method::GET, &short, "/me", None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me_status(&s, &short).await, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (status, _) = s.api(Method::GET, &short, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_status(&s, &short).await, StatusCode::UNAUTHORIZED);
     s.stop().await;
 }
 
@@ -181,8 +186,7 @@ async fn a_disabled_account_is_shut_out_at_once_and_enabled_again() {
         .api(Method::POST, &s.admin_token, "/users/ann/disable", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s.api(Method::GET, &ann, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_status(&s, &ann).await, StatusCode::UNAUTHORIZED);
     assert_eq!(s.engine.session_principal(&session).unwrap(), None);
     assert!(s.engine.login("ann", MEMBER_PASSWORD).is_err());
     let (_, users) = s.api(Method::GET, &s.admin_token, "/users", None).await;
@@ -199,91 +203,66 @@ async fn a_disabled_account_is_shut_out_at_once_and_enabled_again() {
         .api(Method::POST, &s.admin_token, "/users/ann/enable", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = s.api(Method::GET, &ann, "/me", None).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me_status(&s, &ann).await, StatusCode::OK);
     assert!(s.engine.login("ann", MEMBER_PASSWORD).is_ok());
     s.stop().await;
 }
 
 #[tokio::test]
 async fn passwords_change_with_the_current_one_or_by_an_admin() {
-    let s = TestServer::start().await;
-    s.create_user("ann").await;
-    s.create_user("bob").await;
-    let ann = s.token_for("ann");
-    let bob = s.token_for("bob");
+    let (s, ann, bob) = server_with_ann_and_bob().await;
     let (_, session) = s.engine.login("ann", MEMBER_PASSWORD).unwrap();
-    let change = |token: String, user: &'static str, body: Value| {
-        let s = &s;
+    // Every change here is to ann's password; `token` says who asks.
+    let change = |token: &str, body: Value| {
+        let (s, token) = (&s, token.to_string());
         async move {
-            s.api(
-                Method::PUT,
-                &token,
-                &format!("/users/{user}/password"),
-                Some(body),
-            )
-            .await
-            .0
+            s.api(Method::PUT, &token, "/users/ann/password", Some(body))
+                .await
+                .0
         }
     };
 
-    assert_eq!(
-        change(
-            ann.clone(),
-            "ann",
-            json!({"new_password": "ann-new-password"})
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        change(
-            ann.clone(),
-            "ann",
-            json!({"current_password": "not it at all", "new_password": "ann-new-password"})
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        change(
-            bob.clone(),
-            "ann",
-            json!({"new_password": "bob-chose-this"})
-        )
-        .await,
-        StatusCode::FORBIDDEN
-    );
+    for (token, body, refused) in [
+        (
+            &ann,
+            json!({"new_password": "ann-new-password"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &ann,
+            json!({"current_password": "not it at all", "new_password": "ann-new-password"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &bob,
+            json!({"new_password": "bob-chose-this"}),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        assert_eq!(change(token, body.clone()).await, refused, "{body}");
+    }
     assert!(
         s.engine.login("ann", MEMBER_PASSWORD).is_ok(),
         "nothing changed yet"
     );
 
-    assert_eq!(
-        change(
-            ann.clone(),
-            "ann",
-            json!({"current_password": MEMBER_PASSWORD, "new_password": "ann-new-password"})
-        )
-        .await,
-        StatusCode::NO_CONTENT
-    );
+    let own = json!({"current_password": MEMBER_PASSWORD, "new_password": "ann-new-password"});
+    assert_eq!(change(&ann, own).await, StatusCode::NO_CONTENT);
     assert!(s.engine.login("ann", MEMBER_PASSWORD).is_err());
     assert_eq!(
         s.engine.session_principal(&session).unwrap(),
         None,
         "sessions end"
     );
-    let (status, _) = s.api(Method::GET, &ann, "/me", None).await;
-    assert_eq!(status, StatusCode::OK, "tokens are not sessions");
-
     assert_eq!(
-        change(
-            s.admin_token.clone(),
-            "ann",
-            json!({"new_password": "admin-set-this"})
-        )
-        .await,
+        me_status(&s, &ann).await,
+        StatusCode::OK,
+        "tokens are not sessions"
+    );
+
+    let by_admin = json!({"new_password": "admin-set-this"});
+    assert_eq!(
+        change(&s.admin_token, by_admin).await,
         StatusCode::NO_CONTENT
     );
     assert!(s.engine.login("ann", "admin-set-this").is_ok());
@@ -292,11 +271,7 @@ async fn passwords_change_with_the_current_one_or_by_an_admin() {
 
 #[tokio::test]
 async fn signing_out_everywhere_ends_sessions_and_optionally_tokens() {
-    let s = TestServer::start().await;
-    s.create_user("ann").await;
-    s.create_user("bob").await;
-    let ann = s.token_for("ann");
-    let bob = s.token_for("bob");
+    let (s, ann, bob) = server_with_ann_and_bob().await;
     let (_, one) = s.engine.login("ann", MEMBER_PASSWORD).unwrap();
     let (_, two) = s.engine.login("ann", MEMBER_PASSWORD).unwrap();
 
@@ -322,10 +297,12 @@ async fn signing_out_everywhere_ends_sessions_and_optionally_tokens() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(removed, json!({"sessions": 0, "tokens": 1}));
-    let (status, _) = s.api(Method::GET, &ann, "/me", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = s.api(Method::GET, &bob, "/me", None).await;
-    assert_eq!(status, StatusCode::OK, "other accounts keep theirs");
+    assert_eq!(me_status(&s, &ann).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me_status(&s, &bob).await,
+        StatusCode::OK,
+        "other accounts keep theirs"
+    );
     s.stop().await;
 }
 
@@ -344,18 +321,22 @@ fn form_action_with(html: &str, field: &str) -> String {
     html[start..end].replace("&amp;", "&")
 }
 
+/// The HTML of the Accounts page as the session `cookie` sees it.
+async fn users_page(s: &TestServer, cookie: &str) -> String {
+    s.browser_get(cookie, "/users")
+        .await
+        .text()
+        .await
+        .expect("accounts page")
+}
+
 #[tokio::test]
 async fn the_accounts_page_server_functions_authorize_on_the_server() {
     let s = TestServer::start().await;
     s.create_user("ann").await;
     s.create_user("bob").await;
     let admin_cookie = s.session_cookie(ADMIN, concord_tests::ADMIN_PASSWORD);
-    let html = s
-        .browser_get(&admin_cookie, "/users")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = users_page(&s, &admin_cookie).await;
     let disable = form_action_with(&html, "disabled");
     let ann_cookie = s.session_cookie("ann", MEMBER_PASSWORD);
     let call = |cookie: String, action: String, form: Vec<(&'static str, &'static str)>| {
@@ -396,12 +377,7 @@ async fn the_accounts_page_server_functions_authorize_on_the_server() {
         .api(Method::GET, &s.admin_token, "/tokens?user=bob", None)
         .await;
     let id = listed[0]["id"].as_str().unwrap().to_string();
-    let html = s
-        .browser_get(&admin_cookie, "/users")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = users_page(&s, &admin_cookie).await;
     let revoke = form_action_with(&html, "id");
     let r = s
         .request(Method::POST, &revoke)
@@ -414,22 +390,18 @@ async fn the_accounts_page_server_functions_authorize_on_the_server() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     s.api(Method::POST, &s.admin_token, "/users/bob/enable", None)
         .await;
-    let (status, _) = s.api(Method::GET, &bob_token, "/me", None).await;
-    assert_eq!(status, StatusCode::OK, "the token survived ann's attempt");
+    assert_eq!(
+        me_status(&s, &bob_token).await,
+        StatusCode::OK,
+        "the token survived ann's attempt"
+    );
     s.stop().await;
 }
 
 #[tokio::test]
 async fn two_concurrent_setup_requests_create_one_admin() {
     let s = AwaitingSetup::start().await;
-    let html = s
-        .request(Method::GET, &format!("/setup?token={}", s.setup_token))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = s.setup_page().await;
     let action = form_action_with(&html, "token");
     let post = |name: &'static str| {
         s.request(Method::POST, &action)

@@ -19,13 +19,7 @@ async fn project_with_items(s: &TestServer, name: &str, items: usize, overlap: u
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let project = created["id"].as_u64().unwrap();
-    let body: String = (1..=items)
-        .map(|i| format!("{{\"text\":\"text number {i}\"}}\n"))
-        .collect();
-    assert_eq!(
-        s.import(&s.admin_token, project, &body).await.status(),
-        StatusCode::OK
-    );
+    s.import_numbered_texts(project, "text number", items).await;
     project
 }
 
@@ -230,13 +224,7 @@ async fn too_many_distinct_label_sets_are_refused_with_a_clear_message() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let project = created["id"].as_u64().unwrap();
-    let body: String = (1..=sets)
-        .map(|i| format!("{{\"text\":\"text {i}\"}}\n"))
-        .collect();
-    assert_eq!(
-        s.import(&s.admin_token, project, &body).await.status(),
-        StatusCode::OK
-    );
+    s.import_numbered_texts(project, "text", sets).await;
     let token = s.annotator("prolific", project).await;
     for n in 1..=sets {
         let (_, next) = s.next_item(&token, project).await;

@@ -27,6 +27,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order: for tests that check a mapping for each of them.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::NotSignedIn,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::InvalidInput,
+        ErrorKind::Conflict,
+        ErrorKind::Unavailable,
+        ErrorKind::TooManyRequests,
+        ErrorKind::Internal,
+    ];
+
     /// A stable name, the same as the serialized form.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,5 +57,28 @@ impl ErrorKind {
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn all_lists_every_kind_once_in_declaration_order() {
+        for (at, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            // No wildcard: a new kind does not compile here until it has its place in `ALL`.
+            let declared = match kind {
+                ErrorKind::NotSignedIn => 0,
+                ErrorKind::Forbidden => 1,
+                ErrorKind::NotFound => 2,
+                ErrorKind::InvalidInput => 3,
+                ErrorKind::Conflict => 4,
+                ErrorKind::Unavailable => 5,
+                ErrorKind::TooManyRequests => 6,
+                ErrorKind::Internal => 7,
+            };
+            assert_eq!(declared, at, "{kind}");
+        }
     }
 }

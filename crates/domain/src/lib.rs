@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod annotation;
+mod calendar;
 mod error_kind;
 mod job;
 mod project;
@@ -11,6 +12,7 @@ mod review;
 
 pub use aggregate::{aggregate_labels, Aggregate};
 pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
+pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
 pub use job::{JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
 pub use project::{Label, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind, RESERVED_KEYS};

@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use concord_engine::agreement_stats::rng::SplitMix64;
 use concord_engine::domain::{Label, ProjectId, ProjectSettings, ProjectSpec, TaskKind};
-use concord_engine::{
-    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, Principal,
-};
+use concord_engine::{Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, Principal};
 
 const ADMIN: &str = "admin";
 const PASSWORD: &str = "fuzzing password";
@@ -46,7 +44,7 @@ const JSONL_SEEDS: &[&str] = &[
      {\"text\":\"no id at all\"}\n",
     // As Concord's export writes it: derived fields, answer times and source.
     "{\"id\":\"e1\",\"text\":\"exported\",\"meta\":{},\"gold\":\"neg\",\"gold_source\":\"import\",\"gold_question\":false,\
-     \"annotations\":[{\"annotator\":\"ann1\",\"labels\":[\"neg\"],\"source\":\"human\",\"created_ms\":1,\"updated_ms\":2,\"time_spent_ms\":3}],\
+     \"annotations\":[{\"annotator\":\"ann1\",\"labels\":[\"neg\"],\"source\":{\"kind\":\"human\"},\"created_ms\":1,\"updated_ms\":2,\"time_spent_ms\":3}],\
      \"aggregate\":{\"status\":\"agreed\",\"labels\":[\"neg\"]},\"suggestion\":null}\r\n\
      {\"id\":\"e2\",\"text\":\"@cmd 'quoted'\",\"meta\":{\"a\":[1,2,{\"b\":null}]},\"gold\":null}\r\n",
 ];
@@ -73,10 +71,40 @@ const SEED_IDS: &[&str] = &["j1", "j2", "e1", "e2", "c1", "c2", "c3", "x1", "x2"
 /// Fragments inserted at random places: the syntax each format is made of, and values that
 /// are valid somewhere else.
 const TOKENS: &[&str] = &[
-    ",", "\"", "\"\"", "{", "}", "[", "]", ":", "|", "\n", "\r", "\r\n", "\t", "null", "true",
-    "\"text\"", "\"id\"", "\"gold\"", "\"annotations\"", "1e999", "-", "'=", "'", "=cmd",
-    "ann:ghost", "ann:ann1", "\"meta\"", "\\", "\\u0000", "\\ud800", "nope", "\u{1F600}",
-    "\u{feff}", "\0",
+    ",",
+    "\"",
+    "\"\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "|",
+    "\n",
+    "\r",
+    "\r\n",
+    "\t",
+    "null",
+    "true",
+    "\"text\"",
+    "\"id\"",
+    "\"gold\"",
+    "\"annotations\"",
+    "1e999",
+    "-",
+    "'=",
+    "'",
+    "=cmd",
+    "ann:ghost",
+    "ann:ann1",
+    "\"meta\"",
+    "\\",
+    "\\u0000",
+    "\\ud800",
+    "nope",
+    "\u{1F600}",
+    "\u{feff}",
+    "\0",
 ];
 
 /// The panics seen on any thread since the start (counted by the panic hook).
@@ -222,7 +250,13 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, all_seeds: &[&[u8]]) {
             }
         }
         7 => {
-            let bad: &[&[u8]] = &[b"\xff", b"\xc3", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"];
+            let bad: &[&[u8]] = &[
+                b"\xff",
+                b"\xc3",
+                b"\xc3\x28",
+                b"\xed\xa0\x80",
+                b"\xf4\x90\x80\x80",
+            ];
             let i = at(rng, input);
             input.splice(i..i, rng.pick(bad).iter().copied());
         }
@@ -263,7 +297,8 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, all_seeds: &[&[u8]]) {
         }
         13 => {
             // Deep nesting, as a whole line or as a field's value.
-            let depth = 1 + rng.below(if rng.one_in(4) { 200_000 } else { 300 });
+            let deepest = if rng.one_in(4) { 200_000 } else { 300 };
+            let depth = 1 + rng.below(deepest);
             let open = if rng.one_in(2) { "[" } else { "{\"a\":" };
             let close = if open == "[" { "]" } else { "}" };
             let nested = format!("{}1{}", open.repeat(depth), close.repeat(depth));
@@ -285,7 +320,8 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, all_seeds: &[&[u8]]) {
             replace_first(input, label, b"nope");
         }
         15 => {
-            let blank: &[u8] = rng.pick(&[&b"\n"[..], b"   \n", b"\t\r\n", b",,,,\n"]);
+            let blanks: [&[u8]; 4] = [b"\n", b"   \n", b"\t\r\n", b",,,,\n"];
+            let blank = *rng.pick(&blanks);
             let i = line_ranges(input).first().map_or(0, |r| r.end);
             input.splice(i..i, blank.iter().copied());
         }
@@ -306,8 +342,12 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, all_seeds: &[&[u8]]) {
 fn error_kind(problem: &str) -> String {
     let mut kind = String::new();
     let mut quoted = false;
+    // Names are quoted as Rust debug strings: `\"` inside one does not end it.
+    let mut escaped = false;
     for c in problem.chars() {
         match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
             '"' => {
                 quoted = !quoted;
                 if quoted {
@@ -378,7 +418,7 @@ impl Fuzzer {
     fn fresh_target(engine: &Engine, admin: &Principal, n: u64) -> Target {
         let spec = ProjectSpec {
             name: format!("fuzz {n}"),
-            task: if n % 2 == 0 {
+            task: if n.is_multiple_of(2) {
                 TaskKind::Classification
             } else {
                 TaskKind::Multilabel
@@ -416,8 +456,13 @@ impl Fuzzer {
         };
         let panics_before = PANICS.load(Ordering::SeqCst);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.engine
-                .import(&self.admin, self.target.project, input, &options, &mut |_| {})
+            self.engine.import(
+                &self.admin,
+                self.target.project,
+                input,
+                &options,
+                &mut |_| {},
+            )
         }));
         if PANICS.load(Ordering::SeqCst) != panics_before {
             failures.push("panicked".to_string());
@@ -556,7 +601,10 @@ fn main() {
             tally.inputs as f64 / elapsed
         );
     }
-    println!("total  {total:>8} inputs, {:.0} inputs/s", total as f64 / elapsed);
+    println!(
+        "total  {total:>8} inputs, {:.0} inputs/s",
+        total as f64 / elapsed
+    );
     for ((_, name, _), kinds) in formats.iter().zip(&kinds) {
         println!("errors by kind, {name}:");
         for (kind, count) in kinds {

@@ -77,6 +77,15 @@ struct Inner {
     job_worker: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// What an engine is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    /// A server (or a test of one): the job worker runs and interrupted jobs are queued again.
+    Serving,
+    /// One command-line operation on a stopped server's database.
+    Command,
+}
+
 impl Engine {
     /// Opens (or creates) the data directory and its database, without models.
     pub fn open(data_dir: &Path) -> Result<Engine, EngineError> {
@@ -88,6 +97,22 @@ impl Engine {
     pub fn open_with_models(
         data_dir: &Path,
         models_dir: Option<PathBuf>,
+    ) -> Result<Engine, EngineError> {
+        Engine::open_in(data_dir, models_dir, OpenMode::Serving)
+    }
+
+    /// Opens the database of a stopped server for one command-line operation (import, export,
+    /// accounts...): no job worker, and jobs a crash interrupted stay as they are. Otherwise a
+    /// command run between a crash and the next start would run the queued jobs without the
+    /// server's models (failing them) and count as a start for the crash-loop guard.
+    pub fn open_for_command(data_dir: &Path) -> Result<Engine, EngineError> {
+        Engine::open_in(data_dir, None, OpenMode::Command)
+    }
+
+    fn open_in(
+        data_dir: &Path,
+        models_dir: Option<PathBuf>,
+        mode: OpenMode,
     ) -> Result<Engine, EngineError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             EngineError::internal(format!("creating data directory {}", data_dir.display()), e)
@@ -111,9 +136,12 @@ impl Engine {
         // The database is ours alone now (redb refuses a second process), so no upload or
         // training of another process is writing these.
         engine.remove_leftover_temp_files();
+        engine.purge_expired_credentials()?;
+        if mode == OpenMode::Command {
+            return Ok(engine);
+        }
         engine.requeue_interrupted_jobs()?;
         engine.remove_unreferenced_weights();
-        engine.purge_expired_credentials()?;
         auth::start_purger(&engine)?;
         // The worker holds the engine only while it runs a job, so dropping the last handle
         // closes the database; it notices within one wait and exits.

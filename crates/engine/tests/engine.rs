@@ -42,6 +42,31 @@ impl Fixture {
         self.env.import(self.project, format, body.as_bytes())
     }
 
+    /// The admin imports `body` with `options`, reporting progress to `progress`.
+    fn import_with(
+        &self,
+        body: &str,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(concord_engine::ImportProgress),
+    ) -> Result<concord_engine::ImportReport, EngineError> {
+        self.env.engine.import(
+            &self.env.admin,
+            self.project,
+            body.as_bytes(),
+            options,
+            progress,
+        )
+    }
+
+    /// How many items the project holds, as its summary says.
+    fn item_count(&self) -> u64 {
+        self.env
+            .engine
+            .project_summary(&self.env.admin, self.project)
+            .expect("project summary")
+            .total
+    }
+
     fn export(&self, format: ExportFormat) -> String {
         self.env.export(self.project, format)
     }
@@ -136,15 +161,7 @@ fn check_refused(f: &Fixture, format: ImportFormat, body: &[u8], line: u64, prob
         message.contains(problem),
         "{message:?} should mention {problem:?}"
     );
-    assert_eq!(
-        f.env
-            .engine
-            .project_summary(&f.env.admin, f.project)
-            .unwrap()
-            .total,
-        1,
-        "{e}"
-    );
+    assert_eq!(f.item_count(), 1, "{e}");
 }
 
 /// Each bad input names its line and stores nothing.
@@ -242,15 +259,7 @@ fn a_failure_after_several_full_batches_leaves_no_staged_rows() {
         ..ImportOptions::default()
     };
     let e = f
-        .env
-        .engine
-        .import(
-            &f.env.admin,
-            f.project,
-            big.as_bytes(),
-            &options,
-            &mut |p| staged.push(p.items),
-        )
+        .import_with(&big, &options, &mut |p| staged.push(p.items))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
     assert!(
@@ -260,12 +269,7 @@ fn a_failure_after_several_full_batches_leaves_no_staged_rows() {
     );
     let batch = concord_engine::IMPORT_BATCH_ITEMS as u64;
     assert_eq!(staged, [batch, 2 * batch], "two full batches were staged");
-    let summary = f
-        .env
-        .engine
-        .project_summary(&f.env.admin, f.project)
-        .unwrap();
-    assert_eq!(summary.total, 1);
+    assert_eq!(f.item_count(), 1);
     // The project takes the next import (a staged import would hold it) ...
     f.import(ImportFormat::Text, "after the failure\n").unwrap();
     // ... and the store keeps exactly the two visible items' rows.
@@ -289,25 +293,10 @@ fn duplicates_are_reported_and_kept_or_skipped() {
         ..ImportOptions::default()
     };
     let r = f
-        .env
-        .engine
-        .import(
-            &f.env.admin,
-            f.project,
-            "world\nfresh\n".as_bytes(),
-            &options,
-            &mut |_| {},
-        )
+        .import_with("world\nfresh\n", &options, &mut |_| {})
         .unwrap();
     assert_eq!((r.imported, r.duplicates, r.skipped_duplicates), (1, 1, 1));
-    assert_eq!(
-        f.env
-            .engine
-            .project_summary(&f.env.admin, f.project)
-            .unwrap()
-            .total,
-        6
-    );
+    assert_eq!(f.item_count(), 6);
 }
 
 #[test]

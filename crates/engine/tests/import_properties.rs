@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::cell::Cell;
+
 use common::{spec, TestEngine};
 use concord_domain::{ProjectId, ProjectSettings, TaskKind};
 use concord_engine::{EngineError, ExportFormat, ImportFormat};
@@ -44,7 +46,19 @@ impl Item {
 /// starts that a spreadsheet would run as formulas (which the CSV export neutralises).
 fn text() -> impl Strategy<Value = String> {
     let start = prop::sample::select(vec![
-        "", "=", "+", "-", "@", "'", "'=", "''+", "\t", " ", "\r", "=HYPERLINK(\"x\")", "-1",
+        "",
+        "=",
+        "+",
+        "-",
+        "@",
+        "'",
+        "'=",
+        "''+",
+        "\t",
+        " ",
+        "\r",
+        "=HYPERLINK(\"x\")",
+        "-1",
     ]);
     // At least one character that is not blank, so the text is not empty.
     let body = "[a-zA-Z0-9\u{e9}\u{1F600}\"',;|=+@{}\\[\\]\\\\]{1,12}";
@@ -53,11 +67,8 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn meta() -> impl Strategy<Value = Map<String, Value>> {
-    prop::collection::btree_map("[a-z]{1,6}", "[a-zA-Z =\"\n]{0,8}", 0..3).prop_map(|m| {
-        m.into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect()
-    })
+    prop::collection::btree_map("[a-z]{1,6}", "[a-zA-Z =\"\n]{0,8}", 0..3)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
 }
 
 /// 1 to 8 items; ids are unique (a numbered prefix) but may start like a formula too.
@@ -87,10 +98,10 @@ fn jsonl(items: &[Item]) -> String {
     items.iter().map(Item::jsonl).collect()
 }
 
-fn new_project(env: &TestEngine, n: &mut u32) -> ProjectId {
-    *n += 1;
+fn new_project(env: &TestEngine, n: &Cell<u32>) -> ProjectId {
+    n.set(n.get() + 1);
     env.create_project(spec(
-        &format!("p{n}"),
+        &format!("p{}", n.get()),
         TaskKind::Classification,
         &LABELS,
         ProjectSettings::default(),
@@ -132,10 +143,10 @@ fn exported_items(export: &str) -> Vec<(String, String, Value, Value)> {
 #[test]
 fn valid_items_round_trip_exactly_through_jsonl_and_csv() {
     let env = TestEngine::new();
-    let mut n = 0;
+    let n = Cell::new(0);
     runner()
         .run(&items(), |items| {
-            let original = new_project(&env, &mut n);
+            let original = new_project(&env, &n);
             env.import(original, ImportFormat::Jsonl, jsonl(&items).as_bytes())
                 .map_err(|e| TestCaseError::fail(format!("import: {e}")))?;
             let first_jsonl = env.export(original, ExportFormat::Jsonl);
@@ -156,7 +167,7 @@ fn valid_items_round_trip_exactly_through_jsonl_and_csv() {
 
             for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
                 let first = env.export(original, format);
-                let copy = new_project(&env, &mut n);
+                let copy = new_project(&env, &n);
                 let import_format = match format {
                     ExportFormat::Jsonl => ImportFormat::Jsonl,
                     ExportFormat::Csv => ImportFormat::Csv,
@@ -258,7 +269,8 @@ fn broken_csv(items: &[Item], k: usize, breakage: Breakage) -> (Vec<u8>, u64) {
         // A leading `'` before a formula character is taken off on import; this writer does
         // not neutralise, so texts starting so are written with one more to stay exact.
         let cell = |s: &str| {
-            if s.trim_start_matches('\'').starts_with(['=', '+', '-', '@', '\t', '\r'])
+            if s.trim_start_matches('\'')
+                .starts_with(['=', '+', '-', '@', '\t', '\r'])
                 && s.starts_with('\'')
             {
                 format!("'{s}")
@@ -314,11 +326,11 @@ fn broken_csv(items: &[Item], k: usize, breakage: Breakage) -> (Vec<u8>, u64) {
 #[test]
 fn a_broken_line_fails_naming_that_line_and_stores_nothing() {
     let env = TestEngine::new();
-    let mut n = 0;
+    let n = Cell::new(0);
     runner()
         .run(&broken_file(), |(items, k, breakage)| {
             for format in [ImportFormat::Jsonl, ImportFormat::Csv] {
-                let project = new_project(&env, &mut n);
+                let project = new_project(&env, &n);
                 env.import(
                     project,
                     ImportFormat::Jsonl,
@@ -352,4 +364,33 @@ fn a_broken_line_fails_naming_that_line_and_stores_nothing() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Found by the `import_fuzz` seeds: a JSONL file saved with a byte order mark was refused on
+/// line 1, and a text file's first item kept the mark in its text; CSV already dropped it.
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_first_item() {
+    let env = TestEngine::new();
+    let n = Cell::new(0);
+    for (format, body) in [
+        (
+            ImportFormat::Jsonl,
+            "\u{feff}{\"id\":\"a\",\"text\":\"first\"}\n",
+        ),
+        (ImportFormat::Csv, "\u{feff}id,text\na,first\n"),
+        (ImportFormat::Text, "\u{feff}first\n"),
+    ] {
+        let project = new_project(&env, &n);
+        env.import(project, format, body.as_bytes())
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let stored = exported_items(&env.export(project, ExportFormat::Jsonl));
+        assert_eq!(stored.len(), 1, "{format:?}");
+        assert_eq!(stored[0].1, "first", "{format:?}");
+    }
+    // Only the file's start is a mark: inside a later line it stays text.
+    let project = new_project(&env, &n);
+    env.import(project, ImportFormat::Text, "one\n\u{feff}two\n".as_bytes())
+        .expect("import");
+    let stored = exported_items(&env.export(project, ExportFormat::Jsonl));
+    assert_eq!(stored[1].1, "\u{feff}two");
 }

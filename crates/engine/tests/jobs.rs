@@ -130,3 +130,61 @@ fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
         .collect();
     assert_eq!(listed, want);
 }
+
+/// A command-line operation between a crash and the next start (an export, an account change)
+/// leaves the jobs alone: it runs none of them (it has no models, so each would fail) and does
+/// not count as a start for the crash-loop guard; the next server start resumes them.
+#[test]
+fn a_command_line_open_leaves_interrupted_and_queued_jobs_for_the_next_server_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, project) = {
+        let engine = Engine::open(dir.path()).unwrap();
+        let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+        let spec = ProjectSpec {
+            name: "p".into(),
+            task: TaskKind::Classification,
+            labels: vec![Label::named("a"), Label::named("b")],
+            guidelines: String::new(),
+            settings: Default::default(),
+        };
+        let project = engine.create_project(&admin, spec).unwrap();
+        (admin, project)
+    };
+    let store = open_store(dir.path());
+    // As a crash leaves them: one job running (mid-way), one waiting.
+    let running = store
+        .create_job(&JobRecord {
+            state: JobState::Running,
+            cursor: 64,
+            done: 64,
+            ..JobRecord::queued(project, &JobSpec::Predict, admin.id, 1)
+        })
+        .unwrap();
+    let queued = store
+        .create_job(&JobRecord::queued(
+            project,
+            &JobSpec::Train(Default::default()),
+            admin.id,
+            2,
+        ))
+        .unwrap();
+    drop(store);
+
+    for _ in 0..3 {
+        let engine = Engine::open_for_command(dir.path()).unwrap();
+        // The command sees the jobs as they are stored.
+        let listed = engine.project_jobs(&admin, project).unwrap();
+        assert_eq!(listed.len(), 2);
+        drop(engine);
+    }
+    // Give a (wrongly started) worker time to pick the jobs up before looking.
+    std::thread::sleep(Duration::from_millis(300));
+    let store = open_store(dir.path());
+    let job = store.job(running).unwrap().expect("the running job");
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.interrupted_starts, 0, "a command is not a server start");
+    assert_eq!((job.cursor, job.done), (64, 64));
+    let job = store.job(queued).unwrap().expect("the queued job");
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.error, None);
+}

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{error_kind, spec, wait_for, TestEngine};
-use concord_domain::{ErrorKind, JobSpec, JobState, ProjectSettings, Role, TaskKind, TrainParams};
+use common::{error_kind, wait_for, TestEngine};
+use concord_domain::{ErrorKind, JobSpec, JobState, Role, TrainParams};
 use concord_engine::{AgreementTable, ExportFormat, ImportFormat, JobInfo};
 use concord_store::{JobRecord, ModelVersionRecord, VersionParams};
 
@@ -22,12 +22,7 @@ fn job(env: &TestEngine, id: u64) -> JobInfo {
 #[test]
 fn a_job_found_running_at_two_starts_in_a_row_fails_instead_of_running_again() {
     let env = TestEngine::new();
-    let project = env.create_project(spec(
-        "P",
-        TaskKind::Classification,
-        &["a", "b"],
-        ProjectSettings::default(),
-    ));
+    let project = env.create_classification_project("P", &["a", "b"]);
     let admin = env.admin.id;
     // Left as a crash leaves them: running, one for the first time (nothing counted yet), one
     // already found running at the previous start.
@@ -92,14 +87,7 @@ fn job_rows_from_before_the_crash_count_read_as_never_interrupted() {
 #[test]
 fn a_project_holds_one_queued_job_per_kind_and_training_is_for_admins() {
     let env = TestEngine::with_models();
-    let topics = |name: &str| {
-        env.create_project(spec(
-            name,
-            TaskKind::Classification,
-            &["a", "b"],
-            ProjectSettings::default(),
-        ))
-    };
+    let topics = |name: &str| env.create_classification_project(name, &["a", "b"]);
     let (project, other) = (topics("P"), topics("Q"));
     let reviewer = env.member(project, "rev", Role::Reviewer);
     // A stored version, to activate later.
@@ -190,12 +178,7 @@ fn stored_version(encoder_file: Option<String>) -> ModelVersionRecord {
 #[test]
 fn unreferenced_weights_files_and_leftover_temporary_files_are_removed_at_start() {
     let env = TestEngine::new();
-    let project = env.create_project(spec(
-        "P",
-        TaskKind::Classification,
-        &["a", "b"],
-        ProjectSettings::default(),
-    ));
+    let project = env.create_classification_project("P", &["a", "b"]);
     let data = env.dir.path().to_path_buf();
     let encoders = data.join("encoders");
     std::fs::create_dir_all(&encoders).expect("encoders folder");
@@ -229,12 +212,7 @@ fn unreferenced_weights_files_and_leftover_temporary_files_are_removed_at_start(
 #[test]
 fn weights_files_left_by_a_training_are_removed_when_a_training_ends() {
     let env = TestEngine::with_models();
-    let project = env.create_project(spec(
-        "P",
-        TaskKind::Classification,
-        &["a", "b"],
-        ProjectSettings::default(),
-    ));
+    let project = env.create_classification_project("P", &["a", "b"]);
     // As a fine-tuning stopped between saving its weights and storing its version leaves one.
     let encoders = env.dir.path().join("encoders");
     std::fs::create_dir_all(&encoders).expect("encoders folder");
@@ -258,12 +236,7 @@ const FORMULA_TEXT: &str = "=HYPERLINK(\"http://example.com/x\",\"click\")";
 
 fn formula_fixture() -> (TestEngine, concord_domain::ProjectId) {
     let env = TestEngine::new();
-    let project = env.create_project(spec(
-        "F",
-        TaskKind::Classification,
-        &["=cmd", "@sum", "plain"],
-        ProjectSettings::default(),
-    ));
+    let project = env.create_classification_project("F", &["=cmd", "@sum", "plain"]);
     let body = format!(
         "{}\n{}\n",
         serde_json::json!({ "id": "-d", "text": FORMULA_TEXT, "gold": "=cmd", "note": "+1" }),
@@ -341,12 +314,7 @@ fn export_of_formula_like_cells_reimports_exactly() {
     let eve = env.member(project, "@eve", Role::Annotator);
     env.answer(&eve, project, "-d", &["@sum"]);
     let first = env.export(project, ExportFormat::Csv);
-    let copy = env.create_project(spec(
-        "Copy",
-        TaskKind::Classification,
-        &["=cmd", "@sum", "plain"],
-        ProjectSettings::default(),
-    ));
+    let copy = env.create_classification_project("Copy", &["=cmd", "@sum", "plain"]);
     env.import(copy, ImportFormat::Csv, first.as_bytes())
         .expect("re-import");
     assert_eq!(env.export(copy, ExportFormat::Csv), first);

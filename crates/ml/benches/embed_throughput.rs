@@ -7,22 +7,11 @@
 //! length as the encoder does. GFLOP/s is the arithmetic the model needs per second, to hold
 //! against the machine's peak (two 2.5 GHz cores with AVX2 FMA: about 80 GFLOP/s here).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Instant;
 
 use concord_ml::{Device, Encoder, HeadParams, LinearHead};
-
-fn texts(file: &str, field: &str, n: usize) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(file);
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    body.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get(field).and_then(|t| t.as_str()).map(String::from))
-        .take(n)
-        .collect()
-}
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -38,15 +27,8 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
-    let items: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(256);
-    let model = std::env::var_os("CONCORD_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-        });
+    let items = common::number_arg(256);
+    let model = common::model_dir();
     let encoder = Encoder::load(&model, &Device::Cpu).expect("model (run scripts/setup.sh)");
     let config = encoder.bert().config().clone();
     // Multiply-adds × 2 per item: the six projections per token, plus attention's two
@@ -75,7 +57,7 @@ fn main() {
         ("tweets", "vader_tweets.jsonl"),
         ("emails", "spam_dev.jsonl"),
     ] {
-        let t = texts(file, "text", items);
+        let t = common::texts(file, items);
         let refs: Vec<&str> = t.iter().map(String::as_str).collect();
         let tokens = encoder.tokenize(&refs).expect("tokenize");
         let mean = tokens.iter().map(Vec::len).sum::<usize>() as f64 / tokens.len() as f64;

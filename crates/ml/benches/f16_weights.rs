@@ -7,8 +7,9 @@
 //! `scripts/setup.sh` and `../shared/data`; 200 VADER tweets and 200 SpamAssassin emails by
 //! default).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use concord_ml::{cosine, Encoder, ModelFiles};
@@ -16,32 +17,13 @@ use concord_ml::{cosine, Encoder, ModelFiles};
 /// The fidelity issue 10 asks of f16 weights, for every embedding.
 const REQUIRED_COSINE: f32 = 0.9999;
 
-fn texts(file: &str, n: usize) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(file);
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    body.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("text").and_then(|t| t.as_str()).map(String::from))
-        .take(n)
-        .collect()
-}
-
 fn read(dir: &std::path::Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e} (run scripts/setup.sh)"))
 }
 
 fn main() {
-    let per_file: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200);
-    let dir = std::env::var_os("CONCORD_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
-        });
+    let per_file = common::number_arg(200);
+    let dir = common::model_dir();
     let (config, weights, tokenizer, sentence) = (
         read(&dir, "config.json"),
         read(&dir, "model.safetensors"),
@@ -90,7 +72,7 @@ fn main() {
     );
     let mut worst_overall = f32::INFINITY;
     for file in ["vader_tweets.jsonl", "spam_dev.jsonl"] {
-        let texts = texts(file, per_file);
+        let texts = common::texts(file, per_file);
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let a = full.embed(&refs, 32, &mut |_| {}).expect("embed f32");
         let b = rounded.embed(&refs, 32, &mut |_| {}).expect("embed f16");

@@ -13,6 +13,7 @@ use redb::{
 
 use crate::records::decode;
 use crate::schema::*;
+use crate::store::open_error;
 use crate::{
     AnnotationRecord, ItemRecord, JobRecord, ModelVersionRecord, ProjectRecord, QueueOrderRecord,
     SessionRecord, Store, StoreError, SuggestionRecord, TokenRecord, UserRecord,
@@ -126,15 +127,7 @@ impl Store {
                 });
             }
         }
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let partial = tempfile::Builder::new()
-            .prefix(".backup-")
-            .suffix(".redb.tmp")
-            .tempfile_in(dir)
-            .map_err(|e| io_error(dir, "creating a temporary file in", e))?;
+        let (dir, partial) = partial_file_beside(target, ".backup-")?;
         let counts = {
             let copy =
                 Database::builder()
@@ -156,16 +149,45 @@ impl Store {
             counts
         };
         // redb syncs its commit; this sync covers the file's length and metadata too.
-        partial
-            .as_file()
-            .sync_all()
-            .map_err(|e| io_error(partial.path(), "syncing", e))?;
-        partial
-            .persist(target)
-            .map_err(|e| io_error(target, "writing", e.error))?;
-        sync_dir(dir)?;
+        persist_synced(partial, target, &dir)?;
         Ok(counts)
     }
+}
+
+/// A temporary file named `prefix`… in the folder of `target` (so that a rename can put it
+/// there atomically), and that folder.
+fn partial_file_beside(
+    target: &Path,
+    prefix: &str,
+) -> Result<(PathBuf, tempfile::NamedTempFile), StoreError> {
+    let dir: PathBuf = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let partial = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".redb.tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| io_error(&dir, "creating a temporary file in", e))?;
+    Ok((dir, partial))
+}
+
+/// Syncs the complete `partial` file, renames it to `target` in `dir`, and syncs `dir`: the
+/// file appears at `target` whole or not at all, and stays there after a crash.
+fn persist_synced(
+    partial: tempfile::NamedTempFile,
+    target: &Path,
+    dir: &Path,
+) -> Result<(), StoreError> {
+    partial
+        .as_file()
+        .sync_all()
+        .map_err(|e| io_error(partial.path(), "syncing", e))?;
+    partial
+        .persist(target)
+        .map_err(|e| io_error(target, "writing", e.error))?;
+    sync_dir(dir)
 }
 
 /// Makes a rename in `dir` durable.
@@ -183,15 +205,7 @@ pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
     let mut db = Database::builder()
         .set_check_integrity_on_open(true)
         .open(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
-                path: path.to_path_buf(),
-            },
-            e => StoreError::Open {
-                path: path.to_path_buf(),
-                source: e,
-            },
-        })?;
+        .map_err(|e| open_error(path, e))?;
     let intact = db.check_integrity().map_err(|e| StoreError::Open {
         path: path.to_path_buf(),
         source: e,
@@ -313,38 +327,18 @@ pub fn restore_file(source: &Path, target: &Path) -> Result<CheckReport, StoreEr
     // Holding the target's lock (when it exists) keeps a server from opening it meanwhile, and
     // fails when one already has.
     let _held = if target.exists() {
-        Some(Database::builder().open(target).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
-                path: target.to_path_buf(),
-            },
-            e => StoreError::Open {
-                path: target.to_path_buf(),
-                source: e,
-            },
-        })?)
+        Some(
+            Database::builder()
+                .open(target)
+                .map_err(|e| open_error(target, e))?,
+        )
     } else {
         None
     };
-    let dir: PathBuf = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let mut partial = tempfile::Builder::new()
-        .prefix(".restore-")
-        .suffix(".redb.tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| io_error(&dir, "creating a temporary file in", e))?;
+    let (dir, mut partial) = partial_file_beside(target, ".restore-")?;
     let mut input = std::fs::File::open(source).map_err(|e| io_error(source, "opening", e))?;
     std::io::copy(&mut input, partial.as_file_mut()).map_err(|e| io_error(source, "copying", e))?;
-    partial
-        .as_file()
-        .sync_all()
-        .map_err(|e| io_error(partial.path(), "syncing", e))?;
-    partial
-        .persist(target)
-        .map_err(|e| io_error(target, "writing", e.error))?;
-    sync_dir(&dir)?;
+    persist_synced(partial, target, &dir)?;
     Ok(report)
 }
 

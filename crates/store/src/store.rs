@@ -41,6 +41,20 @@ pub enum WriteOutcome {
     Unchanged,
 }
 
+/// The error for a database file that could not be opened: [`StoreError::AlreadyOpen`] when
+/// another process holds it, so that callers can say so plainly.
+pub(crate) fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+            path: path.to_path_buf(),
+        },
+        e => StoreError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
 fn role_code(role: Role) -> u8 {
     match role {
         Role::Annotator => 0,
@@ -72,15 +86,9 @@ impl Store {
     /// Opens (or creates) the database file, checks its schema version, and rolls back any
     /// import that a crash interrupted.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
-                path: path.to_path_buf(),
-            },
-            e => StoreError::Open {
-                path: path.to_path_buf(),
-                source: e,
-            },
-        })?;
+        let db = Database::builder()
+            .create(path)
+            .map_err(|e| open_error(path, e))?;
         let store = Store {
             db,
             path: path.to_path_buf(),

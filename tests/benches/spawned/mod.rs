@@ -252,7 +252,7 @@ pub fn annotator_name(a: usize) -> String {
 
 /// The label annotator `a` always gives, so a repeated answer cannot change what is stored.
 pub fn annotator_label(a: usize) -> &'static str {
-    if a % 2 == 0 {
+    if a.is_multiple_of(2) {
         "pos"
     } else {
         "neg"
@@ -283,7 +283,7 @@ pub async fn annotate(
 ) -> AnnotatorRun {
     let mut rng = SplitMix64::new(0x5eed ^ a as u64);
     let mut run = AnnotatorRun::default();
-    let mut pause = |rng: &mut SplitMix64| {
+    let pause = |rng: &mut SplitMix64| {
         let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         think.mul_f64(0.5 + unit)
     };
@@ -426,21 +426,57 @@ pub async fn job_statuses(
         .join(", "))
 }
 
-/// What the database holds, read with `concord export` (the server stopped): each item's
-/// text, and its answers as (annotator, labels).
+/// The distinct error messages of the project's failed jobs, each with how often it occurs.
+pub async fn job_errors(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: u64,
+) -> anyhow::Result<Vec<String>> {
+    let (status, body) = send(
+        client
+            .get(format!("{base}/api/v1/projects/{project}/jobs"))
+            .bearer_auth(token),
+    )
+    .await?;
+    anyhow::ensure!(status.is_success(), "jobs: {status} {body}");
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for job in body.as_array().cloned().unwrap_or_default() {
+        if let Some(error) = job["error"].as_str() {
+            *counts.entry(error.to_string()).or_default() += 1;
+        }
+    }
+    Ok(counts.iter().map(|(e, n)| format!("{n} × {e}")).collect())
+}
+
+/// What the server holds, read through its JSONL export (`GET …/export?format=jsonl`): each
+/// item's text, and its answers as (annotator, labels). Not `concord export`: any command that
+/// opens the data dir starts a job worker without models, which would fail the interrupted
+/// training job and skew the job outcomes the trials report.
 pub struct Stored {
     pub texts: HashSet<String>,
     pub answers: HashMap<String, Vec<(String, Vec<String>)>>,
 }
 
-pub fn stored(bin: &Path, data: &Path, project: u64) -> anyhow::Result<Stored> {
-    let dir = data.to_str().context("data dir path is not UTF-8")?;
-    let (ok, out, err) = cli(
-        bin,
-        &["export", &project.to_string(), "--data-dir", dir],
-        "",
-    )?;
-    anyhow::ensure!(ok, "export: {err}");
+pub async fn stored(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: u64,
+) -> anyhow::Result<Stored> {
+    let response = client
+        .get(format!(
+            "{base}/api/v1/projects/{project}/export?format=jsonl"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "export: {}",
+        response.status()
+    );
+    let out = response.text().await?;
     let mut texts = HashSet::new();
     let mut answers = HashMap::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {

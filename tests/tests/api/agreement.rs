@@ -27,13 +27,7 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let project = created["id"].as_u64().unwrap();
-    let items: String = (1..=6)
-        .map(|i| format!("{{\"text\":\"tweet {i}\"}}\n"))
-        .collect();
-    assert_eq!(
-        s.import(&s.admin_token, project, &items).await.status(),
-        StatusCode::OK
-    );
+    s.import_numbered_texts(project, "tweet", 6).await;
     let mut tokens = Vec::new();
     for name in ["a", "b", "c"] {
         tokens.push(s.annotator(name, project).await);

@@ -134,14 +134,7 @@ async fn the_one_time_setup_link_creates_the_first_admin_once() {
             "{name}/{password} signed in before setup"
         );
     }
-    let html = s
-        .request(Method::GET, &format!("/setup?token={}", s.setup_token))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = s.setup_page().await;
     let action = setup_form_action(&html);
     let post = |token: String, name: &'static str, password: &'static str| {
         s.request(Method::POST, &action)

@@ -18,13 +18,7 @@ async fn reviewers_resolve_disagreements_and_the_export_carries_gold() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["settings"]["blind"], true);
     let project = created["id"].as_u64().unwrap();
-    let items: String = (1..=5)
-        .map(|i| format!("{{\"text\":\"tweet {i}\"}}\n"))
-        .collect();
-    assert_eq!(
-        s.import(&s.admin_token, project, &items).await.status(),
-        StatusCode::OK
-    );
+    s.import_numbered_texts(project, "tweet", 5).await;
     let planted = [
         ["pos", "pos", "pos"],
         ["pos", "neg", "pos"],

@@ -14,6 +14,9 @@ use crate::EngineError;
 /// Longest accepted line (JSONL/text) or record (CSV), in bytes.
 const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One parsed input line before it is checked against the project.
 pub(super) struct Parsed {
     pub line: u64,
@@ -104,7 +107,13 @@ fn read_lines(
         }
         counter.lines = line;
         counter.bytes += n as u64;
-        let text = std::str::from_utf8(&buf).map_err(|e| {
+        // Editors on Windows start UTF-8 files with a byte order mark; it is no part of the
+        // first line's JSON or text (the CSV reader drops it the same way).
+        let content = match buf.strip_prefix(UTF8_BOM) {
+            Some(rest) if line == 1 => rest,
+            _ => &buf[..],
+        };
+        let text = std::str::from_utf8(content).map_err(|e| {
             line_error(
                 line,
                 format!(

@@ -69,25 +69,21 @@ impl TestEngine {
     /// Closes the engine (its job worker stops after its current batch) and opens the data
     /// dir again, as a restart does.
     pub fn restart(self) -> TestEngine {
-        let TestEngine {
-            dir,
-            engine,
-            admin,
-            models,
-        } = self;
-        drop(engine);
-        let engine = open_when_released(dir.path(), models.clone());
-        TestEngine {
-            dir,
-            engine,
-            admin,
-            models,
-        }
+        self.reopen_after(|_| ()).0
     }
 
     /// Closes the engine and hands `f` the store of its data dir (nothing else holds it
     /// then), for what the engine's API does not show; opens the engine again afterwards.
     pub fn with_store<T>(self, f: impl FnOnce(&concord_store::Store) -> T) -> (TestEngine, T) {
+        self.reopen_after(|dir| {
+            let store = open_store_when_released(dir);
+            f(&store)
+        })
+    }
+
+    /// Closes the engine, runs `between` on the data dir while nothing holds it open, and
+    /// opens the engine again once the old one has released it.
+    fn reopen_after<T>(self, between: impl FnOnce(&Path) -> T) -> (TestEngine, T) {
         let TestEngine {
             dir,
             engine,
@@ -95,10 +91,7 @@ impl TestEngine {
             models,
         } = self;
         drop(engine);
-        let out = {
-            let store = open_store_when_released(dir.path());
-            f(&store)
-        };
+        let out = between(dir.path());
         let engine = open_when_released(dir.path(), models.clone());
         (
             TestEngine {
@@ -115,6 +108,16 @@ impl TestEngine {
         self.engine
             .create_project(&self.admin, spec)
             .expect("create project")
+    }
+
+    /// A classification project `name` of `labels` with the default settings.
+    pub fn create_classification_project(&self, name: &str, labels: &[&str]) -> ProjectId {
+        self.create_project(spec(
+            name,
+            TaskKind::Classification,
+            labels,
+            ProjectSettings::default(),
+        ))
     }
 
     /// A new account `name` (password [`MEMBER_PASSWORD`]) with `role` in `project`.
