@@ -90,13 +90,20 @@ fn parse_csv(text: &str) -> Result<RatingsTable, String> {
     let mut items = Vec::new();
     let mut rows = Vec::new();
     for (n, record) in reader.records().enumerate() {
-        let line = n + 2;
-        let record = record.map_err(|e| match e.kind() {
-            csv::ErrorKind::UnequalLengths { len, .. } => format!(
-                "line {line}: {len} fields, but the header has {}",
-                header.len()
-            ),
-            _ => format!("line {line}: {e}"),
+        // The line the record starts on: blank lines are skipped and a quoted field can span
+        // lines, so the record's index does not tell (nor does the csv crate's own line count,
+        // which skips blank lines and miscounts CRLF files).
+        let record = record.map_err(|e| {
+            let line = e
+                .position()
+                .map_or(n as u64 + 2, |p| record_line(text.as_bytes(), p.byte()));
+            match e.kind() {
+                csv::ErrorKind::UnequalLengths { len, .. } => format!(
+                    "line {line}: {len} fields, but the header has {}",
+                    header.len()
+                ),
+                _ => format!("line {line}: {e}"),
+            }
         })?;
         let mut fields = record.iter();
         items.push(if has_ids {
@@ -111,6 +118,19 @@ fn parse_csv(text: &str) -> Result<RatingsTable, String> {
         items,
         rows,
     })
+}
+
+/// The 1-based line of the record the csv crate places at byte `byte`: the crate counts a
+/// record from the end of the previous one's content, so the line breaks (and blank lines)
+/// right at `byte` still come before it.
+fn record_line(text: &[u8], byte: u64) -> u64 {
+    let at = usize::try_from(byte).map_or(text.len(), |b| b.min(text.len()));
+    let newlines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    let breaks = text[at..]
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count();
+    1 + newlines(&text[..at]) + newlines(&text[at..at + breaks])
 }
 
 fn cell(s: &str) -> Option<String> {
@@ -543,6 +563,12 @@ mod tests {
     fn bad_files_get_errors_that_say_where() {
         let err = parse_ratings("r.csv", b"a,b\n1,2\n1,2,3\n").unwrap_err();
         assert!(err.starts_with("line 3:"), "{err}");
+        // After a quoted field spanning two lines and a blank line, the bad record is on
+        // line 5, not the third record's "line 4".
+        let err = parse_ratings("r.csv", b"a,b\n\"x\ny\",1\n\n1,2,3\n").unwrap_err();
+        assert!(err.starts_with("line 5:"), "{err}");
+        let err = parse_ratings("r.csv", b"a,b\r\n1,2\r\n\r\n1,2,3\r\n").unwrap_err();
+        assert!(err.starts_with("line 4:"), "{err}");
         let err = parse_ratings("r.csv", b"a\n1\n").unwrap_err();
         assert!(err.contains("two rater columns"), "{err}");
         let err = parse_ratings("r.json", b"[[1,2],[1]]").unwrap_err();

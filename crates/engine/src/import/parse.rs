@@ -256,6 +256,85 @@ fn parse_annotation(line: u64, a: &Value) -> Result<ParsedAnnotation, EngineErro
     })
 }
 
+/// What the CSV reader has been handed: bytes since the last complete record (so an unclosed
+/// quote fails once a record has grown past [`MAX_LINE_BYTES`] instead of reading the rest of
+/// the upload into memory first) and where the line breaks are (to name the line a record
+/// starts on: the csv crate's own line numbers skip blank lines and miscount CRLF files).
+#[derive(Default)]
+struct CsvInputState {
+    /// Bytes handed out so far.
+    offset: u64,
+    /// Bytes handed out since the last complete record.
+    since_record: usize,
+    /// Offsets of the `\r` and `\n` bytes not yet behind a located record, in order.
+    breaks: std::collections::VecDeque<(u64, u8)>,
+    /// `\n` bytes already behind a located record.
+    newlines_before: u64,
+}
+
+impl CsvInputState {
+    /// The 1-based line of the record the csv crate places at byte `byte`. The crate counts a
+    /// record from the end of the previous one's content, so the line breaks (and blank lines)
+    /// right at `byte` still come before the record. Calls must not go backwards.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        while let Some(&(at, b)) = self.breaks.front() {
+            if at >= byte {
+                break;
+            }
+            self.newlines_before += u64::from(b == b'\n');
+            self.breaks.pop_front();
+        }
+        let mut line = 1 + self.newlines_before;
+        let mut next = byte;
+        for &(at, b) in &self.breaks {
+            if at != next {
+                break;
+            }
+            line += u64::from(b == b'\n');
+            next += 1;
+        }
+        line
+    }
+}
+
+/// The CSV reader's input, recording what [`CsvInputState`] needs.
+struct CsvInput<R> {
+    inner: R,
+    state: std::rc::Rc<std::cell::RefCell<CsvInputState>>,
+}
+
+/// The io error [`CsvInput`] stops the CSV reader with.
+#[derive(Debug, thiserror::Error)]
+#[error("a CSV record longer than {MAX_LINE_BYTES} bytes")]
+struct RecordTooLong;
+
+/// Read-ahead the CSV reader may hold beyond the record it is reading (its buffer is 8 KiB).
+const CSV_READ_AHEAD: usize = 64 * 1024;
+
+impl<R: std::io::Read> std::io::Read for CsvInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut state = self.state.borrow_mut();
+        if state.since_record > MAX_LINE_BYTES + CSV_READ_AHEAD {
+            return Err(std::io::Error::other(RecordTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        let start = state.offset;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                state.breaks.push_back((start + i as u64, b));
+            }
+        }
+        state.offset += n as u64;
+        state.since_record += n;
+        Ok(n)
+    }
+}
+
+/// Whether a CSV error is [`CsvInput`]'s refusal.
+fn is_record_too_long(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>()))
+}
+
 fn read_csv(
     input: impl BufRead,
     options: &ImportOptions,
@@ -263,12 +342,25 @@ fn read_csv(
     report: &mut ImportReport,
     sink: &mut ItemSink<'_>,
 ) -> Result<(), EngineError> {
+    let input_state = std::rc::Rc::new(std::cell::RefCell::new(CsvInputState::default()));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(input);
+        .from_reader(CsvInput {
+            inner: input,
+            state: input_state.clone(),
+        });
+    let line_at = |position: Option<&csv::Position>| {
+        position.map_or(1, |p| input_state.borrow_mut().line_at(p.byte()))
+    };
+    let too_long = |line: u64| {
+        line_error(
+            line,
+            format!("the record is longer than {MAX_LINE_BYTES} bytes"),
+        )
+    };
     let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line()).unwrap_or(1);
+        let line = line_at(e.position());
         match e.kind() {
             csv::ErrorKind::Utf8 { err: utf8, .. } => line_error(
                 line,
@@ -283,7 +375,14 @@ fn read_csv(
             _ => line_error(line, format!("invalid CSV: {e}")),
         }
     };
-    let headers = reader.headers().map_err(csv_err)?.clone();
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(e) if is_record_too_long(&e) => return Err(too_long(1)),
+        Err(e) => return Err(csv_err(e)),
+    };
+    input_state.borrow_mut().since_record = 0;
+    // Where the next record starts (the reader's own position moves on inside a record).
+    let mut next_record_byte = reader.position().byte();
     if headers.is_empty() {
         return Err(line_error(1, "the file is empty"));
     }
@@ -306,21 +405,25 @@ fn read_csv(
     let mut record = csv::StringRecord::new();
     counter.lines = 1;
     loop {
-        let more = reader.read_record(&mut record).map_err(csv_err)?;
+        let more = match reader.read_record(&mut record) {
+            Ok(more) => more,
+            // The record that grew too long starts where the reader stands: after the last
+            // complete one.
+            Err(e) if is_record_too_long(&e) => {
+                return Err(too_long(input_state.borrow_mut().line_at(next_record_byte)))
+            }
+            Err(e) => return Err(csv_err(e)),
+        };
         if !more {
             return Ok(());
         }
-        let line = record
-            .position()
-            .map(|p| p.line())
-            .unwrap_or(counter.lines + 1);
+        input_state.borrow_mut().since_record = 0;
+        next_record_byte = reader.position().byte();
+        let line = line_at(record.position());
         counter.lines = line;
         counter.bytes = record.position().map(|p| p.byte()).unwrap_or(counter.bytes);
         if record.as_slice().len() > MAX_LINE_BYTES {
-            return Err(line_error(
-                line,
-                format!("the record is longer than {MAX_LINE_BYTES} bytes"),
-            ));
+            return Err(too_long(line));
         }
         // Cells as they were before Concord's export neutralised formulas (a leading `'`).
         let field = |i: usize| csv_columns::read_cell(record.get(i).unwrap_or(""));
@@ -363,5 +466,100 @@ fn read_csv(
             annotations,
         };
         sink(parsed, counter, report)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    use super::*;
+
+    /// A reader that counts what it hands out.
+    struct Counted<R> {
+        inner: R,
+        read: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_fails_at_the_record_limit_without_reading_the_rest() {
+        // Two good records, then a quote that never closes, then 64 MB more.
+        let head = "text,id\nfirst,1\nsecond,2\n\"never closed,3\n".as_bytes();
+        let rest = std::io::repeat(b'x').take(64 * 1024 * 1024);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = BufReader::new(Counted {
+            inner: head.chain(rest),
+            read: read.clone(),
+        });
+        let mut items = 0;
+        let error = read_csv(
+            input,
+            &ImportOptions::default(),
+            &mut ImportProgress::default(),
+            &mut ImportReport::default(),
+            &mut |_, _, _| {
+                items += 1;
+                Ok(())
+            },
+        )
+        .expect_err("an endless record is refused");
+        assert_eq!(items, 2);
+        match error {
+            EngineError::Import { line, problem } => {
+                assert_eq!(line, 4, "the line the unclosed record starts on");
+                assert!(problem.contains("longer than"), "{problem}");
+            }
+            other => panic!("expected an import error, got {other:?}"),
+        }
+        assert!(
+            read.get() < MAX_LINE_BYTES + 2 * CSV_READ_AHEAD,
+            "read {} bytes of a 64 MB input",
+            read.get()
+        );
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    /// The line each CSV record is reported on, or the error's line.
+    fn lines(csv: &str) -> Vec<Result<u64, u64>> {
+        let mut out = Vec::new();
+        let result = read_csv(
+            csv.as_bytes(),
+            &ImportOptions::default(),
+            &mut ImportProgress::default(),
+            &mut ImportReport::default(),
+            &mut |_, progress, _| {
+                out.push(Ok(progress.lines));
+                Ok(())
+            },
+        );
+        if let Err(EngineError::Import { line, .. }) = result {
+            out.push(Err(line));
+        }
+        out
+    }
+
+    #[test]
+    fn records_and_errors_name_their_own_line_with_blank_lines_crlf_and_multiline_fields() {
+        let check = |csv: &str, expected: &[Result<u64, u64>]| {
+            assert_eq!(lines(csv), expected, "{csv:?}");
+        };
+        check("text\na\nb\n", &[Ok(2), Ok(3)]);
+        check("text\r\na\r\nb\r\n", &[Ok(2), Ok(3)]);
+        check("text\na\n\nb\n", &[Ok(2), Ok(4)]);
+        check("text\r\na\r\n\r\n\r\nb,c\r\n", &[Ok(2), Err(5)]);
+        check("text\n\"a\nb\"\nc\n\n\nd,e\n", &[Ok(2), Ok(4), Err(7)]);
+        check("text,id\n\"two\r\nlines\",1\r\nx\r\n", &[Ok(2), Err(4)]);
     }
 }
