@@ -152,8 +152,8 @@ fn Tokens(is_admin: bool) -> impl IntoView {
             <h2>"API tokens"</h2>
             <p class="muted">"A bearer token for the REST API under /api/v1, acting as you. It is shown once."</p>
             <ActionForm action=create attr:class="row">
-                <input name="name" placeholder="what it is for" required/>
-                <input name="expires_days" type="number" min="1" placeholder="expires after days (empty: never)" data-testid="token-expires"/>
+                <input name="name" placeholder="what it is for" required aria-label="Token name"/>
+                <input name="expires_days" type="number" min="1" placeholder="expires after days (empty: never)" aria-label="Expires after days" data-testid="token-expires"/>
                 <button type="submit">"Create token"</button>
             </ActionForm>
             {move || create.value().get().map(|r| match r {

@@ -473,10 +473,10 @@ impl Engine {
             let dummy =
                 DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default());
             verify_password(password, dummy);
-            return Err(EngineError::Unauthenticated);
+            return Err(EngineError::WrongCredentials);
         };
         if !verify_password(password, &user.password_hash) {
-            return Err(EngineError::Unauthenticated);
+            return Err(EngineError::WrongCredentials);
         }
         let secret = new_secret();
         let now = now_ms();

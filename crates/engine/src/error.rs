@@ -8,6 +8,10 @@ use concord_store::StoreError;
 pub enum EngineError {
     #[error("sign in required")]
     Unauthenticated,
+    /// A sign-in attempt with a name and password that do not match an enabled account (one
+    /// answer for every such case, so names cannot be probed).
+    #[error("wrong name or password")]
+    WrongCredentials,
     #[error("you do not have access to this")]
     Forbidden,
     #[error("{0} not found")]
@@ -55,7 +59,7 @@ impl EngineError {
     /// on them.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::Unauthenticated => ErrorKind::NotSignedIn,
+            EngineError::Unauthenticated | EngineError::WrongCredentials => ErrorKind::NotSignedIn,
             EngineError::Forbidden => ErrorKind::Forbidden,
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Invalid(_) | EngineError::Import { .. } => ErrorKind::InvalidInput,

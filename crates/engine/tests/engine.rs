@@ -92,6 +92,16 @@ fn setup_happens_once_and_login_checks_the_password() {
         error_kind(engine.login("nobody", "wrong-password")),
         ErrorKind::NotSignedIn
     );
+    // One message for a wrong password and an unknown name, saying what went wrong.
+    let message = |r: Result<_, concord_engine::EngineError>| r.err().map(|e| e.to_string());
+    assert_eq!(
+        message(engine.login("ann", "wrong-password")),
+        Some("wrong name or password".to_string())
+    );
+    assert_eq!(
+        message(engine.login("nobody", "wrong-password")),
+        message(engine.login("ann", "wrong-password"))
+    );
     let (admin, _) = engine.login(ADMIN, ADMIN_PASSWORD).unwrap();
     assert_eq!(admin, f.env.admin);
     let (who, secret) = engine.login("ann", MEMBER_PASSWORD).unwrap();
