@@ -3,7 +3,7 @@
 // one's own password, and "sign out everywhere". Each claim is checked where it takes effect:
 // the REST API for tokens, the sign-in form and other browser sessions for passwords.
 import { APIRequestContext, expect, Locator, Page, test } from '@playwright/test';
-import { Concord, signIn } from './concord';
+import { Concord, signIn, submitSignIn } from './concord';
 
 const DAY_MS = 86_400_000;
 
@@ -26,12 +26,7 @@ async function openAccounts(page: Page, base: string, link: 'Accounts' | 'Accoun
 
 /** The sign-in form refuses `name` with `password`: an error shows and nobody is signed in. */
 async function signInRefused(page: Page, base: string, name: string, password: string) {
-  await page.context().clearCookies();
-  await page.goto(`${base}/login`);
-  await page.locator('body[data-hydrated=true]').waitFor();
-  await page.getByLabel('Name', { exact: true }).fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, base, name, password);
   // The message is the engine's generic one (the same for a wrong password, an unknown name
   // and a disabled account, so that names cannot be probed).
   await expect(page.getByRole('alert')).toHaveText(/\S/);

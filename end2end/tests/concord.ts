@@ -91,13 +91,18 @@ export function apiAs(base: string, tokens: Record<string, string>) {
   };
 }
 
-/** Signs in through the login form (after dropping any earlier session). */
-export async function signIn(page: Page, base: string, name: string, password: string) {
+/** Submits the login form with `name` and `password` (after dropping any earlier session). */
+export async function submitSignIn(page: Page, base: string, name: string, password: string) {
   await page.context().clearCookies();
   await page.goto(`${base}/login`);
   await page.locator('body[data-hydrated=true]').waitFor();
   await page.getByLabel('Name', { exact: true }).fill(name);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Signs in through the login form (after dropping any earlier session). */
+export async function signIn(page: Page, base: string, name: string, password: string) {
+  await submitSignIn(page, base, name, password);
   await expect(page.getByTestId('signed-in-as')).toHaveText(name);
 }

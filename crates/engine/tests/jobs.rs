@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use concord_domain::{JobSpec, JobState, Label, ProjectSpec, TaskKind};
-use concord_engine::{Engine, DATABASE_FILE};
+use concord_domain::{JobSpec, JobState, Label, ProjectId, ProjectSpec, TaskKind};
+use concord_engine::{Engine, Principal, DATABASE_FILE};
 use concord_store::{JobRecord, Store, StoreError};
 
 /// The database, opened directly once the engine that had it has let go of it (its job worker
@@ -24,22 +24,26 @@ fn open_store(dir: &Path) -> Store {
     }
 }
 
+/// Sets up the data dir `dir` with its first admin and a classification project, and closes
+/// the engine again; returns the admin and the project.
+fn admin_and_project(dir: &Path) -> (Principal, ProjectId) {
+    let engine = Engine::open(dir).unwrap();
+    let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
+    let spec = ProjectSpec {
+        name: "p".into(),
+        task: TaskKind::Classification,
+        labels: vec![Label::named("a"), Label::named("b")],
+        guidelines: String::new(),
+        settings: Default::default(),
+    };
+    let project = engine.create_project(&admin, spec).unwrap();
+    (admin, project)
+}
+
 #[test]
 fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let (admin, project) = {
-        let engine = Engine::open(dir.path()).unwrap();
-        let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-        let spec = ProjectSpec {
-            name: "p".into(),
-            task: TaskKind::Classification,
-            labels: vec![Label::named("a"), Label::named("b")],
-            guidelines: String::new(),
-            settings: Default::default(),
-        };
-        let project = engine.create_project(&admin, spec).unwrap();
-        (admin, project)
-    };
+    let (admin, project) = admin_and_project(dir.path());
 
     // Written the way a newer release (or a damaged file) would leave them.
     let store = open_store(dir.path());
@@ -137,19 +141,7 @@ fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
 #[test]
 fn a_command_line_open_leaves_interrupted_and_queued_jobs_for_the_next_server_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (admin, project) = {
-        let engine = Engine::open(dir.path()).unwrap();
-        let admin = engine.bootstrap_admin("admin", "correct horse").unwrap();
-        let spec = ProjectSpec {
-            name: "p".into(),
-            task: TaskKind::Classification,
-            labels: vec![Label::named("a"), Label::named("b")],
-            guidelines: String::new(),
-            settings: Default::default(),
-        };
-        let project = engine.create_project(&admin, spec).unwrap();
-        (admin, project)
-    };
+    let (admin, project) = admin_and_project(dir.path());
     let store = open_store(dir.path());
     // As a crash leaves them: one job running (mid-way), one waiting.
     let running = store
