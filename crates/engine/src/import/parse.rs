@@ -284,16 +284,15 @@ impl CsvInputState {
             self.newlines_before += u64::from(b == b'\n');
             self.breaks.pop_front();
         }
-        let mut line = 1 + self.newlines_before;
-        let mut next = byte;
-        for &(at, b) in &self.breaks {
-            if at != next {
-                break;
-            }
-            line += u64::from(b == b'\n');
-            next += 1;
-        }
-        line
+        // The run of line breaks that starts right at `byte`.
+        let newlines_at = self
+            .breaks
+            .iter()
+            .zip(byte..)
+            .take_while(|(&(at, _), expected)| at == *expected)
+            .filter(|(&(_, b), _)| b == b'\n')
+            .count() as u64;
+        1 + self.newlines_before + newlines_at
     }
 }
 
