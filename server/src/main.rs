@@ -447,9 +447,7 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
     );
     bar.set_message(match (kind, args.trainer) {
         (JobKind::Train, TrainerArg::Head) => "embedding items, then training",
-        (JobKind::Train, TrainerArg::FineTune) => {
-            "fine-tuning (steps), then re-embedding (items)"
-        }
+        (JobKind::Train, TrainerArg::FineTune) => "fine-tuning (steps), then re-embedding (items)",
         (JobKind::Predict, _) => "pre-annotating items",
     });
     let info = loop {
