@@ -31,15 +31,22 @@ struct Crashed {
 }
 
 /// What a restart found: the row of the trial that crashed before it; whether it survived.
+/// What the server acknowledged so far: every answer per annotator, and every imported text.
+/// Later restarts must still hold all of it.
+struct Ledger {
+    answers: Vec<Vec<String>>,
+    texts: Vec<String>,
+}
+
 async fn verify(
     client: &reqwest::Client,
     server: &Server,
     admin: &str,
     project: u64,
     crashed: &Crashed,
-    acknowledged: &[Vec<String>],
-    acknowledged_texts: &[String],
+    ledger: &Ledger,
 ) -> anyhow::Result<bool> {
+    let (acknowledged, acknowledged_texts) = (&ledger.answers, &ledger.texts);
     let jobs = spawned::job_statuses(client, &server.base, admin, project).await?;
     let stored = spawned::stored(client, &server.base, admin, project).await?;
     let total: usize = acknowledged.iter().map(Vec::len).sum();
@@ -109,24 +116,17 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = SplitMix64::new(seed);
     // Every acknowledged answer so far, per annotator: later restarts must still hold them.
-    let mut acknowledged: Vec<Vec<String>> = vec![Vec::new(); annotators];
-    let mut acknowledged_texts: Vec<String> = seeded;
+    let mut ledger = Ledger {
+        answers: vec![Vec::new(); annotators],
+        texts: seeded,
+    };
     let mut survived = 0;
     let mut previous: Option<Crashed> = None;
     for trial in 1..=trials {
         let kill_at = Duration::from_millis(500 + rng.next_u64() % 4500);
         let server = Server::start(&bin, &data, &models)?;
         if let Some(crashed) = previous.take() {
-            let ok = verify(
-                &client,
-                &server,
-                &admin,
-                project,
-                &crashed,
-                &acknowledged,
-                &acknowledged_texts,
-            )
-            .await?;
+            let ok = verify(&client, &server, &admin, project, &crashed, &ledger).await?;
             survived += usize::from(ok);
         }
         let started = Instant::now();
@@ -164,11 +164,11 @@ async fn main() -> anyhow::Result<()> {
         for (a, run) in runs.into_iter().enumerate() {
             let run = run.await?;
             acked_now += run.acknowledged.len();
-            acknowledged[a].extend(run.acknowledged);
+            ledger.answers[a].extend(run.acknowledged);
         }
         let (texts, _) = importer.await?;
         let items_now = texts.len();
-        acknowledged_texts.extend(texts);
+        ledger.texts.extend(texts);
         // Check the file exactly as the crash left it, before anything reopens it.
         let check = spawned::check(&bin, &data)?;
         previous = Some(Crashed {
@@ -183,16 +183,7 @@ async fn main() -> anyhow::Result<()> {
     // One more restart verifies the last crash and settles the jobs it interrupted.
     let server = Server::start(&bin, &data, &models)?;
     if let Some(crashed) = previous.take() {
-        let ok = verify(
-            &client,
-            &server,
-            &admin,
-            project,
-            &crashed,
-            &acknowledged,
-            &acknowledged_texts,
-        )
-        .await?;
+        let ok = verify(&client, &server, &admin, project, &crashed, &ledger).await?;
         survived += usize::from(ok);
     }
     let errors = spawned::job_errors(&client, &server.base, &admin, project).await?;

@@ -217,31 +217,30 @@ pub async fn create_annotators(
     let mut tokens = Vec::with_capacity(count);
     for a in 0..count {
         let name = annotator_name(a);
-        let (status, body) = send(
-            client
-                .post(format!("{base}/api/v1/users"))
-                .bearer_auth(admin)
-                .json(&json!({"name": name, "password": "annotator-password"})),
+        // POSTs `body` to `path` as the admin; the answer's body, or why it failed.
+        let post = |path: String, body: Value| async move {
+            let (status, answer) = send(
+                client
+                    .post(format!("{base}/api/v1{path}"))
+                    .bearer_auth(admin)
+                    .json(&body),
+            )
+            .await?;
+            anyhow::ensure!(status.is_success(), "POST {path}: {status} {answer}");
+            Ok::<Value, anyhow::Error>(answer)
+        };
+        post(
+            "/users".into(),
+            json!({"name": name, "password": "annotator-password"}),
         )
         .await?;
-        anyhow::ensure!(status.is_success(), "create {name}: {status} {body}");
-        let (status, body) = send(
-            client
-                .post(format!("{base}/api/v1/projects/{project}/members"))
-                .bearer_auth(admin)
-                .json(&json!({"user": name, "role": "annotator"})),
+        post(
+            format!("/projects/{project}/members"),
+            json!({"user": name, "role": "annotator"}),
         )
         .await?;
-        anyhow::ensure!(status.is_success(), "member {name}: {status} {body}");
-        let (status, body) = send(
-            client
-                .post(format!("{base}/api/v1/tokens"))
-                .bearer_auth(admin)
-                .json(&json!({"user": name, "name": "bench"})),
-        )
-        .await?;
-        anyhow::ensure!(status.is_success(), "token {name}: {status} {body}");
-        tokens.push(body["token"].as_str().context("token")?.to_string());
+        let token = post("/tokens".into(), json!({"user": name, "name": "bench"})).await?;
+        tokens.push(token["token"].as_str().context("token")?.to_string());
     }
     Ok(tokens)
 }
