@@ -76,16 +76,18 @@ async fn verify(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bin = spawned::binary(&args)?;
-    let models = spawned::models(&args);
+    let spawned::Bench {
+        args,
+        bin,
+        models,
+        dir: _dir,
+        data,
+        client,
+    } = spawned::Bench::from_env()?;
     let trials = spawned::number(&args, "--trials", 20)? as usize;
     let annotators = spawned::number(&args, "--annotators", 100)? as usize;
     let seed = spawned::number(&args, "--seed", 1)?;
     let think = Duration::from_millis(spawned::number(&args, "--think-ms", 50)?);
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let client = reqwest::Client::new();
 
     let admin = spawned::setup_admin(&bin, &data)?;
     let server = Server::start(&bin, &data, &models)?;

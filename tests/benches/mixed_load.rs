@@ -20,18 +20,20 @@ use spawned::Server;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bin = spawned::binary(&args)?;
-    let models = spawned::models(&args);
+    let spawned::Bench {
+        args,
+        bin,
+        models,
+        dir: _dir,
+        data,
+        client,
+    } = spawned::Bench::from_env()?;
     let annotators = spawned::number(&args, "--annotators", 200)? as usize;
     let each = spawned::number(&args, "--each", 20)? as usize;
     let think = Duration::from_millis(spawned::number(&args, "--think-ms", 100)?);
     let bulk = spawned::number(&args, "--bulk", 20_000)? as usize;
     let train = !args.iter().any(|a| a == "--no-train");
     let warmup = 2;
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let client = reqwest::Client::new();
 
     let admin = spawned::setup_admin(&bin, &data)?;
     let server = Server::start(&bin, &data, &models)?;

@@ -15,6 +15,32 @@ use serde_json::{json, Value};
 
 /// The binary to drive: `--bin PATH`, else `CONCORD_BIN`, else the dev-profile build
 /// (`cargo build -p concord --bin concord`), which avoids a release build on a small machine.
+/// What every bench run starts from: its command line, the binary and models it runs, a
+/// fresh data directory (removed when dropped) and an HTTP client.
+pub struct Bench {
+    pub args: Vec<String>,
+    pub bin: PathBuf,
+    pub models: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Bench {
+    pub fn from_env() -> anyhow::Result<Bench> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let dir = tempfile::tempdir()?;
+        Ok(Bench {
+            bin: binary(&args)?,
+            models: models(&args),
+            data: dir.path().join("data"),
+            dir,
+            client: reqwest::Client::new(),
+            args,
+        })
+    }
+}
+
 pub fn binary(args: &[String]) -> anyhow::Result<PathBuf> {
     let path = flag(args, "--bin")
         .map(PathBuf::from)
@@ -391,13 +417,13 @@ pub async fn request_training(
     .await
 }
 
-/// The project's jobs, counted by status ("succeeded 2, failed 1").
-pub async fn job_statuses(
+/// The project's jobs, newest first, as the API lists them.
+async fn jobs(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     project: u64,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<Value>> {
     let (status, body) = send(
         client
             .get(format!("{base}/api/v1/projects/{project}/jobs"))
@@ -405,11 +431,21 @@ pub async fn job_statuses(
     )
     .await?;
     anyhow::ensure!(status.is_success(), "jobs: {status} {body}");
-    let jobs = body
+    Ok(body
         .as_array()
         .or_else(|| body["jobs"].as_array())
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// The project's jobs, counted by status ("succeeded 2, failed 1").
+pub async fn job_statuses(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    project: u64,
+) -> anyhow::Result<String> {
+    let jobs = jobs(client, base, token, project).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for job in &jobs {
         let state = job["status"]
@@ -432,15 +468,8 @@ pub async fn job_errors(
     token: &str,
     project: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let (status, body) = send(
-        client
-            .get(format!("{base}/api/v1/projects/{project}/jobs"))
-            .bearer_auth(token),
-    )
-    .await?;
-    anyhow::ensure!(status.is_success(), "jobs: {status} {body}");
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    for job in body.as_array().cloned().unwrap_or_default() {
+    for job in jobs(client, base, token, project).await? {
         if let Some(error) = job["error"].as_str() {
             *counts.entry(error.to_string()).or_default() += 1;
         }
