@@ -76,24 +76,25 @@ async fn verify(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let spawned::Bench {
-        args,
-        bin,
-        models,
-        dir: _dir,
-        data,
-        client,
-    } = spawned::Bench::from_env()?;
-    let trials = spawned::number(&args, "--trials", 20)? as usize;
-    let annotators = spawned::number(&args, "--annotators", 100)? as usize;
-    let seed = spawned::number(&args, "--seed", 1)?;
-    let think = Duration::from_millis(spawned::number(&args, "--think-ms", 50)?);
+    let bench = spawned::Bench::from_env()?;
+    let (args, bin, models, data, client) = (
+        &bench.args,
+        &bench.bin,
+        &bench.models,
+        &bench.data,
+        &bench.client,
+    );
+    let trials = spawned::number(args, "--trials", 20)? as usize;
+    let annotators = spawned::number(args, "--annotators", 100)? as usize;
+    let seed = spawned::number(args, "--seed", 1)?;
+    let think = Duration::from_millis(spawned::number(args, "--think-ms", 50)?);
 
-    let admin = spawned::setup_admin(&bin, &data)?;
-    let server = Server::start(&bin, &data, &models)?;
-    let project = spawned::create_project(&client, &server.base, &admin).await?;
-    let tokens =
-        spawned::create_annotators(&client, &server.base, &admin, project, annotators).await?;
+    let spawned::Started {
+        admin,
+        server,
+        project,
+        tokens,
+    } = bench.start(annotators).await?;
     let (seeded, _) = spawned::import_batches(
         client.clone(),
         server.base.clone(),
@@ -110,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "binary: {} (profile {}), {annotators} annotators, think {} ms, seed {seed}",
         bin.display(),
-        spawned::profile(&bin),
+        spawned::profile(bin),
         think.as_millis()
     );
     println!("Each row is checked after the crash (`concord check`, server down) and at the next restart (export API; jobs as that restart left them).");
@@ -126,9 +127,9 @@ async fn main() -> anyhow::Result<()> {
     let mut previous: Option<Crashed> = None;
     for trial in 1..=trials {
         let kill_at = Duration::from_millis(500 + rng.next_u64() % 4500);
-        let server = Server::start(&bin, &data, &models)?;
+        let server = Server::start(bin, data, models)?;
         if let Some(crashed) = previous.take() {
-            let ok = verify(&client, &server, &admin, project, &crashed, &ledger).await?;
+            let ok = verify(client, &server, &admin, project, &crashed, &ledger).await?;
             survived += usize::from(ok);
         }
         let started = Instant::now();
@@ -154,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
             100,
         ));
         tokio::time::sleep(Duration::from_millis(200).min(kill_at)).await;
-        let train = match spawned::request_training(&client, &server.base, &admin, project).await {
+        let train = match spawned::request_training(client, &server.base, &admin, project).await {
             Ok((status, _)) => status.as_u16().to_string(),
             Err(_) => "no answer".to_string(),
         };
@@ -172,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         let items_now = texts.len();
         ledger.texts.extend(texts);
         // Check the file exactly as the crash left it, before anything reopens it.
-        let check = spawned::check(&bin, &data)?;
+        let check = spawned::check(bin, data)?;
         previous = Some(Crashed {
             trial,
             killed_at,
@@ -183,14 +184,14 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     // One more restart verifies the last crash and settles the jobs it interrupted.
-    let server = Server::start(&bin, &data, &models)?;
+    let server = Server::start(bin, data, models)?;
     if let Some(crashed) = previous.take() {
-        let ok = verify(&client, &server, &admin, project, &crashed, &ledger).await?;
+        let ok = verify(client, &server, &admin, project, &crashed, &ledger).await?;
         survived += usize::from(ok);
     }
-    let errors = spawned::job_errors(&client, &server.base, &admin, project).await?;
+    let errors = spawned::job_errors(client, &server.base, &admin, project).await?;
     server.terminate(Duration::from_secs(60))?;
-    let (clean, said) = spawned::check(&bin, &data)?;
+    let (clean, said) = spawned::check(bin, data)?;
     println!("after the last restart: SIGTERM stop; check {said}");
     for error in &errors {
         println!("job error: {error}");

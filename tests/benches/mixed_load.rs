@@ -16,30 +16,24 @@ mod spawned;
 
 use std::time::{Duration, Instant};
 
-use spawned::Server;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let spawned::Bench {
-        args,
-        bin,
-        models,
-        dir: _dir,
-        data,
-        client,
-    } = spawned::Bench::from_env()?;
-    let annotators = spawned::number(&args, "--annotators", 200)? as usize;
-    let each = spawned::number(&args, "--each", 20)? as usize;
-    let think = Duration::from_millis(spawned::number(&args, "--think-ms", 100)?);
-    let bulk = spawned::number(&args, "--bulk", 20_000)? as usize;
+    let bench = spawned::Bench::from_env()?;
+    let (args, bin, data, client) = (&bench.args, &bench.bin, &bench.data, &bench.client);
+    let annotators = spawned::number(args, "--annotators", 200)? as usize;
+    let each = spawned::number(args, "--each", 20)? as usize;
+    let think = Duration::from_millis(spawned::number(args, "--think-ms", 100)?);
+    let bulk = spawned::number(args, "--bulk", 20_000)? as usize;
     let train = !args.iter().any(|a| a == "--no-train");
     let warmup = 2;
 
-    let admin = spawned::setup_admin(&bin, &data)?;
-    let server = Server::start(&bin, &data, &models)?;
+    let spawned::Started {
+        admin,
+        server,
+        project,
+        tokens,
+    } = bench.start(annotators).await?;
     let base = server.base.clone();
-    let project = spawned::create_project(&client, &base, &admin).await?;
-    let tokens = spawned::create_annotators(&client, &base, &admin, project, annotators).await?;
     let (first, _) = spawned::import_batches(
         client.clone(),
         base.clone(),
@@ -96,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let training = if train {
-        let (status, body) = spawned::request_training(&client, &base, &admin, project).await?;
+        let (status, body) = spawned::request_training(client, &base, &admin, project).await?;
         format!("{status} {body}")
     } else {
         "none (--no-train)".to_string()
@@ -111,14 +105,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     let (imported, import_refused, import_time) = importer.await?;
-    let jobs = spawned::job_statuses(&client, &base, &admin, project).await?;
-    let errors = spawned::job_errors(&client, &base, &admin, project).await?;
+    let jobs = spawned::job_statuses(client, &base, &admin, project).await?;
+    let errors = spawned::job_errors(client, &base, &admin, project).await?;
     submits.sort();
     nexts.sort();
 
-    let stored = spawned::stored(&client, &base, &admin, project).await?;
+    let stored = spawned::stored(client, &base, &admin, project).await?;
     server.terminate(Duration::from_secs(120))?;
-    let (clean, said) = spawned::check(&bin, &data)?;
+    let (clean, said) = spawned::check(bin, data)?;
     let total: usize = acknowledged.iter().map(Vec::len).sum();
     let found: usize = acknowledged
         .iter()
@@ -129,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "binary: {} (profile {}), training request: {training}",
         bin.display(),
-        spawned::profile(&bin)
+        spawned::profile(bin)
     );
     println!("| annotators | think ms | submits | p50 ms | p90 ms | p99 ms | max ms | next p50 ms | next p99 ms | submits/s | refused | bulk items | import s | jobs at end | acked | stored | check |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");

@@ -41,6 +41,32 @@ impl Bench {
     }
 }
 
+/// A started bench: the admin's token, the server, a project and its annotators' tokens.
+pub struct Started {
+    pub admin: String,
+    pub server: Server,
+    pub project: u64,
+    pub tokens: Vec<String>,
+}
+
+impl Bench {
+    /// Makes the admin, starts the server over the data dir, creates a project with
+    /// `annotators` annotator accounts.
+    pub async fn start(&self, annotators: usize) -> anyhow::Result<Started> {
+        let admin = setup_admin(&self.bin, &self.data)?;
+        let server = Server::start(&self.bin, &self.data, &self.models)?;
+        let project = create_project(&self.client, &server.base, &admin).await?;
+        let tokens =
+            create_annotators(&self.client, &server.base, &admin, project, annotators).await?;
+        Ok(Started {
+            admin,
+            server,
+            project,
+            tokens,
+        })
+    }
+}
+
 pub fn binary(args: &[String]) -> anyhow::Result<PathBuf> {
     let path = flag(args, "--bin")
         .map(PathBuf::from)
