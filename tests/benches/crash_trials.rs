@@ -49,12 +49,7 @@ async fn verify(
     let (acknowledged, acknowledged_texts) = (&ledger.answers, &ledger.texts);
     let jobs = spawned::job_statuses(client, &server.base, admin, project).await?;
     let stored = spawned::stored(client, &server.base, admin, project).await?;
-    let total: usize = acknowledged.iter().map(Vec::len).sum();
-    let found: usize = acknowledged
-        .iter()
-        .enumerate()
-        .map(|(a, items)| stored.found(a, items))
-        .sum();
+    let (total, found) = stored.found_all(acknowledged);
     let items_lost = acknowledged_texts
         .iter()
         .filter(|t| !stored.texts.contains(*t))

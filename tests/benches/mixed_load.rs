@@ -113,12 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let stored = spawned::stored(client, &base, &admin, project).await?;
     server.terminate(Duration::from_secs(120))?;
     let (clean, said) = spawned::check(bin, data)?;
-    let total: usize = acknowledged.iter().map(Vec::len).sum();
-    let found: usize = acknowledged
-        .iter()
-        .enumerate()
-        .map(|(a, items)| stored.found(a, items))
-        .sum();
+    let (total, found) = stored.found_all(&acknowledged);
 
     println!(
         "binary: {} (profile {}), training request: {training}",

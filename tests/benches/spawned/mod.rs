@@ -564,8 +564,20 @@ pub async fn stored(
 }
 
 impl Stored {
+    /// Of every annotator's acknowledged answers (indexed by annotator): how many there are,
+    /// and how many are stored with their label.
+    pub fn found_all(&self, acknowledged: &[Vec<String>]) -> (usize, usize) {
+        let total = acknowledged.iter().map(Vec::len).sum();
+        let found = acknowledged
+            .iter()
+            .enumerate()
+            .map(|(a, items)| self.found(a, items))
+            .sum();
+        (total, found)
+    }
+
     /// How many of annotator `a`'s acknowledged answers are stored with their label.
-    pub fn found(&self, a: usize, items: &[String]) -> usize {
+    fn found(&self, a: usize, items: &[String]) -> usize {
         let (name, label) = (annotator_name(a), annotator_label(a));
         items
             .iter()
