@@ -84,12 +84,7 @@ async fn main() -> anyhow::Result<()> {
     let seed = spawned::number(args, "--seed", 1)?;
     let think = Duration::from_millis(spawned::number(args, "--think-ms", 50)?);
 
-    let spawned::Started {
-        admin,
-        server,
-        project,
-        tokens,
-    } = bench.start(annotators).await?;
+    let (admin, server, project, tokens) = bench.start(annotators).await?.into_parts();
     let (seeded, _) = spawned::import_batches(
         client.clone(),
         server.base.clone(),

@@ -27,12 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let train = !args.iter().any(|a| a == "--no-train");
     let warmup = 2;
 
-    let spawned::Started {
-        admin,
-        server,
-        project,
-        tokens,
-    } = bench.start(annotators).await?;
+    let (admin, server, project, tokens) = bench.start(annotators).await?.into_parts();
     let base = server.base.clone();
     let (first, _) = spawned::import_batches(
         client.clone(),

@@ -49,6 +49,13 @@ pub struct Started {
     pub tokens: Vec<String>,
 }
 
+impl Started {
+    /// The admin's token, the server, the project, the annotators' tokens.
+    pub fn into_parts(self) -> (String, Server, u64, Vec<String>) {
+        (self.admin, self.server, self.project, self.tokens)
+    }
+}
+
 impl Bench {
     /// Makes the admin, starts the server over the data dir, creates a project with
     /// `annotators` annotator accounts.
