@@ -3,51 +3,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::concord;
 use serde_json::{json, Value};
 
-/// `concord serve` on a free port over `data`; returns the process and its base URL.
+/// `concord serve` on a free port over `data` (no models); returns the process and its base URL.
 fn serve(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(["--models"])
-        .arg(data.join("no-models"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start concord serve");
-    let stderr = child.stderr.take().unwrap();
-    let (found, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if !sent {
-                if let Some(at) = line.find("listening on http://") {
-                    let url = line[at + "listening on ".len()..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = found.send(url);
-                    sent = true;
-                }
-            }
-        }
-    });
-    let base = listening
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server says where it listens");
-    (child, base)
+    common::process::serve(
+        Path::new(env!("CARGO_BIN_EXE_concord")),
+        data,
+        &data.join("no-models"),
+        Duration::from_secs(30),
+    )
+    .expect("start concord serve")
 }
 
 fn signal(child: &Child, name: &str) {

@@ -4,12 +4,15 @@
 //! Included with `#[path]`; Cargo does not build this folder as a bench of its own.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+#[path = "../../../server/tests/common/process.rs"]
+mod process;
 use concord_agreement::rng::SplitMix64;
 use serde_json::{json, Value};
 
@@ -124,23 +127,7 @@ pub fn number(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> 
 
 /// Runs a `concord` subcommand to completion: success, stdout, stderr.
 pub fn cli(bin: &Path, args: &[&str], stdin: &str) -> anyhow::Result<(bool, String, String)> {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("run concord")?;
-    if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    Ok((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    process::run(bin, args, stdin).context("run concord")
 }
 
 /// An administrator `root` made with the command line; returns their API token.
@@ -166,47 +153,9 @@ pub struct Server {
 impl Server {
     /// Starts `concord serve` on a free port over `data` and waits until it listens.
     pub fn start(bin: &Path, data: &Path, models: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(bin)
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .arg("--models")
-            .arg(models)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+        let (child, base) = process::serve(bin, data, models, Duration::from_secs(120))
             .context("start concord serve")?;
-        let stderr = child.stderr.take().context("server stderr")?;
-        let (found, listening) = std::sync::mpsc::channel();
-        // The reader keeps draining the log after the address is found, so the server never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(at) = line.find("listening on http://") {
-                        let url = line[at + "listening on ".len()..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string();
-                        let _ = found.send(url);
-                        sent = true;
-                    }
-                }
-            }
-        });
-        match listening.recv_timeout(Duration::from_secs(120)) {
-            Ok(base) => Ok(Server { child, base }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("the server did not say where it listens within 120 s")
-            }
-        }
+        Ok(Server { child, base })
     }
 
     /// `kill -9`: no chance to flush or close anything.
