@@ -335,7 +335,7 @@ impl Engine {
     /// Accounts without admin rights (the demo project's annotators) do not end it: someone
     /// must still be able to manage the server.
     pub fn needs_setup(&self) -> Result<bool, EngineError> {
-        Ok(!self.store().users()?.iter().any(|(_, u)| u.is_admin))
+        Ok(!self.store().has_admin()?)
     }
 
     /// Creates the first administrator. Refused once an administrator exists, so the setup
@@ -354,12 +354,8 @@ impl Engine {
         };
         // The check above only spares the hashing; this one, in the insert's transaction, is
         // what keeps two concurrent setups from both creating an admin.
-        let id = match self.store().create_first_admin(&record) {
-            Ok(id) => id,
-            Err(concord_store::StoreError::Exists(what)) if what == "an administrator" => {
-                return Err(already_set_up())
-            }
-            Err(e) => return Err(e.into()),
+        let Some(id) = self.store().create_first_admin(&record)? else {
+            return Err(already_set_up());
         };
         tracing::info!(user = name, "first administrator created");
         Ok(Principal {
@@ -728,7 +724,7 @@ impl Engine {
         new_password: &str,
         keep_session: Option<&str>,
     ) -> Result<(), EngineError> {
-        let Some(mut record) = self.store().user(user)? else {
+        let Some(record) = self.store().user(user)? else {
             return Err(if actor.is_admin {
                 EngineError::NotFound("user".into())
             } else {
@@ -744,11 +740,10 @@ impl Engine {
         } else if !actor.is_admin {
             return Err(EngineError::Forbidden);
         }
-        record.password_hash = hash_password(new_password)?;
-        self.store().update_user(user, &record)?;
+        let password_hash = hash_password(new_password)?;
         let keep = keep_session.map(secret_hash);
         self.store()
-            .delete_user_credentials(user, keep.as_ref(), false)?;
+            .set_password_hash(user, &password_hash, keep.as_ref())?;
         tracing::info!(user = %record.name, by = %actor.name, "password changed");
         Ok(())
     }

@@ -195,17 +195,14 @@ impl Store {
 
     /// Creates the first administrator: in one write transaction (redb runs one at a time) it
     /// checks that no administrator exists and inserts the account, so two concurrent setups
-    /// cannot both succeed. Fails with [`StoreError::Exists`] when an administrator exists or
-    /// the name is taken.
-    pub fn create_first_admin(&self, record: &UserRecord) -> Result<UserId, StoreError> {
+    /// cannot both succeed. `None` when an administrator exists; fails with
+    /// [`StoreError::Exists`] when the name is taken.
+    pub fn create_first_admin(&self, record: &UserRecord) -> Result<Option<UserId>, StoreError> {
         let txn = self.db.begin_write()?;
         let id = {
             let mut users = txn.open_table(USERS)?;
-            for row in users.iter()? {
-                let (_, v) = row?;
-                if decode::<UserRecord>("users", v.value())?.is_admin {
-                    return Err(StoreError::Exists("an administrator".into()));
-                }
+            if any_admin(&users)? {
+                return Ok(None);
             }
             let mut names = txn.open_table(USER_NAMES)?;
             if names.get(record.name.as_str())?.is_some() {
@@ -217,7 +214,13 @@ impl Store {
             id
         };
         txn.commit()?;
-        Ok(UserId(id))
+        Ok(Some(UserId(id)))
+    }
+
+    /// Whether an administrator account exists; stops at the first one.
+    pub fn has_admin(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        any_admin(&txn.open_table(USERS)?)
     }
 
     /// Sets a user's `disabled` flag; disabling also deletes their sessions, in the same
@@ -243,14 +246,27 @@ impl Store {
         Ok(())
     }
 
-    pub fn update_user(&self, id: UserId, record: &UserRecord) -> Result<(), StoreError> {
+    /// Replaces a user's password hash and deletes their sessions except `keep`, in one
+    /// transaction that changes no other field of the account (a concurrent disable stands).
+    pub fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        keep: Option<&[u8; 32]>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut users = txn.open_table(USERS)?;
-            if users.get(id.0)?.is_none() {
-                return Err(StoreError::NotFound("user"));
-            }
-            users.insert(id.0, encode(record).as_slice())?;
+            let mut record: UserRecord = match users.get(id.0)? {
+                Some(v) => decode("users", v.value())?,
+                None => return Err(StoreError::NotFound("user")),
+            };
+            record.password_hash = password_hash.to_string();
+            users.insert(id.0, encode(&record).as_slice())?;
+            let mut sessions = txn.open_table(SESSIONS)?;
+            remove_rows(&mut sessions, "sessions", |key, s: &SessionRecord| {
+                s.user == id && keep.is_none_or(|k| k.as_slice() != key)
+            })?;
         }
         txn.commit()?;
         Ok(())
@@ -987,6 +1003,17 @@ impl Store {
 
 /// Removes the rows of a JSON table keyed by secret hashes for which `doomed` holds; returns
 /// how many went.
+/// Whether `users` holds an administrator account; stops at the first one.
+fn any_admin(users: &impl ReadableTable<u64, &'static [u8]>) -> Result<bool, StoreError> {
+    for row in users.iter()? {
+        let (_, v) = row?;
+        if decode::<UserRecord>("users", v.value())?.is_admin {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn remove_rows<T: for<'de> serde::Deserialize<'de>>(
     table: &mut redb::Table<&[u8], &[u8]>,
     name: &'static str,

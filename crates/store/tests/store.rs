@@ -122,6 +122,51 @@ fn users_have_unique_names() {
 }
 
 #[test]
+fn a_password_change_keeps_the_other_fields_and_ends_the_other_sessions_at_once() {
+    let (_d, store, _) = setup(1);
+    let rec = |name: &str, is_admin| UserRecord {
+        name: name.into(),
+        password_hash: "old".into(),
+        is_admin,
+        created_ms: 0,
+        disabled: false,
+    };
+    assert!(!store.has_admin().unwrap());
+    let ann = store.create_user(&rec("ann", false)).unwrap();
+    assert!(!store.has_admin().unwrap());
+    let session = |user| concord_store::SessionRecord {
+        user,
+        created_ms: 1,
+        expires_ms: u64::MAX,
+        last_seen_ms: 1,
+    };
+    store.put_session(&[1; 32], &session(ann)).unwrap();
+    store.put_session(&[2; 32], &session(ann)).unwrap();
+    // Disabled between the caller's read of the account and its write of the new hash.
+    store.set_user_disabled(ann, true).unwrap();
+    store.put_session(&[3; 32], &session(ann)).unwrap();
+    store.put_session(&[4; 32], &session(ann)).unwrap();
+    store.set_password_hash(ann, "new", Some(&[3; 32])).unwrap();
+    let stored = store.user(ann).unwrap().unwrap();
+    assert_eq!(stored.password_hash, "new");
+    assert!(stored.disabled, "a concurrent disable stands");
+    assert!(
+        store.session(&[3; 32]).unwrap().is_some(),
+        "the kept session"
+    );
+    assert!(store.session(&[4; 32]).unwrap().is_none());
+    assert!(matches!(
+        store.set_password_hash(UserId(999), "x", None),
+        Err(StoreError::NotFound("user"))
+    ));
+    // The first administrator is created once.
+    let first = store.create_first_admin(&rec("root", true)).unwrap();
+    assert!(first.is_some());
+    assert!(store.has_admin().unwrap());
+    assert_eq!(store.create_first_admin(&rec("root2", true)).unwrap(), None);
+}
+
+#[test]
 fn staged_items_stay_invisible_until_commit_and_vanish_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("concord.redb");
