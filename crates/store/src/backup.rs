@@ -325,13 +325,23 @@ fn table_name(name: &str) -> &'static str {
 pub fn restore_file(source: &Path, target: &Path) -> Result<CheckReport, StoreError> {
     let report = check_file(source)?;
     // Holding the target's lock (when it exists) keeps a server from opening it meanwhile, and
-    // fails when one already has.
+    // fails when one already has. The file lock itself, the one redb takes, rather than a redb
+    // open: the target is often the damaged file being replaced, which redb may refuse to open.
     let _held = if target.exists() {
-        Some(
-            Database::builder()
-                .open(target)
-                .map_err(|e| open_error(target, e))?,
-        )
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(target)
+            .map_err(|e| io_error(target, "opening", e))?;
+        match file.try_lock() {
+            Ok(()) => Some(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::AlreadyOpen {
+                    path: target.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(target, "locking", e)),
+        }
     } else {
         None
     };
@@ -448,5 +458,21 @@ mod tests {
         let report = restore_file(&backup, &restored).unwrap();
         assert_eq!(report.counts.rows("users"), Some(1));
         assert_eq!(Store::open(&restored).unwrap().users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_restore_replaces_a_database_too_damaged_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup.redb");
+        let live = dir.path().join("live.redb");
+        let store = Store::open(&live).unwrap();
+        store.create_user(&user("ann")).unwrap();
+        store.backup_to(&backup).unwrap();
+        drop(store);
+        std::fs::write(&live, b"not a redb file at all").unwrap();
+        assert!(Store::open(&live).is_err());
+        let report = restore_file(&backup, &live).unwrap();
+        assert_eq!(report.counts.rows("users"), Some(1));
+        assert_eq!(Store::open(&live).unwrap().users().unwrap().len(), 1);
     }
 }
