@@ -142,11 +142,7 @@ impl JobSpec {
     pub fn params(&self) -> serde_json::Value {
         match self {
             JobSpec::Predict => serde_json::Value::Null,
-            // Destructured in full so that a new field cannot be left out of the stored form.
-            JobSpec::Train(TrainParams { trainer, epochs }) => serde_json::json!({
-                "trainer": trainer,
-                "epochs": epochs,
-            }),
+            JobSpec::Train(params) => serde_json::json!(params),
         }
     }
 

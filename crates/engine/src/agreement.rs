@@ -8,7 +8,7 @@
 mod tables;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use concord_agreement::{
     bootstrap, confusion_matrix, AgreementReport, BootstrapConfig, Coefficient, CoefficientKind,
@@ -36,7 +36,7 @@ pub const MAX_AGREEMENT_CATEGORIES: usize = 256;
 /// models changes the generation, so stale figures are never served.
 #[derive(Default)]
 pub(crate) struct AgreementCache {
-    entries: Mutex<HashMap<ProjectId, (u64, Arc<ProjectAgreement>)>>,
+    entries: Mutex<HashMap<ProjectId, (u64, ProjectAgreement)>>,
     hits: std::sync::atomic::AtomicU64,
     computed: std::sync::atomic::AtomicU64,
 }
@@ -300,14 +300,14 @@ impl Engine {
             if let Some((cached, figures)) = entries.get(&project) {
                 if *cached == generation {
                     cache.hits.fetch_add(1, Relaxed);
-                    return Ok(figures.as_ref().clone());
+                    return Ok(figures.clone());
                 }
             }
         }
         let figures = self.compute_agreement(project)?;
         cache.computed.fetch_add(1, Relaxed);
         if let (Some(generation), Ok(mut entries)) = (generation, cache.entries.lock()) {
-            entries.insert(project, (generation, Arc::new(figures.clone())));
+            entries.insert(project, (generation, figures.clone()));
         }
         Ok(figures)
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{error_kind, wait_for, TestEngine};
-use concord_domain::{ErrorKind, JobSpec, JobState, Role, TrainParams};
+use concord_domain::{ErrorKind, JobSpec, JobState, Role, TrainParams, Trainer};
 use concord_engine::{AgreementTable, ExportFormat, ImportFormat, JobInfo};
 use concord_store::{JobRecord, ModelVersionRecord, VersionParams};
 
@@ -218,10 +218,18 @@ fn weights_files_left_by_a_training_are_removed_when_a_training_ends() {
     std::fs::create_dir_all(&encoders).expect("encoders folder");
     let orphan = encoders.join(weights_name('c'));
     std::fs::write(&orphan, b"x").expect("write");
-    // A project with no labels: the training fails quickly, and ends all the same.
+    // A project with no labels: the fine-tuning fails quickly, and ends all the same. (A head
+    // training writes no weights file, so only a fine-tuning looks for one left behind.)
     let job = env
         .engine
-        .enqueue_train(&env.admin, project, TrainParams::default())
+        .enqueue_train(
+            &env.admin,
+            project,
+            TrainParams {
+                trainer: Trainer::FineTune,
+                epochs: None,
+            },
+        )
         .expect("queued");
     let info = wait_for(&env.engine, &env.admin, job);
     assert_eq!(info.state, JobState::Failed, "{info:?}");

@@ -185,8 +185,13 @@ impl Models {
             .map_err(io)?;
         let sha = concord_ml::file_sha256(&tmp)
             .map_err(|e| EngineError::internal("hashing fine-tuned weights", e))?;
-        let name = format!("{sha}.safetensors");
+        let name = format!("{sha}{WEIGHTS_EXTENSION}");
         std::fs::rename(&tmp, dir.join(&name)).map_err(io)?;
+        // The version that names the file is committed next: the rename must be durable
+        // first, or a crash could leave a version whose weights are gone.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(name)
     }
 

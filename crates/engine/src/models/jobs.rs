@@ -12,7 +12,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use concord_domain::{JobKind, JobSpec, JobSpecError, JobState, ProjectId, Role, TrainParams};
+use concord_domain::{
+    JobKind, JobSpec, JobSpecError, JobState, ProjectId, Role, TrainParams, Trainer,
+};
 use concord_store::JobRecord;
 use serde::{Deserialize, Serialize};
 
@@ -293,10 +295,22 @@ impl Engine {
         let Some((id, job)) = next else {
             return false;
         };
-        let _ = self.store().update_job(id, |j| {
-            j.state = JobState::Running;
-            j.started_ms.get_or_insert(now_ms());
+        // Only a job still queued starts: one cancelled since the listing above stays
+        // cancelled.
+        let started = self.store().update_job(id, |j| {
+            if j.state == JobState::Queued {
+                j.state = JobState::Running;
+                j.started_ms.get_or_insert(now_ms());
+            }
         });
+        match started {
+            Ok(j) if j.state == JobState::Running => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "cannot start the job");
+                return false;
+            }
+        }
         tracing::info!(job = id, kind = %job.kind, project = %job.project, "job started");
         // A panic anywhere in the job fails the job, not the worker. The job's state lives in
         // the store (each batch is one transaction), so nothing half-changed in memory
@@ -306,9 +320,15 @@ impl Engine {
             Err(e) => Err(Stop::Unreadable(e)),
         }))
         .unwrap_or_else(|payload| Err(Stop::Panicked(panic_message(payload.as_ref()))));
-        if job.kind == JobKind::Train.as_str() {
-            // A training that stopped between saving fine-tuned weights and storing its
-            // version left a file no version references.
+        if matches!(
+            job.spec(),
+            Ok(JobSpec::Train(TrainParams {
+                trainer: Trainer::FineTune,
+                ..
+            }))
+        ) {
+            // A fine-tuning that stopped between saving its weights and storing its version
+            // left a file no version references (a head training writes no file).
             self.remove_unreferenced_weights();
         }
         if self.inner.jobs.stopped() && matches!(outcome, Err(Stop::Failed(_))) {
@@ -374,7 +394,8 @@ impl Engine {
 
     pub(super) fn check_cancel(&self, id: u64) -> Result<(), Stop> {
         if self.inner.jobs.stopped() {
-            // Shutting down: the job stays "running" and resumes at the next start.
+            // Shutting down: the worker puts the job back in the queue, to resume from its
+            // cursor at the next start.
             return Err(Stop::Failed(EngineError::Unavailable(
                 "shutting down".into(),
             )));
