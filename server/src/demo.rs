@@ -162,9 +162,13 @@ pub fn seed(engine: &Engine) -> anyhow::Result<Option<DemoProject>> {
     for name in DEMO_ANNOTATORS {
         // A database with accounts but no project may already hold one of these names (from
         // an earlier demo): it is reused, keeping its password.
-        if engine.principal_by_name(name).is_err() {
-            engine.create_user_locally(name, &password, false)?;
-            new_accounts.push(name.to_string());
+        match engine.principal_by_name(name) {
+            Ok(_) => {}
+            Err(e) if e.kind() == concord_domain::ErrorKind::NotFound => {
+                engine.create_user_locally(name, &password, false)?;
+                new_accounts.push(name.to_string());
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     let spec = ProjectSpec {
