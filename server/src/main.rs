@@ -669,15 +669,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<()> {
 /// Downloads a snapshot from a running server into a temporary file next to `file`, checks
 /// it, and renames it into place.
 fn backup_over_http(url: &str, token: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut partial = tempfile::Builder::new()
-        .prefix(".backup-")
-        .suffix(".redb.tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("writing in {}", dir.display()))?;
+    let (dir, mut partial) = concord_engine::partial_file_beside(file, ".backup-")?;
     let endpoint = format!("{}/api/v1/backup", url.trim_end_matches('/'));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -699,12 +691,11 @@ fn backup_over_http(url: &str, token: &str, file: &std::path::Path) -> anyhow::R
         }
         anyhow::Ok(())
     })?;
-    partial.as_file().sync_all()?;
     let report = concord_engine::check_database(partial.path())
         .context("the downloaded backup does not check clean")?;
-    partial
-        .persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
+    // Synced, renamed into place and the folder synced: whole at `file` or absent, after a
+    // crash too.
+    concord_engine::persist_synced(partial, file, &dir)?;
     eprintln!(
         "wrote a snapshot from {url} to {} (checked)",
         file.display()

@@ -31,6 +31,7 @@ pub use concord_agreement as agreement_stats;
 pub use concord_domain as domain;
 pub use concord_domain::{JobKind, JobState};
 pub use concord_store::StoreError;
+pub use concord_store::{partial_file_beside, persist_synced};
 pub use concord_store::{CheckReport, TableCounts};
 pub use error::EngineError;
 pub use export::ExportFormat;

@@ -156,7 +156,7 @@ impl Store {
 
 /// A temporary file named `prefix`… in the folder of `target` (so that a rename can put it
 /// there atomically), and that folder.
-fn partial_file_beside(
+pub fn partial_file_beside(
     target: &Path,
     prefix: &str,
 ) -> Result<(PathBuf, tempfile::NamedTempFile), StoreError> {
@@ -175,7 +175,7 @@ fn partial_file_beside(
 
 /// Syncs the complete `partial` file, renames it to `target` in `dir`, and syncs `dir`: the
 /// file appears at `target` whole or not at all, and stays there after a crash.
-fn persist_synced(
+pub fn persist_synced(
     partial: tempfile::NamedTempFile,
     target: &Path,
     dir: &Path,

@@ -13,7 +13,9 @@ mod records;
 mod schema;
 mod store;
 
-pub use backup::{check_file, restore_file, CheckReport, TableCounts};
+pub use backup::{
+    check_file, partial_file_beside, persist_synced, restore_file, CheckReport, TableCounts,
+};
 pub use error::StoreError;
 pub use import::{StageOutcome, StagedImport, StagedItem};
 pub use records::{
