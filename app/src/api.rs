@@ -403,6 +403,7 @@ pub async fn submit_annotation(
             Submission {
                 item_id: item,
                 labels,
+                spans: Vec::new(),
                 time_spent_ms,
             },
         )?;
@@ -583,16 +584,19 @@ pub async fn update_settings(
     let (ctx, me) = (context()?, principal().await?);
     let queue_order = QueueOrder::parse(&queue_order)
         .ok_or_else(|| invalid(format!("unknown queue order {queue_order:?}")))?;
-    let settings = ProjectSettings {
-        overlap,
-        blind: blind.is_some(),
-        auto_accept_unanimous: auto_accept.is_some(),
-        gold_every,
-        queue_order,
-        diversity: diversity.is_some(),
-        model: (model != concord_engine::DEFAULT_MODEL).then_some(model),
-    };
     blocking(move || {
+        // The span settings have a form of their own: this one keeps them as they are.
+        let current = ctx.engine.project_summary(&me, ProjectId(project))?;
+        let settings = ProjectSettings {
+            overlap,
+            blind: blind.is_some(),
+            auto_accept_unanimous: auto_accept.is_some(),
+            gold_every,
+            queue_order,
+            diversity: diversity.is_some(),
+            model: (model != concord_engine::DEFAULT_MODEL).then_some(model),
+            ..current.spec.settings
+        };
         ctx.engine
             .update_settings(&me, ProjectId(project), settings)
     })

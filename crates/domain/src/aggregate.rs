@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::TaskKind;
+use crate::{Span, TaskKind};
 
 /// The label(s) a set of annotations agrees on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,8 @@ pub fn aggregate_labels(
                 Aggregate::Tie { labels: best }
             }
         }
-        TaskKind::Multilabel => Aggregate::Agreed {
+        // A span answer has no item labels: its spans are aggregated by `aggregate_spans`.
+        TaskKind::Multilabel | TaskKind::Spans => Aggregate::Agreed {
             labels: counts
                 .iter()
                 .filter(|(_, n)| 2 * n > answers.len())
@@ -65,6 +66,26 @@ pub fn aggregate_labels(
                 .collect(),
         },
     }
+}
+
+/// The spans more than half of `answers` contain (same start, end and label), in order.
+pub fn aggregate_spans(answers: &[&[Span]]) -> Vec<Span> {
+    let mut counts: std::collections::BTreeMap<(u32, u32, &str), usize> = Default::default();
+    for answer in answers {
+        let mut seen = std::collections::HashSet::new();
+        for span in answer.iter() {
+            if seen.insert(span) {
+                *counts
+                    .entry((span.start, span.end, span.label.as_str()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| 2 * n > answers.len())
+        .map(|((start, end, label), _)| Span::new(start, end, label))
+        .collect()
 }
 
 #[cfg(test)]
@@ -126,5 +147,18 @@ mod tests {
             &[&["a"], &[]],
             Aggregate::Agreed { labels: vec![] },
         );
+    }
+
+    #[test]
+    fn span_majority_keeps_spans_most_annotators_marked() {
+        let a = [Span::new(0, 5, "person"), Span::new(7, 9, "geo")];
+        let b = [Span::new(0, 5, "person")];
+        let c = [Span::new(0, 4, "person"), Span::new(7, 9, "geo")];
+        assert_eq!(
+            aggregate_spans(&[&a, &b, &c]),
+            [Span::new(0, 5, "person"), Span::new(7, 9, "geo")]
+        );
+        assert_eq!(aggregate_spans(&[&a, &c]), [Span::new(7, 9, "geo")]);
+        assert!(aggregate_spans(&[]).is_empty());
     }
 }

@@ -4,18 +4,27 @@
 
 mod aggregate;
 mod annotation;
+pub mod bio;
 mod calendar;
+pub mod conll;
 mod error_kind;
 mod job;
 mod project;
 mod review;
+pub mod tokens;
 
-pub use aggregate::{aggregate_labels, Aggregate};
-pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span};
+pub use aggregate::{aggregate_labels, aggregate_spans, Aggregate};
+pub use annotation::{
+    AnnotationSource, AnnotationValue, Relation, Span, SuggestedSpan, MAX_SPANS,
+};
 pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
 pub use job::{JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
-pub use project::{Label, ProjectSettings, ProjectSpec, QueueOrder, Role, TaskKind, RESERVED_KEYS};
+pub use project::{
+    Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role, SpanPattern, TaskKind,
+    MAX_PATTERNS, MAX_PATTERN_LEN, RESERVED_KEYS, SPAN_EDITOR_KEYS,
+};
+pub use tokens::Token;
 pub use review::{review_state, GoldSource, ReviewState};
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +98,27 @@ pub enum DomainError {
     NotExactlyOneLabel { count: usize },
     #[error("label {label:?} is given twice")]
     RepeatedLabel { label: String },
+    #[error("the accept threshold is a percentage, 0 to 100")]
+    BadAcceptThreshold,
+    #[error("a project has at most {max} patterns")]
+    TooManyPatterns { max: usize },
+    #[error("a pattern of label {label:?} is empty or longer than {max} bytes")]
+    BadPattern { label: String, max: usize },
+    #[error("span {start}..{end} ({label:?}) is not inside the text, which has {len} characters (offsets count Unicode code points)")]
+    SpanOutOfText {
+        start: u32,
+        end: u32,
+        label: String,
+        len: u32,
+    },
+    #[error("span {start}..{end} ({label:?}) is empty: its end must be after its start")]
+    EmptySpan { start: u32, end: u32, label: String },
+    #[error("span {start}..{end} ({label:?}) is given twice")]
+    RepeatedSpan { start: u32, end: u32, label: String },
+    #[error("spans {first} and {second} overlap, and this project's spans are flat (its settings can allow overlapping spans)")]
+    OverlappingSpans { first: String, second: String },
+    #[error("an annotation has at most {max} spans")]
+    TooManySpans { max: usize },
     #[error("{kind} annotations are not supported by a {task} project")]
     WrongValueKind {
         kind: &'static str,

@@ -21,6 +21,9 @@ pub enum TaskKind {
     Classification,
     /// Any subset of the labels per item (possibly none).
     Multilabel,
+    /// Named entities: labelled character ranges of the item text (possibly none); the labels
+    /// are the entity types.
+    Spans,
 }
 
 impl TaskKind {
@@ -28,13 +31,26 @@ impl TaskKind {
         match self {
             TaskKind::Classification => "classification",
             TaskKind::Multilabel => "multilabel",
+            TaskKind::Spans => "spans",
         }
+    }
+
+    pub const ALL: [TaskKind; 3] = [
+        TaskKind::Classification,
+        TaskKind::Multilabel,
+        TaskKind::Spans,
+    ];
+
+    /// Whether annotations are spans of the text (rather than labels of the whole item).
+    pub fn is_spans(self) -> bool {
+        matches!(self, TaskKind::Spans)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "classification" => Some(TaskKind::Classification),
             "multilabel" => Some(TaskKind::Multilabel),
+            "spans" => Some(TaskKind::Spans),
             _ => None,
         }
     }
@@ -95,7 +111,75 @@ pub struct ProjectSettings {
     /// The encoder: a folder in the server's models folder (none: all-MiniLM-L6-v2).
     #[serde(default)]
     pub model: Option<String>,
+    /// Span projects: spans may overlap or nest. Off (the default), an annotation's spans are
+    /// flat: no two share a character.
+    #[serde(default)]
+    pub overlapping_spans: bool,
+    /// Span projects: "accept all suggestions" takes the suggested spans whose confidence is at
+    /// least this many percent.
+    #[serde(default = "eighty")]
+    pub accept_threshold: u8,
+    /// Span projects: term lists and regular expressions that pre-annotate items before any
+    /// model is trained (shown as suggestions of a "patterns" version).
+    #[serde(default)]
+    pub patterns: Vec<SpanPattern>,
 }
+
+/// One pre-annotation rule of a span project: where `pattern` matches on token boundaries,
+/// suggest a span of `label`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SpanPattern {
+    pub label: String,
+    pub kind: PatternKind,
+    pub pattern: String,
+    #[serde(default)]
+    pub case_insensitive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternKind {
+    /// A literal phrase (its words matched as whole tokens).
+    Term,
+    /// A regular expression (Rust `regex` syntax); a match counts only if it starts and ends
+    /// on token boundaries.
+    Regex,
+}
+
+impl PatternKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatternKind::Term => "term",
+            PatternKind::Regex => "regex",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PatternKind> {
+        match s {
+            "term" => Some(PatternKind::Term),
+            "regex" => Some(PatternKind::Regex),
+            _ => None,
+        }
+    }
+}
+
+/// The most patterns a project may have, and the longest pattern.
+pub const MAX_PATTERNS: usize = 10_000;
+pub const MAX_PATTERN_LEN: usize = 1_000;
+
+/// Keys the span editor uses besides the arrows, Home/End, Tab, Enter, Escape, Backspace,
+/// Delete and `?` (and Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y for undo and redo): a span project's label
+/// may not use them as its hotkey. Each with what it does, for the page's key list.
+pub const SPAN_EDITOR_KEYS: &[(&str, &str)] = &[
+    ("[", "move the selected span's start one token left"),
+    ("]", "move the selected span's start one token right"),
+    ("{", "move the selected span's end one token left"),
+    ("}", "move the selected span's end one token right"),
+    ("`", "switch between token and character mode"),
+    ("+", "accept the selected suggestion"),
+    ("-", "reject the selected suggestion"),
+    ("=", "accept every suggestion at or above the project's threshold"),
+];
 
 /// The order in which annotators get unfinished items. The uncertainty orders rank items by the
 /// active model's suggestion; every order but `Import` places the first 200 and then falls back
@@ -168,6 +252,10 @@ fn ten() -> u32 {
     10
 }
 
+fn eighty() -> u8 {
+    80
+}
+
 impl Default for ProjectSettings {
     fn default() -> Self {
         ProjectSettings {
@@ -178,6 +266,9 @@ impl Default for ProjectSettings {
             queue_order: QueueOrder::Auto,
             diversity: true,
             model: None,
+            overlapping_spans: false,
+            accept_threshold: 80,
+            patterns: Vec::new(),
         }
     }
 }
@@ -273,6 +364,9 @@ impl ProjectSpec {
                 return Err(DomainError::BadModelName);
             }
         }
+        if self.settings.accept_threshold > 100 {
+            return Err(DomainError::BadAcceptThreshold);
+        }
         let mut names = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (index, label) in self.labels.iter_mut().enumerate() {
@@ -302,7 +396,9 @@ impl ProjectSpec {
                 .map(|d| d.trim().to_string())
                 .filter(|d| !d.is_empty());
             if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
-                if RESERVED_KEYS.contains(&key.as_str()) {
+                let span_key = self.task.is_spans()
+                    && SPAN_EDITOR_KEYS.iter().any(|(k, _)| *k == key.as_str());
+                if RESERVED_KEYS.contains(&key.as_str()) || span_key {
                     return Err(DomainError::ReservedHotkey {
                         key,
                         label: label.name.clone(),
@@ -339,6 +435,23 @@ impl ProjectSpec {
         for label in &mut self.labels {
             if label.hotkey.is_none() {
                 label.hotkey = free.next();
+            }
+        }
+        if self.settings.patterns.len() > MAX_PATTERNS {
+            return Err(DomainError::TooManyPatterns { max: MAX_PATTERNS });
+        }
+        for pattern in &mut self.settings.patterns {
+            pattern.label = pattern.label.trim().to_string();
+            if !names.contains(&pattern.label) {
+                return Err(DomainError::UnknownLabel {
+                    label: pattern.label.clone(),
+                });
+            }
+            if pattern.pattern.trim().is_empty() || pattern.pattern.len() > MAX_PATTERN_LEN {
+                return Err(DomainError::BadPattern {
+                    label: pattern.label.clone(),
+                    max: MAX_PATTERN_LEN,
+                });
             }
         }
         Ok(self)

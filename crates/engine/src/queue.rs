@@ -66,7 +66,12 @@ pub struct LabelCount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
     pub item_id: String,
+    /// Classification answers.
+    #[serde(default)]
     pub labels: Vec<String>,
+    /// Span answers (code point offsets); an empty list says "no entities".
+    #[serde(default)]
+    pub spans: Vec<concord_domain::Span>,
     #[serde(default)]
     pub time_spent_ms: u64,
 }
@@ -188,6 +193,13 @@ fn write_loop(store: Arc<Store>, receiver: Receiver<Pending>) {
 }
 
 impl Engine {
+    /// The text of the item at `seq` (which must exist).
+    pub(crate) fn item_text(&self, project: ProjectId, seq: u64) -> Result<String, EngineError> {
+        let item = self.store().item(project, seq)?;
+        item.map(|i| i.text)
+            .ok_or_else(|| EngineError::internal_fault(format!("item {seq} of project {project} missing")))
+    }
+
     pub(crate) fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
         self.store()
             .item_seq(project, item_id)?
@@ -289,8 +301,14 @@ impl Engine {
     ) -> Result<SubmitOutcome, EngineError> {
         self.authorize(actor, project, Role::Annotator)?;
         let spec = self.project_record(project)?.spec;
-        let value = AnnotationValue::labels(submission.labels).validate(&spec)?;
         let seq = self.seq_of(project, &submission.item_id)?;
+        let text = self.item_text(project, seq)?;
+        let value = AnnotationValue {
+            labels: submission.labels,
+            spans: submission.spans,
+            relations: Vec::new(),
+        }
+        .validate(&spec, &text)?;
         let source = self.answer_source(project, seq, spec.settings.blind, &value.labels);
         let outcome = self.inner.queue.submit(AnnotationWrite {
             project,

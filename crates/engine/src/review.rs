@@ -238,8 +238,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
         let spec = self.project_record(project)?.spec;
-        let value = AnnotationValue::labels(labels).validate(&spec)?;
         let seq = self.seq_of(project, item_id)?;
+        let text = self.item_text(project, seq)?;
+        let value = AnnotationValue::labels(labels).validate(&spec, &text)?;
         let source = GoldSource::Review {
             reviewer: actor.id,
             at_ms: now_ms(),

@@ -432,6 +432,7 @@ fn the_queue_hands_out_each_item_once_and_submits_are_idempotent() {
     let bad = Submission {
         item_id: first.id.clone(),
         labels: vec!["pos".into(), "neg".into()],
+        spans: Vec::new(),
         time_spent_ms: 0,
     };
     assert_eq!(
@@ -441,6 +442,7 @@ fn the_queue_hands_out_each_item_once_and_submits_are_idempotent() {
     let missing = Submission {
         item_id: "nope".into(),
         labels: vec!["pos".into()],
+        spans: Vec::new(),
         time_spent_ms: 0,
     };
     assert_eq!(

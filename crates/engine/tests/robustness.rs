@@ -172,6 +172,7 @@ fn stored_version(encoder_file: Option<String>) -> ModelVersionRecord {
         encoder: "00".into(),
         metrics: None,
         classifier: serde_json::Value::Null,
+        name: None,
     }
 }
 

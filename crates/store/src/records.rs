@@ -1,4 +1,5 @@
 use concord_domain::{
+    SuggestedSpan, Token,
     AnnotationSource, AnnotationValue, GoldSource, JobSpec, JobSpecError, JobState, ProjectSpec,
     UserId,
 };
@@ -76,14 +77,57 @@ pub struct ItemRecord {
     /// Who set `gold`; absent for imported gold (the common case, kept out of every row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gold_source: Option<GoldSource>,
+    /// Span projects: the item's word tokens, fixed at import (given by the file, or
+    /// `concord_domain::tokens::tokenize`). Stored as flat `[start, end, start, end, …]` code
+    /// point offsets; empty for other projects.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "token_pairs"
+    )]
+    pub tokens: Vec<Token>,
 }
 
 impl ItemRecord {
+    /// The item's tokens: as stored, or tokenized now for an item stored without them.
+    pub fn tokens(&self) -> std::borrow::Cow<'_, [Token]> {
+        if self.tokens.is_empty() && !self.text.is_empty() {
+            std::borrow::Cow::Owned(concord_domain::tokens::tokenize(&self.text))
+        } else {
+            std::borrow::Cow::Borrowed(&self.tokens)
+        }
+    }
+
     /// Where the gold label came from, when there is one.
     pub fn gold_source(&self) -> Option<GoldSource> {
         self.gold
             .as_ref()
             .map(|_| self.gold_source.clone().unwrap_or(GoldSource::Import))
+    }
+}
+
+/// Tokens as a flat list of offsets: a 5,000-word item's tokens take ~60 KB rather than the
+/// ~150 KB of `{"start":…,"end":…}` objects.
+mod token_pairs {
+    use concord_domain::Token;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(tokens: &[Token], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(tokens.iter().flat_map(|t| [t.start, t.end]))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Token>, D::Error> {
+        let flat = Vec::<u32>::deserialize(d)?;
+        if flat.len() % 2 != 0 {
+            return Err(D::Error::custom("token offsets come in pairs"));
+        }
+        Ok(flat
+            .chunks_exact(2)
+            .map(|pair| Token {
+                start: pair[0],
+                end: pair[1],
+            })
+            .collect())
     }
 }
 
@@ -125,6 +169,10 @@ pub struct ModelVersionRecord {
     /// Held-out metrics (absent for zero-shot versions, which see no labels).
     pub metrics: Option<serde_json::Value>,
     pub classifier: serde_json::Value,
+    /// A name given where the version was made: an imported version's ("suggestions of an
+    /// external model"), shown beside its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// How a version was made. The fields the engine reads back are typed; the trainer's other
@@ -154,10 +202,14 @@ pub struct SuggestionRecord {
     pub labels: Vec<String>,
     /// Probability of the suggested label (single-label) or the least sure chosen label.
     pub confidence: f32,
-    /// Per label, in the version's label order.
+    /// Per label, in the version's label order (empty for span suggestions).
     pub probabilities: Vec<f32>,
     pub version: u64,
     pub created_ms: u64,
+    /// Span projects: the suggested spans, each with its own confidence. `labels` is empty and
+    /// `confidence` is the item-level certainty (1 − the uncertainty active learning ranks by).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<SuggestedSpan>,
 }
 
 /// The items a project's annotators should see first, and why each was picked.

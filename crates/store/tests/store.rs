@@ -41,6 +41,7 @@ fn item(id: &str, text: &str) -> StagedItem {
             meta: Default::default(),
             gold: None,
             gold_source: None,
+            tokens: Vec::new(),
         },
         annotations: vec![],
     }
@@ -504,6 +505,7 @@ fn each_encoder_keeps_its_own_embeddings_and_predictions_are_written_atomically(
         probabilities: vec![0.9, 0.1],
         version: 1,
         created_ms: 0,
+        spans: Vec::new(),
     };
     store
         .put_predictions(

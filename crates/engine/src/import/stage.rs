@@ -153,6 +153,7 @@ impl Engine {
             Some(labels) => Some(check_labels(
                 spec,
                 line,
+                &parsed.text,
                 "gold label",
                 AnnotationValue::labels(labels),
             )?),
@@ -174,6 +175,7 @@ impl Engine {
             let value = check_labels(
                 spec,
                 line,
+                &parsed.text,
                 &format!("label of annotator {name:?}"),
                 annotation.value,
             )?;
@@ -201,6 +203,12 @@ impl Engine {
             ));
         }
         report.annotations += annotations.len() as u64;
+        // Span projects fix their tokens at import, so offsets and token snapping never change.
+        let tokens = if spec.task.is_spans() {
+            concord_domain::tokens::tokenize(&parsed.text)
+        } else {
+            Vec::new()
+        };
         Ok(StagedItem {
             item: ItemRecord {
                 id: parsed.id,
@@ -208,6 +216,7 @@ impl Engine {
                 meta: parsed.meta,
                 gold,
                 gold_source: None,
+                tokens,
             },
             annotations,
         })
@@ -217,10 +226,11 @@ impl Engine {
 fn check_labels(
     spec: &ProjectSpec,
     line: u64,
+    text: &str,
     what: &str,
     value: AnnotationValue,
 ) -> Result<AnnotationValue, EngineError> {
-    value.validate(spec).map_err(|e| {
+    value.validate(spec, text).map_err(|e| {
         let allowed: Vec<&str> = spec.labels.iter().map(|l| l.name.as_str()).collect();
         line_error(
             line,

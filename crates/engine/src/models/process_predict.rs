@@ -122,6 +122,7 @@ impl Engine {
                 metrics: None,
                 classifier: serde_json::to_value(&classifier)
                     .map_err(|e| EngineError::internal("encoding the zero-shot classifier", e))?,
+                name: None,
             },
             true,
         )?;
@@ -190,6 +191,8 @@ fn suggestion(
                 confidence,
             )
         }
+        // Span projects predict spans per token, not one label distribution per item.
+        TaskKind::Spans => unreachable!("span projects do not take item-level suggestions"),
     };
     SuggestionRecord {
         labels: chosen,
@@ -197,5 +200,6 @@ fn suggestion(
         probabilities: p,
         version,
         created_ms: now,
+        spans: Vec::new(),
     }
 }

@@ -149,6 +149,7 @@ impl Engine {
                 metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
                 classifier: serde_json::to_value(Classifier::Head { head })
                     .map_err(|e| EngineError::internal("encoding the trained head", e))?,
+                name: None,
             },
             true,
         )?;

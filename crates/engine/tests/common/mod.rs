@@ -193,6 +193,7 @@ pub fn submission(item: &str, labels: &[&str]) -> Submission {
     Submission {
         item_id: item.into(),
         labels: labels.iter().map(|l| l.to_string()).collect(),
+        spans: Vec::new(),
         time_spent_ms: ANSWER_TIME_MS,
     }
 }
