@@ -349,15 +349,19 @@ fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView
         labels: s.labels,
         confidence: s.confidence,
         version: s.model_version,
+        spans: s.spans,
     }
 }
 
 #[cfg(feature = "ssr")]
 fn item_view(item: concord_engine::QueueItem) -> ItemView {
+    let (mine, mine_spans) = item.mine.map(|v| (v.labels, v.spans)).unzip();
     ItemView {
         id: item.id,
         text: item.text,
-        mine: item.mine.map(|v| v.labels),
+        mine,
+        tokens: item.tokens,
+        mine_spans,
         others: item
             .others
             .map(|cs| cs.into_iter().map(|c| (c.label, c.count)).collect()),
@@ -394,6 +398,30 @@ pub async fn submit_annotation(
     labels: Vec<String>,
     time_spent_ms: u64,
 ) -> Result<SubmitView, AppError> {
+    submit_value(project, item, labels, Vec::new(), time_spent_ms).await
+}
+
+/// Stores a span project's answer: its spans (code point offsets; an empty list is the
+/// answer "no entities"); returns once it is durable.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn submit_spans(
+    project: u64,
+    item: String,
+    spans: Vec<concord_domain::Span>,
+    time_spent_ms: u64,
+) -> Result<SubmitView, AppError> {
+    submit_value(project, item, Vec::new(), spans, time_spent_ms).await
+}
+
+/// One submit, and the caller's progress after it.
+#[cfg(feature = "ssr")]
+async fn submit_value(
+    project: u64,
+    item: String,
+    labels: Vec<String>,
+    spans: Vec<concord_domain::Span>,
+    time_spent_ms: u64,
+) -> Result<SubmitView, AppError> {
     use concord_engine::Submission;
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || {
@@ -403,7 +431,7 @@ pub async fn submit_annotation(
             Submission {
                 item_id: item,
                 labels,
-                spans: Vec::new(),
+                spans,
                 time_spent_ms,
             },
         )?;
@@ -534,6 +562,7 @@ pub async fn project_agreement(id: u64) -> Result<AgreementView, AppError> {
         annotator_rows,
         days,
         models,
+        spans: a.spans.as_ref().map(crate::pages::agreement::span_view),
     })
 }
 
@@ -603,6 +632,48 @@ pub async fn update_settings(
     .await
 }
 
+/// A span project's span settings, patterns grouped by label for the settings form. Members
+/// of the project may read them, as they read the project: the span editor follows the
+/// overlap policy and the threshold.
+#[server]
+pub async fn get_span_settings(project: u64) -> Result<crate::wire::SpanSettingsView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let summary = blocking(move || ctx.engine.project_summary(&me, ProjectId(project))).await?;
+    let settings = &summary.spec.settings;
+    Ok(crate::wire::SpanSettingsView {
+        overlapping_spans: settings.overlapping_spans,
+        accept_threshold: settings.accept_threshold,
+        labels: crate::wire::patterns_by_label(&summary.spec.labels, &settings.patterns),
+    })
+}
+
+/// Changes a span project's span settings (project admins): whether spans may overlap, the
+/// threshold of "accept all suggestions", and the pre-annotation patterns, one row per label.
+/// The other settings keep their values. The engine refuses a pattern that does not compile,
+/// naming it.
+#[server]
+pub async fn update_span_settings(
+    project: u64,
+    accept_threshold: u8,
+    patterns: Vec<crate::wire::LabelPatternsForm>,
+    overlapping_spans: Option<String>,
+) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let patterns = crate::wire::patterns_from_form(&patterns);
+    blocking(move || {
+        let current = ctx.engine.project_summary(&me, ProjectId(project))?;
+        let settings = concord_domain::ProjectSettings {
+            overlapping_spans: overlapping_spans.is_some(),
+            accept_threshold,
+            patterns,
+            ..current.spec.settings
+        };
+        ctx.engine
+            .update_settings(&me, ProjectId(project), settings)
+    })
+    .await
+}
+
 #[cfg(feature = "ssr")]
 fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
     use crate::wire::ReviewAnswerView;
@@ -616,6 +687,7 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
             .map(|a| ReviewAnswerView {
                 annotator: a.annotator,
                 labels: a.labels,
+                spans: a.spans,
                 source: serde_json::to_value(&a.source)
                     .ok()
                     .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
@@ -625,6 +697,9 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
             .collect(),
         proposal: item.proposal,
         gold: item.gold,
+        tokens: item.tokens,
+        proposal_spans: item.proposal_spans,
+        gold_spans: item.gold_spans,
         gold_source: item.gold_source.map(|s| s.as_str().to_string()),
         gold_question: item.gold_question,
         suggestion: item.suggestion.map(suggestion_view),
@@ -668,7 +743,27 @@ pub async fn resolve_item(
     let next = blocking(move || {
         let project = ProjectId(project);
         ctx.engine
-            .resolve(&me, project, &item, labels, Some(gold_question))?;
+            .resolve(&me, project, &item, labels, Vec::new(), Some(gold_question))?;
+        ctx.engine.review_next(&me, project, Some(&item))
+    })
+    .await?;
+    Ok(next.map(review_view))
+}
+
+/// Sets a span project item's gold spans (an empty list: "no entities") and whether it is a
+/// gold question, then returns the next item waiting for review.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn resolve_spans(
+    project: u64,
+    item: String,
+    spans: Vec<concord_domain::Span>,
+    gold_question: bool,
+) -> Result<Option<ReviewItemView>, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let next = blocking(move || {
+        let project = ProjectId(project);
+        ctx.engine
+            .resolve(&me, project, &item, Vec::new(), spans, Some(gold_question))?;
         ctx.engine.review_next(&me, project, Some(&item))
     })
     .await?;
@@ -732,6 +827,7 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    span_metrics: v.span_metrics.map(Into::into),
                 })
                 .collect(),
             jobs: jobs

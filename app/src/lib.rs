@@ -6,6 +6,7 @@ pub mod api;
 mod charts;
 mod components;
 mod pages;
+pub mod span_editor;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod wire;

@@ -92,6 +92,12 @@ pub struct ItemView {
     pub text: String,
     /// The caller's earlier answer, when revisiting.
     pub mine: Option<Vec<String>>,
+    /// Span projects: the item's word tokens (code point offsets), which spans snap to.
+    #[serde(default)]
+    pub tokens: Vec<concord_domain::Token>,
+    /// Span projects: the caller's earlier spans, when revisiting.
+    #[serde(default)]
+    pub mine_spans: Option<Vec<concord_domain::Span>>,
     /// Outside blind mode: how many other annotators chose each label.
     pub others: Option<Vec<(String, u32)>>,
     /// Outside blind mode: the active model's suggestion.
@@ -105,6 +111,9 @@ pub struct SuggestionView {
     pub labels: Vec<String>,
     pub confidence: f32,
     pub version: u64,
+    /// Span projects: the suggested spans, each with its confidence.
+    #[serde(default)]
+    pub spans: Vec<concord_domain::SuggestedSpan>,
 }
 
 /// The model card of a project page.
@@ -131,6 +140,39 @@ pub struct VersionRow {
     pub active: bool,
     /// Held-out F1 per label, in the version's label order (empty without metrics).
     pub label_f1: Vec<(String, f64)>,
+    /// Span projects: held-out entity-level metrics (a patterns version's: on every
+    /// confirmed item).
+    #[serde(default)]
+    pub span_metrics: Option<SpanMetricsView>,
+}
+
+/// A span version's entity-level strict metrics (seqeval's convention).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanMetricsView {
+    /// Items evaluated.
+    pub items: u64,
+    pub micro_precision: f64,
+    pub micro_recall: f64,
+    pub micro_f1: f64,
+    pub macro_precision: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    /// Gold entities over all types.
+    pub support: u64,
+    pub per_type: Vec<SpanTypeMetricsRow>,
+}
+
+/// One entity type's row of [`SpanMetricsView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanTypeMetricsRow {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Gold entities of the type.
+    pub support: u64,
+    /// Predicted entities of the type.
+    pub predicted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +192,9 @@ pub struct JobRow {
 pub struct ReviewAnswerView {
     pub annotator: String,
     pub labels: Vec<String>,
+    /// Span projects: the annotator's spans.
+    #[serde(default)]
+    pub spans: Vec<concord_domain::Span>,
     /// `human`, `model_accepted`, `model_corrected` or `import`.
     pub source: String,
     pub seconds: f64,
@@ -166,6 +211,15 @@ pub struct ReviewItemView {
     /// The majority answer (empty on a tie): the starting selection.
     pub proposal: Vec<String>,
     pub gold: Option<Vec<String>>,
+    /// Span projects: the item's word tokens, which the gold spans snap to.
+    #[serde(default)]
+    pub tokens: Vec<concord_domain::Token>,
+    /// Span projects: the spans more than half of the answers contain.
+    #[serde(default)]
+    pub proposal_spans: Vec<concord_domain::Span>,
+    /// Span projects: the gold spans in force (`Some(vec![])`: settled as "no entities").
+    #[serde(default)]
+    pub gold_spans: Option<Vec<concord_domain::Span>>,
     /// `import`, `review` or `unanimous`.
     pub gold_source: Option<String>,
     pub gold_question: bool,
@@ -365,6 +419,85 @@ pub struct AgreementView {
     pub annotator_rows: Vec<AnnotatorRow>,
     pub days: Vec<DayRow>,
     pub models: Vec<ModelRaterRow>,
+    /// Span projects: span F1, α_U and model versions as span raters (the figures above
+    /// compare item labels, which span answers do not have).
+    #[serde(default)]
+    pub spans: Option<SpanAgreementView>,
+}
+
+/// A span project's agreement on the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanAgreementView {
+    pub annotators: Vec<String>,
+    /// Items with answers from at least two annotators, and their spans.
+    pub items_compared: u64,
+    pub spans_compared: u64,
+    /// Means over annotator pairs.
+    pub exact_micro: Option<f64>,
+    pub exact_macro: Option<f64>,
+    pub overlap_micro: Option<f64>,
+    pub overlap_macro: Option<f64>,
+    /// α_U over the items every annotator answered.
+    pub alpha_u: Option<f64>,
+    pub alpha_u_items: u64,
+    /// Why α_U is missing, when it is.
+    pub alpha_u_note: Option<String>,
+    pub alpha_u_mean_pairwise: Option<f64>,
+    pub types: Vec<SpanTypeRow>,
+    pub pairs: Vec<SpanPairRow>,
+    pub annotator_rows: Vec<SpanAnnotatorRow>,
+    pub models: Vec<SpanModelRow>,
+}
+
+/// Agreement on one entity type (means over annotator pairs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanTypeRow {
+    pub label: String,
+    pub spans: u64,
+    pub exact: Option<f64>,
+    pub overlap: Option<f64>,
+    pub alpha_u: Option<f64>,
+}
+
+/// Two annotators over the items both answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanPairRow {
+    pub first: String,
+    pub second: String,
+    pub items: u64,
+    pub spans_first: u64,
+    pub spans_second: u64,
+    pub exact: Option<f64>,
+    pub exact_macro: Option<f64>,
+    pub overlap: Option<f64>,
+    pub alpha_u: Option<f64>,
+}
+
+/// One annotator's span work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanAnnotatorRow {
+    pub name: String,
+    pub items: u64,
+    pub spans: u64,
+    pub exact_with_others: Option<f64>,
+    /// Items with independent gold (gold questions, imported gold) and exact F1 against it.
+    pub gold_items: u64,
+    pub gold_exact: Option<f64>,
+}
+
+/// A model version's suggested spans scored as a rater.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanModelRow {
+    pub version: u64,
+    pub trainer: String,
+    pub name: Option<String>,
+    pub items: u64,
+    pub mean_exact: Option<f64>,
+    /// Exact F1 with each annotator, in the view's annotator order.
+    pub exact_with: Vec<Option<f64>>,
+    pub gold_items: u64,
+    pub gold_exact: Option<f64>,
+    pub gold_overlap: Option<f64>,
 }
 
 /// A model version scored as a rater against the annotators.
@@ -387,4 +520,156 @@ pub struct ConfusionView {
     pub categories: Vec<String>,
     pub counts: Vec<Vec<u64>>,
     pub excluded: usize,
+}
+
+/// A span project's span settings as the settings form edits them: the pre-annotation
+/// patterns grouped by label, one row per label in the project's label order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanSettingsView {
+    pub overlapping_spans: bool,
+    pub accept_threshold: u8,
+    pub labels: Vec<LabelPatternsView>,
+}
+
+/// One label's patterns: terms and regular expressions, one per line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelPatternsView {
+    pub label: String,
+    pub colour: String,
+    pub terms: String,
+    pub regexes: String,
+    /// Every pattern of the label ignores case (and there is at least one).
+    pub case_insensitive: bool,
+    /// Some patterns of the label ignore case and others do not (set through the API): the
+    /// form has one flag per label, so saving it applies that flag to all of them.
+    pub mixed_case: bool,
+}
+
+/// One label's row of the pattern editor as the form sends it. The checkbox arrives only when
+/// ticked, so it is an `Option`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LabelPatternsForm {
+    pub label: String,
+    #[serde(default)]
+    pub terms: String,
+    #[serde(default)]
+    pub regexes: String,
+    #[serde(default)]
+    pub case_insensitive: Option<String>,
+}
+
+/// Groups a project's patterns by label for the editor (labels without patterns get an empty
+/// row).
+pub fn patterns_by_label(
+    labels: &[Label],
+    patterns: &[concord_domain::SpanPattern],
+) -> Vec<LabelPatternsView> {
+    use concord_domain::PatternKind;
+    labels
+        .iter()
+        .map(|label| {
+            let own: Vec<_> = patterns.iter().filter(|p| p.label == label.name).collect();
+            let lines = |kind: PatternKind| {
+                own.iter()
+                    .filter(|p| p.kind == kind)
+                    .map(|p| p.pattern.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let ignoring = own.iter().filter(|p| p.case_insensitive).count();
+            LabelPatternsView {
+                label: label.name.clone(),
+                colour: label.colour.clone(),
+                terms: lines(PatternKind::Term),
+                regexes: lines(PatternKind::Regex),
+                case_insensitive: ignoring > 0 && ignoring == own.len(),
+                mixed_case: ignoring > 0 && ignoring < own.len(),
+            }
+        })
+        .collect()
+}
+
+/// The patterns the editor's rows describe: one per non-blank line. Lines are trimmed, since a
+/// match must start and end on a token, never on white space.
+pub fn patterns_from_form(rows: &[LabelPatternsForm]) -> Vec<concord_domain::SpanPattern> {
+    use concord_domain::{PatternKind, SpanPattern};
+    rows.iter()
+        .flat_map(|row| {
+            let case_insensitive = row.case_insensitive.is_some();
+            let lines = |text: &str, kind: PatternKind| {
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|pattern| SpanPattern {
+                        label: row.label.clone(),
+                        kind,
+                        pattern: pattern.to_string(),
+                        case_insensitive,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut patterns = lines(&row.terms, PatternKind::Term);
+            patterns.extend(lines(&row.regexes, PatternKind::Regex));
+            patterns
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod span_pattern_tests {
+    use super::*;
+    use concord_domain::{PatternKind, SpanPattern};
+
+    fn pattern(label: &str, kind: PatternKind, text: &str, ci: bool) -> SpanPattern {
+        SpanPattern {
+            label: label.into(),
+            kind,
+            pattern: text.into(),
+            case_insensitive: ci,
+        }
+    }
+
+    #[test]
+    fn the_editor_rows_round_trip_a_projects_patterns() {
+        let labels = [
+            Label::named("person"),
+            Label::named("geo-loc"),
+            Label::named("company"),
+        ];
+        let stored = vec![
+            pattern("person", PatternKind::Term, "Justin Bieber", false),
+            pattern("geo-loc", PatternKind::Term, "new york", true),
+            pattern("geo-loc", PatternKind::Regex, r"[A-Z][a-z]+ville", true),
+        ];
+        let rows = patterns_by_label(&labels, &stored);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].terms, "new york");
+        assert_eq!(rows[1].regexes, "[A-Z][a-z]+ville");
+        assert!(rows[1].case_insensitive && !rows[1].mixed_case);
+        assert!(!rows[0].case_insensitive);
+        assert_eq!((rows[2].terms.as_str(), rows[2].regexes.as_str()), ("", ""));
+        // What the browser sends back: textareas use CRLF, blank and padded lines included.
+        let form: Vec<LabelPatternsForm> = rows
+            .iter()
+            .map(|r| LabelPatternsForm {
+                label: r.label.clone(),
+                terms: format!("{}\r\n\r\n", r.terms.replace('\n', "\r\n")),
+                regexes: format!("  {}  ", r.regexes),
+                case_insensitive: r.case_insensitive.then(|| "on".to_string()),
+            })
+            .collect();
+        assert_eq!(patterns_from_form(&form), stored);
+    }
+
+    #[test]
+    fn a_label_whose_patterns_differ_in_case_is_marked_mixed() {
+        let labels = [Label::named("product")];
+        let stored = [
+            pattern("product", PatternKind::Term, "iphone", true),
+            pattern("product", PatternKind::Regex, "[A-Z]{3}", false),
+        ];
+        let rows = patterns_by_label(&labels, &stored);
+        assert!(rows[0].mixed_case);
+        assert!(!rows[0].case_insensitive);
+    }
 }

@@ -498,9 +498,163 @@ pub fn format_report(
     out
 }
 
+/// A span project's agreement as text: the headline F1 and α_U, then per entity type, per
+/// annotator pair and per model version.
+pub fn format_span_report(s: &concord_engine::SpanAgreementFigures) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let name = |i: usize| s.annotators.get(i).map_or("?", String::as_str);
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "\nspans: {} items with at least two answers, {} spans",
+        s.items_compared, s.spans_compared
+    );
+    let alpha_u = match (&s.unitizing.alpha, &s.unitizing.note) {
+        (Some(a), _) => value(&a.coefficient),
+        (None, Some(note)) => format!("not computed ({note})"),
+        (None, None) => "not computed".into(),
+    };
+    for (figure, v) in [
+        (
+            "span F1 exact, micro (mean over pairs)",
+            value(&s.exact.micro_f1),
+        ),
+        (
+            "span F1 exact, macro (mean over pairs)",
+            value(&s.exact.macro_f1),
+        ),
+        (
+            "span F1 overlap, micro (mean over pairs)",
+            value(&s.overlap.micro_f1),
+        ),
+        (
+            "span F1 overlap, macro (mean over pairs)",
+            value(&s.overlap.macro_f1),
+        ),
+        (
+            "unitizing α_U (items every annotator answered)",
+            format!("{alpha_u} over {} items", s.unitizing.items),
+        ),
+        (
+            "unitizing α_U (mean over pairs)",
+            value(&s.unitizing_mean_pairwise),
+        ),
+    ] {
+        let _ = writeln!(out, "{figure:48}  {v}");
+    }
+    let _ = writeln!(out, "\nentity types");
+    let _ = writeln!(
+        out,
+        "{:20}  {:>7}  {:>10}  {:>10}  {:>10}",
+        "type", "spans", "exact F1", "overlap F1", "α_U"
+    );
+    for t in &s.per_type {
+        let _ = writeln!(
+            out,
+            "{:20}  {:>7}  {:>10}  {:>10}  {:>10}",
+            t.label,
+            t.spans,
+            short(&t.exact_f1),
+            short(&t.overlap_f1),
+            short(&t.alpha_u)
+        );
+    }
+    let _ = writeln!(out, "\nannotator pairs");
+    let _ = writeln!(
+        out,
+        "{:20}  {:20}  {:>6}  {:>10}  {:>10}  {:>10}",
+        "first", "second", "items", "exact F1", "overlap F1", "α_U"
+    );
+    for p in &s.pairs {
+        let _ = writeln!(
+            out,
+            "{:20}  {:20}  {:>6}  {:>10}  {:>10}  {:>10}",
+            name(p.first),
+            name(p.second),
+            p.items,
+            short(&p.exact.micro_f1),
+            short(&p.overlap.micro_f1),
+            short(&p.unitizing.coefficient())
+        );
+    }
+    if !s.model_raters.is_empty() {
+        let _ = writeln!(out, "\nmodel versions as raters");
+        let _ = writeln!(
+            out,
+            "{:24}  {:>6}  {:>16}  {:>14}  {:>16}",
+            "version", "items", "mean exact F1", "gold exact F1", "gold overlap F1"
+        );
+        for m in &s.model_raters {
+            let version = match &m.name {
+                Some(n) => format!("v{} {n} ({})", m.version, m.trainer),
+                None => format!("v{} ({})", m.version, m.trainer),
+            };
+            let _ = writeln!(
+                out,
+                "{:24}  {:>6}  {:>16}  {:>14}  {:>16}",
+                version,
+                m.items,
+                m.mean_exact_f1
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "—".into()),
+                short(&m.gold.exact_f1),
+                short(&m.gold.overlap_f1)
+            );
+        }
+    }
+    out
+}
+
+/// A coefficient for a table cell: four decimals, or a dash when undefined.
+fn short(c: &Coefficient) -> String {
+    c.value()
+        .map(|v| format!("{v:.4}"))
+        .unwrap_or_else(|| "—".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_span_report_names_every_figure_and_pair() {
+        let undefined = serde_json::json!({"undefined": "no_spans"});
+        let pair_f1 = |micro: f64| serde_json::json!({"matching": "exact", "per_label": [], "micro_f1": {"value": micro}, "macro_f1": {"value": micro}});
+        let figures: concord_engine::SpanAgreementFigures = serde_json::from_value(serde_json::json!({
+            "annotators": ["ann", "bob"],
+            "items_compared": 2,
+            "spans_compared": 8,
+            "exact": {"micro_f1": {"value": 0.25}, "macro_f1": {"value": 0.2}},
+            "overlap": {"micro_f1": {"value": 0.75}, "macro_f1": undefined},
+            "per_type": [{"label": "loc", "spans": 5, "exact_f1": {"value": 0.4}, "overlap_f1": {"value": 0.8}, "alpha_u": undefined}],
+            "pairs": [{"first": 0, "second": 1, "items": 2, "exact": pair_f1(0.25), "overlap": pair_f1(0.75),
+                       "unitizing": {"items": 2, "length": 40, "alpha": null, "note": "too many"}}],
+            "unitizing": {"items": 0, "length": 0, "alpha": null, "note": "no item was answered by all of these annotators"},
+            "unitizing_mean_pairwise": undefined,
+            "annotator_stats": [],
+            "model_raters": []
+        }))
+        .unwrap();
+        let text = format_span_report(&figures);
+        assert!(
+            text.contains("2 items with at least two answers, 8 spans"),
+            "{text}"
+        );
+        assert!(
+            text.contains("span F1 exact, micro (mean over pairs)"),
+            "{text}"
+        );
+        assert!(text.contains("0.2500"), "{text}");
+        assert!(
+            text.contains("not computed (no item was answered"),
+            "{text}"
+        );
+        let loc = text.lines().find(|l| l.starts_with("loc ")).unwrap();
+        assert!(loc.contains("0.4000") && loc.contains("0.8000"), "{loc}");
+        let pair = text.lines().find(|l| l.starts_with("ann ")).unwrap();
+        assert!(pair.contains("bob") && pair.contains("0.7500"), "{pair}");
+    }
 
     fn check_alpha(name: &str, input: &str, level: Level, expected: f64) {
         let table = parse_ratings(name, input.as_bytes()).unwrap();

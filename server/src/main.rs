@@ -774,6 +774,7 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         id_field: args.id_field,
         gold_field: args.gold_field,
         skip_duplicates: args.skip_duplicates,
+        labels_as: concord_engine::ImportedLabels::Gold,
     };
     let (reader, size): (Box<dyn BufRead>, u64) = if name == "-" {
         (Box::new(std::io::stdin().lock()), 0)
@@ -945,6 +946,9 @@ fn agreement(args: AgreementArgs) -> anyhow::Result<()> {
                 String::new()
             }
         );
+    }
+    if let Some(spans) = &figures.spans {
+        print!("{}", concord::agreement_cli::format_span_report(spans));
     }
     Ok(())
 }

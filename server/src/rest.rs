@@ -12,7 +12,8 @@ use concord_app::ssr::errors::blocking;
 use concord_app::ssr::throttle::ClientAddress;
 use concord_domain::{ErrorKind, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
 use concord_engine::{
-    ExportFormat, ImportFormat, ImportOptions, Principal, ProjectSummary, Submission,
+    ExportFormat, ImportFormat, ImportOptions, ImportedLabels, Principal, ProjectSummary,
+    Submission,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -171,6 +172,15 @@ struct NewProject {
     overlap: Option<u32>,
     #[serde(default)]
     blind: Option<bool>,
+    /// Span projects: spans may overlap or nest.
+    #[serde(default)]
+    overlapping_spans: Option<bool>,
+    /// Span projects: the confidence (percent) of "accept all suggestions".
+    #[serde(default)]
+    accept_threshold: Option<u8>,
+    /// Span projects: pre-annotation terms and regular expressions.
+    #[serde(default)]
+    patterns: Option<Vec<concord_domain::SpanPattern>>,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +221,11 @@ async fn create_project(
             overlap: input.overlap.unwrap_or(1),
             // Overlapped projects measure agreement: honest only when annotators are blind.
             blind: input.blind.unwrap_or(input.overlap.unwrap_or(1) >= 2),
+            overlapping_spans: input.overlapping_spans.unwrap_or(false),
+            accept_threshold: input
+                .accept_threshold
+                .unwrap_or(ProjectSettings::default().accept_threshold),
+            patterns: input.patterns.unwrap_or_default(),
             ..ProjectSettings::default()
         },
     };
@@ -231,6 +246,10 @@ struct ImportQuery {
     gold_field: Option<String>,
     #[serde(default)]
     skip_duplicates: bool,
+    /// `gold` (default), `annotator` or `model`: what the file's labels are.
+    labels_as: Option<String>,
+    /// The annotator's account name, or the external model version's name.
+    labels_name: Option<String>,
 }
 
 /// `POST /projects/{id}/items`: the body (JSONL by default) is streamed to disk, then imported
@@ -247,9 +266,12 @@ async fn import_items(
     authorize(&engine, &who, project, Role::Admin).await?;
     let format = match q.format.as_deref() {
         None => ImportFormat::Jsonl,
-        Some(f) => ImportFormat::parse(f)
-            .ok_or_else(|| ApiError::invalid("format must be jsonl, csv or text"))?,
+        Some(f) => ImportFormat::parse(f).ok_or_else(|| {
+            ApiError::invalid("format must be jsonl, csv, text, conll or label-studio")
+        })?,
     };
+    let labels_as = ImportedLabels::from_parts(q.labels_as.as_deref(), q.labels_name.as_deref())
+        .map_err(ApiError::invalid)?;
     let defaults = ImportOptions::default();
     let options = ImportOptions {
         format,
@@ -257,6 +279,7 @@ async fn import_items(
         id_field: q.id_field.unwrap_or(defaults.id_field),
         gold_field: q.gold_field.unwrap_or(defaults.gold_field),
         skip_duplicates: q.skip_duplicates,
+        labels_as,
     };
     let file = crate::upload::spool(
         body.into_data_stream(),
@@ -295,16 +318,29 @@ async fn next_item(
         .map(String::from)
         .collect();
     match blocking(move || engine.next_item(&who, ProjectId(id), &exclude)).await? {
-        Some(item) => Ok(Json(json!({
-            "id": item.id,
-            "text": item.text,
-            "meta": item.meta,
-            "mine": item.mine.map(|v| v.labels),
-            "others": item.others,
-            "suggestion": item.suggestion,
-            "reason": item.reason,
-        }))
-        .into_response()),
+        Some(item) => {
+            // The earlier answer in the shape it is submitted: spans in span projects, labels
+            // otherwise (a value holds one or the other; "no entities" and no labels are both
+            // `[]`).
+            let mine = item.mine.map(|v| {
+                if v.spans.is_empty() {
+                    json!(v.labels)
+                } else {
+                    json!(v.spans)
+                }
+            });
+            Ok(Json(json!({
+                "id": item.id,
+                "text": item.text,
+                "meta": item.meta,
+                "tokens": item.tokens,
+                "mine": mine,
+                "others": item.others,
+                "suggestion": item.suggestion,
+                "reason": item.reason,
+            }))
+            .into_response())
+        }
         None => Ok(http::StatusCode::NO_CONTENT.into_response()),
     }
 }
@@ -386,12 +422,14 @@ async fn export(
 ) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
         None => ExportFormat::Jsonl,
-        Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| ApiError::invalid("format must be jsonl or csv"))?,
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::invalid("format must be jsonl, csv, conll, prodigy or label-studio")
+        })?,
     };
     let project = ProjectId(id);
     let engine = state.engine().clone();
     authorize(&engine, &who, project, Role::Reviewer).await?;
+    crate::upload::check_export_format(&engine, &who, project, format).await?;
     Ok(crate::upload::export_response(engine, who, project, format))
 }
 
@@ -475,6 +513,10 @@ struct SettingsPatch {
     diversity: Option<bool>,
     /// A folder in the models folder; the default model's name resets it.
     model: Option<String>,
+    overlapping_spans: Option<bool>,
+    accept_threshold: Option<u8>,
+    /// Replaces every pattern (an empty list removes them).
+    patterns: Option<Vec<concord_domain::SpanPattern>>,
 }
 
 async fn update_settings(
@@ -499,6 +541,13 @@ async fn update_settings(
         settings.diversity = patch.diversity.unwrap_or(settings.diversity);
         if let Some(model) = patch.model {
             settings.model = (model != concord_engine::DEFAULT_MODEL).then_some(model);
+        }
+        settings.overlapping_spans = patch
+            .overlapping_spans
+            .unwrap_or(settings.overlapping_spans);
+        settings.accept_threshold = patch.accept_threshold.unwrap_or(settings.accept_threshold);
+        if let Some(patterns) = patch.patterns {
+            settings.patterns = patterns;
         }
         engine.update_settings(&who, project, settings)?;
         engine.project_summary(&who, project)
@@ -539,7 +588,12 @@ async fn review_summary(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GoldBody {
+    /// Classification projects.
+    #[serde(default)]
     labels: Vec<String>,
+    /// Span projects (code point offsets); an empty list settles "no entities".
+    #[serde(default)]
+    spans: Vec<concord_domain::Span>,
     gold_question: Option<bool>,
 }
 
@@ -555,7 +609,14 @@ async fn set_gold(
     let input: GoldBody = json_body(&body)?;
     Ok(Json(
         blocking(move || {
-            engine.resolve(&who, project, &item, input.labels, input.gold_question)?;
+            engine.resolve(
+                &who,
+                project,
+                &item,
+                input.labels,
+                input.spans,
+                input.gold_question,
+            )?;
             engine.review_item(&who, project, &item)
         })
         .await?,

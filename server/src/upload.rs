@@ -139,6 +139,19 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Refuses, before a download starts, an export the caller may not make or a format the
+/// project's task kind lacks (once the body streams, an error can only break the download).
+pub async fn check_export_format(
+    engine: &concord_engine::Engine,
+    who: &concord_engine::Principal,
+    project: concord_domain::ProjectId,
+    format: concord_engine::ExportFormat,
+) -> Result<(), ApiError> {
+    let (engine, who) = (engine.clone(), who.clone());
+    concord_app::ssr::errors::blocking(move || engine.check_export(&who, project, format)).await?;
+    Ok(())
+}
+
 /// Streams a project export as a response body; the export runs on the blocking pool.
 pub fn export_response(
     engine: concord_engine::Engine,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use concord_app::ssr::errors::blocking;
 use concord_app::ssr::{cookie_value, session_cookie_name};
 use concord_domain::{ErrorKind, ProjectId, Role};
-use concord_engine::{ExportFormat, ImportFormat, ImportOptions, Principal};
+use concord_engine::{ExportFormat, ImportFormat, ImportOptions, ImportedLabels, Principal};
 
 use crate::error::{authorize, ApiError};
 use crate::AppState;
@@ -46,8 +46,9 @@ fn encode(value: &str) -> String {
     out
 }
 
-/// `POST /projects/{id}/import` (multipart: `file`, `format`, `text_field`, `skip_duplicates`).
-/// Redirects back to the project page with the outcome in the query.
+/// `POST /projects/{id}/import` (multipart: `file`, `format`, `text_field`, `skip_duplicates`,
+/// `labels_as` and `labels_name`). Redirects back to the project page with the outcome in the
+/// query.
 pub async fn import(
     State(state): State<AppState>,
     Path(id): Path<u64>,
@@ -69,6 +70,7 @@ pub async fn import(
     let mut file_name = String::new();
     let mut format = String::from("auto");
     let mut options = ImportOptions::default();
+    let (mut labels_as, mut labels_name) = (None::<String>, None::<String>);
     loop {
         let field = match form.next_field().await {
             Ok(Some(f)) => f,
@@ -106,6 +108,8 @@ pub async fn import(
                         options.text_field = value.trim().to_string()
                     }
                     "skip_duplicates" => options.skip_duplicates = value == "true" || value == "on",
+                    "labels_as" => labels_as = Some(value),
+                    "labels_name" => labels_name = Some(value),
                     _ => {}
                 }
             }
@@ -114,8 +118,18 @@ pub async fn import(
     let Some(file) = file else {
         return back(format!("import_error={}", encode("no file was uploaded")));
     };
+    options.labels_as =
+        match ImportedLabels::from_parts(labels_as.as_deref(), labels_name.as_deref()) {
+            Ok(labels_as) => labels_as,
+            Err(e) => return back(format!("import_error={}", encode(&e))),
+        };
     options.format = match format.as_str() {
-        "auto" => ImportFormat::from_file_name(&file_name).unwrap_or(ImportFormat::Text),
+        "auto" => match ImportFormat::from_file_name(&file_name) {
+            // A `.json` file holding an array is Label Studio's (a JSONL line is an object).
+            Some(ImportFormat::Jsonl) if starts_with_array(&file) => ImportFormat::LabelStudio,
+            Some(format) => format,
+            None => ImportFormat::Text,
+        },
         f => match ImportFormat::parse(f) {
             Some(f) => f,
             None => {
@@ -137,12 +151,36 @@ pub async fn import(
     })
     .await;
     match result {
-        Ok(r) => back(format!(
-            "imported={}&duplicates={}&skipped={}",
-            r.imported, r.duplicates, r.skipped_duplicates
-        )),
+        Ok(r) => {
+            let mut query = format!(
+                "imported={}&duplicates={}&skipped={}",
+                r.imported, r.duplicates, r.skipped_duplicates
+            );
+            // Only when the import made suggestions: earlier reports keep their exact query.
+            if let Some(version) = r.model_version {
+                query.push_str(&format!(
+                    "&suggestions={}&unscored={}&model_version={version}",
+                    r.suggestions, r.suggestions_without_score
+                ));
+            }
+            back(query)
+        }
         Err(e) => back(format!("import_error={}", encode(&e.message))),
     }
+}
+
+/// Whether the spooled upload's first character (past a byte order mark and whitespace) is
+/// `[`.
+fn starts_with_array(file: &tempfile::NamedTempFile) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(mut reader) = file.reopen() else {
+        return false;
+    };
+    let n = reader.read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
 #[derive(serde::Deserialize)]
@@ -150,7 +188,8 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
-/// `GET /projects/{id}/export?format=jsonl|csv`: a download for signed-in reviewers and admins.
+/// `GET /projects/{id}/export?format=jsonl|csv|conll|prodigy|label-studio`: a download for
+/// signed-in reviewers and admins.
 pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<u64>,
@@ -164,12 +203,18 @@ pub async fn export(
     let format = match q.format.as_deref().map(ExportFormat::parse) {
         None => ExportFormat::Jsonl,
         Some(Some(f)) => f,
-        Some(None) => return ApiError::invalid("format must be jsonl or csv").into_response(),
+        Some(None) => {
+            return ApiError::invalid("format must be jsonl, csv, conll, prodigy or label-studio")
+                .into_response()
+        }
     };
     let engine = state.engine().clone();
     let project = ProjectId(id);
     let check = authorize(&engine, &who, project, Role::Reviewer).await;
     if let Err(e) = check {
+        return e.into_response();
+    }
+    if let Err(e) = crate::upload::check_export_format(&engine, &who, project, format).await {
         return e.into_response();
     }
     crate::upload::export_response(engine, who, project, format)

@@ -253,6 +253,42 @@ impl TestServer {
             .expect("request")
     }
 
+    /// Imports `body` into `project` with the import's query parameters (`format=conll`,
+    /// `labels_as=model&labels_name=…`): the status and the report (or error).
+    pub async fn import_with(
+        &self,
+        token: &str,
+        project: u64,
+        query: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/projects/{project}/items?{query}"),
+            )
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        status_and_json(response).await
+    }
+
+    /// The admin creates a span project named `name` with entity types `labels`; returns its
+    /// id.
+    pub async fn create_span_project(&self, name: &str, labels: &[&str]) -> u64 {
+        let labels: Vec<Value> = labels.iter().map(|l| json!({ "name": l })).collect();
+        let (status, body) = self
+            .create_project(
+                &self.admin_token,
+                json!({ "name": name, "task": "spans", "labels": labels }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_u64().expect("project id")
+    }
+
     /// The admin imports `count` items whose texts are `"{prefix} 1"`, `"{prefix} 2"`, …
     /// into `project`, and checks that the import succeeded.
     pub async fn import_numbered_texts(&self, project: u64, prefix: &str, count: usize) {
@@ -292,6 +328,66 @@ impl TestServer {
             token,
             &format!("/projects/{project}/annotations"),
             Some(json!({"item_id": item, "labels": labels, "time_spent_ms": time_spent_ms})),
+        )
+        .await
+    }
+
+    /// The admin creates a span project `name` whose entity types are `types`, with
+    /// `overlap` answers per item (not blind, no gold questions) and flat spans unless
+    /// `overlapping_spans`; returns its id.
+    pub async fn create_span_project_with(
+        &self,
+        name: &str,
+        types: &[&str],
+        overlap: u32,
+        overlapping_spans: bool,
+    ) -> u64 {
+        let labels: Vec<Value> = types.iter().map(|t| json!({ "name": t })).collect();
+        let (status, body) = self
+            .create_project(
+                &self.admin_token,
+                json!({
+                    "name": name,
+                    "task": "spans",
+                    "labels": labels,
+                    "overlap": overlap,
+                    "blind": false,
+                    "overlapping_spans": overlapping_spans,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_u64().expect("project id");
+        let (status, body) = self
+            .api(
+                Method::PATCH,
+                &self.admin_token,
+                &format!("/projects/{id}/settings"),
+                Some(json!({ "gold_every": 0 })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        id
+    }
+
+    /// `token`'s account answers `item` of a span project with `spans`, each
+    /// `(start, end, label)` in code points.
+    pub async fn annotate_spans(
+        &self,
+        token: &str,
+        project: u64,
+        item: &str,
+        spans: &[(u32, u32, &str)],
+    ) -> (StatusCode, Value) {
+        let spans: Vec<Value> = spans
+            .iter()
+            .map(|(start, end, label)| json!({ "start": start, "end": end, "label": label }))
+            .collect();
+        self.api(
+            Method::POST,
+            token,
+            &format!("/projects/{project}/annotations"),
+            Some(json!({ "item_id": item, "spans": spans, "time_spent_ms": 900 })),
         )
         .await
     }

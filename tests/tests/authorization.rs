@@ -558,6 +558,12 @@ fn rows() -> Vec<Row> {
             json!({"project": 0, "item": "3", "labels": ["ham"], "time_spent_ms": 5}),
             MEMBERS,
         ),
+        // A span answer to a classification project is refused once the caller may annotate.
+        json_fn::<SubmitSpans>(
+            "submit_spans",
+            json!({"project": 0, "item": "3", "spans": [], "time_spent_ms": 5}),
+            [401, 422, 422, 422, 403, 422],
+        ),
         form::<SkipItem>("skip_item", &[("project", "{id}"), ("item", "3")], MEMBERS),
         form::<ResetSkips>("reset_skips", &[("project", "{id}")], MEMBERS),
         form::<ProjectAgreement>("project_agreement", &[("id", "{id}")], REVIEWERS),
@@ -578,6 +584,17 @@ fn rows() -> Vec<Row> {
             ],
             PROJECT_ADMINS,
         ),
+        form::<GetSpanSettings>("get_span_settings", &[("project", "{id}")], MEMBERS),
+        form::<UpdateSpanSettings>(
+            "update_span_settings",
+            &[
+                ("project", "{id}"),
+                ("accept_threshold", "70"),
+                ("patterns[0][label]", "spam"),
+                ("patterns[0][terms]", "cheap pills"),
+            ],
+            PROJECT_ADMINS,
+        ),
         form::<ReviewNext>("review_next", &[("project", "{id}")], REVIEWERS),
         form::<ReviewItem>(
             "review_item",
@@ -588,6 +605,12 @@ fn rows() -> Vec<Row> {
             "resolve_item",
             json!({"project": 0, "item": "2", "labels": ["ham"], "gold_question": false}),
             REVIEWERS,
+        ),
+        // Gold spans for a classification item are refused once the caller may review.
+        json_fn::<ResolveSpans>(
+            "resolve_spans",
+            json!({"project": 0, "item": "2", "spans": [], "gold_question": false}),
+            [401, 403, 422, 422, 403, 422],
         ),
         form::<ReviewSummary>("review_summary", &[("project", "{id}")], REVIEWERS),
         form::<ModelOverview>("model_overview", &[("project", "{id}")], REVIEWERS),

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::api::{current_user, project_agreement, rater_confusion};
 use crate::charts::{fmt, HeatMap, IntervalChart, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
-use crate::wire::AgreementView;
+use crate::wire::{AgreementView, SpanAgreementView};
 
 /// The agreement dashboard of one project (reviewers and admins).
 #[component]
@@ -30,6 +30,17 @@ fn csv_link(id: u64, table: &str) -> impl IntoView {
 
 #[component]
 fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
+    // Span answers have no item labels: the label coefficients would compare empty answers.
+    if let Some(spans) = a.spans.clone() {
+        return view! {
+            <main class="page wide">
+                <p><a href=format!("/projects/{id}")>"← Project"</a></p>
+                <h1>"Agreement"</h1>
+                <SpanDashboard id s=spans items_total=a.items_total items_answered=a.items_answered/>
+            </main>
+        }
+        .into_any();
+    }
     let interval_rows: Vec<_> = a
         .coefficients
         .iter()
@@ -238,4 +249,247 @@ fn Confusion(id: u64, names: Vec<String>) -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// The dashboard's figures of a span project, from the engine's.
+#[cfg(feature = "ssr")]
+pub fn span_view(s: &concord_engine::SpanAgreementFigures) -> SpanAgreementView {
+    use crate::wire::{SpanAnnotatorRow, SpanModelRow, SpanPairRow, SpanTypeRow};
+    let name = |i: usize| s.annotators.get(i).cloned().unwrap_or_default();
+    SpanAgreementView {
+        annotators: s.annotators.clone(),
+        items_compared: s.items_compared,
+        spans_compared: s.spans_compared,
+        exact_micro: s.exact.micro_f1.value(),
+        exact_macro: s.exact.macro_f1.value(),
+        overlap_micro: s.overlap.micro_f1.value(),
+        overlap_macro: s.overlap.macro_f1.value(),
+        alpha_u: s
+            .unitizing
+            .alpha
+            .as_ref()
+            .and_then(|a| a.coefficient.value()),
+        alpha_u_items: s.unitizing.items,
+        alpha_u_note: s.unitizing.note.clone().or_else(|| {
+            s.unitizing
+                .alpha
+                .as_ref()
+                .and_then(|a| a.coefficient.undefined_reason())
+                .map(|r| r.to_string())
+        }),
+        alpha_u_mean_pairwise: s.unitizing_mean_pairwise.value(),
+        types: s
+            .per_type
+            .iter()
+            .map(|t| SpanTypeRow {
+                label: t.label.clone(),
+                spans: t.spans,
+                exact: t.exact_f1.value(),
+                overlap: t.overlap_f1.value(),
+                alpha_u: t.alpha_u.value(),
+            })
+            .collect(),
+        pairs: s
+            .pairs
+            .iter()
+            .map(|p| {
+                let spans = |first: bool| {
+                    p.exact
+                        .per_label
+                        .iter()
+                        .map(|l| if first { l.spans_a } else { l.spans_b } as u64)
+                        .sum()
+                };
+                SpanPairRow {
+                    first: name(p.first),
+                    second: name(p.second),
+                    items: p.items,
+                    spans_first: spans(true),
+                    spans_second: spans(false),
+                    exact: p.exact.micro_f1.value(),
+                    exact_macro: p.exact.macro_f1.value(),
+                    overlap: p.overlap.micro_f1.value(),
+                    alpha_u: p.unitizing.coefficient().value(),
+                }
+            })
+            .collect(),
+        annotator_rows: s
+            .annotator_stats
+            .iter()
+            .map(|a| SpanAnnotatorRow {
+                name: a.name.clone(),
+                items: a.items,
+                spans: a.spans,
+                exact_with_others: a.exact_f1_with_others.value(),
+                gold_items: a.gold.items,
+                gold_exact: a.gold.exact_f1.value(),
+            })
+            .collect(),
+        models: s
+            .model_raters
+            .iter()
+            .map(|m| SpanModelRow {
+                version: m.version,
+                trainer: m.trainer.clone(),
+                name: m.name.clone(),
+                items: m.items,
+                mean_exact: m.mean_exact_f1,
+                exact_with: m
+                    .with_annotators
+                    .iter()
+                    .map(|w| w.exact_f1.value())
+                    .collect(),
+                gold_items: m.gold.items,
+                gold_exact: m.gold.exact_f1.value(),
+                gold_overlap: m.gold.overlap_f1.value(),
+            })
+            .collect(),
+    }
+}
+
+/// A span project's agreement: headline F1 and α_U, then per entity type, per annotator pair,
+/// per annotator and per model version.
+#[component]
+fn SpanDashboard(
+    id: u64,
+    s: SpanAgreementView,
+    items_total: u64,
+    items_answered: u64,
+) -> impl IntoView {
+    let headline = vec![
+        (
+            "Span F1, exact (micro, mean over pairs)",
+            s.exact_micro,
+            None,
+        ),
+        (
+            "Span F1, exact (macro over types, mean over pairs)",
+            s.exact_macro,
+            None,
+        ),
+        (
+            "Span F1, overlap (micro, mean over pairs)",
+            s.overlap_micro,
+            None,
+        ),
+        (
+            "Span F1, overlap (macro over types, mean over pairs)",
+            s.overlap_macro,
+            None,
+        ),
+        (
+            "Krippendorff's α_U (items every annotator answered)",
+            s.alpha_u,
+            s.alpha_u_note.clone(),
+        ),
+        (
+            "Krippendorff's α_U (mean over annotator pairs)",
+            s.alpha_u_mean_pairwise,
+            None,
+        ),
+    ];
+    view! {
+        <section class="card" data-testid="span-coverage">
+            <p>{format!(
+                "{items_answered} of {items_total} items answered · {} compared (at least two answers) with {} spans · {} annotators · α_U over {} items",
+                s.items_compared, s.spans_compared, s.annotators.len(), s.alpha_u_items
+            )}</p>
+        </section>
+        <section class="card">
+            <h2>"Span agreement " {csv_link(id, "span-types")}</h2>
+            <table class="data" data-testid="span-coefficients">
+                <thead><tr><th>"figure"</th><th>"value"</th><th>"note"</th></tr></thead>
+                <tbody>
+                    {headline.into_iter().map(|(name, value, note)| view! {
+                        <tr data-name=name>
+                            <td>{name}</td>
+                            <td class="num" data-value=value.map(|v| v.to_string()).unwrap_or_default()>{fmt(value)}</td>
+                            <td>{note.unwrap_or_default()}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="muted">"Exact: same start, end and type. Overlap: same type and at least one shared character. F1 is symmetric in the two annotators. α_U lays the item texts end to end (offsets in code points) and compares where each annotator put units and gaps."</p>
+        </section>
+        <section class="card">
+            <h2>"Per entity type"</h2>
+            <table class="data" data-testid="span-types">
+                <thead><tr><th>"type"</th><th>"spans"</th><th>"exact F1"</th><th>"overlap F1"</th><th>"α_U"</th></tr></thead>
+                <tbody>
+                    {s.types.iter().map(|t| view! {
+                        <tr data-label=t.label.clone()>
+                            <td>{t.label.clone()}</td>
+                            <td class="num">{t.spans}</td>
+                            <td class="num" data-value=t.exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.exact)}</td>
+                            <td class="num" data-value=t.overlap.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.overlap)}</td>
+                            <td class="num">{fmt(t.alpha_u)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card">
+            <h2>"Annotator pairs " {csv_link(id, "span-pairs")}</h2>
+            <table class="data" data-testid="span-pairs">
+                <thead><tr><th>"first"</th><th>"second"</th><th>"shared items"</th><th>"spans (first / second)"</th><th>"exact F1"</th><th>"exact macro F1"</th><th>"overlap F1"</th><th>"α_U"</th></tr></thead>
+                <tbody>
+                    {s.pairs.iter().map(|p| view! {
+                        <tr>
+                            <td>{p.first.clone()}</td>
+                            <td>{p.second.clone()}</td>
+                            <td class="num">{p.items}</td>
+                            <td class="num">{format!("{} / {}", p.spans_first, p.spans_second)}</td>
+                            <td class="num" data-value=p.exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(p.exact)}</td>
+                            <td class="num">{fmt(p.exact_macro)}</td>
+                            <td class="num">{fmt(p.overlap)}</td>
+                            <td class="num">{fmt(p.alpha_u)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card">
+            <h2>"Annotators"</h2>
+            <table class="data" data-testid="span-annotators">
+                <thead><tr><th>"annotator"</th><th>"items"</th><th>"spans"</th><th>"exact F1 with others"</th><th>"exact F1 against gold"</th></tr></thead>
+                <tbody>
+                    {s.annotator_rows.iter().map(|r| view! {
+                        <tr>
+                            <td>{r.name.clone()}</td>
+                            <td class="num">{r.items}</td>
+                            <td class="num">{r.spans}</td>
+                            <td class="num">{fmt(r.exact_with_others)}</td>
+                            <td class="num">{(r.gold_items > 0).then(|| format!("{} ({} items)", fmt(r.gold_exact), r.gold_items))}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="muted">"Gold here is independent of the annotators' answers: gold questions and imported gold."</p>
+        </section>
+        {(!s.models.is_empty()).then(|| view! {
+            <section class="card">
+                <h2>"Model versions as raters " {csv_link(id, "span-models")}</h2>
+                <p class="muted">"Each version is scored on the items whose current suggestions it made; its spans are read as predictions. Annotators among themselves: exact F1 " {fmt(s.exact_micro)}</p>
+                <table class="data" data-testid="span-model-raters">
+                    <thead><tr><th>"version"</th><th>"trainer"</th><th>"items"</th><th>"mean exact F1 with annotators"</th><th>"exact F1 against gold"</th><th>"overlap F1 against gold"</th>
+                        {s.annotators.iter().map(|n| view! { <th>{format!("exact F1 with {n}")}</th> }).collect_view()}
+                    </tr></thead>
+                    <tbody>
+                        {s.models.iter().map(|m| view! {
+                            <tr data-version=m.version.to_string()>
+                                <td>{match &m.name { Some(n) => format!("v{} ({n})", m.version), None => format!("v{}", m.version) }}</td>
+                                <td>{m.trainer.replace('_', "-")}</td>
+                                <td class="num">{m.items}</td>
+                                <td class="num" data-value=m.mean_exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(m.mean_exact)}</td>
+                                <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_exact))}</td>
+                                <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_overlap))}</td>
+                                {m.exact_with.iter().map(|v| view! { <td class="num">{fmt(*v)}</td> }).collect_view()}
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+    }
+    .into_any()
 }

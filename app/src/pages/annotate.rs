@@ -22,6 +22,7 @@ pub fn AnnotatePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match project.await {
+                    Ok(p) if p.task.is_spans() => view! { <crate::pages::annotate_spans::SpanAnnotatePage project=p/> }.into_any(),
                     Ok(p) => view! { <Annotator project=p/> }.into_any(),
                     Err(e) => view! { <ErrorOrLogin error=e/> }.into_any(),
                 }

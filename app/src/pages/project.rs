@@ -39,7 +39,14 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
         q.get("imported").map(|n| {
             let dups = q.get("duplicates").unwrap_or_else(|| "0".into());
             let skipped = q.get("skipped").unwrap_or_else(|| "0".into());
-            view! { <p class="ok" role="status" data-testid="import-result">{format!("Imported {n} items ({dups} duplicate texts, {skipped} skipped).")}</p> }.into_any()
+            // An import of another model's labels says what became of them, and how many had
+            // no score (stored as fully sure).
+            let suggestions = q.get("model_version").map(|version| {
+                let count = q.get("suggestions").unwrap_or_else(|| "0".into());
+                let unscored = q.get("unscored").unwrap_or_else(|| "0".into());
+                format!(" {count} model suggestions as version {version} ({unscored} without a score, stored with confidence 1.0).")
+            }).unwrap_or_default();
+            view! { <p class="ok" role="status" data-testid="import-result">{format!("Imported {n} items ({dups} duplicate texts, {skipped} skipped).{suggestions}")}</p> }.into_any()
         })
     };
     let is_admin = project.role == Role::Admin;
@@ -94,6 +101,7 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                 <Members id is_admin/>
             })}
             {is_admin.then(|| view! { <Settings project=project.clone()/> })}
+            {(is_admin && project.task.is_spans()).then(|| view! { <crate::pages::span_settings::SpanSettings project=id/> })}
         </main>
     }
 }
@@ -106,15 +114,26 @@ fn ImportForm(id: u64) -> impl IntoView {
         <section class="card">
             <h2>"Import items"</h2>
             <form method="post" action=format!("/projects/{id}/import") enctype="multipart/form-data" class="stack">
-                <label>"File (JSONL, CSV or plain text, one item per line)" <input type="file" name="file" required data-testid="import-file"/></label>
+                <label>"File (JSONL, CSV, plain text, CoNLL or Label Studio JSON)" <input type="file" name="file" required data-testid="import-file"/></label>
                 <label>"Format"
-                    <select name="format">
+                    <select name="format" data-testid="import-format">
                         <option value="auto">"From the file name"</option>
-                        <option value="jsonl">"JSONL"</option>
+                        <option value="jsonl">"JSONL (Concord or Prodigy)"</option>
                         <option value="csv">"CSV"</option>
                         <option value="text">"Plain text"</option>
+                        <option value="conll">"CoNLL (token and BIO tag per line)"</option>
+                        <option value="label-studio">"Label Studio JSON"</option>
                     </select>
                 </label>
+                <label>"The file's labels are"
+                    <select name="labels_as" data-testid="import-labels-as">
+                        <option value="gold">"Gold"</option>
+                        <option value="annotator">"The answers of an annotator (name below)"</option>
+                        <option value="model">"Suggestions of an external model (version name below)"</option>
+                    </select>
+                </label>
+                <label>"Annotator account or model version name" <input name="labels_name" data-testid="import-labels-name"/></label>
+                <p class="muted">"Span offsets are Unicode code points of the text (Label Studio's UTF-16 offsets are converted)."</p>
                 <label>"Text field / column" <input name="text_field" value="text"/></label>
                 <label class="inline"><input type="checkbox" name="skip_duplicates" value="true"/>" Skip texts already in the project"</label>
                 <button type="submit" data-testid="import-submit">"Import"</button>
@@ -362,6 +381,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                     </table>
                                 })}
                                 {label_comparison(&o.versions)}
+                                {crate::pages::span_metrics::span_metrics_tables(&o.versions)}
                                 {(chart.len() > 1).then(|| view! {
                                     <SeriesChart days=chart title="Held-out accuracy (dots) and macro-F1 (line) per version"/>
                                 })}

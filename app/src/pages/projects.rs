@@ -71,12 +71,13 @@ fn NewProject() -> impl IntoView {
             <ActionForm action=action attr:class="stack">
                 <label>"Name" <input name="name" required maxlength="200"/></label>
                 <label>"Task"
-                    <select name="task">
+                    <select name="task" data-testid="new-project-task">
                         <option value="classification">"Classification (one label per item)"</option>
                         <option value="multilabel">"Multi-label (any labels per item)"</option>
+                        <option value="spans">"Entity spans (labelled stretches of the text; the labels are the entity types)"</option>
                     </select>
                 </label>
-                <label>"Labels, one per line (name, or name: description)"
+                <label>"Labels, one per line (name, or name: description); for entity spans, the entity types"
                     <textarea name="labels" rows="4" required placeholder="positive: the author likes it\nnegative\nneutral"></textarea>
                 </label>
                 <label>"Guidelines (Markdown)" <textarea name="guidelines" rows="4"></textarea></label>

@@ -23,6 +23,7 @@ pub fn ReviewPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match (me.await, project.await, summary.await) {
+                    (Ok(Some(user)), Ok(p), Ok(s)) if p.task.is_spans() => view! { <TopBar user/><crate::pages::review_spans::SpanReviewPage project=p summary=s/> }.into_any(),
                     (Ok(Some(user)), Ok(p), Ok(s)) => view! { <TopBar user/><Reviewer project=p summary=s/> }.into_any(),
                     (Ok(None), _, _) => view! { <leptos_router::components::Redirect path="/login"/> }.into_any(),
                     (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => view! { <ErrorOrLogin error=e/> }.into_any(),
@@ -32,7 +33,7 @@ pub fn ReviewPage() -> impl IntoView {
     }
 }
 
-fn summary_text(s: &ReviewSummaryView) -> String {
+pub(crate) fn summary_text(s: &ReviewSummaryView) -> String {
     format!(
         "{} waiting for review ({} disagreements) · {} accepted unanimously · {} resolved by review · {} imported gold · {} gold questions · {} still being annotated",
         s.needs_review,

@@ -5,6 +5,7 @@
 //! project annotators must not learn each other's answers. The same figures as CSV tables are
 //! in [`tables`].
 
+mod spans;
 mod tables;
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError, Principal};
 
+pub use spans::{
+    SpanAgreementFigures, SpanAnnotatorStats, SpanF1Means, SpanModelRater, SpanPairAgreement,
+    SpanScore, SpanTypeAgreement, UnitizingFigures, MAX_UNITIZING_SPANS,
+};
 pub use tables::AgreementTable;
 
 /// Bootstrap replicates for the dashboard's intervals (seeded: the same data gives the same
@@ -114,6 +119,10 @@ pub struct ProjectAgreement {
     pub over_time: Vec<DayAgreement>,
     /// Each model version as one more rater, beside the humans.
     pub model_raters: Vec<ModelRater>,
+    /// Span projects only: span F1, α_U and model versions as span raters. (The figures
+    /// above compare item labels, which span answers do not have.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spans: Option<SpanAgreementFigures>,
 }
 
 /// A model version compared with the annotators as if it were one of them.
@@ -385,6 +394,12 @@ impl Engine {
             .collect();
         let over_time = over_time(&view, &m.last_ms);
         let model_raters = self.model_raters(project, &m)?;
+        let spec = self.project_record(project)?.spec;
+        let spans = if spec.task.is_spans() {
+            Some(self.span_agreement(project, &spec)?)
+        } else {
+            None
+        };
         Ok(ProjectAgreement {
             annotators: m.names,
             categories: m.categories,
@@ -398,6 +413,7 @@ impl Engine {
             annotator_stats,
             over_time,
             model_raters,
+            spans,
         })
     }
 

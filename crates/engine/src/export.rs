@@ -2,6 +2,10 @@
 //! of an accepted item) with its source, each annotator's answer, the aggregated label and the
 //! latest model suggestion. Field and column order is fixed, annotators are sorted by name, so the
 //! same project always exports to the same bytes, and an export re-imports losslessly.
+//! Span projects export JSONL (spans and tokens in the same shape), CoNLL, Prodigy JSONL and
+//! Label Studio JSON ([`formats`]); offsets are code points except in Label Studio's UTF-16.
+
+mod formats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
@@ -22,6 +26,14 @@ use crate::{Engine, EngineError, Principal};
 pub enum ExportFormat {
     Jsonl,
     Csv,
+    /// Span projects: the gold spans as BIO tags, one token per line (items without gold are
+    /// left out: the file is a gold corpus).
+    Conll,
+    /// A JSON array of Label Studio tasks (UTF-16 offsets).
+    #[serde(rename = "label-studio")]
+    LabelStudio,
+    /// Span projects: Prodigy's JSONL (`text`, `tokens`, `spans`, `answer`).
+    Prodigy,
 }
 
 impl ExportFormat {
@@ -29,21 +41,51 @@ impl ExportFormat {
         match s.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" => Some(ExportFormat::Jsonl),
             "csv" => Some(ExportFormat::Csv),
+            "conll" => Some(ExportFormat::Conll),
+            "label-studio" | "label_studio" | "labelstudio" => Some(ExportFormat::LabelStudio),
+            "prodigy" => Some(ExportFormat::Prodigy),
             _ => None,
+        }
+    }
+
+    /// The name [`ExportFormat::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Conll => "conll",
+            ExportFormat::LabelStudio => "label-studio",
+            ExportFormat::Prodigy => "prodigy",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
-            ExportFormat::Jsonl => "application/x-ndjson",
+            ExportFormat::Jsonl | ExportFormat::Prodigy => "application/x-ndjson",
             ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Conll => "text/plain; charset=utf-8",
+            ExportFormat::LabelStudio => "application/json",
         }
     }
 
+    /// The download's file name ending (after the project's name).
     pub fn extension(self) -> &'static str {
         match self {
             ExportFormat::Jsonl => "jsonl",
             ExportFormat::Csv => "csv",
+            ExportFormat::Conll => "conll",
+            ExportFormat::LabelStudio => "label-studio.json",
+            ExportFormat::Prodigy => "prodigy.jsonl",
+        }
+    }
+
+    /// Whether a project of `task` can be exported in this format.
+    pub fn supports(self, task: TaskKind) -> bool {
+        match self {
+            ExportFormat::Jsonl | ExportFormat::LabelStudio => true,
+            // A CSV cell holds labels, not spans.
+            ExportFormat::Csv => !task.is_spans(),
+            ExportFormat::Conll | ExportFormat::Prodigy => task.is_spans(),
         }
     }
 }
@@ -65,6 +107,31 @@ impl Engine {
         self.export_with_progress(actor, project, format, out, &mut |_| {})
     }
 
+    /// Whether `actor` may export `project` in `format` (reviewers and admins; a format the
+    /// project's task kind has), before a download starts: returns the project's spec.
+    pub fn check_export(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        format: ExportFormat,
+    ) -> Result<ProjectSpec, EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        if !format.supports(spec.task) {
+            return Err(EngineError::Invalid(format!(
+                "a {} project cannot be exported as {}; use {}",
+                spec.task.as_str(),
+                format.as_str(),
+                if spec.task.is_spans() {
+                    "jsonl, conll, prodigy or label-studio"
+                } else {
+                    "jsonl, csv or label-studio"
+                }
+            )));
+        }
+        Ok(spec)
+    }
+
     /// [`Engine::export`], calling `progress` with the number of items written so far.
     pub fn export_with_progress(
         &self,
@@ -74,8 +141,7 @@ impl Engine {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, EngineError> {
-        self.authorize(actor, project, Role::Reviewer)?;
-        let spec = self.project_record(project)?.spec;
+        let spec = self.check_export(actor, project, format)?;
         let names = self.user_names()?;
         let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
         let suggestions: HashMap<u64, SuggestionRecord> =
@@ -92,13 +158,19 @@ impl Engine {
                 self.store()
                     .for_each_item::<EngineError>(project, |seq, item, anns| {
                         let question = questions.contains(&seq);
-                        let mut line = jsonl_line(&spec, item, anns, question, &name_of);
-                        line.insert(
-                            "suggestion".into(),
-                            suggestions.get(&seq).map_or(Value::Null, |s| {
-                                json!({ "labels": s.labels, "confidence": s.confidence, "model_version": s.version })
-                            }),
-                        );
+                        let suggestion = suggestions.get(&seq);
+                        let line = if spec.task.is_spans() {
+                            formats::span_jsonl_line(&spec, item, anns, question, suggestion, &name_of)
+                        } else {
+                            let mut line = jsonl_line(&spec, item, anns, question, &name_of);
+                            line.insert(
+                                "suggestion".into(),
+                                suggestion.map_or(Value::Null, |s| {
+                                    json!({ "labels": s.labels, "confidence": s.confidence, "model_version": s.version })
+                                }),
+                            );
+                            line
+                        };
                         serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                         out.write_all(b"\n").map_err(io_err)?;
                         count += 1;
@@ -155,13 +227,74 @@ impl Engine {
                     })?;
                 writer.flush().map_err(io_err)?;
             }
+            ExportFormat::Conll => {
+                let tags = formats::ConllWriter::new(&spec);
+                self.store()
+                    .for_each_item::<EngineError>(project, |_, item, anns| {
+                        let gold =
+                            effective_gold(&spec, item.gold.as_ref(), item.gold_source(), &anns);
+                        // A gold corpus: items nobody has settled are not in it.
+                        if let Some((gold, _)) = gold {
+                            out.write_all(tags.sentence(&item, &gold.spans).as_bytes())
+                                .map_err(io_err)?;
+                            count += 1;
+                            if count % 10_000 == 0 {
+                                progress(count);
+                            }
+                        }
+                        Ok(())
+                    })?;
+            }
+            ExportFormat::Prodigy => {
+                self.store()
+                    .for_each_item::<EngineError>(project, |_, item, anns| {
+                        let line = formats::prodigy_line(&spec, item, anns, &name_of);
+                        serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
+                        out.write_all(b"\n").map_err(io_err)?;
+                        count += 1;
+                        if count % 10_000 == 0 {
+                            progress(count);
+                        }
+                        Ok(())
+                    })?;
+            }
+            ExportFormat::LabelStudio => {
+                let version_names: HashMap<u64, String> = self
+                    .store()
+                    .model_versions(project)?
+                    .into_iter()
+                    .map(|(v, r)| (v, r.name.unwrap_or_else(|| format!("concord-v{v}"))))
+                    .collect();
+                out.write_all(b"[").map_err(io_err)?;
+                self.store()
+                    .for_each_item::<EngineError>(project, |seq, item, anns| {
+                        let task = formats::label_studio_task(
+                            &spec,
+                            seq,
+                            item,
+                            anns,
+                            suggestions.get(&seq),
+                            &version_names,
+                            &name_of,
+                        );
+                        out.write_all(if count == 0 { b"\n" } else { b",\n" })
+                            .map_err(io_err)?;
+                        serde_json::to_writer(&mut *out, &task).map_err(io_err)?;
+                        count += 1;
+                        if count % 10_000 == 0 {
+                            progress(count);
+                        }
+                        Ok(())
+                    })?;
+                out.write_all(b"\n]\n").map_err(io_err)?;
+            }
         }
         progress(count);
         Ok(count)
     }
 }
 
-fn aggregate_of(spec: &ProjectSpec, anns: &[(UserId, AnnotationRecord)]) -> Aggregate {
+pub(super) fn aggregate_of(spec: &ProjectSpec, anns: &[(UserId, AnnotationRecord)]) -> Aggregate {
     let answers: Vec<&[String]> = anns
         .iter()
         .map(|(_, a)| a.value.labels.as_slice())

@@ -1,11 +1,18 @@
-//! Import of JSONL, CSV and plain text: streamed line by line, staged in batched transactions,
-//! and all-or-nothing — the first bad line aborts the import with its line number and nothing
-//! of it stays stored. Two halves, on two threads: [`parse`] turns each format into items with
-//! their line numbers and touches no store; [`stage`] checks the items against the project and
-//! its accounts, batches them, writes them to the store's staging area, finds duplicate texts
-//! and reports progress.
+//! Import of JSONL (Concord's own shape and Prodigy's), CSV, plain text, CoNLL and Label
+//! Studio tasks: streamed, staged in batched transactions, and all-or-nothing — the first bad
+//! line aborts the import with its line number and nothing of it stays stored. Two halves, on
+//! two threads: [`parse`] (with [`conll`] and [`label_studio`]) turns each format into items
+//! with their line numbers and touches no store; [`stage`] checks the items against the project
+//! and its accounts, decides what the file's labels mean ([`ImportedLabels`]), batches them,
+//! writes them to the store's staging area, finds duplicate texts and reports progress.
+//!
+//! Offsets of spans are Unicode code points of the item text everywhere (Prodigy's unit);
+//! Label Studio's UTF-16 offsets are converted on the way in and out.
 
+mod conll;
+pub(crate) mod label_studio;
 mod parse;
+mod spans;
 mod stage;
 
 pub use stage::{BATCH_BYTES, BATCH_ITEMS};
@@ -22,18 +29,38 @@ use crate::{csv_columns, Engine, EngineError, Principal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportFormat {
+    /// One JSON object per line: Concord's export shape, or Prodigy's (`text`, `tokens`,
+    /// `spans`) in span projects.
     Jsonl,
     Csv,
     Text,
+    /// One token per line with its BIO tag in the last column, a blank line between items.
+    Conll,
+    /// A JSON array of Label Studio tasks.
+    #[serde(rename = "label-studio")]
+    LabelStudio,
 }
 
 impl ImportFormat {
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
-            "jsonl" | "ndjson" | "json" => Some(ImportFormat::Jsonl),
+            "jsonl" | "ndjson" | "json" | "prodigy" => Some(ImportFormat::Jsonl),
             "csv" => Some(ImportFormat::Csv),
             "text" | "txt" => Some(ImportFormat::Text),
+            "conll" | "bio" | "iob" | "iob2" => Some(ImportFormat::Conll),
+            "label-studio" | "label_studio" | "labelstudio" => Some(ImportFormat::LabelStudio),
             _ => None,
+        }
+    }
+
+    /// The name [`ImportFormat::parse`] reads, as the API and forms write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportFormat::Jsonl => "jsonl",
+            ImportFormat::Csv => "csv",
+            ImportFormat::Text => "text",
+            ImportFormat::Conll => "conll",
+            ImportFormat::LabelStudio => "label-studio",
         }
     }
 
@@ -55,6 +82,9 @@ pub struct ImportOptions {
     /// Skip items whose text is already in the project (or earlier in the file) instead of
     /// keeping them; either way they are reported.
     pub skip_duplicates: bool,
+    /// What the file's labels (the gold field or column, CoNLL tags, Prodigy spans, a Label
+    /// Studio task's annotation) mean.
+    pub labels_as: ImportedLabels,
 }
 
 impl Default for ImportOptions {
@@ -66,6 +96,63 @@ impl Default for ImportOptions {
             id_field: csv_columns::ID.into(),
             gold_field: csv_columns::GOLD.into(),
             skip_duplicates: false,
+            labels_as: ImportedLabels::Gold,
+        }
+    }
+}
+
+/// What an import's labels are: the importer's choice, for every task kind and format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "as", rename_all = "snake_case")]
+pub enum ImportedLabels {
+    /// The items' gold labels (spans).
+    #[default]
+    Gold,
+    /// The answers of this annotator account (which must exist), so that agreement with
+    /// another tool's annotators can be measured.
+    Annotator { name: String },
+    /// Suggestions of a model made elsewhere: the import creates a model version of trainer
+    /// [`EXTERNAL_TRAINER`] with this name (active when the project has none), whose
+    /// suggestions are shown and measured like Concord's own.
+    Model { version_name: String },
+}
+
+/// [`concord_store::ModelVersionRecord::trainer`] of a version imported from another tool:
+/// it has no classifier, only the suggestions the import stored.
+pub const EXTERNAL_TRAINER: &str = "external";
+
+/// The longest name an imported model version may have.
+pub const MAX_VERSION_NAME_CHARS: usize = 100;
+
+impl ImportedLabels {
+    /// Reads the API's and forms' `labels_as` (`gold`, `annotator`, `model`) with the
+    /// `labels_name` it needs (the annotator's account name or the model version's name).
+    pub fn from_parts(labels_as: Option<&str>, name: Option<&str>) -> Result<Self, String> {
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        match labels_as.map(str::trim).unwrap_or("gold") {
+            "" | "gold" => Ok(ImportedLabels::Gold),
+            "annotator" => match name {
+                Some(n) => Ok(ImportedLabels::Annotator {
+                    name: n.to_string(),
+                }),
+                None => Err(
+                    "labels_as=annotator needs labels_name, the annotator's account name".into(),
+                ),
+            },
+            "model" => match name {
+                Some(n) if n.chars().count() <= MAX_VERSION_NAME_CHARS => {
+                    Ok(ImportedLabels::Model {
+                        version_name: n.to_string(),
+                    })
+                }
+                Some(_) => Err(format!(
+                    "a model version name has at most {MAX_VERSION_NAME_CHARS} characters"
+                )),
+                None => Err("labels_as=model needs labels_name, the model version's name".into()),
+            },
+            other => Err(format!(
+                "labels_as must be gold, annotator or model, not {other:?}"
+            )),
         }
     }
 }
@@ -100,6 +187,15 @@ pub struct ImportReport {
     pub duplicate_examples: Vec<DuplicateText>,
     pub blank_lines: u64,
     pub annotations: u64,
+    /// Model suggestions stored (labels imported as a model's, Label Studio predictions).
+    #[serde(default)]
+    pub suggestions: u64,
+    /// Of those, how many had no score in the file and got confidence 1.0.
+    #[serde(default)]
+    pub suggestions_without_score: u64,
+    /// The model version the suggestions belong to, created by this import.
+    #[serde(default)]
+    pub model_version: Option<u64>,
 }
 
 /// Progress reported while an import runs.
@@ -118,6 +214,22 @@ fn line_error(line: u64, problem: impl Into<String>) -> EngineError {
     }
 }
 
+/// `error` with the Label Studio task it is about named first (`task 12: …`), when there is
+/// one and the message does not name it yet.
+fn with_task(error: EngineError, task: Option<u64>) -> EngineError {
+    match (error, task) {
+        (EngineError::Import { line, problem }, Some(task))
+            if !problem.starts_with(&format!("task {task}")) =>
+        {
+            EngineError::Import {
+                line,
+                problem: format!("task {task}: {problem}"),
+            }
+        }
+        (error, _) => error,
+    }
+}
+
 impl Engine {
     /// Imports items from a reader. Project admins only. On error nothing is stored.
     pub fn import(
@@ -133,8 +245,11 @@ impl Engine {
         let _guard = self.import_guard(project)?;
         let mut staged = self.store().begin_import(project)?;
         match self.run_import(&spec, &mut staged, input, options, progress) {
-            Ok(report) => {
-                self.store().commit_import(staged)?;
+            Ok((mut report, version)) => {
+                let (_, created) = self
+                    .store()
+                    .commit_import_with_version(staged, version.as_ref())?;
+                report.model_version = created;
                 tracing::info!(project = %project, imported = report.imported, "import committed");
                 self.reload_assignment(project)?;
                 Ok(report)
@@ -204,7 +319,7 @@ impl Engine {
         input: impl BufRead,
         options: &ImportOptions,
         progress: &mut dyn FnMut(ImportProgress),
-    ) -> Result<ImportReport, EngineError> {
+    ) -> Result<(ImportReport, Option<concord_store::ModelVersionRecord>), EngineError> {
         // Parsing runs here while a second thread stages the previous batch: redb writes are
         // single-threaded, so the two overlap on a two-core machine.
         std::thread::scope(|scope| {
@@ -217,12 +332,12 @@ impl Engine {
                 .map_err(|_| EngineError::internal_fault("import staging thread panicked"))?;
             // A staging error stops the parser (its channel closes), so it is the cause.
             let staged_report = staged_report?;
-            let mut report = parsed?;
+            let (mut report, version) = parsed?;
             report.imported = staged_report.imported;
             report.duplicates = staged_report.duplicates;
             report.skipped_duplicates = staged_report.skipped_duplicates;
             report.duplicate_examples = staged_report.duplicate_examples;
-            Ok(report)
+            Ok((report, version))
         })
     }
 }

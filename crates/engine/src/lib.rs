@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 pub use agreement::{
     AgreementCacheStats, AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement,
-    ModelRater, ProjectAgreement, RaterConfusion, MAX_AGREEMENT_CATEGORIES,
+    ModelRater, ProjectAgreement, RaterConfusion, SpanAgreementFigures, SpanAnnotatorStats,
+    SpanF1Means, SpanModelRater, SpanPairAgreement, SpanScore, SpanTypeAgreement,
+    UnitizingFigures, MAX_AGREEMENT_CATEGORIES, MAX_UNITIZING_SPANS,
 };
 pub use auth::{
     api_token_id, CredentialPolicy, CredentialsRemoved, Principal, TokenInfo, SESSION_IDLE_MS,
@@ -36,13 +38,13 @@ pub use concord_store::{CheckReport, TableCounts};
 pub use error::EngineError;
 pub use export::ExportFormat;
 pub use import::{
-    ImportFormat, ImportOptions, ImportProgress, ImportReport, ItemInput,
-    BATCH_BYTES as IMPORT_BATCH_BYTES, BATCH_ITEMS as IMPORT_BATCH_ITEMS,
+    ImportFormat, ImportOptions, ImportProgress, ImportReport, ImportedLabels, ItemInput,
+    BATCH_BYTES as IMPORT_BATCH_BYTES, BATCH_ITEMS as IMPORT_BATCH_ITEMS, EXTERNAL_TRAINER,
 };
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
-    JobInfo, ModelStatus, ModelVersionInfo, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL,
-    MAX_FINE_TUNE_EPOCHS,
+    JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics, TrainParams,
+    TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS, MIN_VALIDATING_MATCHES,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
 pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};

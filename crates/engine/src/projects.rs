@@ -85,6 +85,7 @@ impl Engine {
     ) -> Result<ProjectId, EngineError> {
         self.require_admin(actor)?;
         let spec = spec.normalize()?;
+        crate::models::check_patterns(&spec.settings.patterns)?;
         let record = ProjectRecord {
             spec,
             created_ms: now_ms(),
@@ -111,6 +112,7 @@ impl Engine {
         self.authorize(actor, project, Role::Admin)?;
         let current = self.project_record(project)?;
         let spec = spec.normalize()?;
+        crate::models::check_patterns(&spec.settings.patterns)?;
         if spec.task != current.spec.task {
             return Err(EngineError::Invalid(
                 "a project's task kind cannot change".into(),
@@ -165,6 +167,7 @@ impl Engine {
         }
         let reorder = (old.queue_order, old.diversity)
             != (spec.settings.queue_order, spec.settings.diversity);
+        let new_patterns = spec.task.is_spans() && spec.settings.patterns != old.patterns;
         self.update_project(actor, project, spec)?;
         // A new queue order takes effect through a prediction pass (suggestions come from
         // cached embeddings; nothing is re-embedded); a new model pre-annotates with a fresh
@@ -174,6 +177,10 @@ impl Engine {
             && self.project_model_status(project)?.available
         {
             self.enqueue_predict(actor, project)?;
+        }
+        // New patterns pre-annotate at once (a patterns version needs no label).
+        if new_patterns && self.project_model_status(project)?.available {
+            self.predict_after_pattern_change(actor, project)?;
         }
         Ok(())
     }

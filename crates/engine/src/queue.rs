@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use concord_domain::{AnnotationValue, ProjectId, Role};
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, SuggestedSpan, Token};
 use concord_store::{AnnotationWrite, Store, StoreError, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -26,10 +26,15 @@ pub struct QueueItem {
     pub id: String,
     pub text: String,
     pub meta: Map<String, Value>,
+    /// Span projects: the item's word tokens (code point offsets, fixed at import), which
+    /// spans snap to; empty for other projects.
+    #[serde(default)]
+    pub tokens: Vec<Token>,
     /// The caller's earlier answer, when they go back to an item.
     pub mine: Option<AnnotationValue>,
     /// How many other annotators chose each label so far, in schema order; only in projects
-    /// that are not blind, and never on gold questions.
+    /// that are not blind, never on gold questions, and never in span projects (whose answers
+    /// are spans, not item labels).
     pub others: Option<Vec<LabelCount>>,
     /// The active model's suggestion; never in blind projects or on gold questions.
     pub suggestion: Option<Suggestion>,
@@ -40,9 +45,15 @@ pub struct QueueItem {
 /// A model's suggestion as an annotator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
+    /// Classification: the suggested label(s); empty in span projects.
     pub labels: Vec<String>,
+    /// Classification: the confidence of the suggestion; span projects: the item-level
+    /// certainty (each span carries its own confidence).
     pub confidence: f32,
     pub model_version: u64,
+    /// Span projects: the suggested spans (code point offsets), each with its confidence.
+    #[serde(default)]
+    pub spans: Vec<SuggestedSpan>,
 }
 
 impl From<concord_store::SuggestionRecord> for Suggestion {
@@ -51,6 +62,7 @@ impl From<concord_store::SuggestionRecord> for Suggestion {
             labels: s.labels,
             confidence: s.confidence,
             model_version: s.version,
+            spans: s.spans,
         }
     }
 }
@@ -196,8 +208,9 @@ impl Engine {
     /// The text of the item at `seq` (which must exist).
     pub(crate) fn item_text(&self, project: ProjectId, seq: u64) -> Result<String, EngineError> {
         let item = self.store().item(project, seq)?;
-        item.map(|i| i.text)
-            .ok_or_else(|| EngineError::internal_fault(format!("item {seq} of project {project} missing")))
+        item.map(|i| i.text).ok_or_else(|| {
+            EngineError::internal_fault(format!("item {seq} of project {project} missing"))
+        })
     }
 
     pub(crate) fn seq_of(&self, project: ProjectId, item_id: &str) -> Result<u64, EngineError> {
@@ -260,7 +273,8 @@ impl Engine {
         } else {
             self.store().suggestion(project, seq)?.map(Suggestion::from)
         };
-        let others = if hidden {
+        // A span answer has no item labels to count.
+        let others = if hidden || spec.task.is_spans() {
             None
         } else {
             let counts = spec
@@ -280,10 +294,16 @@ impl Engine {
             let at = o.seqs.iter().position(|s| *s == seq)?;
             o.reasons.get(at).cloned()
         });
+        let tokens = if spec.task.is_spans() {
+            item.tokens().into_owned()
+        } else {
+            Vec::new()
+        };
         Ok(QueueItem {
             id: item.id,
             text: item.text,
             meta: item.meta,
+            tokens,
             mine,
             others,
             suggestion,
@@ -309,7 +329,11 @@ impl Engine {
             relations: Vec::new(),
         }
         .validate(&spec, &text)?;
-        let source = self.answer_source(project, seq, spec.settings.blind, &value.labels);
+        let source = if spec.task.is_spans() {
+            self.span_answer_source(project, seq, spec.settings.blind, &value.spans)
+        } else {
+            self.answer_source(project, seq, spec.settings.blind, &value.labels)
+        };
         let outcome = self.inner.queue.submit(AnnotationWrite {
             project,
             seq,
@@ -325,6 +349,48 @@ impl Engine {
             WriteOutcome::Updated => SubmitOutcome::Updated,
             WriteOutcome::Unchanged => SubmitOutcome::Unchanged,
         })
+    }
+
+    /// How a span answer relates to the suggestion its annotator was shown: accepted when the
+    /// answer is exactly the suggested spans (the labels-only comparison would call every span
+    /// answer accepted, both having no item labels).
+    fn span_answer_source(
+        &self,
+        project: ProjectId,
+        seq: u64,
+        blind: bool,
+        spans: &[concord_domain::Span],
+    ) -> AnnotationSource {
+        if blind {
+            return AnnotationSource::Human;
+        }
+        match self.store().suggestion(project, seq) {
+            Ok(Some(s)) => {
+                let mut suggested: Vec<(u32, u32, &str)> = s
+                    .spans
+                    .iter()
+                    .map(|x| (x.start, x.end, x.label.as_str()))
+                    .collect();
+                suggested.sort_unstable();
+                suggested.dedup();
+                // `spans` is canonical (sorted by start, end, label; no repeats).
+                let same = suggested.len() == spans.len()
+                    && suggested
+                        .iter()
+                        .zip(spans)
+                        .all(|(a, b)| *a == (b.start, b.end, b.label.as_str()));
+                if same {
+                    AnnotationSource::ModelAccepted {
+                        model_version: s.version,
+                    }
+                } else {
+                    AnnotationSource::ModelCorrected {
+                        model_version: s.version,
+                    }
+                }
+            }
+            _ => AnnotationSource::Human,
+        }
     }
 
     /// The caller passes on an item: it leaves their queue (until [`Engine::reset_skips`]).

@@ -4,6 +4,10 @@
 //! use. Reviewers can also turn an item with a gold label into a gold question, which the
 //! assignment then mixes into annotators' queues to measure their accuracy.
 //!
+//! Span projects work the same way: span answers are canonical once validated (sorted, no
+//! repeats), so equal span sets settle an item as equal labels do, and the reviewer starts
+//! from the spans most annotators marked.
+//!
 //! Finding the next item to review walks annotation rows only (from a cursor), reading an
 //! item row just for the candidates, so its cost follows the answers, not the items.
 
@@ -11,8 +15,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use concord_domain::{
-    aggregate_labels, review_state, Aggregate, AnnotationSource, AnnotationValue, GoldSource,
-    ProjectId, ProjectSpec, ReviewState, Role, UserId,
+    aggregate_labels, aggregate_spans, review_state, Aggregate, AnnotationSource, AnnotationValue,
+    GoldSource, ProjectId, ProjectSpec, ReviewState, Role, Span, Token, UserId,
 };
 use concord_store::AnnotationRecord;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,10 @@ use crate::{now_ms, Engine, EngineError, Principal};
 pub struct ReviewAnswer {
     pub annotator: String,
     pub labels: Vec<String>,
+    /// Span projects: the annotator's spans (code point offsets, by start, end and label);
+    /// empty for "no entities" and in other projects.
+    #[serde(default)]
+    pub spans: Vec<Span>,
     pub source: AnnotationSource,
     pub time_spent_ms: u64,
     pub updated_ms: u64,
@@ -36,13 +44,25 @@ pub struct ReviewItem {
     pub id: String,
     pub text: String,
     pub meta: Map<String, Value>,
+    /// Span projects: the item's word tokens, which the reviewer's spans snap to; empty for
+    /// other projects.
+    #[serde(default)]
+    pub tokens: Vec<Token>,
     pub state: ReviewState,
     /// Sorted by annotator name.
     pub answers: Vec<ReviewAnswer>,
     /// The majority answer, offered as the reviewer's starting point (empty on a tie).
     pub proposal: Vec<String>,
+    /// Span projects: the spans more than half of the answers contain, the reviewer's
+    /// starting point; empty in other projects.
+    #[serde(default)]
+    pub proposal_spans: Vec<Span>,
     /// The gold label in force (explicit, or the unanimous answer when accepted).
     pub gold: Option<Vec<String>>,
+    /// Span projects: the gold spans in force (explicit, or the unanimous answer when
+    /// accepted); `Some(vec![])` is a settled "no entities". `None` in other projects.
+    #[serde(default)]
+    pub gold_spans: Option<Vec<Span>>,
     pub gold_source: Option<GoldSource>,
     pub gold_question: bool,
     /// The active model's suggestion, shown beside the annotators' answers.
@@ -182,6 +202,18 @@ impl Engine {
             Aggregate::Agreed { labels } => labels,
             Aggregate::Tie { .. } | Aggregate::None => Vec::new(),
         };
+        let is_spans = spec.task.is_spans();
+        let proposal_spans = if is_spans {
+            let span_lists: Vec<&[Span]> = values.iter().map(|v| v.spans.as_slice()).collect();
+            aggregate_spans(&span_lists)
+        } else {
+            Vec::new()
+        };
+        let tokens = if is_spans {
+            item.tokens().into_owned()
+        } else {
+            Vec::new()
+        };
         let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers);
         let names = self.user_names()?;
         let mut shown: Vec<ReviewAnswer> = answers
@@ -192,6 +224,7 @@ impl Engine {
                     .cloned()
                     .unwrap_or_else(|| format!("user {}", user.0)),
                 labels: a.value.labels,
+                spans: a.value.spans,
                 source: a.source,
                 time_spent_ms: a.time_spent_ms,
                 updated_ms: a.updated_ms,
@@ -203,15 +236,24 @@ impl Engine {
             .store()
             .suggestion(project, seq)?
             .map(crate::Suggestion::from);
+        let gold_source = gold.as_ref().map(|(_, s)| s.clone());
+        let (gold, gold_spans) = match gold {
+            Some((g, _)) if is_spans => (Some(g.labels), Some(g.spans)),
+            Some((g, _)) => (Some(g.labels), None),
+            None => (None, None),
+        };
         Ok(ReviewItem {
             id: item.id,
             text: item.text,
             meta: item.meta,
+            tokens,
             state,
             answers: shown,
             proposal,
-            gold_source: gold.as_ref().map(|(_, s)| s.clone()),
-            gold: gold.map(|(g, _)| g.labels),
+            proposal_spans,
+            gold_source,
+            gold,
+            gold_spans,
             gold_question,
             suggestion,
         })
@@ -226,21 +268,29 @@ impl Engine {
             .collect())
     }
 
-    /// Sets an item's gold label as the caller's review decision, and optionally makes it a
-    /// gold question (or stops it being one). Reviewers and admins.
+    /// Sets an item's gold answer as the caller's review decision — `labels` in classification
+    /// projects, `spans` (code point offsets; empty for "no entities") in span projects, the
+    /// other left empty — and optionally makes it a gold question (or stops it being one).
+    /// Checked like an annotator's answer, against the item's text. Reviewers and admins.
     pub fn resolve(
         &self,
         actor: &Principal,
         project: ProjectId,
         item_id: &str,
         labels: Vec<String>,
+        spans: Vec<Span>,
         gold_question: Option<bool>,
     ) -> Result<(), EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
         let spec = self.project_record(project)?.spec;
         let seq = self.seq_of(project, item_id)?;
         let text = self.item_text(project, seq)?;
-        let value = AnnotationValue::labels(labels).validate(&spec, &text)?;
+        let value = AnnotationValue {
+            labels,
+            spans,
+            relations: Vec::new(),
+        }
+        .validate(&spec, &text)?;
         let source = GoldSource::Review {
             reviewer: actor.id,
             at_ms: now_ms(),

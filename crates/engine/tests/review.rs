@@ -135,11 +135,25 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
     // The reviewer overrules the majority on t2 and settles t3.
     t.env
         .engine
-        .resolve(&t.reviewer, t.project, "t2", vec!["neg".into()], None)
+        .resolve(
+            &t.reviewer,
+            t.project,
+            "t2",
+            vec!["neg".into()],
+            Vec::new(),
+            None,
+        )
         .unwrap();
     t.env
         .engine
-        .resolve(&t.reviewer, t.project, "t3", vec!["neu".into()], None)
+        .resolve(
+            &t.reviewer,
+            t.project,
+            "t3",
+            vec!["neu".into()],
+            Vec::new(),
+            None,
+        )
         .unwrap();
     assert!(t.review_queue().is_empty());
     let resolved = t
@@ -176,7 +190,14 @@ fn disagreements_wait_for_review_and_unanimous_items_are_accepted() {
     let err = t
         .env
         .engine
-        .resolve(&t.reviewer, t.project, "t2", vec!["spam".into()], None)
+        .resolve(
+            &t.reviewer,
+            t.project,
+            "t2",
+            vec!["spam".into()],
+            Vec::new(),
+            None,
+        )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(t.export_jsonl()[1]["gold"], "neg");
@@ -219,11 +240,14 @@ fn without_auto_accept_unanimous_items_are_reviewed_too() {
         ErrorKind::Forbidden
     );
     assert_eq!(
-        error_kind(
-            t.env
-                .engine
-                .resolve(ann, t.project, "t1", vec!["pos".into()], None)
-        ),
+        error_kind(t.env.engine.resolve(
+            ann,
+            t.project,
+            "t1",
+            vec!["pos".into()],
+            Vec::new(),
+            None
+        )),
         ErrorKind::Forbidden
     );
     assert_eq!(
@@ -263,6 +287,7 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
             t.project,
             "t40",
             vec!["neg".into()],
+            Vec::new(),
             Some(true),
         )
         .unwrap();
@@ -273,6 +298,7 @@ fn gold_questions_reach_every_annotator_and_measure_their_accuracy() {
             t.project,
             "t39",
             vec!["pos".into()],
+            Vec::new(),
             Some(true),
         )
         .unwrap();

@@ -326,12 +326,76 @@ impl Encoder {
         Ok(out)
     }
 
+    /// The sub-word pieces of words already split (an item's word tokens, cased as written):
+    /// each word is tokenized on its own, so every piece belongs to exactly one word. A word
+    /// the tokenizer turns into no piece at all (a control or zero-width character) gets the
+    /// unknown token, so every word keeps at least one piece. No special tokens, no truncation
+    /// beyond the tokenizer's own per-input limit (a single word longer than the model's
+    /// input keeps only its first pieces).
+    pub fn word_pieces<S: AsRef<str>>(&self, words: &[S]) -> Result<WordPieces, MlError> {
+        let unknown = self.unknown_id();
+        let mut ids = Vec::with_capacity(words.len() * 2);
+        let mut ranges = Vec::with_capacity(words.len());
+        for word in words {
+            let encoding = self
+                .tokenizer
+                .encode(word.as_ref(), false)
+                .map_err(|e| MlError::Tokenizer(e.to_string()))?;
+            let start = ids.len();
+            ids.extend_from_slice(encoding.get_ids());
+            if ids.len() == start {
+                ids.push(unknown);
+            }
+            ranges.push(start..ids.len());
+        }
+        Ok(WordPieces { ids, words: ranges })
+    }
+
+    /// The special tokens the tokenizer puts before and after one text (`[CLS]` and `[SEP]`
+    /// for BERT), read from its post-processor by encoding an empty text.
+    pub fn special_tokens(&self) -> Result<(Vec<u32>, Vec<u32>), MlError> {
+        let bare = self
+            .tokenizer
+            .encode("", true)
+            .map_err(|e| MlError::Tokenizer(e.to_string()))?;
+        let special = bare.get_special_tokens_mask();
+        let ids = bare.get_ids();
+        // An empty text is all special tokens: split them where a text's pieces would go,
+        // i.e. after the first (BERT's template is `[CLS] $A [SEP]`).
+        let cut = special.iter().take_while(|&&m| m == 1).count().min(1);
+        Ok((ids[..cut].to_vec(), ids[cut..].to_vec()))
+    }
+
+    /// The id of the tokenizer's unknown token (`[UNK]`), or 0 when it has none by that name.
+    fn unknown_id(&self) -> u32 {
+        ["[UNK]", "<unk>"]
+            .iter()
+            .find_map(|t| self.tokenizer.token_to_id(t))
+            .unwrap_or(0)
+    }
+
+    /// Last hidden states of one padded batch, (batch, tokens, hidden): one vector per piece,
+    /// before pooling (what a token classifier reads).
+    pub fn hidden_states(&self, batch: &[&[u32]], mode: Mode) -> Result<Tensor, MlError> {
+        let (ids, mask) = self.batch_tensors(batch)?;
+        Ok(self.bert.forward(&ids, &mask, mode)?)
+    }
+
     /// Writes the encoder's weights as safetensors (after fine-tuning).
     pub fn save_weights(&self, path: &Path) -> Result<(), MlError> {
         self.varmap
             .save(path)
             .map_err(|e| MlError::Config(format!("{}: {e}", path.display())))
     }
+}
+
+/// Words split into sub-word pieces by [`Encoder::word_pieces`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordPieces {
+    /// The piece ids of all words, in order, without special tokens.
+    pub ids: Vec<u32>,
+    /// Per word, the range of its pieces in `ids` (never empty).
+    pub words: Vec<std::ops::Range<usize>>,
 }
 
 /// Sets every variable of `varmap` from the safetensors `bytes`, converted to the variable's

@@ -13,6 +13,7 @@ mod head;
 mod kernels;
 mod metrics;
 mod simulate;
+mod token_classifier;
 mod vector;
 mod zero_shot;
 
@@ -25,11 +26,16 @@ pub use candle_core::Device;
 /// here use it.
 pub use concord_agreement::rng::SplitMix64;
 pub use embedded::{embedded_model, embedded_models, EMBEDDED_MODEL};
-pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder};
+pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder, WordPieces};
 pub use finetune::{fine_tune, FineTuneParams};
 pub use head::{HeadParams, LinearHead};
 pub use metrics::{evaluate, Evaluation, LabelMetrics};
 pub use simulate::{simulate, RoundResult, SimulationInput, SimulationReport, StrategyRun};
+pub use token_classifier::{
+    fine_tune_tokens, word_features, FeatureSettings, Pooling, ScoredSpan, TokenClassifier,
+    TokenFineTuneParams, TokenFineTuning, TokenHead, TokenHeadParams, TokenPrediction,
+    SHAPE_FEATURES, UNCERTAIN_WORDS,
+};
 pub use vector::{argmax, cosine, dot, softmax};
 pub use zero_shot::{adjust_priors, label_prompt, self_train, Calibration, ZeroShot, TEMPERATURE};
 

@@ -5,7 +5,10 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::records::{decode, encode, positional_seq, ItemKey};
 use crate::schema::*;
-use crate::{AnnotationRecord, ItemRecord, ProjectRecord, Store, StoreError};
+use crate::{
+    AnnotationRecord, ItemRecord, ModelVersionRecord, ProjectRecord, Store, StoreError,
+    SuggestionRecord,
+};
 
 /// An item to import together with the annotations it already carries (re-importing an
 /// export restores them).
@@ -112,6 +115,20 @@ impl Store {
         batch: &mut [StagedItem],
         skip_duplicate_texts: bool,
     ) -> Result<StageOutcome, (Option<usize>, StoreError)> {
+        self.stage_items_with_suggestions(import, batch, &[], skip_duplicate_texts)
+    }
+
+    /// [`Store::stage_items`], with `suggestions[i]` (when there is one) stored as the
+    /// suggestion of `batch[i]`: an import of another tool's predictions. Their `version` is
+    /// set when the import commits ([`Store::commit_import_with_version`]), which creates the
+    /// version they belong to; until then they are as invisible as the staged items.
+    pub fn stage_items_with_suggestions(
+        &self,
+        import: &mut StagedImport,
+        batch: &mut [StagedItem],
+        suggestions: &[Option<SuggestionRecord>],
+        skip_duplicate_texts: bool,
+    ) -> Result<StageOutcome, (Option<usize>, StoreError)> {
         let plain = |e: StoreError| (None, e);
         let storage = |e: redb::StorageError| (None, StoreError::from(e));
         let mut txn = self.db.begin_write().map_err(|e| plain(e.into()))?;
@@ -126,6 +143,7 @@ impl Store {
             let mut items = txn.open_table(ITEMS).map_err(|e| plain(e.into()))?;
             let mut ids = txn.open_table(ITEM_IDS).map_err(|e| plain(e.into()))?;
             let mut annotations = txn.open_table(ANNOTATIONS).map_err(|e| plain(e.into()))?;
+            let mut suggestion_rows = txn.open_table(SUGGESTIONS).map_err(|e| plain(e.into()))?;
 
             // 1. Duplicate texts, by hash in key order.
             enum Same {
@@ -240,6 +258,11 @@ impl Store {
                         .insert((p, seq, user.0), encode(record).as_slice())
                         .map_err(at)?;
                 }
+                if let Some(Some(suggestion)) = suggestions.get(index) {
+                    suggestion_rows
+                        .insert((p, seq), encode(suggestion).as_slice())
+                        .map_err(at)?;
+                }
                 outcome.inserted += 1;
             }
             by_id.sort_unstable_by(|a, b| batch[*a].item.id.cmp(&batch[*b].item.id));
@@ -282,7 +305,20 @@ impl Store {
     /// Makes every staged item visible, in one transaction, and counts their annotations into
     /// the project's and annotators' progress. Returns the number of items added.
     pub fn commit_import(&self, import: StagedImport) -> Result<u64, StoreError> {
+        self.commit_import_with_version(import, None)
+            .map(|(added, _)| added)
+    }
+
+    /// [`Store::commit_import`], and, given `version`, in the same transaction: stores it as the
+    /// project's next model version (active when the project has none), and makes the staged
+    /// suggestions that version's. Returns the items added and the new version's number.
+    pub fn commit_import_with_version(
+        &self,
+        import: StagedImport,
+        version: Option<&ModelVersionRecord>,
+    ) -> Result<(u64, Option<u64>), StoreError> {
         let txn = self.db.begin_write()?;
+        let mut created = None;
         {
             let mut projects = txn.open_table(PROJECTS)?;
             let mut record: ProjectRecord = match projects.get(import.project.0)? {
@@ -320,13 +356,39 @@ impl Store {
                 let before = progress.get((p, user))?.map(|v| v.value()).unwrap_or(0);
                 progress.insert((p, user), before + n)?;
             }
+            if let Some(version_record) = version {
+                let mut versions = txn.open_table(MODEL_VERSIONS)?;
+                let last = versions
+                    .range((p, 0)..=(p, u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map_or(0, |(k, _)| k.value().1);
+                let number = last + 1;
+                versions.insert((p, number), encode(version_record).as_slice())?;
+                if record.active_model.is_none() {
+                    record.active_model = Some(number);
+                }
+                let mut suggestions = txn.open_table(SUGGESTIONS)?;
+                let staged: Vec<(u64, SuggestionRecord)> = suggestions
+                    .range((p, import.start)..(p, import.next))?
+                    .map(|row| {
+                        let (k, v) = row?;
+                        Ok((k.value().1, decode("suggestions", v.value())?))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                for (seq, mut suggestion) in staged {
+                    suggestion.version = number;
+                    suggestions.insert((p, seq), encode(&suggestion).as_slice())?;
+                }
+                created = Some(number);
+            }
             record.next_seq = import.next;
             projects.insert(import.project.0, encode(&record).as_slice())?;
             txn.open_table(STAGED_IMPORTS)?.remove(import.project.0)?;
         }
         txn.commit()?;
         self.generations.bump(import.project.0);
-        Ok(import.staged())
+        Ok((import.staged(), created))
     }
 
     /// Deletes every staged item and its index entries.
@@ -344,7 +406,9 @@ impl Store {
                 let mut items = txn.open_table(ITEMS)?;
                 let mut ids = txn.open_table(ITEM_IDS)?;
                 let mut annotations = txn.open_table(ANNOTATIONS)?;
+                let mut suggestions = txn.open_table(SUGGESTIONS)?;
                 for seq in from..to {
+                    suggestions.remove((project, seq))?;
                     let users: Vec<u64> = annotations
                         .range((project, seq, 0)..=(project, seq, u64::MAX))?
                         .map(|r| r.map(|(k, _)| k.value().2))

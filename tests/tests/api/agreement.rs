@@ -161,3 +161,115 @@ async fn agreement_over_http_matches_the_statistics_crate_and_is_for_reviewers()
     assert!(html.contains("role=\"alert\""), "no refusal shown");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn span_agreement_over_http_on_the_dashboard_and_in_csv() {
+    let s = TestServer::start().await;
+    let project = s
+        .create_span_project_with("ner agree", &["per", "loc"], 2, false)
+        .await;
+    let body = format!(
+        "{}\n{}\n",
+        json!({"id": "t1", "text": "Alice met Bob in Paris"}),
+        json!({"id": "t2", "text": "Visit New York now"})
+    );
+    assert_eq!(
+        s.import(&s.admin_token, project, &body).await.status(),
+        StatusCode::OK
+    );
+    let a = s.annotator("a", project).await;
+    let b = s.annotator("b", project).await;
+    s.annotate_spans(
+        &a,
+        project,
+        "t1",
+        &[(0, 5, "per"), (10, 13, "per"), (17, 22, "loc")],
+    )
+    .await;
+    s.annotate_spans(
+        &b,
+        project,
+        "t1",
+        &[(0, 9, "per"), (10, 13, "loc"), (17, 22, "loc")],
+    )
+    .await;
+    s.annotate_spans(&a, project, "t2", &[(6, 14, "loc")]).await;
+    s.annotate_spans(&b, project, "t2", &[(10, 14, "loc")])
+        .await;
+
+    let (status, figures) = s.agreement(&s.admin_token, project).await;
+    assert_eq!(status, StatusCode::OK, "{figures}");
+    let spans = &figures["spans"];
+    let value = |v: &Value| {
+        v["value"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("undefined: {v}"))
+    };
+    // Worked by hand in crates/engine/tests/span_review.rs: exact micro 1/4, macro 1/5;
+    // overlap micro 3/4; loc exact 2/5, overlap 4/5.
+    assert_eq!(value(&spans["exact"]["micro_f1"]), 0.25);
+    assert!((value(&spans["exact"]["macro_f1"]) - 0.2).abs() < 1e-12);
+    assert_eq!(value(&spans["overlap"]["micro_f1"]), 0.75);
+    let loc = spans["per_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "loc")
+        .unwrap();
+    assert!((value(&loc["exact_f1"]) - 0.4).abs() < 1e-12);
+    assert!((value(&loc["overlap_f1"]) - 0.8).abs() < 1e-12);
+    assert_eq!(spans["pairs"][0]["items"], 2);
+    let alpha = value(&spans["unitizing"]["alpha"]["coefficient"]);
+    assert!(alpha < 1.0, "{alpha}");
+    assert_eq!(spans["unitizing"]["length"], 40);
+    // Classification projects have no spans section.
+    let other = s.create_mail_project("mail").await;
+    let (_, figures) = s.agreement(&s.admin_token, other).await;
+    assert!(figures.get("spans").is_none(), "{figures}");
+
+    let admin_cookie = s.session_cookie(ADMIN, ADMIN_PASSWORD);
+    let html = s
+        .browser_get(&admin_cookie, &format!("/projects/{project}/agreement"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-testid=\"span-pairs\""), "no pair table");
+    assert!(html.contains("data-testid=\"span-types\""), "no type table");
+    assert!(
+        html.contains("data-value=\"0.25\""),
+        "exact F1 not on the dashboard"
+    );
+    let csv = s
+        .browser_get(
+            &admin_cookie,
+            &format!("/projects/{project}/agreement/span-types.csv"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("type,spans,exact_f1,overlap_f1,alpha_u\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nloc,5,0.4,0.8,"), "{csv}");
+    let csv = s
+        .browser_get(
+            &admin_cookie,
+            &format!("/projects/{project}/agreement/span-pairs.csv"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("\na,b,2,0.25,"), "{csv}");
+    let annotator_cookie = s.session_cookie("a", MEMBER_PASSWORD);
+    let r = s
+        .browser_get(
+            &annotator_cookie,
+            &format!("/projects/{project}/agreement/span-pairs.csv"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -109,3 +109,270 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_span_project_is_created_with_its_span_settings_and_patterns() {
+    let s = TestServer::start().await;
+    let patterns = json!([
+        {"label": "geo-loc", "kind": "term", "pattern": "new york", "case_insensitive": true},
+        {"label": "company", "kind": "regex", "pattern": "[A-Z][a-z]+ (Inc|Ltd)"},
+    ]);
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({
+                "name": "Tweets",
+                "task": "spans",
+                "labels": [
+                    {"name": "person", "description": "a named person"},
+                    {"name": "geo-loc", "hotkey": "g", "colour": "#123abc"},
+                    {"name": "company"},
+                ],
+                "overlapping_spans": true,
+                "accept_threshold": 65,
+                "patterns": patterns,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_u64().unwrap();
+    let (_, project) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(project["task"], "spans");
+    let labels = project["labels"].as_array().unwrap();
+    let hotkeys: Vec<_> = labels
+        .iter()
+        .map(|l| l["hotkey"].as_str().unwrap())
+        .collect();
+    assert_eq!(hotkeys, ["1", "g", "2"]);
+    assert_eq!(labels[0]["description"], "a named person");
+    assert_eq!(labels[1]["colour"], "#123abc");
+    assert!(labels[2]["colour"].as_str().unwrap().starts_with('#'));
+    let settings = &project["settings"];
+    assert_eq!(settings["overlapping_spans"], true);
+    assert_eq!(settings["accept_threshold"], 65);
+    assert_eq!(settings["patterns"][0], patterns[0]);
+    assert_eq!(settings["patterns"][1]["pattern"], "[A-Z][a-z]+ (Inc|Ltd)");
+    assert_eq!(settings["patterns"][1]["case_insensitive"], false);
+
+    // A span project created without span settings is flat, with the default threshold.
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({"name": "Flat", "task": "spans", "labels": [{"name": "person"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["settings"]["overlapping_spans"], false);
+    assert_eq!(body["settings"]["accept_threshold"], 80);
+    assert_eq!(body["settings"]["patterns"], json!([]));
+
+    // PATCH replaces the pattern list and keeps what it does not name.
+    let (status, body) = s
+        .api(
+            Method::PATCH,
+            &s.admin_token,
+            &format!("/projects/{id}/settings"),
+            Some(json!({"patterns": [{"label": "person", "kind": "term", "pattern": "Bieber"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["settings"]["patterns"].as_array().unwrap().len(), 1);
+    assert_eq!(body["settings"]["patterns"][0]["label"], "person");
+    assert_eq!(body["settings"]["accept_threshold"], 65);
+    assert_eq!(body["settings"]["overlapping_spans"], true);
+
+    // A pattern of a label the project lacks, and a threshold over 100, are refused and
+    // change nothing.
+    for (field, value, error) in [
+        (
+            "patterns",
+            json!([{"label": "animal", "kind": "term", "pattern": "cat"}]),
+            "label \"animal\" is not in this project's labels",
+        ),
+        ("accept_threshold", json!(101), ""),
+    ] {
+        let (status, body) = s
+            .api(
+                Method::PATCH,
+                &s.admin_token,
+                &format!("/projects/{id}/settings"),
+                Some(json!({ field: value })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {body}");
+        if !error.is_empty() {
+            assert_eq!(body["error"], error);
+        }
+    }
+    let (_, project) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(project["settings"]["patterns"][0]["pattern"], "Bieber");
+    assert_eq!(project["settings"]["accept_threshold"], 65);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_span_project_refuses_a_label_hotkey_the_span_editor_uses() {
+    let s = TestServer::start().await;
+    for (key, _) in concord_domain::SPAN_EDITOR_KEYS {
+        let (status, body) = s
+            .create_project(
+                &s.admin_token,
+                json!({
+                    "name": format!("Entities {key}"),
+                    "task": "spans",
+                    "labels": [{"name": "person", "hotkey": "p"}, {"name": "product", "hotkey": key}],
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{key}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("hotkey {key:?} of label \"product\" is reserved")),
+            "{key}: {error}"
+        );
+    }
+    let (_, list) = s.api(Method::GET, &s.admin_token, "/projects", None).await;
+    assert_eq!(list, json!([]), "a refused project is not stored");
+    // The span editor's keys are free in a classification project.
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({"name": "Brackets", "task": "classification", "labels": [{"name": "a", "hotkey": "["}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["labels"][0]["hotkey"], "[");
+    s.stop().await;
+}
+
+/// The project page's span settings form: its server function reads one row per label (terms
+/// and regular expressions one per line, a case flag), saves them with the overlap setting and
+/// the threshold, keeps the workflow settings, and refuses an invalid regular expression by
+/// naming it, changing nothing.
+#[tokio::test]
+async fn the_span_settings_form_saves_patterns_per_label_and_names_a_bad_regex() {
+    use concord_app::api::UpdateSpanSettings;
+    use leptos::server_fn::ServerFn;
+    let s = TestServer::start().await;
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({
+                "name": "Tweets",
+                "task": "spans",
+                "overlap": 2,
+                "labels": [{"name": "person"}, {"name": "geo-loc"}],
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_u64().unwrap().to_string();
+    let cookie = s.session_cookie(concord_tests::ADMIN, concord_tests::ADMIN_PASSWORD);
+    let save = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![("project", id.clone())];
+        form.extend(fields.into_iter().map(|(k, v)| (k, v.to_string())));
+        s.request(Method::POST, UpdateSpanSettings::PATH)
+            .header("cookie", &cookie)
+            .header("accept", "application/json")
+            .form(&form)
+            .send()
+    };
+    // What a browser sends: textareas with CRLF line ends, blank and padded lines, and the
+    // checkboxes only when ticked.
+    let r = save(vec![
+        ("overlapping_spans", "on"),
+        ("accept_threshold", "55"),
+        ("patterns[0][label]", "person"),
+        (
+            "patterns[0][terms]",
+            "Justin Bieber\r\n\r\n  Selena Gomez \r\n",
+        ),
+        ("patterns[0][regexes]", ""),
+        ("patterns[1][label]", "geo-loc"),
+        ("patterns[1][terms]", ""),
+        ("patterns[1][regexes]", "[A-Z][a-z]+ville"),
+        ("patterns[1][case_insensitive]", "on"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let (_, project) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    let settings = &project["settings"];
+    assert_eq!(settings["overlapping_spans"], true);
+    assert_eq!(settings["accept_threshold"], 55);
+    assert_eq!(settings["overlap"], 2, "the workflow settings stay");
+    assert_eq!(
+        settings["patterns"],
+        json!([
+            {"label": "person", "kind": "term", "pattern": "Justin Bieber", "case_insensitive": false},
+            {"label": "person", "kind": "term", "pattern": "Selena Gomez", "case_insensitive": false},
+            {"label": "geo-loc", "kind": "regex", "pattern": "[A-Z][a-z]+ville", "case_insensitive": true},
+        ])
+    );
+
+    // An invalid regular expression: refused, named, nothing changed (the unticked overlap
+    // box and the new threshold included).
+    let r = save(vec![
+        ("accept_threshold", "90"),
+        ("patterns[0][label]", "person"),
+        ("patterns[0][regexes]", "(unclosed"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["kind"], "invalid_input");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("\"(unclosed\""), "{message}");
+    let (_, after) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(after["settings"], project["settings"]);
+
+    // Saving no patterns at all clears them.
+    let r = save(vec![
+        ("accept_threshold", "80"),
+        ("patterns[0][label]", "person"),
+        ("patterns[1][label]", "geo-loc"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let (_, cleared) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(cleared["settings"]["patterns"], json!([]));
+    assert_eq!(cleared["settings"]["overlapping_spans"], false);
+    s.stop().await;
+}

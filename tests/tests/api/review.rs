@@ -194,3 +194,131 @@ async fn reviewers_resolve_disagreements_and_the_export_carries_gold() {
     assert!(html.contains("role=\"alert\""), "no refusal shown");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn span_disagreements_are_reviewed_and_resolved_with_spans_over_http() {
+    let s = TestServer::start().await;
+    let project = s
+        .create_span_project_with("ner review", &["per", "loc"], 2, false)
+        .await;
+    let body = format!(
+        "{}\n{}\n",
+        json!({"id": "s1", "text": "Alice met Bob in Paris"}),
+        json!({"id": "s2", "text": "🙂 Zoë in Köln"})
+    );
+    assert_eq!(
+        s.import(&s.admin_token, project, &body).await.status(),
+        StatusCode::OK
+    );
+    let a = s.annotator("a", project).await;
+    let b = s.annotator("b", project).await;
+    s.create_user("rev").await;
+    s.add_member(project, "rev", "reviewer").await;
+    let rev = s.token_for("rev");
+
+    // s2: the same spans → accepted as gold without review.
+    for token in [&a, &b] {
+        let (status, _) = s
+            .annotate_spans(token, project, "s2", &[(2, 5, "per"), (9, 13, "loc")])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // s1: they differ on Bob.
+    s.annotate_spans(
+        &a,
+        project,
+        "s1",
+        &[(0, 5, "per"), (10, 13, "per"), (17, 22, "loc")],
+    )
+    .await;
+    s.annotate_spans(&b, project, "s1", &[(0, 5, "per"), (17, 22, "loc")])
+        .await;
+
+    let (status, summary) = s
+        .api(
+            Method::GET,
+            &rev,
+            &format!("/projects/{project}/review/summary"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            summary["accepted"].as_u64(),
+            summary["disagreements"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    let (status, item) = s
+        .api(
+            Method::GET,
+            &rev,
+            &format!("/projects/{project}/review/next"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["id"], "s1");
+    assert_eq!(item["state"], "disagreement");
+    let span = |s: u64, e: u64, l: &str| json!({"start": s, "end": e, "label": l});
+    assert_eq!(item["answers"][0]["annotator"], "a");
+    assert_eq!(
+        item["answers"][0]["spans"],
+        json!([span(0, 5, "per"), span(10, 13, "per"), span(17, 22, "loc")])
+    );
+    assert_eq!(
+        item["answers"][1]["spans"],
+        json!([span(0, 5, "per"), span(17, 22, "loc")])
+    );
+    // Both marked Alice and Paris: that is the majority.
+    assert_eq!(
+        item["proposal_spans"],
+        json!([span(0, 5, "per"), span(17, 22, "loc")])
+    );
+    assert_eq!(item["gold_spans"], Value::Null);
+    assert!(!item["tokens"].as_array().unwrap().is_empty());
+
+    // The reviewer edits the proposal: Bob is a person, Paris stays.
+    let gold_path = format!("/projects/{project}/items/s1/gold");
+    let (status, body) = s
+        .api(
+            Method::PUT,
+            &rev,
+            &gold_path,
+            Some(json!({"spans": [span(17, 23, "loc")]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"].as_str().unwrap().contains("22 characters"),
+        "{body}"
+    );
+    let (status, _) = s
+        .api(Method::PUT, &a, &gold_path, Some(json!({"spans": []})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let edited = json!([span(0, 5, "per"), span(10, 13, "per"), span(17, 22, "loc")]);
+    let (status, resolved) = s
+        .api(
+            Method::PUT,
+            &rev,
+            &gold_path,
+            Some(json!({"spans": edited})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["state"], "resolved");
+    assert_eq!(resolved["gold_spans"], edited);
+    assert_eq!(resolved["gold_source"]["kind"], "review");
+    let (status, _) = s
+        .api(
+            Method::GET,
+            &rev,
+            &format!("/projects/{project}/review/next"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}

@@ -19,6 +19,12 @@ pub enum AgreementTable {
     Annotators,
     Days,
     Models,
+    /// Span projects: F1 and α_U per entity type.
+    SpanTypes,
+    /// Span projects: F1 and α_U per annotator pair.
+    SpanPairs,
+    /// Span projects: model versions' suggested spans against each annotator and the gold.
+    SpanModels,
 }
 
 impl AgreementTable {
@@ -30,6 +36,9 @@ impl AgreementTable {
             "pairs" => AgreementTable::Pairs,
             "annotators" => AgreementTable::Annotators,
             "days" => AgreementTable::Days,
+            "span-types" => AgreementTable::SpanTypes,
+            "span-pairs" => AgreementTable::SpanPairs,
+            "span-models" => AgreementTable::SpanModels,
             _ => return None,
         })
     }
@@ -69,6 +78,11 @@ impl ProjectAgreement {
     /// the reason in a `note` column where a table has one).
     pub fn csv(&self, table: AgreementTable) -> Result<String, EngineError> {
         let mut out = CsvTable::new();
+        let spans = || {
+            self.spans.as_ref().ok_or_else(|| {
+                EngineError::NotFound("span tables (this is not a span project)".into())
+            })
+        };
         match table {
             AgreementTable::Coefficients => {
                 out.row(&[
@@ -200,6 +214,86 @@ impl ProjectAgreement {
                             .unwrap_or_default(),
                     ];
                     row.extend(r.kappa_with_annotators.iter().map(cell));
+                    out.row(&row)?;
+                }
+            }
+            AgreementTable::SpanTypes => {
+                let s = spans()?;
+                out.row(&[
+                    "type".into(),
+                    "spans".into(),
+                    "exact_f1".into(),
+                    "overlap_f1".into(),
+                    "alpha_u".into(),
+                ])?;
+                for t in &s.per_type {
+                    out.row(&[
+                        t.label.clone(),
+                        t.spans.to_string(),
+                        cell(&t.exact_f1),
+                        cell(&t.overlap_f1),
+                        cell(&t.alpha_u),
+                    ])?;
+                }
+            }
+            AgreementTable::SpanPairs => {
+                let s = spans()?;
+                out.row(&[
+                    "first".into(),
+                    "second".into(),
+                    "shared_items".into(),
+                    "exact_micro_f1".into(),
+                    "exact_macro_f1".into(),
+                    "overlap_micro_f1".into(),
+                    "overlap_macro_f1".into(),
+                    "alpha_u".into(),
+                    "note".into(),
+                ])?;
+                let name = |i: usize| s.annotators.get(i).cloned().unwrap_or_default();
+                for p in &s.pairs {
+                    out.row(&[
+                        name(p.first),
+                        name(p.second),
+                        p.items.to_string(),
+                        cell(&p.exact.micro_f1),
+                        cell(&p.exact.macro_f1),
+                        cell(&p.overlap.micro_f1),
+                        cell(&p.overlap.macro_f1),
+                        cell(&p.unitizing.coefficient()),
+                        p.unitizing.note.clone().unwrap_or_default(),
+                    ])?;
+                }
+            }
+            AgreementTable::SpanModels => {
+                let s = spans()?;
+                let mut header = vec![
+                    "version".to_string(),
+                    "name".into(),
+                    "trainer".into(),
+                    "items".into(),
+                    "mean_exact_f1_with_annotators".into(),
+                    "gold_items".into(),
+                    "gold_exact_precision".into(),
+                    "gold_exact_recall".into(),
+                    "gold_exact_f1".into(),
+                    "gold_overlap_f1".into(),
+                ];
+                header.extend(s.annotators.iter().map(|a| format!("exact_f1_with_{a}")));
+                out.row(&header)?;
+                for m in &s.model_raters {
+                    let mut row = vec![
+                        m.version.to_string(),
+                        m.name.clone().unwrap_or_default(),
+                        m.trainer.clone(),
+                        m.items.to_string(),
+                        m.mean_exact_f1.map(|v| v.to_string()).unwrap_or_default(),
+                        m.gold.items.to_string(),
+                        cell(&m.gold.exact_precision),
+                        cell(&m.gold.exact_recall),
+                        cell(&m.gold.exact_f1),
+                        cell(&m.gold.overlap_f1),
+                    ];
+                    row.extend(m.with_annotators.iter().map(|w| cell(&w.exact_f1)));
                     out.row(&row)?;
                 }
             }

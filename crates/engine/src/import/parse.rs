@@ -1,30 +1,86 @@
 //! The parsing half of an import: JSONL, CSV and plain text turned into items, each with the
-//! line it came from, blank lines counted and skipped. The first malformed line is an error
-//! with its number. Nothing here reads or writes the store.
+//! line it came from, blank lines counted and skipped (CoNLL and Label Studio in their own
+//! modules). The first malformed line is an error with its number. Nothing here reads or
+//! writes the store.
 
 use std::io::BufRead;
 
-use concord_domain::{AnnotationSource, AnnotationValue};
+use concord_domain::{AnnotationSource, AnnotationValue, ProjectSpec, Token};
 use serde_json::{Map, Value};
 
-use super::{line_error, ImportFormat, ImportOptions, ImportProgress, ImportReport};
+use super::spans::{read_score, read_spans, read_tokens};
+use super::{
+    line_error, ImportFormat, ImportOptions, ImportProgress, ImportReport, ImportedLabels,
+};
 use crate::csv_columns::{self, ColumnRole, ImportColumns};
 use crate::EngineError;
 
 /// Longest accepted line (JSONL/text) or record (CSV), in bytes.
-const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The UTF-8 byte order mark.
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(super) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One parsed input line before it is checked against the project.
 pub(super) struct Parsed {
     pub line: u64,
+    /// The index of the Label Studio task the item is, named in errors beside the line.
+    pub task: Option<u64>,
     pub text: String,
     pub id: String,
     pub meta: Map<String, Value>,
-    pub gold: Option<Vec<String>>,
+    /// The file's labels for the item: gold, an annotator's answer or a model's suggestion,
+    /// as [`ImportedLabels`] says.
+    pub labels: Option<GivenLabels>,
     pub annotations: Vec<ParsedAnnotation>,
+    /// Tokens the file gives (CoNLL, Prodigy), kept as the item's instead of Concord's own.
+    pub tokens: Option<Vec<Token>>,
+    /// A prediction the file carries besides its labels (Label Studio's `predictions`).
+    pub prediction: Option<GivenPrediction>,
+}
+
+impl Parsed {
+    /// An item of just a text (plain text lines).
+    pub(super) fn text_only(line: u64, text: String) -> Parsed {
+        Parsed {
+            line,
+            task: None,
+            text,
+            id: String::new(),
+            meta: Map::new(),
+            labels: None,
+            annotations: vec![],
+            tokens: None,
+            prediction: None,
+        }
+    }
+}
+
+/// Labels (or spans) a file gives, with the scores it gives them (used when they are a model's
+/// suggestions).
+pub(super) struct GivenLabels {
+    pub value: AnnotationValue,
+    /// The item-level score, 0–1.
+    pub score: Option<f32>,
+    /// Each span's own score, in the order of `value.spans` as read.
+    pub span_scores: Vec<Option<f32>>,
+}
+
+impl GivenLabels {
+    pub(super) fn unscored(value: AnnotationValue) -> GivenLabels {
+        let span_scores = vec![None; value.spans.len()];
+        GivenLabels {
+            value,
+            score: None,
+            span_scores,
+        }
+    }
+}
+
+/// A model's prediction a file carries, with the model's name when it gives one.
+pub(super) struct GivenPrediction {
+    pub labels: GivenLabels,
+    pub model_version: Option<String>,
 }
 
 /// One answer given on an input line.
@@ -57,6 +113,7 @@ pub(super) type ItemSink<'a> =
 /// Reads `input` in `options.format`, handing every item to `each` in input order.
 pub(super) fn parse_items(
     input: impl BufRead,
+    spec: &ProjectSpec,
     options: &ImportOptions,
     counter: &mut ImportProgress,
     report: &mut ImportReport,
@@ -64,29 +121,41 @@ pub(super) fn parse_items(
 ) -> Result<(), EngineError> {
     match options.format {
         ImportFormat::Jsonl => read_lines(input, counter, report, |line, text, counter, report| {
-            each(parse_json_line(line, text, options)?, counter, report)
+            each(parse_json_line(line, text, spec, options)?, counter, report)
         }),
         ImportFormat::Text => read_lines(input, counter, report, |line, text, counter, report| {
-            let parsed = Parsed {
-                line,
-                text: text.to_string(),
-                id: String::new(),
-                meta: Map::new(),
-                gold: None,
-                annotations: vec![],
-            };
-            each(parsed, counter, report)
+            each(Parsed::text_only(line, text.to_string()), counter, report)
         }),
         ImportFormat::Csv => read_csv(input, options, counter, report, each),
+        ImportFormat::Conll => super::conll::read_conll(input, spec, counter, report, each),
+        ImportFormat::LabelStudio => {
+            super::label_studio::read_tasks(input, spec, options, counter, report, each)
+        }
     }
 }
 
 /// Reads `\n`-separated lines with a length limit, checking UTF-8 and skipping blank lines.
 fn read_lines(
-    mut input: impl BufRead,
+    input: impl BufRead,
     counter: &mut ImportProgress,
     report: &mut ImportReport,
     mut each: impl FnMut(u64, &str, &mut ImportProgress, &mut ImportReport) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    read_all_lines(input, counter, |line, text, counter| {
+        if text.trim().is_empty() {
+            report.blank_lines += 1;
+            return Ok(());
+        }
+        each(line, text, counter, report)
+    })
+}
+
+/// Reads `\n`-separated lines with a length limit, checking UTF-8, handing every line (blank
+/// ones too) without its line ending to `each`.
+pub(super) fn read_all_lines(
+    mut input: impl BufRead,
+    counter: &mut ImportProgress,
+    mut each: impl FnMut(u64, &str, &mut ImportProgress) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let mut buf = Vec::new();
     loop {
@@ -124,15 +193,16 @@ fn read_lines(
         })?;
         let text = text.strip_suffix('\n').unwrap_or(text);
         let text = text.strip_suffix('\r').unwrap_or(text);
-        if text.trim().is_empty() {
-            report.blank_lines += 1;
-            continue;
-        }
-        each(line, text, counter, report)?;
+        each(line, text, counter)?;
     }
 }
 
-fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Parsed, EngineError> {
+fn parse_json_line(
+    line: u64,
+    text: &str,
+    spec: &ProjectSpec,
+    options: &ImportOptions,
+) -> Result<Parsed, EngineError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| line_error(line, format!("invalid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
@@ -167,23 +237,53 @@ fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Par
             ))
         }
     };
-    let gold = match obj.remove(&options.gold_field) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(label_list(&v).ok_or_else(|| {
-            line_error(
-                line,
-                format!(
-                    "field {:?} must be a label or a list of labels",
-                    options.gold_field
-                ),
-            )
-        })?),
+    let spans_project = spec.task.is_spans();
+    let tokens = match obj.get("tokens") {
+        Some(given) if spans_project && !given.is_null() => Some(read_tokens(line, &text, given)?),
+        _ => None,
     };
+    if spans_project {
+        obj.remove("tokens");
+    }
+    // The file's score for its labels, read only when they are a model's suggestions (a
+    // `score` field is metadata otherwise, as it always was).
+    let score = match (&options.labels_as, obj.get("score")) {
+        (ImportedLabels::Model { .. }, Some(v)) => {
+            let score = read_score(line, "score", v)?;
+            obj.remove("score");
+            score
+        }
+        _ => None,
+    };
+    let mut labels = match obj.remove(&options.gold_field) {
+        None | Some(Value::Null) => None,
+        Some(v) if spans_project => {
+            let what = format!("field {:?}", options.gold_field);
+            Some(read_spans(line, &what, &text, tokens.as_deref(), &v)?)
+        }
+        Some(v) => Some(GivenLabels::unscored(AnnotationValue::labels(
+            label_list(&v).ok_or_else(|| {
+                line_error(
+                    line,
+                    format!(
+                        "field {:?} must be a label or a list of labels",
+                        options.gold_field
+                    ),
+                )
+            })?,
+        ))),
+    };
+    if spans_project {
+        labels = prodigy_spans(line, &text, tokens.as_deref(), &mut obj, labels)?;
+    }
+    if let Some(labels) = labels.as_mut() {
+        labels.score = labels.score.or(score);
+    }
     let annotations = match obj.remove("annotations") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(list)) => list
             .iter()
-            .map(|a| parse_annotation(line, a))
+            .map(|a| parse_annotation(line, a, &text, tokens.as_deref(), spans_project))
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(line_error(line, "field \"annotations\" must be a list")),
     };
@@ -202,12 +302,51 @@ fn parse_json_line(line: u64, text: &str, options: &ImportOptions) -> Result<Par
     meta.extend(obj);
     Ok(Parsed {
         line,
+        task: None,
         text,
         id,
         meta,
-        gold,
+        labels,
         annotations,
+        tokens,
+        prediction: None,
     })
+}
+
+/// Prodigy's labels: `spans` with `answer` `accept` (or no answer). A rejected or ignored
+/// example keeps its spans and answer as metadata, since they are not an accepted answer.
+fn prodigy_spans(
+    line: u64,
+    text: &str,
+    tokens: Option<&[Token]>,
+    obj: &mut Map<String, Value>,
+    gold: Option<GivenLabels>,
+) -> Result<Option<GivenLabels>, EngineError> {
+    let accepted = match obj.get("answer") {
+        None => true,
+        Some(Value::String(a)) => a == "accept",
+        Some(_) => return Err(line_error(line, "field \"answer\" must be a string")),
+    };
+    if !accepted || !obj.contains_key("spans") {
+        return Ok(gold);
+    }
+    if gold.is_some() {
+        return Err(line_error(
+            line,
+            "both a gold field and Prodigy \"spans\" are given: keep one",
+        ));
+    }
+    obj.remove("answer");
+    match obj.remove("spans") {
+        None | Some(Value::Null) => Ok(None),
+        Some(spans) => Ok(Some(read_spans(
+            line,
+            "field \"spans\"",
+            text,
+            tokens,
+            &spans,
+        )?)),
+    }
 }
 
 fn label_list(v: &Value) -> Option<Vec<String>> {
@@ -218,42 +357,61 @@ fn label_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn parse_annotation(line: u64, a: &Value) -> Result<ParsedAnnotation, EngineError> {
+fn parse_annotation(
+    line: u64,
+    a: &Value,
+    text: &str,
+    tokens: Option<&[Token]>,
+    spans_project: bool,
+) -> Result<ParsedAnnotation, EngineError> {
+    let field = if spans_project { "spans" } else { "labels" };
     let bad = || {
         line_error(
             line,
-            "each entry of \"annotations\" needs \"annotator\" and \"labels\"",
+            format!("each entry of \"annotations\" needs \"annotator\" and \"{field}\""),
         )
     };
     let name = a.get("annotator").and_then(Value::as_str).ok_or_else(bad)?;
-    let labels = a.get("labels").and_then(label_list).ok_or_else(bad)?;
+    let value = if spans_project {
+        let spans = a.get("spans").ok_or_else(bad)?;
+        let what = format!("spans of annotator {name:?}");
+        read_spans(line, &what, text, tokens, spans)?.value
+    } else {
+        AnnotationValue::labels(a.get("labels").and_then(label_list).ok_or_else(bad)?)
+    };
+    let times = read_times(line, a)?;
+    Ok(ParsedAnnotation {
+        annotator: name.to_string(),
+        value,
+        times,
+    })
+}
+
+/// An answer's times and source as Concord's exports record them (`created_ms`,
+/// `updated_ms`, `time_spent_ms`, `source`), when `a` has all of them.
+pub(super) fn read_times(line: u64, a: &Value) -> Result<Option<AnnotationTimes>, EngineError> {
     let num = |k: &str| a.get(k).and_then(Value::as_u64);
     let source = a
         .get("source")
         .cloned()
         .map(serde_json::from_value::<AnnotationSource>);
-    let times = match (
+    match (
         num("created_ms"),
         num("updated_ms"),
         num("time_spent_ms"),
         source,
     ) {
         (Some(created_ms), Some(updated_ms), Some(time_spent_ms), Some(Ok(source))) => {
-            Some(AnnotationTimes {
+            Ok(Some(AnnotationTimes {
                 created_ms,
                 updated_ms,
                 time_spent_ms,
                 source,
-            })
+            }))
         }
-        (_, _, _, Some(Err(e))) => return Err(line_error(line, format!("annotation source: {e}"))),
-        _ => None,
-    };
-    Ok(ParsedAnnotation {
-        annotator: name.to_string(),
-        value: AnnotationValue::labels(labels),
-        times,
-    })
+        (_, _, _, Some(Err(e))) => Err(line_error(line, format!("annotation source: {e}"))),
+        _ => Ok(None),
+    }
 }
 
 /// What the CSV reader has been handed: bytes since the last complete record (so an unclosed
@@ -456,13 +614,17 @@ fn read_csv(
         }
         let parsed = Parsed {
             line,
+            task: None,
             text: field(columns.text).to_string(),
             id: columns.id.map(field).unwrap_or("").to_string(),
             meta,
-            gold: columns
+            labels: columns
                 .gold
-                .and_then(|i| csv_columns::read_labels(field(i))),
+                .and_then(|i| csv_columns::read_labels(field(i)))
+                .map(|labels| GivenLabels::unscored(AnnotationValue::labels(labels))),
             annotations,
+            tokens: None,
+            prediction: None,
         };
         sink(parsed, counter, report)?;
     }

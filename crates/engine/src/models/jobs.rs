@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use concord_domain::{
-    JobKind, JobSpec, JobSpecError, JobState, ProjectId, Role, TrainParams, Trainer,
+    JobKind, JobSpec, JobSpecError, JobState, ProjectId, Role, TaskKind, TrainParams, Trainer,
 };
 use concord_store::JobRecord;
 use serde::{Deserialize, Serialize};
@@ -384,11 +384,20 @@ impl Engine {
         {
             panic!("{message}");
         }
-        match spec {
-            JobSpec::Predict => self
+        let task = self.project_record(job.project)?.spec.task;
+        match (spec, task) {
+            (JobSpec::Predict, TaskKind::Classification | TaskKind::Multilabel) => self
                 .process_predict(id, job.project, job.cursor)
                 .map(|n| serde_json::json!({ "suggestions": n })),
-            JobSpec::Train(params) => self.process_train(id, job.project, params),
+            (JobSpec::Predict, TaskKind::Spans) => self
+                .process_predict_spans(id, job.project, job.cursor)
+                .map(|n| serde_json::json!({ "suggestions": n })),
+            (JobSpec::Train(params), TaskKind::Classification | TaskKind::Multilabel) => {
+                self.process_train(id, job.project, params)
+            }
+            (JobSpec::Train(params), TaskKind::Spans) => {
+                self.process_train_spans(id, job.project, params)
+            }
         }
     }
 
@@ -449,7 +458,7 @@ mod tests {
 
     use std::time::Instant;
 
-    use concord_domain::{Label, ProjectSpec, TaskKind};
+    use concord_domain::{Label, ProjectSpec};
 
     use super::*;
 

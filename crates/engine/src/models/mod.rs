@@ -6,16 +6,24 @@
 //!
 //! One module per concern: `encoders` (the encoder cache and fine-tuned weights files),
 //! `embeddings` (the item embeddings cache), `classifier` (a version's stored classifier),
-//! `jobs` (the queue and the worker's dispatch), one `process_*` module per job kind, and
+//! `jobs` (the queue and the worker's dispatch), one `process_*` module per job kind and task
+//! (`process_predict`/`process_train` for label projects, `process_predict_spans`/
+//! `process_train_spans` for span projects, with `span_model` their stored model and confirmed
+//! spans, `patterns` the pattern pre-annotation and `span_metrics` the held-out figures), and
 //! `queue_order` (which items annotators see first). This file holds the versions.
 
 mod classifier;
 mod embeddings;
 mod encoders;
 mod jobs;
+mod patterns;
 mod process_predict;
+mod process_predict_spans;
 mod process_train;
+mod process_train_spans;
 mod queue_order;
+mod span_metrics;
+mod span_model;
 
 use concord_domain::{AnnotationSource, JobSpec, ProjectId, ProjectSpec, Role};
 use concord_ml::Evaluation;
@@ -30,6 +38,9 @@ pub use concord_domain::{TrainParams, Trainer};
 pub(crate) use encoders::{remove_files, Models, ENCODERS_DIR};
 pub use jobs::JobInfo;
 pub(crate) use jobs::JobSignal;
+pub(crate) use patterns::check_patterns;
+pub use patterns::MIN_VALIDATING_MATCHES;
+pub use span_metrics::{SpanMetrics, SpanTypeMetrics};
 
 /// A training request as the server and the CLI send it: the parameters a train job stores.
 pub type TrainRequest = TrainParams;
@@ -62,7 +73,15 @@ pub struct ModelVersionInfo {
     pub train_hash: String,
     pub labels: Vec<String>,
     pub params: serde_json::Value,
+    /// Held-out metrics of a label project's version.
     pub metrics: Option<Evaluation>,
+    /// Held-out metrics of a span project's version (for a patterns version, on every
+    /// confirmed item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_metrics: Option<SpanMetrics>,
+    /// A name given where the version was made (`patterns` for a patterns version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub active: bool,
 }
 
@@ -79,6 +98,11 @@ pub(crate) struct VersionLabels {
 /// The model folder a project's encoder comes from.
 pub(crate) fn project_model(spec: &ProjectSpec) -> &str {
     spec.settings.model.as_deref().unwrap_or(DEFAULT_MODEL)
+}
+
+/// Whether a version can predict: one imported with its suggestions stores no classifier.
+pub(crate) fn has_model(record: &ModelVersionRecord) -> bool {
+    !record.classifier.is_null()
 }
 
 /// The base model a version was made with (versions from before models were per project used
@@ -111,11 +135,19 @@ impl Engine {
         project: ProjectId,
     ) -> Result<Vec<ModelVersionInfo>, EngineError> {
         self.authorize(actor, project, Role::Reviewer)?;
-        let active = self.project_record(project)?.active_model;
+        let record = self.project_record(project)?;
+        let active = record.active_model;
+        let spans = record.spec.task.is_spans();
         self.store()
             .model_versions(project)?
             .into_iter()
             .map(|(version, r)| {
+                // A version's metrics are read as its project's kind records them.
+                let (metrics, span_metrics) = match (r.metrics, spans) {
+                    (Some(m), true) => (None, serde_json::from_value(m).ok()),
+                    (Some(m), false) => (serde_json::from_value(m).ok(), None),
+                    (None, _) => (None, None),
+                };
                 Ok(ModelVersionInfo {
                     version,
                     trainer: r.trainer,
@@ -127,7 +159,9 @@ impl Engine {
                     params: serde_json::to_value(&r.params).map_err(|e| {
                         EngineError::internal(format!("encoding model {version}'s parameters"), e)
                     })?,
-                    metrics: r.metrics.and_then(|m| serde_json::from_value(m).ok()),
+                    metrics,
+                    span_metrics,
+                    name: r.name,
                     active: active == Some(version),
                 })
             })
@@ -148,6 +182,13 @@ impl Engine {
             .store()
             .model_version(project, version)?
             .ok_or_else(|| EngineError::NotFound("model version".into()))?;
+        if !has_model(&record) {
+            // Its suggestions were stored once, at import, and later predictions replaced
+            // them: activating it could bring nothing back.
+            return Err(EngineError::Invalid(format!(
+                "version {version} holds only the suggestions imported with it, not a model: it cannot be activated again"
+            )));
+        }
         // A version of another model brings its model back as the project's.
         let mut spec = self.project_record(project)?.spec;
         let model = version_model(&record);
@@ -161,6 +202,47 @@ impl Engine {
         self.enqueue_job(actor, project, JobSpec::Predict, jobs::WhenQueued::Join)
     }
 
+    /// Whether `active` is a version imported with its suggestions, which has no model to
+    /// predict with (its stored classifier is empty).
+    pub(super) fn imported_version_active(
+        &self,
+        project: ProjectId,
+        active: Option<u64>,
+    ) -> Result<bool, EngineError> {
+        let Some(version) = active else {
+            return Ok(false);
+        };
+        Ok(self
+            .store()
+            .model_version(project, version)?
+            .is_some_and(|r| !has_model(&r)))
+    }
+
+    /// Queues a prediction after a span project's patterns changed, so that they
+    /// pre-annotate (a prediction already queued reads them when it runs). While a trained
+    /// version of the project's model is active its suggestions stand, and nothing is queued.
+    pub(crate) fn predict_after_pattern_change(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+    ) -> Result<(), EngineError> {
+        let record = self.project_record(project)?;
+        if let Some(version) = record.active_model {
+            let trained = self
+                .store()
+                .model_version(project, version)?
+                .is_some_and(|r| {
+                    r.trainer != span_model::PATTERNS_TRAINER
+                        && version_model(&r) == project_model(&record.spec)
+                });
+            if trained {
+                return Ok(());
+            }
+        }
+        self.enqueue_job(actor, project, JobSpec::Predict, jobs::WhenQueued::Join)
+            .map(|_| ())
+    }
+
     /// Every model version of a project with the label each predicts for `seqs` (items without
     /// a cached embedding from that version's encoder get none). No encoder runs: the
     /// classifiers work on the stored embeddings.
@@ -170,7 +252,15 @@ impl Engine {
         seqs: &[u64],
     ) -> Result<Vec<VersionLabels>, EngineError> {
         let mut out = Vec::new();
+        // A span version gives spans, not one label per item.
+        if self.project_record(project)?.spec.task.is_spans() {
+            return Ok(out);
+        }
         for (version, record) in self.store().model_versions(project)? {
+            // An imported version has no classifier to run on the embeddings.
+            if !has_model(&record) {
+                continue;
+            }
             let classifier = match serde_json::from_value::<Classifier>(record.classifier) {
                 Ok(c) => c,
                 Err(e) => {

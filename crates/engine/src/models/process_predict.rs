@@ -27,6 +27,13 @@ impl Engine {
     ) -> Result<u64, Stop> {
         let record = self.project_record(project)?;
         let model = project_model(&record.spec);
+        if self.imported_version_active(project, record.active_model)? {
+            // Its suggestions came with the import and stand; items are embedded for the
+            // next training.
+            let encoder = self.inner.models.encoder(model)?;
+            self.embed_items(id, project, cursor, &encoder)?;
+            return Ok(0);
+        }
         // A version of another model than the project's (the setting changed) or a zero-shot
         // one made before the items came is replaced by a fresh zero-shot version.
         let active = match record.active_model {
@@ -150,11 +157,19 @@ impl Engine {
             let x: Vec<Vec<f32>> = rows.iter().map(|(_, v)| v.clone()).collect();
             let probs = classifier.predict(&x);
             let now = now_ms();
-            let suggestions: Vec<(u64, SuggestionRecord)> = rows
+            let suggestions = rows
                 .iter()
                 .zip(probs)
-                .map(|((seq, _), p)| (*seq, suggestion(task, &record.labels, p, version, now)))
-                .collect();
+                .map(|((seq, _), p)| {
+                    suggestion(task, &record.labels, p, version, now).map(|s| (*seq, s))
+                })
+                .collect::<Option<Vec<(u64, SuggestionRecord)>>>()
+                .ok_or_else(|| {
+                    // The job dispatch sends span projects to `process_predict_spans`.
+                    EngineError::internal_fault(format!(
+                        "item-level suggestions asked of version {version} of a span project"
+                    ))
+                })?;
             written += suggestions.len() as u64;
             self.store()
                 .put_predictions(project, &fp, &[], &suggestions, None)?;
@@ -164,14 +179,15 @@ impl Engine {
     }
 }
 
-/// The suggestion `p` (per label, in `labels`' order) makes for an item of a `task` project.
+/// The suggestion `p` (per label, in `labels`' order) makes for an item of a `task` project;
+/// `None` for span projects, whose suggestions are spans (`process_predict_spans`).
 fn suggestion(
     task: TaskKind,
     labels: &[String],
     p: Vec<f32>,
     version: u64,
     now: u64,
-) -> SuggestionRecord {
+) -> Option<SuggestionRecord> {
     let (chosen, confidence) = match task {
         TaskKind::Classification => {
             let best = concord_ml::argmax(&p);
@@ -192,14 +208,14 @@ fn suggestion(
             )
         }
         // Span projects predict spans per token, not one label distribution per item.
-        TaskKind::Spans => unreachable!("span projects do not take item-level suggestions"),
+        TaskKind::Spans => return None,
     };
-    SuggestionRecord {
+    Some(SuggestionRecord {
         labels: chosen,
         confidence,
         probabilities: p,
         version,
         created_ms: now,
         spans: Vec::new(),
-    }
+    })
 }

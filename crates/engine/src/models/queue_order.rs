@@ -8,6 +8,7 @@ use concord_store::QueueOrderRecord;
 
 use super::encoders::fingerprint_from_hex;
 use super::jobs::Stop;
+use super::span_model::PATTERNS_TRAINER;
 use super::ZERO_SHOT_TRAINER;
 use crate::Engine;
 
@@ -27,6 +28,10 @@ impl Engine {
             return Ok(());
         };
         let settings = &record.spec.settings;
+        // A span item's uncertainty is one number, from its token margins (see
+        // `SuggestionRecord::confidence`): every uncertainty order ranks by it, and a patterns
+        // version, which knows nothing of what it did not match, orders by diversity only.
+        let spans = record.spec.task.is_spans();
         let strategy = match settings.queue_order {
             QueueOrder::Import => {
                 let order = QueueOrderRecord {
@@ -40,6 +45,15 @@ impl Engine {
                 return Ok(());
             }
             QueueOrder::Auto if model.trainer == ZERO_SHOT_TRAINER => concord_ml::Strategy::Random,
+            _ if model.trainer == PATTERNS_TRAINER => concord_ml::Strategy::Random,
+            QueueOrder::Auto
+            | QueueOrder::Margin
+            | QueueOrder::LeastConfidence
+            | QueueOrder::Entropy
+                if spans =>
+            {
+                concord_ml::Strategy::Margin
+            }
             QueueOrder::Auto | QueueOrder::Margin => concord_ml::Strategy::Margin,
             QueueOrder::LeastConfidence => concord_ml::Strategy::LeastConfidence,
             QueueOrder::Entropy => concord_ml::Strategy::Entropy,
@@ -59,7 +73,16 @@ impl Engine {
             .suggestions(project)?
             .into_iter()
             .filter(|(_, s)| s.version == version)
-            .map(|(seq, s)| (seq, s.probabilities))
+            .map(|(seq, s)| {
+                // A span item's certainty is its mean smallest token margin: as a two-way
+                // distribution [certainty, 0] its margin uncertainty is the item's.
+                let probs = if spans {
+                    vec![s.confidence, 0.0]
+                } else {
+                    s.probabilities
+                };
+                (seq, probs)
+            })
             .collect();
         let mut seqs = Vec::new();
         let mut embeddings = Vec::new();
@@ -94,14 +117,30 @@ impl Engine {
             diversity,
             version,
         );
+        // Said of a span item, "margin" is its token margins'.
+        let token_margins = spans && strategy == concord_ml::Strategy::Margin;
+        let name = if token_margins {
+            "token_margin".to_string()
+        } else {
+            strategy.as_str().to_string()
+        };
         let order = QueueOrderRecord {
             seqs: picks.iter().map(|p| seqs[p.index]).collect(),
-            reasons: picks.into_iter().map(|p| p.reason).collect(),
+            reasons: picks
+                .into_iter()
+                .map(|p| {
+                    if token_margins {
+                        format!("token {}", p.reason)
+                    } else {
+                        p.reason
+                    }
+                })
+                .collect(),
             version,
             strategy: if diversity {
-                format!("{}+diversity", strategy.as_str())
+                format!("{name}+diversity")
             } else {
-                strategy.as_str().to_string()
+                name
             },
         };
         self.store().put_queue_order(project, &order)?;

@@ -1,0 +1,814 @@
+//! The annotation page of a span project (named entities), and the span editor view the review
+//! page shares. Everything an annotator does is a key (or a pointer drag that snaps to tokens);
+//! what each key does lives in [`crate::span_editor`], and this file only paints it.
+//!
+//! Speed: the item's tokens are built once per item, as plain DOM nodes the editor view owns,
+//! and each key repaints only the tokens the editor reports as changed (comparing with the
+//! class each token has now), so a key costs the same on a tweet and on a 5,000-word document.
+//! The span list is keyed by span, so a key that changes one span re-renders one line.
+
+use concord_domain::{Label, Span, SPAN_EDITOR_KEYS};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{get_item, get_span_settings, next_item, reset_skips, skip_item, submit_spans};
+use crate::components::{error_text, ErrorOrLogin, LabelBar};
+use crate::span_editor::{EditorLabel, KeyPress, Outcome, Repaint, SpanEditor, SpanRow};
+use crate::wire::{ItemView, ProjectView};
+
+/// How many recently passed items the page asks the server not to hand out again while their
+/// submits may still be in flight (as on the classification page).
+const RECENT: usize = 16;
+
+fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}
+
+/// Items with at most this many tokens show each span's label after its last token. On longer
+/// items labels are shown by colour (and named in the cursor line): a label written into the
+/// text changes the text's layout, and laying out thousands of tokens again on every key would
+/// cost more than a frame.
+const TAGS_UP_TO: usize = 1_000;
+
+/// Colours for labels that have none, by label position.
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+];
+
+/// The style sheet of one project's labels: each label's colour, and its name shown after the
+/// last token of a span. Names are written as CSS escapes, so no label name can end the string
+/// (or the `<style>` element) early.
+pub fn label_styles(labels: &[EditorLabel], colours: &[String]) -> String {
+    let mut css = String::new();
+    for (i, label) in labels.iter().enumerate() {
+        let colour = colours
+            .get(i)
+            .filter(|c| is_hex_colour(c))
+            .map_or(PALETTE[i % PALETTE.len()], String::as_str);
+        let name: String = label
+            .name
+            .chars()
+            .map(|c| format!("\\{:06x}", u32::from(c)))
+            .collect();
+        css.push_str(&format!(
+            ".spans .l{i}{{--lc:{colour}}}\n.span-editor.tags .tok.e.l{i}::after,.span-editor.tags .tok.se.l{i}:not(.own)::after{{content:\"{name}\"}}\n"
+        ));
+    }
+    css
+}
+
+fn is_hex_colour(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|h| h.is_ascii_hexdigit())
+}
+
+/// The editor's labels from the project's.
+pub fn editor_labels(labels: &[Label]) -> Vec<EditorLabel> {
+    labels
+        .iter()
+        .map(|l| EditorLabel {
+            name: l.name.clone(),
+            hotkey: l.hotkey.clone(),
+        })
+        .collect()
+}
+
+/// The DOM nodes of the current item's tokens and the class each has now.
+#[cfg(feature = "hydrate")]
+#[derive(Default)]
+struct DomTokens {
+    elements: Vec<web_sys::Element>,
+    painted: Vec<String>,
+    /// The token to bring into view after the next frame (set while one is scheduled).
+    scroll_to: Option<usize>,
+}
+
+/// What a page holds of its span editor: the editor itself and the signals its view reads.
+/// `Copy`, so every handler can own one.
+#[derive(Clone, Copy)]
+pub struct EditorHandle {
+    editor: StoredValue<Option<SpanEditor>>,
+    rows: RwSignal<Vec<SpanRow>>,
+    message: RwSignal<Option<String>>,
+    cursor_line: RwSignal<String>,
+    /// The selected span's label, for the label buttons.
+    selected_label: RwSignal<Vec<String>>,
+    /// Bumped when another item is loaded: the view rebuilds the tokens.
+    generation: RwSignal<u64>,
+    /// Whether span labels are written after the spans (short items).
+    tags: RwSignal<bool>,
+    #[cfg(feature = "hydrate")]
+    dom: StoredValue<DomTokens, LocalStorage>,
+}
+
+impl EditorHandle {
+    pub fn new() -> EditorHandle {
+        EditorHandle {
+            editor: StoredValue::new(None),
+            rows: RwSignal::new(Vec::new()),
+            message: RwSignal::new(None),
+            cursor_line: RwSignal::new(String::new()),
+            selected_label: RwSignal::new(Vec::new()),
+            generation: RwSignal::new(0),
+            tags: RwSignal::new(true),
+            #[cfg(feature = "hydrate")]
+            dom: StoredValue::new_local(DomTokens::default()),
+        }
+    }
+
+    /// Puts another item's editor in place (or none); the view rebuilds.
+    pub fn load(&self, editor: Option<SpanEditor>) {
+        self.rows
+            .set(editor.as_ref().map(SpanEditor::rows).unwrap_or_default());
+        self.message.set(None);
+        self.cursor_line.set(
+            editor
+                .as_ref()
+                .map(SpanEditor::describe_cursor)
+                .unwrap_or_default(),
+        );
+        self.selected_label.set(Vec::new());
+        self.tags.set(
+            editor
+                .as_ref()
+                .is_some_and(|e| e.tokens().len() <= TAGS_UP_TO),
+        );
+        self.editor.set_value(editor);
+        self.generation.update(|g| *g += 1);
+    }
+
+    /// The selected span's label (what the label buttons show as chosen).
+    pub fn selected_label(&self) -> RwSignal<Vec<String>> {
+        self.selected_label
+    }
+
+    /// Gives the editor the keyboard focus again (after a click on a label button).
+    pub fn focus(&self) {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            if let Some(el) = document()
+                .query_selector("[data-testid=span-editor]")
+                .ok()
+                .flatten()
+                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = el.focus();
+            }
+        }
+    }
+
+    /// The annotator's own spans (what a submit sends).
+    pub fn own_spans(&self) -> Vec<Span> {
+        self.editor
+            .with_value(|e| e.as_ref().map(SpanEditor::own_spans))
+            .unwrap_or_default()
+    }
+
+    /// Runs an editor action and paints what it changed.
+    pub fn act(&self, action: impl FnOnce(&mut SpanEditor) -> Outcome) -> Outcome {
+        let outcome = self
+            .editor
+            .try_update_value(|e| e.as_mut().map(action))
+            .flatten()
+            .unwrap_or(Outcome::Ignored);
+        if let Outcome::Handled(repaint) = &outcome {
+            self.paint(repaint);
+        }
+        outcome
+    }
+
+    fn paint(&self, repaint: &Repaint) {
+        self.editor.with_value(|e| {
+            let Some(e) = e else {
+                return;
+            };
+            #[cfg(feature = "hydrate")]
+            self.dom.update_value(|dom| {
+                for range in &repaint.tokens {
+                    let fresh = e.token_classes(range.clone());
+                    for (i, class) in (range.start..).zip(fresh) {
+                        if let (Some(el), Some(old)) = (dom.elements.get(i), dom.painted.get_mut(i))
+                        {
+                            if *old != class {
+                                el.set_class_name(&class);
+                                *old = class;
+                            }
+                        }
+                    }
+                }
+                if let Some(t) = e.cursor_token() {
+                    let scheduled = dom.scroll_to.replace(t).is_some();
+                    if !scheduled {
+                        self.scroll_after_paint();
+                    }
+                }
+            });
+            if repaint.list {
+                self.rows.set(e.rows());
+                let label = e
+                    .selected()
+                    .and_then(|s| e.labels().get(usize::from(s.label)))
+                    .map(|l| vec![l.name.clone()])
+                    .unwrap_or_default();
+                if self.selected_label.with_untracked(|l| *l != label) {
+                    self.selected_label.set(label);
+                }
+            }
+            let message = e.message().map(str::to_string);
+            if self.message.with_untracked(|m| *m != message) {
+                self.message.set(message);
+            }
+            self.cursor_line.set(e.describe_cursor());
+        });
+    }
+
+    /// Brings the cursor's token into view once the next frame is painted. Scrolling needs the
+    /// layout: asked for during a key, it would lay the whole text out before the frame (on a
+    /// 5,000-word item that alone is most of a frame); after the frame the layout is fresh.
+    #[cfg(feature = "hydrate")]
+    fn scroll_after_paint(self) {
+        request_animation_frame(move || {
+            set_timeout(
+                move || {
+                    self.dom.update_value(|dom| {
+                        if let Some(el) = dom.scroll_to.take().and_then(|t| dom.elements.get(t)) {
+                            let options = web_sys::ScrollIntoViewOptions::new();
+                            options.set_block(web_sys::ScrollLogicalPosition::Nearest);
+                            el.scroll_into_view_with_scroll_into_view_options(&options);
+                        }
+                    });
+                },
+                std::time::Duration::ZERO,
+            );
+        });
+    }
+
+    /// Builds the item's tokens inside `container` (once per item) and paints them all.
+    #[cfg(feature = "hydrate")]
+    fn build(&self, container: &web_sys::HtmlElement) {
+        let Some(document) = container.owner_document() else {
+            return;
+        };
+        let mut dom = DomTokens::default();
+        self.editor.with_value(|e| {
+            let Some(e) = e else {
+                return;
+            };
+            let tokens = e.tokens();
+            dom.painted = e.token_classes(0..tokens.len());
+            dom.elements.reserve(tokens.len());
+            let mut at = 0u32;
+            for (i, (token, class)) in tokens.iter().zip(&dom.painted).enumerate() {
+                // White space (and anything between tokens) is kept as it is, as text.
+                if token.start > at {
+                    let gap = document.create_text_node(e.slice(at, token.start));
+                    let _ = container.append_child(&gap);
+                }
+                if let Ok(el) = document.create_element("span") {
+                    el.set_class_name(class);
+                    let _ = el.set_attribute("data-i", &i.to_string());
+                    el.set_text_content(Some(e.slice(token.start, token.end)));
+                    let _ = container.append_child(&el);
+                    dom.elements.push(el);
+                }
+                at = token.end;
+            }
+            let rest = e.slice(at, e.text_len());
+            if !rest.is_empty() {
+                let _ = container.append_child(&document.create_text_node(rest));
+            }
+        });
+        self.dom.set_value(dom);
+    }
+}
+
+impl Default for EditorHandle {
+    fn default() -> Self {
+        EditorHandle::new()
+    }
+}
+
+/// The token index of a pointer event's target, when it is a token.
+#[cfg(feature = "hydrate")]
+fn token_index(ev: &web_sys::MouseEvent) -> Option<usize> {
+    use wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .and_then(|el| el.closest(".tok").ok().flatten())
+        .and_then(|el| el.get_attribute("data-i"))
+        .and_then(|i| i.parse().ok())
+}
+
+/// The span editor: the item's text as tokens, the span list, a status line. `page_keys` sees
+/// every key first and answers `true` when the page used it (skip, take an answer);
+/// `on_submit` gets whether Shift was held with Enter.
+#[component]
+pub fn SpanEditorView(
+    handle: EditorHandle,
+    labels: Vec<Label>,
+    page_keys: Callback<web_sys::KeyboardEvent, bool>,
+    on_submit: Callback<bool>,
+    on_guidelines: Callback<()>,
+) -> impl IntoView {
+    let names = editor_labels(&labels);
+    let colours: Vec<String> = labels.iter().map(|l| l.colour.clone()).collect();
+    let root = NodeRef::<leptos::html::Div>::new();
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        if page_keys.run(ev.clone()) {
+            ev.prevent_default();
+            return;
+        }
+        // AltGr (reported as Ctrl+Alt on Windows) is how many layouts type `[`, `{` and `}`:
+        // those keys are the characters, not shortcuts.
+        let alt_graph = ev.get_modifier_state("AltGraph");
+        if ev.alt_key() && !alt_graph {
+            return;
+        }
+        let ctrl = (ev.ctrl_key() || ev.meta_key()) && !alt_graph;
+        let press = KeyPress::parse(&ev.key(), ev.shift_key(), ctrl);
+        match handle.act(|e| e.press(press)) {
+            Outcome::Ignored => {}
+            Outcome::Handled(_) => ev.prevent_default(),
+            Outcome::Submit => {
+                ev.prevent_default();
+                on_submit.run(ev.shift_key());
+            }
+            Outcome::Guidelines => {
+                ev.prevent_default();
+                on_guidelines.run(());
+            }
+        }
+    };
+    #[cfg(feature = "hydrate")]
+    {
+        // Keys pressed while nothing has the focus (after a click beside the editor) reach the
+        // editor too; keys inside it arrive through its own handler.
+        let handle_body = window_event_listener(leptos::ev::keydown, move |ev| {
+            let on_body = ev
+                .target()
+                .and_then(|t| {
+                    use wasm_bindgen::JsCast;
+                    t.dyn_into::<web_sys::HtmlElement>().ok()
+                })
+                .is_some_and(|el| el.tag_name() == "BODY");
+            if on_body {
+                on_key(ev);
+            }
+        });
+        on_cleanup(move || handle_body.remove());
+        // A button released outside the editor ends a pointer selection.
+        let handle_up = window_event_listener(leptos::ev::mouseup, move |_| {
+            handle.act(|e| e.pointer_up(None));
+        });
+        on_cleanup(move || handle_up.remove());
+    }
+    let focus_editor = move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = root.get_untracked() {
+            let _ = el.focus();
+        }
+    };
+    let css = label_styles(&names, &colours);
+    view! {
+        <style>{css}</style>
+        <div class="span-editor" class:tags=move || handle.tags.get() data-testid="span-editor" tabindex="0" node_ref=root
+            aria-label="Item text: arrows move, Shift+arrows select, a label key labels"
+            on:keydown=on_key
+            on:mousedown=move |_ev: web_sys::MouseEvent| {
+                #[cfg(feature = "hydrate")]
+                if let Some(t) = token_index(&_ev) {
+                    // No native text selection: the editor's own selection snaps to tokens.
+                    _ev.prevent_default();
+                    focus_editor();
+                    handle.act(|e| e.pointer_down(t));
+                }
+            }
+            on:mouseover=move |_ev: web_sys::MouseEvent| {
+                #[cfg(feature = "hydrate")]
+                if _ev.buttons() & 1 == 1 {
+                    if let Some(t) = token_index(&_ev) {
+                        handle.act(|e| e.pointer_over(t));
+                    }
+                }
+            }
+            on:mouseup=move |_ev: web_sys::MouseEvent| {
+                #[cfg(feature = "hydrate")]
+                {
+                    let t = token_index(&_ev);
+                    handle.act(|e| e.pointer_up(t));
+                }
+            }>
+            {move || {
+                handle.generation.track();
+                let text = NodeRef::<leptos::html::Div>::new();
+                #[cfg(feature = "hydrate")]
+                text.on_load(move |el| {
+                    handle.build(&el);
+                    focus_editor();
+                });
+                view! { <div class="span-text" node_ref=text></div> }
+            }}
+        </div>
+        <p class="span-cursor muted" data-testid="span-cursor">{move || handle.cursor_line.get()}</p>
+        <p class="span-status" data-testid="span-status" role="status" aria-live="polite">
+            {move || handle.message.get().unwrap_or_default()}
+        </p>
+        <ol class="span-list" data-testid="spans">
+            <For
+                each=move || handle.rows.get()
+                key=|r| (r.id, r.start, r.end, r.label_index, r.selected, r.confidence.map(f32::to_bits))
+                children=move |r: SpanRow| {
+                    let id = r.id;
+                    let title = match r.confidence {
+                        Some(0.0) => "suggested by an unvalidated rule (confidence 0): + accepts, - rejects".to_string(),
+                        Some(_) => "suggested by the model: + accepts, - rejects".to_string(),
+                        None => "your span".to_string(),
+                    };
+                    view! {
+                        <li data-start=r.start.to_string() data-end=r.end.to_string() data-label=r.label.clone()
+                            data-kind=r.kind() data-selected=r.selected.then_some("true")
+                            class=format!("span-row {} l{}", r.kind(), r.label_index) class:selected=r.selected
+                            title=title
+                            on:click=move |_| { handle.act(|e| e.select(id)); focus_editor(); }>
+                            {r.describe()}
+                        </li>
+                    }
+                }
+            />
+        </ol>
+    }
+}
+
+/// The keys of the span editor, as the page lists them.
+#[component]
+pub fn SpanKeys(#[prop(optional)] extra: Vec<(String, String)>) -> impl IntoView {
+    let mut keys: Vec<(String, String)> = [
+        (
+            "← →",
+            "move the cursor one token (one character in character mode)",
+        ),
+        ("Shift+← Shift+→", "extend the selection"),
+        ("Home End", "first / last token"),
+        (
+            "Tab Shift+Tab",
+            "next / previous span (yours and suggested)",
+        ),
+        (
+            "a\u{a0}label's\u{a0}key",
+            "label the selection, or relabel the selected span",
+        ),
+        (
+            "Delete Backspace",
+            "delete the selected span (reject a suggestion)",
+        ),
+        ("Ctrl+Z", "undo"),
+        ("Ctrl+Shift+Z Ctrl+Y", "redo"),
+        ("Escape", "clear the selection"),
+        ("?", "guidelines"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    keys.extend(
+        SPAN_EDITOR_KEYS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    keys.extend(extra);
+    view! {
+        <dl class="span-keys muted" data-testid="span-keys">
+            {keys.into_iter().map(|(k, v)| view! {
+                <div><dt>{k.split(' ').map(|k| view! { <kbd>{k.to_string()}</kbd>" " }).collect_view()}</dt><dd>{v}</dd></div>
+            }).collect_view()}
+        </dl>
+    }
+}
+
+/// The annotation page of a span project.
+#[component]
+pub fn SpanAnnotatePage(project: ProjectView) -> impl IntoView {
+    let pid = project.id;
+    let settings = Resource::new(move || pid, get_span_settings);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let project = project.clone();
+                Suspend::new(async move {
+                    match settings.await {
+                        Ok(s) => view! { <SpanAnnotator project overlapping=s.overlapping_spans threshold=s.accept_threshold/> }.into_any(),
+                        Err(e) => view! { <ErrorOrLogin error=e/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl IntoView {
+    let pid = project.id;
+    let labels = StoredValue::new(project.labels.clone());
+    let handle = EditorHandle::new();
+    let current = RwSignal::new(None::<ItemView>);
+    let prefetched = RwSignal::new(None::<ItemView>);
+    let history = RwSignal::new(Vec::<String>::new());
+    let recent = RwSignal::new(Vec::<String>::new());
+    let finished = RwSignal::new(false);
+    let loading = RwSignal::new(true);
+    let pending = RwSignal::new(0u32);
+    let error = RwSignal::new(None::<String>);
+    let progress = RwSignal::new((project.mine, project.done, project.total));
+    let show_guidelines = RwSignal::new(false);
+    let shown_at = RwSignal::new(0f64);
+    // Answers given on this page: going back shows them even while their submit is on its way.
+    let answers = StoredValue::new(std::collections::HashMap::<String, Vec<Span>>::new());
+    // Submits leave in order, one at a time, so a corrected answer never overtakes the answer
+    // it corrects.
+    let outbox = StoredValue::new(std::collections::VecDeque::<(String, Vec<Span>, u64)>::new());
+    let draining = StoredValue::new(false);
+    let drain = move || {
+        if draining.get_value() {
+            return;
+        }
+        draining.set_value(true);
+        spawn_local(async move {
+            while let Some((id, spans, spent)) =
+                outbox.try_update_value(|q| q.pop_front()).flatten()
+            {
+                match submit_spans(pid, id.clone(), spans, spent).await {
+                    Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
+                    Err(e) => {
+                        error.set(Some(format!("Item {id} was not saved: {}", error_text(&e))))
+                    }
+                }
+                pending.update(|n| *n -= 1);
+            }
+            draining.set_value(false);
+        });
+    };
+
+    let show = move |item: Option<ItemView>| {
+        let editor = item.as_ref().map(|i| {
+            let suggested = i
+                .suggestion
+                .as_ref()
+                .map(|s| s.spans.clone())
+                .unwrap_or_default();
+            SpanEditor::new(
+                &i.text,
+                i.tokens.clone(),
+                labels.with_value(|l| editor_labels(l)),
+                overlapping,
+                threshold,
+                i.mine_spans.as_deref().unwrap_or_default(),
+                &suggested,
+            )
+        });
+        finished.set(item.is_none());
+        current.set(item);
+        handle.load(editor);
+        shown_at.set(now_ms());
+        loading.set(false);
+    };
+    let exclusions = move || {
+        let mut ids = recent.get_untracked();
+        ids.extend(current.get_untracked().map(|i| i.id));
+        ids
+    };
+    let seen = move |item: &ItemView| {
+        recent.with_untracked(|r| r.contains(&item.id))
+            || current.with_untracked(|c| c.as_ref().is_some_and(|c| c.id == item.id))
+    };
+    let refill_prefetch = move || {
+        spawn_local(async move {
+            match next_item(pid, exclusions()).await {
+                Ok(item) => prefetched.update(|p| {
+                    if p.is_none() && !item.as_ref().is_some_and(seen) {
+                        *p = item;
+                    }
+                }),
+                Err(e) => error.set(Some(error_text(&e))),
+            }
+        });
+    };
+    let advance = move || {
+        let ready = prefetched
+            .try_update(Option::take)
+            .flatten()
+            .filter(|item| !seen(item));
+        if let Some(item) = ready {
+            show(Some(item));
+            refill_prefetch();
+        } else {
+            loading.set(true);
+            spawn_local(async move {
+                match next_item(pid, exclusions()).await {
+                    Ok(item) => {
+                        let found = item.is_some();
+                        show(item);
+                        if found {
+                            refill_prefetch();
+                        }
+                    }
+                    Err(e) => {
+                        loading.set(false);
+                        error.set(Some(error_text(&e)));
+                    }
+                }
+            });
+        }
+    };
+    let remember = move |id: String| {
+        recent.update(|r| {
+            r.push(id);
+            if r.len() > RECENT {
+                r.remove(0);
+            }
+        });
+    };
+    let submit = move || {
+        let Some(item) = current.get_untracked() else {
+            return;
+        };
+        let spans = handle.own_spans();
+        error.set(None);
+        let spent = (now_ms() - shown_at.get_untracked()).max(0.0) as u64;
+        pending.update(|n| *n += 1);
+        history.update(|h| h.push(item.id.clone()));
+        remember(item.id.clone());
+        answers.update_value(|a| {
+            a.insert(item.id.clone(), spans.clone());
+        });
+        outbox.update_value(|q| q.push_back((item.id, spans, spent)));
+        drain();
+        advance();
+    };
+    let skip = move || {
+        let Some(item) = current.get_untracked() else {
+            return;
+        };
+        error.set(None);
+        remember(item.id.clone());
+        pending.update(|n| *n += 1);
+        spawn_local(async move {
+            if let Err(e) = skip_item(pid, item.id.clone()).await {
+                error.set(Some(error_text(&e)));
+            }
+            pending.update(|n| *n -= 1);
+        });
+        advance();
+    };
+    let back = move || {
+        let Some(previous) = history.try_update(Vec::pop).flatten() else {
+            return;
+        };
+        if let Some(shown) = current.get_untracked() {
+            prefetched.set(Some(shown));
+        }
+        loading.set(true);
+        spawn_local(async move {
+            match get_item(pid, previous).await {
+                Ok(mut item) => {
+                    if let Some(local) = answers.with_value(|a| a.get(&item.id).cloned()) {
+                        item.mine_spans = Some(local);
+                    }
+                    show(Some(item));
+                }
+                Err(e) => {
+                    loading.set(false);
+                    error.set(Some(error_text(&e)));
+                }
+            }
+        });
+    };
+    let bring_back_skipped = move |_| {
+        spawn_local(async move {
+            match reset_skips(pid).await {
+                Ok(_) => {
+                    recent.set(Vec::new());
+                    advance();
+                }
+                Err(e) => error.set(Some(error_text(&e))),
+            }
+        });
+    };
+    Effect::new(move |_| advance());
+
+    // The page's keys besides the editor's: Space skips; Escape also closes the guidelines.
+    let page_keys = Callback::new(move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+        " " if !ev.ctrl_key() && !ev.alt_key() && !ev.meta_key() => {
+            skip();
+            true
+        }
+        "Escape" => {
+            show_guidelines.set(false);
+            false
+        }
+        _ => false,
+    });
+    let on_submit = Callback::new(move |_shift: bool| submit());
+    let on_guidelines = Callback::new(move |_| show_guidelines.update(|g| *g = !*g));
+    let pick = Callback::new(move |name: String| {
+        handle.act(|e| e.label_named(&name));
+        handle.focus();
+    });
+
+    let guidelines_html = project.guidelines_html.clone();
+    let project_labels = project.labels.clone();
+    view! {
+        <main class="annotate spans">
+            <header class="annotate-bar">
+                <a href=format!("/projects/{pid}")>"← "{project.name.clone()}</a>
+                <span data-testid="progress">{move || { let (mine, done, total) = progress.get(); format!("{mine} by you · {done} / {total} done") }}</span>
+                <span data-testid="save-status" class:saving=move || { pending.get() > 0 }>
+                    {move || if pending.get() > 0 { "Saving…" } else { "All changes saved" }}
+                </span>
+            </header>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <section class="item-card">
+                {move || {
+                    if loading.get() {
+                        return view! { <p class="loading">"Loading…"</p> }.into_any();
+                    }
+                    if finished.get() {
+                        return view! {
+                            <div class="finished" data-testid="queue-empty">
+                                <p>"Nothing left for you in this project."</p>
+                                <button on:click=bring_back_skipped>"Bring back items I skipped"</button>
+                            </div>
+                        }.into_any();
+                    }
+                    let item = current.get();
+                    let revisiting = item.as_ref().is_some_and(|i| i.mine_spans.is_some());
+                    let suggestion = item.as_ref().and_then(|i| i.suggestion.clone()).filter(|s| !s.spans.is_empty()).map(|s| view! {
+                        <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
+                            {format!("Model v{} suggests {} span{} (dashed): Tab to one, + accepts, - rejects, = accepts all at or above {threshold}%.",
+                                s.version, s.spans.len(), if s.spans.len() == 1 { "" } else { "s" })}
+                        </p>
+                    });
+                    let reason = item.as_ref().and_then(|i| i.reason.clone()).map(|r| view! {
+                        <p class="muted" data-testid="why">"Why this item: "{r}</p>
+                    });
+                    let item_id = item.map(|i| i.id);
+                    view! {
+                        {revisiting.then(|| view! { <p class="muted">"You already answered this item; change your spans and press Enter."</p> })}
+                        {suggestion}
+                        {reason}
+                        <div class="item-text spans" data-testid="item-text" data-item-id=item_id>
+                            <SpanEditorView handle labels=project_labels.clone() page_keys on_submit on_guidelines/>
+                        </div>
+                    }.into_any()
+                }}
+            </section>
+            <LabelBar labels=labels.get_value() selected=handle.selected_label pick aria_label="Entity types"/>
+            <section class="actions">
+                <button on:click=move |_| back() disabled=move || history.with(Vec::is_empty)>"← Previous"</button>
+                <button on:click=move |_| skip()>"Skip"</button>
+                <button class="primary" on:click=move |_| submit() data-testid="submit">"Submit"</button>
+            </section>
+            <SpanKeys extra=vec![("Enter".into(), "submit (no spans: \"no entities\")".into()), ("Space".into(), "skip".into())]/>
+            <aside class="guidelines-panel" class:open=move || show_guidelines.get() data-testid="guidelines" aria-hidden=move || (!show_guidelines.get()).to_string()>
+                <h2>"Guidelines"</h2>
+                <div inner_html=guidelines_html></div>
+                <p class="muted"><kbd>"?"</kbd>" or "<kbd>"Esc"</kbd>" to close"</p>
+            </aside>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_styles_escape_names_and_fall_back_to_the_palette() {
+        let labels = vec![
+            EditorLabel {
+                name: "A\"</style>".into(),
+                hotkey: None,
+            },
+            EditorLabel {
+                name: "B".into(),
+                hotkey: None,
+            },
+        ];
+        let css = label_styles(&labels, &["#00ff00".to_string(), "red;}body{".to_string()]);
+        assert!(!css.contains("</style>") && !css.contains("\"</"), "{css}");
+        assert!(css.contains(".spans .l0{--lc:#00ff00}"));
+        assert!(
+            css.contains(&format!(".l1{{--lc:{}}}", PALETTE[1])),
+            "a bad colour is not used: {css}"
+        );
+        assert!(
+            css.contains("\\000041\\000022"),
+            "A and the quote as escapes: {css}"
+        );
+    }
+}
