@@ -1,6 +1,8 @@
-// The span editor's latency on a long document: a 5,000-word item with 500 spans, each key
-// timed from the key event to the first frame painted after the page's last change, in
-// Chromium. Prints a table; the goal (under 50 ms) is reported, not asserted.
+// The span editor's latency on a long document: a 5,000-word item with 500 spans, in
+// Chromium. Each key is timed from the key event to the frame that shows the repainted span
+// (the first frame after the text's tokens changed), and to the frame after the page's last
+// change (the span list follows the text by a frame). Prints a table; the goal (the span
+// repainted within 50 ms) is reported, not asserted.
 //
 //   cargo build -p concord --bin concord && cargo xtask site   (the binary embeds the site)
 //   cd end2end && npx playwright test -c playwright.bench.config.ts
@@ -37,9 +39,10 @@ function document() {
 async function instrument(page: Page) {
   await page.evaluate(() => {
     const w = window as any;
-    w.__lat = { t0: 0, done: 0, handler: 0, script: 0 };
+    w.__lat = { t0: 0, done: 0, span: 0, handler: 0, script: 0 };
     document.addEventListener('keydown', (e) => {
-      w.__lat.t0 = e.timeStamp; w.__lat.done = 0; w.__lat.start = performance.now();
+      const l = w.__lat;
+      l.t0 = e.timeStamp; l.done = 0; l.span = 0; l.start = performance.now();
     }, true);
     // After the editor's own handler (the event bubbles here last): the page's synchronous
     // work, then with its microtasks (reactive updates) once a task later.
@@ -48,16 +51,25 @@ async function instrument(page: Page) {
       l.handler = performance.now() - l.start;
       setTimeout(() => { l.script = performance.now() - l.start; }, 0);
     });
-    new MutationObserver(() => {
-      requestAnimationFrame(() => setTimeout(() => { w.__lat.done = performance.now(); }, 0));
+    const editor = document.querySelector('[data-testid=span-editor]')!;
+    new MutationObserver((records) => {
+      const inText = records.some((r) => editor.contains(r.target));
+      requestAnimationFrame(() => setTimeout(() => {
+        const l = w.__lat;
+        l.done = performance.now();
+        // The first frame that shows a change of the text's tokens: the repainted span.
+        if (inText && l.span === 0) l.span = l.done;
+      }, 0));
     }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
   });
 }
 
 const breakdown: Record<string, [number, number][]> = {};
 
-/** Presses `key` and answers its latency in ms (null when the key changed nothing). */
-async function timed(page: Page, key: string): Promise<number | null> {
+/** Presses `key` and answers its latency in ms: to the frame showing the text's change
+ * (`span`, null when the text did not change) and to the frame after the page's last change
+ * (`all`: the span list and status lines too; null when nothing changed). */
+async function timed(page: Page, key: string): Promise<{ span: number | null; all: number | null }> {
   await page.keyboard.press(key);
   // Settled: a change was painted and nothing changed for 100 ms after.
   let last = -1;
@@ -69,7 +81,7 @@ async function timed(page: Page, key: string): Promise<number | null> {
   }
   const l = await page.evaluate(() => (window as any).__lat);
   (breakdown[key] ??= []).push([l.handler, l.script]);
-  return l.done > 0 ? l.done - l.t0 : null;
+  return { span: l.span > 0 ? l.span - l.t0 : null, all: l.done > 0 ? l.done - l.t0 : null };
 }
 
 function quantile(sorted: number[], q: number) {
@@ -107,14 +119,16 @@ test('span editor latency: 5,000 words, 500 spans', async ({ page }) => {
     await editor.focus();
     await instrument(page);
 
-    const rows: [string, number[]][] = [];
+    const rows: [string, number[], number[]][] = [];
     const measure = async (name: string, key: string, times: number) => {
-      const got: number[] = [];
+      const span: number[] = [];
+      const all: number[] = [];
       for (let i = 0; i < times; i++) {
         const ms = await timed(page, key);
-        if (ms !== null) got.push(ms);
+        if (ms.span !== null) span.push(ms.span);
+        if (ms.all !== null) all.push(ms.all);
       }
-      rows.push([name, got]);
+      rows.push([name, span, all]);
     };
 
     const list = page.locator('ol[data-testid=spans] > li');
@@ -153,22 +167,30 @@ test('span editor latency: 5,000 words, 500 spans', async ({ page }) => {
     await measure('` character mode', '`', 1);
     await measure('→ cursor (character mode)', 'ArrowRight', 10);
 
-    const all = rows.flatMap(([, v]) => v).sort((a, b) => a - b);
-    const table = new Map<string, number[]>();
-    for (const [name, v] of rows) table.set(name, [...(table.get(name) ?? []), ...v]);
+    const spanAll = rows.flatMap(([, v]) => v).sort((a, b) => a - b);
+    const settledAll = rows.flatMap(([, , v]) => v).sort((a, b) => a - b);
+    const table = new Map<string, [number[], number[]]>();
+    for (const [name, span, all] of rows) {
+      const [s0, a0] = table.get(name) ?? [[], []];
+      table.set(name, [[...s0, ...span], [...a0, ...all]]);
+    }
+    const stats = (v: number[]) => {
+      const s = [...v].sort((a, b) => a - b);
+      if (s.length === 0) return '– | – | –';
+      return `${quantile(s, 0.5).toFixed(1)} | ${quantile(s, 0.95).toFixed(1)} | ${s[s.length - 1].toFixed(1)}`;
+    };
     const lines = [
-      `span editor latency, key event → frame painted after the last change (Chromium ${page.context().browser()?.version()})`,
+      `span editor latency in Chromium ${page.context().browser()?.version()}: from the key event to the frame that`,
+      'shows the repainted span (the text), and to the frame after the last change (span list, status lines too)',
       `item: ${N_WORDS} words, ${tokens} tokens, ${N_SPANS} spans; page load to all tokens shown: ${loadMs} ms`,
       '',
-      '| key | n | median ms | p95 ms | max ms |',
-      '|---|---:|---:|---:|---:|',
-      ...[...table.entries()].map(([name, v]) => {
-        const s = [...v].sort((a, b) => a - b);
-        return `| ${name} | ${s.length} | ${quantile(s, 0.5).toFixed(1)} | ${quantile(s, 0.95).toFixed(1)} | ${s[s.length - 1].toFixed(1)} |`;
-      }),
-      `| all keys | ${all.length} | ${quantile(all, 0.5).toFixed(1)} | ${quantile(all, 0.95).toFixed(1)} | ${all[all.length - 1].toFixed(1)} |`,
+      '| key | n | span repainted: median ms | p95 | max | everything: median ms | p95 | max |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...[...table.entries()].map(([name, [span, all]]) => `| ${name} | ${Math.max(span.length, all.length)} | ${stats(span)} | ${stats(all)} |`),
+      `| all keys | ${settledAll.length} | ${stats(spanAll)} | ${stats(settledAll)} |`,
       '',
-      `goal: under ${GOAL_MS} ms; keys over it: ${all.filter((x) => x >= GOAL_MS).length} of ${all.length}`,
+      `goal: span repainted under ${GOAL_MS} ms; keys over it: ${spanAll.filter((x) => x >= GOAL_MS).length} of ${spanAll.length}` +
+        ` (everything settled over it: ${settledAll.filter((x) => x >= GOAL_MS).length} of ${settledAll.length})`,
       '',
       'where the time goes, median ms per key: the page\'s handler (wasm), and with its reactive updates',
       '| key | handler | handler + updates |',

@@ -37,6 +37,11 @@ fn now_ms() -> f64 {
 /// cost more than a frame.
 const TAGS_UP_TO: usize = 1_000;
 
+/// Above this many token ranges to repaint, one pass over the range around them all is
+/// cheaper than a pass over the spans per range.
+#[cfg(feature = "hydrate")]
+const MANY_RANGES: usize = 16;
+
 /// Colours for labels that have none, by label position.
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
@@ -87,6 +92,8 @@ struct DomTokens {
     painted: Vec<String>,
     /// The token to bring into view after the next frame (set while one is scheduled).
     scroll_to: Option<usize>,
+    /// A list refresh is scheduled for after the next frame.
+    list_pending: bool,
 }
 
 /// What a page holds of its span editor: the editor itself and the signals its view reads.
@@ -191,7 +198,17 @@ impl EditorHandle {
             };
             #[cfg(feature = "hydrate")]
             self.dom.update_value(|dom| {
-                for range in &repaint.tokens {
+                // Each range costs a pass over the spans: many ranges (all suggestions
+                // accepted at once) are painted as the one range around them, in one pass.
+                let hull;
+                let ranges = match (repaint.tokens.first(), repaint.tokens.last()) {
+                    (Some(first), Some(last)) if repaint.tokens.len() > MANY_RANGES => {
+                        hull = std::iter::once(first.start..last.end).collect::<Vec<_>>();
+                        &hull[..]
+                    }
+                    _ => &repaint.tokens[..],
+                };
+                for range in ranges {
                     let fresh = e.token_classes(range.clone());
                     for (i, class) in (range.start..).zip(fresh) {
                         if let (Some(el), Some(old)) = (dom.elements.get(i), dom.painted.get_mut(i))
@@ -211,21 +228,56 @@ impl EditorHandle {
                 }
             });
             if repaint.list {
-                self.rows.set(e.rows());
-                let label = e
-                    .selected()
-                    .and_then(|s| e.labels().get(usize::from(s.label)))
-                    .map(|l| vec![l.name.clone()])
-                    .unwrap_or_default();
-                if self.selected_label.with_untracked(|l| *l != label) {
-                    self.selected_label.set(label);
+                // The text is what the annotator watches: its frame goes out first, and the
+                // list (up to hundreds of rows when all suggestions are accepted at once)
+                // follows in the next one.
+                #[cfg(feature = "hydrate")]
+                {
+                    let scheduled = self
+                        .dom
+                        .try_update_value(|dom| std::mem::replace(&mut dom.list_pending, true));
+                    if scheduled == Some(false) {
+                        self.refresh_list_after_paint();
+                    }
                 }
+                #[cfg(not(feature = "hydrate"))]
+                self.refresh_list(e);
             }
             let message = e.message().map(str::to_string);
             if self.message.with_untracked(|m| *m != message) {
                 self.message.set(message);
             }
             self.cursor_line.set(e.describe_cursor());
+        });
+    }
+
+    /// Shows the editor's spans in the list, and the selected span's label on the buttons.
+    fn refresh_list(&self, e: &SpanEditor) {
+        self.rows.set(e.rows());
+        let label = e
+            .selected()
+            .and_then(|s| e.labels().get(usize::from(s.label)))
+            .map(|l| vec![l.name.clone()])
+            .unwrap_or_default();
+        if self.selected_label.with_untracked(|l| *l != label) {
+            self.selected_label.set(label);
+        }
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn refresh_list_after_paint(self) {
+        request_animation_frame(move || {
+            set_timeout(
+                move || {
+                    self.dom.update_value(|dom| dom.list_pending = false);
+                    self.editor.with_value(|e| {
+                        if let Some(e) = e {
+                            self.refresh_list(e);
+                        }
+                    });
+                },
+                std::time::Duration::ZERO,
+            );
         });
     }
 

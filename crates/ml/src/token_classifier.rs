@@ -54,12 +54,14 @@ pub struct FeatureSettings {
     pub shape_window: usize,
 }
 
+/// The defaults are what the validation part of WNUT-16 chose (`examples/wnut16_ner.rs`):
+/// mean of the pieces, with the shapes of the word and of two words on each side.
 impl Default for FeatureSettings {
     fn default() -> Self {
         FeatureSettings {
-            pooling: Pooling::First,
+            pooling: Pooling::Mean,
             word_shape: true,
-            shape_window: 1,
+            shape_window: 2,
         }
     }
 }
@@ -189,6 +191,8 @@ pub struct TokenHeadParams {
     pub seed: u64,
 }
 
+/// Head size and `O` weight as the validation part of WNUT-16 chose them (an MLP of 256 beat
+/// a linear head by about 0.04 micro-F1; `O` at 0.25 beat 0.5 and 1).
 impl Default for TokenHeadParams {
     fn default() -> Self {
         TokenHeadParams {
@@ -196,7 +200,7 @@ impl Default for TokenHeadParams {
             batch_size: 256,
             learning_rate: 2e-3,
             weight_decay: 0.01,
-            o_weight: 0.5,
+            o_weight: 0.25,
             hidden: 256,
             seed: 17,
         }

@@ -237,7 +237,7 @@ fn pieces_align_to_words_including_split_and_unknown_words() {
     // Shape features follow the hidden state and see the capitals the tokenizer drops.
     let shaped =
         word_features(&enc, &item, &FeatureSettings::default(), 8, &mut |_, _| {}).unwrap();
-    assert_eq!(shaped[0][0].len(), 16 + 3 * SHAPE_FEATURES);
+    assert_eq!(shaped[0][0].len(), 16 + 5 * SHAPE_FEATURES);
     assert_eq!(&shaped[0][0][..16], &first[0][0][..]);
     let lower = word_features(
         &enc,

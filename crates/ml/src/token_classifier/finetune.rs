@@ -48,11 +48,11 @@ pub struct TokenFineTuneParams {
 impl Default for TokenFineTuneParams {
     fn default() -> Self {
         TokenFineTuneParams {
-            epochs: 4,
+            epochs: 3,
             batch_size: 16,
             encoder_learning_rate: 1e-4,
             head_learning_rate: 1e-3,
-            o_weight: 1.0,
+            o_weight: 0.25,
             hidden: 256,
             warmup: 0.1,
             probe_epochs: 30,
