@@ -350,6 +350,7 @@ fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView
         confidence: s.confidence,
         version: s.model_version,
         spans: s.spans,
+        validation: s.validation,
     }
 }
 

@@ -114,6 +114,9 @@ pub struct SuggestionView {
     /// Span projects: the suggested spans, each with its confidence.
     #[serde(default)]
     pub spans: Vec<concord_domain::SuggestedSpan>,
+    /// How the version was validated (what its confidences rest on).
+    #[serde(default)]
+    pub validation: String,
 }
 
 /// The model card of a project page.

@@ -344,6 +344,7 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                                 <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
                                     "Model v"{s.version}" suggests "<strong>{text}</strong>
                                     {format!(" ({:.0}% sure) — Enter accepts it", s.confidence * 100.0)}
+                                    <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
                                 </p>
                             }
                         });

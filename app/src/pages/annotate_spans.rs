@@ -803,6 +803,7 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                         <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
                             {format!("Model v{} suggests {} span{} (dashed): Tab to one, + accepts, - rejects, = accepts all at or above {threshold}%.",
                                 s.version, s.spans.len(), if s.spans.len() == 1 { "" } else { "s" })}
+                            <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
                         </p>
                     });
                     let reason = item.as_ref().and_then(|i| i.reason.clone()).map(|r| view! {

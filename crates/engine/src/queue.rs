@@ -54,6 +54,10 @@ pub struct Suggestion {
     /// Span projects: the suggested spans (code point offsets), each with its confidence.
     #[serde(default)]
     pub spans: Vec<SuggestedSpan>,
+    /// What the confidences rest on: how the version was validated (held-out figures, rule
+    /// precision, or that it was not), shown beside the suggestion.
+    #[serde(default)]
+    pub validation: String,
 }
 
 impl From<concord_store::SuggestionRecord> for Suggestion {
@@ -63,7 +67,29 @@ impl From<concord_store::SuggestionRecord> for Suggestion {
             confidence: s.confidence,
             model_version: s.version,
             spans: s.spans,
+            validation: String::new(),
         }
+    }
+}
+
+impl Engine {
+    /// The stored suggestion for an item, with how its version was validated.
+    pub(crate) fn suggestion_for(
+        &self,
+        project: ProjectId,
+        seq: u64,
+    ) -> Result<Option<Suggestion>, EngineError> {
+        let Some(record) = self.store().suggestion(project, seq)? else {
+            return Ok(None);
+        };
+        let validation = match self.store().model_version(project, record.version)? {
+            Some(version) => crate::models::describe_validation(&version),
+            None => "its model version no longer exists".to_string(),
+        };
+        Ok(Some(Suggestion {
+            validation,
+            ..Suggestion::from(record)
+        }))
     }
 }
 
@@ -271,7 +297,7 @@ impl Engine {
         let suggestion = if hidden {
             None
         } else {
-            self.store().suggestion(project, seq)?.map(Suggestion::from)
+            self.suggestion_for(project, seq)?
         };
         // A span answer has no item labels to count.
         let others = if hidden || spec.task.is_spans() {

@@ -232,10 +232,7 @@ impl Engine {
             .collect();
         shown.sort_by(|a, b| a.annotator.cmp(&b.annotator));
         let gold_question = self.store().gold_questions(project)?.contains(&seq);
-        let suggestion = self
-            .store()
-            .suggestion(project, seq)?
-            .map(crate::Suggestion::from);
+        let suggestion = self.suggestion_for(project, seq)?;
         let gold_source = gold.as_ref().map(|(_, s)| s.clone());
         let (gold, gold_spans) = match gold {
             Some((g, _)) if is_spans => (Some(g.labels), Some(g.spans)),

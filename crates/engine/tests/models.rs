@@ -159,6 +159,11 @@ fn zero_shot_then_training_then_rollback() {
         .suggestion
         .expect("outside blind mode the suggestion shows");
     assert_eq!(shown.labels, zero_shot_shown[1].0);
+    assert!(
+        shown.validation.starts_with("zero-shot") && shown.validation.contains("not validated"),
+        "{}",
+        shown.validation
+    );
 
     // The annotator labels every item but the held-out ones; each answer records whether it
     // accepted or corrected the suggestion it was shown.
@@ -217,6 +222,16 @@ fn zero_shot_then_training_then_rollback() {
         versions[1].train_size + metrics.items,
         labelled.len() as u64
     );
+    // The trained version's suggestions say they rest on its held-out figures.
+    let shown = env.engine.item_for_annotation(&ann, project, "7").unwrap();
+    let validation = shown.suggestion.expect("a suggestion").validation;
+    let want = format!(
+        "held-out accuracy {:.0}% (macro F1 {:.2}) on {} confirmed items",
+        100.0 * metrics.accuracy,
+        metrics.macro_f1,
+        metrics.items
+    );
+    assert!(validation.starts_with(&want), "{validation}");
 
     // Both versions count as raters on the agreement dashboard, over the labelled items.
     let agreement = env.engine.agreement(&env.admin, project).unwrap();

@@ -604,6 +604,12 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
         [(0, 5, "per"), (17, 22, "loc")]
     );
     assert!(suggestion.labels.is_empty());
+    // The page says what the confidences rest on: here, nothing measured in this project.
+    assert!(
+        suggestion.validation.contains("spacy-sm") && suggestion.validation.contains("not validated"),
+        "{}",
+        suggestion.validation
+    );
     submit(&env, &a, project, "t1", &[(17, 22, "loc"), (0, 5, "per")]);
     let rev_view = env.engine.review_item(&rev, project, "t1").unwrap();
     let ann_answer = rev_view

@@ -24,6 +24,7 @@ mod process_train_spans;
 mod queue_order;
 mod span_metrics;
 mod span_model;
+mod validation;
 
 use concord_domain::{AnnotationSource, JobSpec, ProjectId, ProjectSpec, Role};
 use concord_ml::Evaluation;
@@ -37,6 +38,7 @@ use encoders::fingerprint_from_hex;
 pub use concord_domain::{TrainParams, Trainer};
 pub(crate) use encoders::{remove_files, Models, ENCODERS_DIR};
 pub use jobs::JobInfo;
+pub(crate) use validation::describe_validation;
 pub(crate) use jobs::JobSignal;
 pub(crate) use patterns::check_patterns;
 pub use patterns::MIN_VALIDATING_MATCHES;
