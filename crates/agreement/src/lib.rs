@@ -75,7 +75,9 @@ pub use per_label::{per_label, LabelAgreement};
 pub use percent::{percent_agreement, PercentAgreement};
 pub use ratings::{Ratings, RatingsView, MISSING};
 pub use report::{agreement_report, AgreementReport, ReportOptions};
-pub use spans::{pairwise_span_f1, span_f1, LabelF1, Span, SpanAgreement, SpanMatch};
+pub use spans::{
+    pairwise_span_f1, precision_recall_f1, span_f1, LabelF1, Span, SpanAgreement, SpanMatch,
+};
 pub use tally::{Tallies, TallyBuilder};
 pub use unitizing::{unitizing_alpha, CategoryAlphaU, Unit, UnitizingAlpha};
 pub use weights::{Metric, Weighting};

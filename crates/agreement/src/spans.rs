@@ -81,7 +81,10 @@ pub struct SpanAgreement {
     pub macro_f1: Coefficient,
 }
 
-fn f1_of(
+/// Precision (`matched_a / spans_a`), recall (`matched_b / spans_b`) and their harmonic mean,
+/// from match counts — per label or pooled over labels (micro). Undefined without spans; F1 is
+/// 0 when one side has spans and nothing matches.
+pub fn precision_recall_f1(
     matched_a: usize,
     spans_a: usize,
     matched_b: usize,
@@ -105,6 +108,19 @@ fn f1_of(
         }
     };
     (p, r, f1)
+}
+
+impl SpanAgreement {
+    /// Micro precision, recall and F1: the counts pooled over labels.
+    pub fn micro(&self) -> (Coefficient, Coefficient, Coefficient) {
+        let sum = |f: fn(&LabelF1) -> usize| self.per_label.iter().map(f).sum::<usize>();
+        precision_recall_f1(
+            sum(|l| l.matched_a),
+            sum(|l| l.spans_a),
+            sum(|l| l.matched_b),
+            sum(|l| l.spans_b),
+        )
+    }
 }
 
 /// Exact-match or overlap F1 between annotators `a` and `b`, per label and micro/macro.
@@ -149,7 +165,7 @@ pub fn span_f1(a: &[Span], b: &[Span], matching: SpanMatch) -> Result<SpanAgreem
                 }
             }
         }
-        let (precision, recall, f1) = f1_of(ma, na, mb, nb);
+        let (precision, recall, f1) = precision_recall_f1(ma, na, mb, nb);
         ta += na;
         tb += nb;
         tma += ma;
@@ -165,7 +181,7 @@ pub fn span_f1(a: &[Span], b: &[Span], matching: SpanMatch) -> Result<SpanAgreem
             f1,
         });
     }
-    let (_, _, micro_f1) = f1_of(tma, ta, tmb, tb);
+    let (_, _, micro_f1) = precision_recall_f1(tma, ta, tmb, tb);
     let defined: Vec<f64> = per_label.iter().filter_map(|l| l.f1.value()).collect();
     let macro_f1 = if defined.is_empty() {
         Coefficient::Undefined(UndefinedReason::NoSpans)

@@ -68,7 +68,17 @@ pub fn aggregate_labels(
     }
 }
 
-/// The spans more than half of `answers` contain (same start, end and label), in order.
+/// The span set more than half of `answers` gave exactly (answers hold canonical, sorted
+/// spans), if any: the whole answer a majority agreed on, as training confirms items.
+pub fn majority_span_set<'a>(answers: &[&'a [Span]]) -> Option<&'a [Span]> {
+    answers
+        .iter()
+        .copied()
+        .find(|candidate| 2 * answers.iter().filter(|a| *a == candidate).count() > answers.len())
+}
+
+/// The spans more than half of `answers` contain (same start, end and label), in order: span
+/// by span, so the result may be a set no annotator gave (the reviewer's starting point).
 pub fn aggregate_spans(answers: &[&[Span]]) -> Vec<Span> {
     let mut counts: std::collections::BTreeMap<(u32, u32, &str), usize> = Default::default();
     for answer in answers {
@@ -160,5 +170,17 @@ mod tests {
         );
         assert_eq!(aggregate_spans(&[&a, &c]), [Span::new(7, 9, "geo")]);
         assert!(aggregate_spans(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_strict_majority_of_identical_span_sets_is_found() {
+        let a = vec![Span::new(0, 3, "x")];
+        let b = vec![Span::new(0, 4, "x")];
+        assert_eq!(majority_span_set(&[&a]), Some(a.as_slice()));
+        assert_eq!(majority_span_set(&[&a, &b]), None);
+        assert_eq!(majority_span_set(&[&a, &b, &a]), Some(a.as_slice()));
+        let none: Vec<Span> = Vec::new();
+        assert_eq!(majority_span_set(&[&none]), Some(none.as_slice()));
+        assert_eq!(majority_span_set(&[]), None);
     }
 }

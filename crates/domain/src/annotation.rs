@@ -143,9 +143,8 @@ impl AnnotationValue {
                 });
             }
         }
-        self.spans.sort_by(|a, b| {
-            (a.start, a.end, &a.label).cmp(&(b.start, b.end, &b.label))
-        });
+        self.spans
+            .sort_by(|a, b| (a.start, a.end, &a.label).cmp(&(b.start, b.end, &b.label)));
         for pair in self.spans.windows(2) {
             if pair[0] == pair[1] {
                 return Err(DomainError::RepeatedSpan {
@@ -237,7 +236,9 @@ mod tests {
             DomainError::NotExactlyOneLabel { count: 2 }
         );
         assert_eq!(
-            AnnotationValue::labels(["spam"]).validate(&p, "").unwrap_err(),
+            AnnotationValue::labels(["spam"])
+                .validate(&p, "")
+                .unwrap_err(),
             DomainError::UnknownLabel {
                 label: "spam".into()
             }

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::tokens::{covered_tokens, Token};
+use crate::Span;
+
 /// A labelled run of tokens `[start, end)` (token indices); `label` indexes the project's labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TokenSpan {
@@ -105,12 +108,14 @@ impl TagSet {
         if label.is_empty() {
             return Err(malformed());
         }
-        let index = self.labels.iter().position(|l| l == label).ok_or_else(|| {
-            TagError::UnknownType {
-                tag: tag.to_string(),
-                label: label.to_string(),
-            }
-        })?;
+        let index =
+            self.labels
+                .iter()
+                .position(|l| l == label)
+                .ok_or_else(|| TagError::UnknownType {
+                    tag: tag.to_string(),
+                    label: label.to_string(),
+                })?;
         match prefix {
             'B' | 'S' => Ok(self.index(Tag::Begin(index))),
             'I' | 'E' => Ok(self.index(Tag::Inside(index))),
@@ -130,19 +135,15 @@ impl TagSet {
         }
     }
 
-    /// IOB2 tags for `n_tokens` tokens carrying `spans`. Spans must not overlap (flat NER);
-    /// where they do, the later span's tokens win from its first token on.
+    /// IOB2 tags for `n_tokens` tokens carrying `spans`. BIO cannot express nesting: where
+    /// spans overlap (an overlapping project, or two character-mode spans widened to one
+    /// token), the longest are kept (then the earliest), so no tag sequence ever reads as an
+    /// entity nobody marked.
     pub fn encode(&self, n_tokens: usize, spans: &[TokenSpan]) -> Vec<u16> {
         let mut tags = vec![0u16; n_tokens];
-        let mut sorted = spans.to_vec();
-        sorted.sort();
-        for span in sorted {
-            let end = span.end.min(n_tokens);
-            if span.start >= end || span.label >= self.labels.len() {
-                continue;
-            }
+        for span in flat_subset(spans, n_tokens, self.labels.len()) {
             tags[span.start] = self.index(Tag::Begin(span.label));
-            for tag in &mut tags[span.start + 1..end] {
+            for tag in &mut tags[span.start + 1..span.end] {
                 *tag = self.index(Tag::Inside(span.label));
             }
         }
@@ -177,6 +178,54 @@ impl TagSet {
         }
         spans
     }
+}
+
+/// Character spans as token spans over `tokens` (a sub-token span takes its whole tokens);
+/// spans of labels outside `labels`, or covering no token, are left out.
+pub fn token_spans(tokens: &[Token], spans: &[Span], labels: &[String]) -> Vec<TokenSpan> {
+    spans
+        .iter()
+        .filter_map(|s| {
+            let label = labels.iter().position(|l| *l == s.label)?;
+            let range = covered_tokens(tokens, s.start, s.end)?;
+            Some(TokenSpan {
+                start: range.start,
+                end: range.end,
+                label,
+            })
+        })
+        .collect()
+}
+
+/// The character range `[start, end)` of a token span: from its first token's start to its
+/// last token's end (`None` for an empty span or one past the tokens).
+pub fn char_range(tokens: &[Token], span: TokenSpan) -> Option<(u32, u32)> {
+    let first = tokens.get(span.start)?;
+    let last = tokens.get(span.end.checked_sub(1)?)?;
+    (span.start < span.end).then_some((first.start, last.end))
+}
+
+/// The spans BIO tags can carry: inside `n_tokens`, of a known label, no two sharing a token
+/// (longest first, then earliest), in order.
+pub fn flat_subset(spans: &[TokenSpan], n_tokens: usize, labels: usize) -> Vec<TokenSpan> {
+    let mut ranked: Vec<TokenSpan> = spans
+        .iter()
+        .filter(|s| s.start < s.end && s.end <= n_tokens && s.label < labels)
+        .copied()
+        .collect();
+    ranked.sort_by_key(|s| (std::cmp::Reverse(s.end - s.start), s.start, s.label));
+    let mut taken = vec![false; n_tokens];
+    let mut kept = Vec::new();
+    for span in ranked {
+        if taken[span.start..span.end].iter().all(|t| !t) {
+            taken[span.start..span.end]
+                .iter_mut()
+                .for_each(|t| *t = true);
+            kept.push(span);
+        }
+    }
+    kept.sort();
+    kept
 }
 
 #[cfg(test)]
@@ -243,6 +292,18 @@ mod tests {
             ["B-person", "B-person", "I-person", "O", "B-geo-loc", "O"]
         );
         assert_eq!(s.decode(&encoded), spans);
+    }
+
+    #[test]
+    fn overlapping_spans_encode_as_the_longest_never_as_invented_ones() {
+        let s = set();
+        let span = |start, end, label| TokenSpan { start, end, label };
+        // A person over five tokens with a place nested in its second token.
+        let tags = s.encode(5, &[span(0, 5, 0), span(1, 2, 1)]);
+        assert_eq!(s.decode(&tags), [span(0, 5, 0)]);
+        // Two spans widened to the same token: one is kept, never a mix.
+        let tags = s.encode(3, &[span(1, 2, 0), span(1, 2, 1)]);
+        assert_eq!(s.decode(&tags).len(), 1);
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct ConllSentence {
     pub tokens: Vec<String>,
     pub tags: Vec<String>,
     pub first_line: usize,
+    /// Bytes of the item text so far (tokens and the spaces between them).
+    pub text_bytes: usize,
 }
 
 impl ConllSentence {
@@ -20,15 +22,34 @@ impl ConllSentence {
     }
 }
 
-/// The most tokens one CoNLL item may have before the file is refused.
-pub const MAX_CONLL_TOKENS: usize = 100_000;
+/// The most tokens one CoNLL item may have before the file is refused (as for any item).
+pub const MAX_CONLL_TOKENS: usize = crate::tokens::MAX_TOKENS;
+
+/// The longest item text (tokens joined by spaces) a CoNLL item may make: the line limit of
+/// the other formats, so one item's memory is bounded whatever the file.
+pub const MAX_CONLL_ITEM_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConllError {
     #[error("line {line}: expected a token and its tag separated by whitespace, got {got:?}")]
     MissingTag { line: usize, got: String },
-    #[error("line {line}: an item has more than {max} tokens (is a blank line missing between items?)")]
+    #[error(
+        "line {line}: an item has more than {max} tokens (is a blank line missing between items?)"
+    )]
     TooManyTokens { line: usize, max: usize },
+    #[error("line {line}: an item's text is longer than {max} bytes (is a blank line missing between items?)")]
+    ItemTooLong { line: usize, max: usize },
+}
+
+impl ConllError {
+    /// The line the problem is on.
+    pub fn line(&self) -> usize {
+        match self {
+            ConllError::MissingTag { line, .. }
+            | ConllError::TooManyTokens { line, .. }
+            | ConllError::ItemTooLong { line, .. } => *line,
+        }
+    }
 }
 
 /// Assembles items from lines fed one at a time.
@@ -65,11 +86,19 @@ impl ConllReader {
             tokens: Vec::new(),
             tags: Vec::new(),
             first_line: line,
+            text_bytes: 0,
         });
         if sentence.tokens.len() >= MAX_CONLL_TOKENS {
             return Err(ConllError::TooManyTokens {
                 line,
                 max: MAX_CONLL_TOKENS,
+            });
+        }
+        sentence.text_bytes += token.len() + usize::from(!sentence.tokens.is_empty());
+        if sentence.text_bytes > MAX_CONLL_ITEM_BYTES {
+            return Err(ConllError::ItemTooLong {
+                line,
+                max: MAX_CONLL_ITEM_BYTES,
             });
         }
         sentence.tokens.push(token.to_string());
@@ -142,7 +171,8 @@ mod tests {
 
     #[test]
     fn reads_items_between_blank_lines_and_skips_docstart() {
-        let text = "-DOCSTART- -X- O O\n\n@paulwalk\tO\nIt\tO\n\nEmpire B-facility\nState I-facility\n";
+        let text =
+            "-DOCSTART- -X- O O\n\n@paulwalk\tO\nIt\tO\n\nEmpire B-facility\nState I-facility\n";
         let items = parse_conll(text).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].tokens, ["@paulwalk", "It"]);

@@ -13,19 +13,18 @@ mod project;
 mod review;
 pub mod tokens;
 
-pub use aggregate::{aggregate_labels, aggregate_spans, Aggregate};
-pub use annotation::{
-    AnnotationSource, AnnotationValue, Relation, Span, SuggestedSpan, MAX_SPANS,
-};
+pub use aggregate::{aggregate_labels, aggregate_spans, majority_span_set, Aggregate};
+pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span, SuggestedSpan, MAX_SPANS};
 pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
 pub use job::{JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
 pub use project::{
     Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role, SpanPattern, TaskKind,
-    MAX_PATTERNS, MAX_PATTERN_LEN, RESERVED_KEYS, SPAN_EDITOR_KEYS,
+    MAX_PATTERNS, MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RESERVED_KEYS,
+    SPAN_EDITOR_KEYS,
 };
-pub use tokens::Token;
 pub use review::{review_state, GoldSource, ReviewState};
+pub use tokens::Token;
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +101,14 @@ pub enum DomainError {
     BadAcceptThreshold,
     #[error("a project has at most {max} patterns")]
     TooManyPatterns { max: usize },
+    #[error(
+        "entity type {name:?} contains whitespace, which separates the columns of CoNLL files"
+    )]
+    EntityTypeWhitespace { name: String },
+    #[error("a project has at most {max} regular-expression patterns")]
+    TooManyRegexPatterns { max: usize },
+    #[error("a project's patterns are at most {max} bytes together")]
+    PatternsTooLong { max: usize },
     #[error("a pattern of label {label:?} is empty or longer than {max} bytes")]
     BadPattern { label: String, max: usize },
     #[error("span {start}..{end} ({label:?}) is not inside the text, which has {len} characters (offsets count Unicode code points)")]

@@ -166,6 +166,10 @@ impl PatternKind {
 /// The most patterns a project may have, and the longest pattern.
 pub const MAX_PATTERNS: usize = 10_000;
 pub const MAX_PATTERN_LEN: usize = 1_000;
+/// The most regular expressions among them, and the most bytes of all patterns together (the
+/// patterns live in the project record, read on every request).
+pub const MAX_REGEX_PATTERNS: usize = 200;
+pub const MAX_PATTERN_BYTES: usize = 256 * 1024;
 
 /// Keys the span editor uses besides the arrows, Home/End, Tab, Enter, Escape, Backspace,
 /// Delete and `?` (and Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y for undo and redo): a span project's label
@@ -178,7 +182,10 @@ pub const SPAN_EDITOR_KEYS: &[(&str, &str)] = &[
     ("`", "switch between token and character mode"),
     ("+", "accept the selected suggestion"),
     ("-", "reject the selected suggestion"),
-    ("=", "accept every suggestion at or above the project's threshold"),
+    (
+        "=",
+        "accept every suggestion at or above the project's threshold",
+    ),
 ];
 
 /// The order in which annotators get unfinished items. The uncertainty orders rank items by the
@@ -385,6 +392,12 @@ impl ProjectSpec {
                     name: label.name.clone(),
                 });
             }
+            // CoNLL tags are `B-<type>` in a whitespace-separated column.
+            if self.task.is_spans() && label.name.chars().any(char::is_whitespace) {
+                return Err(DomainError::EntityTypeWhitespace {
+                    name: label.name.clone(),
+                });
+            }
             if !names.insert(label.name.clone()) {
                 return Err(DomainError::DuplicateLabel {
                     name: label.name.clone(),
@@ -439,6 +452,24 @@ impl ProjectSpec {
         }
         if self.settings.patterns.len() > MAX_PATTERNS {
             return Err(DomainError::TooManyPatterns { max: MAX_PATTERNS });
+        }
+        // Each regular expression is compiled (up to 1 MiB) at every save and predict job.
+        let regexes = self
+            .settings
+            .patterns
+            .iter()
+            .filter(|p| p.kind == PatternKind::Regex)
+            .count();
+        if regexes > MAX_REGEX_PATTERNS {
+            return Err(DomainError::TooManyRegexPatterns {
+                max: MAX_REGEX_PATTERNS,
+            });
+        }
+        let bytes: usize = self.settings.patterns.iter().map(|p| p.pattern.len()).sum();
+        if bytes > MAX_PATTERN_BYTES {
+            return Err(DomainError::PatternsTooLong {
+                max: MAX_PATTERN_BYTES,
+            });
         }
         for pattern in &mut self.settings.patterns {
             pattern.label = pattern.label.trim().to_string();
@@ -528,5 +559,53 @@ mod tests {
             },
         );
         check(&[(" ", None)], DomainError::EmptyLabelName { index: 1 });
+    }
+
+    #[test]
+    fn span_projects_refuse_what_their_formats_and_editor_cannot_carry() {
+        let span_spec = |labels: &[(&str, Option<&str>)]| ProjectSpec {
+            task: TaskKind::Spans,
+            ..spec(labels)
+        };
+        assert_eq!(
+            span_spec(&[("geo loc", None)]).normalize().unwrap_err(),
+            DomainError::EntityTypeWhitespace {
+                name: "geo loc".into()
+            }
+        );
+        // A classification label may hold a space; an entity type may not.
+        assert!(spec(&[("geo loc", None)]).normalize().is_ok());
+        assert_eq!(
+            span_spec(&[("person", Some("["))]).normalize().unwrap_err(),
+            DomainError::ReservedHotkey {
+                key: "[".into(),
+                label: "person".into()
+            }
+        );
+        let regex = |pattern: &str| SpanPattern {
+            label: "person".into(),
+            kind: PatternKind::Regex,
+            pattern: pattern.into(),
+            case_insensitive: false,
+        };
+        let mut many = span_spec(&[("person", None)]);
+        many.settings.patterns = (0..=MAX_REGEX_PATTERNS)
+            .map(|i| regex(&format!("a{i}")))
+            .collect();
+        assert_eq!(
+            many.normalize().unwrap_err(),
+            DomainError::TooManyRegexPatterns {
+                max: MAX_REGEX_PATTERNS
+            }
+        );
+        let mut unknown = span_spec(&[("person", None)]);
+        unknown.settings.patterns = vec![SpanPattern {
+            label: "org".into(),
+            ..regex("x")
+        }];
+        assert!(matches!(
+            unknown.normalize().unwrap_err(),
+            DomainError::UnknownLabel { .. }
+        ));
     }
 }

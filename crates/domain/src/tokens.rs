@@ -15,7 +15,8 @@ pub struct Token {
     pub end: u32,
 }
 
-/// The most tokens one item may have (an item of 256 KiB of one-letter words stays under it).
+/// The most tokens one item may have (about 1 MB of text in words and punctuation; an import
+/// refuses an item with more, naming its line).
 pub const MAX_TOKENS: usize = 200_000;
 
 /// Splits `text` into word and punctuation tokens, Unicode-aware: words by UAX #29 word
@@ -207,6 +208,15 @@ impl OffsetMap {
     }
 }
 
+/// The text of each token (empty for a token outside the text, which no stored item has).
+pub fn token_texts<'t>(text: &'t str, tokens: &[Token]) -> Vec<&'t str> {
+    let map = OffsetMap::new(text);
+    tokens
+        .iter()
+        .map(|t| map.slice(text, t.start, t.end).unwrap_or(""))
+        .collect()
+}
+
 /// The tokens a span `[start, end)` covers: the first token that ends after `start` up to the
 /// last that starts before `end`, as a token index range. `None` when it covers no token.
 pub fn covered_tokens(tokens: &[Token], start: u32, end: u32) -> Option<std::ops::Range<usize>> {
@@ -238,7 +248,10 @@ mod tests {
         check("Hello, world!", &["Hello", ",", "world", "!"]);
         check("  don't  stop ", &["don't", "stop"]);
         check("@paulwalk loves #Paris", &["@paulwalk", "loves", "#Paris"]);
-        check("see https://t.co/x1. ok", &["see", "https://t.co/x1", ".", "ok"]);
+        check(
+            "see https://t.co/x1. ok",
+            &["see", "https://t.co/x1", ".", "ok"],
+        );
         check("a @ b # c", &["a", "@", "b", "#", "c"]);
         check("(NYC)", &["(", "NYC", ")"]);
         check("", &[]);

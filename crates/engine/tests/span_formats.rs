@@ -166,14 +166,19 @@ fn wnut_tweets_round_trip_through_conll_byte_for_byte() {
     );
     let text = tweet["text"].as_str().unwrap();
     let gold = tweet["gold"].as_array().unwrap();
+    // Offsets are code points: slice through the offset map, never as bytes.
+    let map = concord_domain::tokens::OffsetMap::new(text);
     let named: Vec<(&str, &str)> = gold
         .iter()
         .map(|s| {
             let (start, end) = (
-                s["start"].as_u64().unwrap() as usize,
-                s["end"].as_u64().unwrap() as usize,
+                s["start"].as_u64().unwrap() as u32,
+                s["end"].as_u64().unwrap() as u32,
             );
-            (&text[start..end], s["label"].as_str().unwrap())
+            (
+                map.slice(text, start, end).unwrap(),
+                s["label"].as_str().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
@@ -697,7 +702,7 @@ fn labels_import_as_an_external_models_suggestions() {
             {"start": 12, "end": 18, "label": "LOC", "confidence": 0.55}],
             "confidence": 0.55, "model_version": 1})
     );
-    assert_eq!(items[1]["suggestion"]["spans"][0]["confidence"], 1.0);
+    assert_eq!(items[1]["suggestion"]["spans"][0]["confidence"], 0.0);
     assert_eq!(items[2]["suggestion"], Value::Null);
 
     // Label Studio predictions name their model; a second import's version is not made
@@ -810,7 +815,7 @@ fn classification_round_trips_through_label_studio_and_imports_choices_as_a_mode
     let items = export_jsonl(&env.engine, &env.admin, third);
     assert_eq!(
         items[0]["suggestion"],
-        json!({"labels": ["spam"], "confidence": 1.0, "model_version": 1})
+        json!({"labels": ["spam"], "confidence": 0.0, "model_version": 1})
     );
     // CoNLL is for span projects.
     let e = import_as(

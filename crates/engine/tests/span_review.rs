@@ -606,7 +606,8 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
     assert!(suggestion.labels.is_empty());
     // The page says what the confidences rest on: here, nothing measured in this project.
     assert!(
-        suggestion.validation.contains("spacy-sm") && suggestion.validation.contains("not validated"),
+        suggestion.validation.contains("spacy-sm")
+            && suggestion.validation.contains("not validated"),
         "{}",
         suggestion.validation
     );

@@ -104,15 +104,10 @@ fn score(pred: &[Vec<TokenSpan>], gold: &[&Tweet], labels: &[String]) -> SpanAgr
 }
 
 fn micro(a: &SpanAgreement) -> (f64, f64, f64) {
-    let (mut pa, mut ma, mut gb) = (0usize, 0usize, 0usize);
-    for l in &a.per_label {
-        pa += l.spans_a;
-        ma += l.matched_a;
-        gb += l.spans_b;
-    }
-    let p = if pa == 0 { 0.0 } else { ma as f64 / pa as f64 };
-    let r = if gb == 0 { 0.0 } else { ma as f64 / gb as f64 };
-    (p, r, a.micro_f1.value().unwrap_or(0.0))
+    // seqeval's convention: undefined (no predictions) counts as 0.
+    let (p, r, f1) = a.micro();
+    let value = |c: concord_agreement::Coefficient| c.value().unwrap_or(0.0);
+    (value(p), value(r), value(f1))
 }
 
 fn spans_of(predictions: &[TokenPrediction]) -> Vec<Vec<TokenSpan>> {

@@ -6,7 +6,7 @@
 //! (the counts of `concord_agreement::span_f1` are sums over documents, so adding per-item
 //! counts gives exactly the corpus figure), and memory does not grow with the project. α_U
 //! needs every unit at once; the items it needs are kept compactly, up to
-//! [`MAX_UNITIZING_SPANS`] spans, beyond which α_U is reported as not computed.
+//! [`MAX_UNITIZING_SPANS`] spans and answers, beyond which α_U is reported as not computed.
 //!
 //! The continuum of α_U is the texts of the compared items laid end to end, one rater per
 //! annotator: α_U's expected disagreement is a property of the whole corpus (how long units
@@ -18,15 +18,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use concord_agreement::{
-    span_f1, unitizing_alpha, Coefficient, LabelF1, SpanAgreement, SpanMatch, UndefinedReason,
-    Unit, UnitizingAlpha,
+    precision_recall_f1, span_f1, unitizing_alpha, Coefficient, LabelF1, SpanAgreement, SpanMatch,
+    UndefinedReason, Unit, UnitizingAlpha,
 };
 use concord_domain::{GoldSource, ProjectId, ProjectSpec, Span, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError};
 
-/// The most answer spans kept in memory for α_U; F1 has no such limit (it is streamed).
+/// The most entries (answer spans, answers, annotator pairs per item) kept in memory for α_U;
+/// F1 has no such limit (it is streamed).
 pub const MAX_UNITIZING_SPANS: usize = 500_000;
 
 /// Span agreement of a span project (the `spans` section of the agreement figures).
@@ -179,17 +180,11 @@ impl PairCounts {
     fn score(&self) -> SpanScore {
         let exact = agreement_from_counts(SpanMatch::Exact, &self.exact);
         let overlap = agreement_from_counts(SpanMatch::Overlap, &self.overlap);
-        let (mut na, mut nb, mut ma, mut mb) = (0, 0, 0, 0);
-        for c in self.exact.values() {
-            na += c[0];
-            nb += c[1];
-            ma += c[2];
-            mb += c[3];
-        }
+        let (exact_precision, exact_recall, _) = exact.micro();
         SpanScore {
             items: self.items,
-            exact_precision: fraction(ma, na),
-            exact_recall: fraction(mb, nb),
+            exact_precision,
+            exact_recall,
             exact_f1: exact.micro_f1,
             overlap_f1: overlap.micro_f1,
         }
@@ -222,30 +217,6 @@ fn add_counts(
     Ok(())
 }
 
-fn fraction(m: usize, n: usize) -> Coefficient {
-    if n == 0 {
-        Coefficient::Undefined(UndefinedReason::NoSpans)
-    } else {
-        Coefficient::Value(m as f64 / n as f64)
-    }
-}
-
-/// Precision, recall and F1 from counts, as `concord_agreement::span_f1` defines them: F1 is
-/// undefined when neither side has a span, and 0 when only one has.
-fn f1_from_counts(c: [usize; 4]) -> (Coefficient, Coefficient, Coefficient) {
-    let [na, nb, ma, mb] = c;
-    let (p, r) = (fraction(ma, na), fraction(mb, nb));
-    let f1 = if na + nb == 0 {
-        Coefficient::Undefined(UndefinedReason::NoSpans)
-    } else {
-        match (p.value(), r.value()) {
-            (Some(p), Some(r)) if p + r > 0.0 => Coefficient::Value(2.0 * p * r / (p + r)),
-            _ => Coefficient::Value(0.0),
-        }
-    };
-    (p, r, f1)
-}
-
 /// The corpus figure from per-type counts summed over items.
 fn agreement_from_counts(matching: SpanMatch, counts: &TypeCounts) -> SpanAgreement {
     let mut total = [0usize; 4];
@@ -255,7 +226,8 @@ fn agreement_from_counts(matching: SpanMatch, counts: &TypeCounts) -> SpanAgreem
             for k in 0..4 {
                 total[k] += c[k];
             }
-            let (precision, recall, f1) = f1_from_counts(*c);
+            let [na, nb, ma, mb] = *c;
+            let (precision, recall, f1) = precision_recall_f1(ma, na, mb, nb);
             LabelF1 {
                 label: label.clone(),
                 spans_a: c[0],
@@ -268,7 +240,8 @@ fn agreement_from_counts(matching: SpanMatch, counts: &TypeCounts) -> SpanAgreem
             }
         })
         .collect();
-    let micro_f1 = f1_from_counts(total).2;
+    let [na, nb, ma, mb] = total;
+    let micro_f1 = precision_recall_f1(ma, na, mb, nb).2;
     let defined: Vec<f64> = per_label.iter().filter_map(|l| l.f1.value()).collect();
     SpanAgreement {
         matching,
@@ -410,9 +383,13 @@ impl Engine {
                                 .add(&answers[x].1.value.spans, &answers[y].1.value.spans)?;
                         }
                     }
+                    // What keeping the item holds: its spans, one entry per answer and one
+                    // per pair of its annotators (answers without spans cost memory too).
                     let spans_here: usize = answers.iter().map(|(_, a)| a.value.spans.len()).sum();
-                    if kept_all && kept_spans + spans_here <= MAX_UNITIZING_SPANS {
-                        kept_spans += spans_here;
+                    let held_here =
+                        spans_here + answers.len() + answers.len() * (answers.len() - 1) / 2;
+                    if kept_all && kept_spans + held_here <= MAX_UNITIZING_SPANS {
+                        kept_spans += held_here;
                         let index = kept.len();
                         for x in 0..cols.len() {
                             for y in x + 1..cols.len() {
@@ -488,7 +465,7 @@ impl Engine {
             length: 0,
             alpha: None,
             note: Some(format!(
-                "α_U keeps at most {MAX_UNITIZING_SPANS} spans in memory, and the compared answers have more"
+                "α_U keeps at most {MAX_UNITIZING_SPANS} spans and answers in memory, and the compared answers have more"
             )),
         }
         };

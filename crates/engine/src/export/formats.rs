@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use concord_domain::bio::{TagSet, TokenSpan};
-use concord_domain::tokens::{covered_tokens, OffsetMap};
+use concord_domain::bio::TagSet;
+use concord_domain::tokens::OffsetMap;
 use concord_domain::{aggregate_spans, AnnotationValue, ProjectSpec, Span, Token, UserId};
 use concord_store::{AnnotationRecord, ItemRecord, SuggestionRecord};
 use serde_json::{json, Map, Value};
@@ -321,23 +321,17 @@ pub(super) fn label_studio_task(
 /// Writes items as CoNLL sentences: the item's tokens (whitespace tokens, which some
 /// tokenizers make, left out: a CoNLL line cannot hold one) with IOB2 tags. A span that does
 /// not start and end on token boundaries (character mode) is widened to the tokens it
-/// touches; where spans overlap (a project that allows it), the later one's tokens win.
+/// touches; where spans overlap (a project that allows it), the longest are written (BIO
+/// cannot nest: `TagSet::encode`).
 pub(super) struct ConllWriter {
     tags: TagSet,
-    label_index: HashMap<String, usize>,
 }
 
 impl ConllWriter {
     pub(super) fn new(spec: &ProjectSpec) -> ConllWriter {
         let labels: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
-        let label_index = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.clone(), i))
-            .collect();
         ConllWriter {
             tags: TagSet::new(&labels),
-            label_index,
         }
     }
 
@@ -353,28 +347,14 @@ impl ConllWriter {
                     .is_some_and(|s| !s.trim().is_empty())
             })
             .collect();
-        let token_spans: Vec<TokenSpan> = spans
-            .iter()
-            .filter_map(|s| {
-                let label = *self.label_index.get(&s.label)?;
-                let covered = covered_tokens(&tokens, s.start, s.end)?;
-                Some(TokenSpan {
-                    start: covered.start,
-                    end: covered.end,
-                    label,
-                })
-            })
-            .collect();
+        let token_spans = concord_domain::bio::token_spans(&tokens, spans, self.tags.labels());
         let tags: Vec<String> = self
             .tags
             .encode(tokens.len(), &token_spans)
             .into_iter()
             .map(|t| self.tags.tag_name(t))
             .collect();
-        let words: Vec<&str> = tokens
-            .iter()
-            .map(|t| map.slice(&item.text, t.start, t.end).unwrap_or_default())
-            .collect();
+        let words = concord_domain::tokens::token_texts(&item.text, &tokens);
         let mut out = String::new();
         concord_domain::conll::write_sentence(&mut out, &words, &tags);
         out

@@ -48,9 +48,7 @@ pub(super) fn read_conll(
 
 /// A reader error as an import error at the line it names.
 fn conll_error(e: ConllError) -> EngineError {
-    let line = match e {
-        ConllError::MissingTag { line, .. } | ConllError::TooManyTokens { line, .. } => line as u64,
-    };
+    let line = e.line() as u64;
     // The reader's message starts with "line N: ", which the import error adds itself.
     let message = e.to_string();
     let problem = message
@@ -75,12 +73,9 @@ fn item(tags: &TagSet, sentence: ConllSentence) -> Result<Parsed, EngineError> {
     let spans: Vec<Span> = tags
         .decode(&indices)
         .into_iter()
-        .map(|s| {
-            Span::new(
-                tokens[s.start].start,
-                tokens[s.end - 1].end,
-                tags.labels()[s.label].clone(),
-            )
+        .filter_map(|s| {
+            let (start, end) = concord_domain::bio::char_range(&tokens, s)?;
+            Some(Span::new(start, end, tags.labels().get(s.label)?.clone()))
         })
         .collect();
     let mut parsed = Parsed::text_only(first, text);

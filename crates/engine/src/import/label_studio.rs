@@ -340,11 +340,16 @@ fn read_result(
         let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
         let value = item.get("value").unwrap_or(&Value::Null);
         let score = match item.get("score") {
+            None | Some(Value::Null) => None,
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(x) if (0.0..=1.0).contains(&x) => Some(x as f32),
                 _ => return Err(format!("{at}: the score must be between 0 and 1")),
             },
-            _ => None,
+            Some(other) => {
+                return Err(format!(
+                    "{at}: the score must be a number between 0 and 1, not {other}"
+                ))
+            }
         };
         match (kind, spans_project) {
             ("labels", true) => {

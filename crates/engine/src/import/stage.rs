@@ -343,6 +343,18 @@ impl Engine {
         } else {
             Vec::new()
         };
+        // Models, patterns and the page all walk an item's tokens: one item's work stays
+        // bounded whatever format it came in.
+        if tokens.len() > concord_domain::tokens::MAX_TOKENS {
+            return Err(line_error(
+                line,
+                format!(
+                    "the text has {} tokens; an item has at most {} (split it into several items)",
+                    tokens.len(),
+                    concord_domain::tokens::MAX_TOKENS
+                ),
+            ));
+        }
         Ok((
             StagedItem {
                 item: ItemRecord {
@@ -360,7 +372,7 @@ impl Engine {
     }
 
     /// A suggestion of the external model from labels the file gives: checked like an answer,
-    /// each span with its own score, else the item's, else 1.0 (counted in the report).
+    /// each span with its own score, else the item's, else 0 (counted in the report).
     fn suggestion(
         &self,
         spec: &ProjectSpec,
@@ -399,13 +411,19 @@ impl Engine {
                     .copied()
                     .flatten()
                     .or(given.score)
-                    .unwrap_or(1.0),
+                    // No score, no claim: like an unvalidated rule, "accept all above the
+                    // threshold" never takes it.
+                    .unwrap_or(0.0),
             })
             .collect();
-        // The item's certainty: the file's, else the least sure span's, else full.
-        let confidence = given
-            .score
-            .unwrap_or_else(|| spans.iter().map(|s| s.confidence).fold(1.0f32, f32::min));
+        // The item's certainty: the file's, else the least sure span's, else none claimed.
+        let confidence = given.score.unwrap_or_else(|| {
+            spans
+                .iter()
+                .map(|s| s.confidence)
+                .reduce(f32::min)
+                .unwrap_or(0.0)
+        });
         report.suggestions += 1;
         if unscored {
             report.suggestions_without_score += 1;

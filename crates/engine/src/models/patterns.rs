@@ -156,11 +156,7 @@ fn fold(word: &str, case_insensitive: bool) -> String {
 
 /// The words of `text` as the item tokenizer splits them.
 fn words_of(text: &str) -> Vec<&str> {
-    let map = OffsetMap::new(text);
-    concord_domain::tokens::tokenize(text)
-        .iter()
-        .filter_map(|t| map.slice(text, t.start, t.end))
-        .collect()
+    concord_domain::tokens::token_texts(text, &concord_domain::tokens::tokenize(text))
 }
 
 impl CompiledPatterns {
@@ -168,10 +164,7 @@ impl CompiledPatterns {
     /// sorted by start, end and rule.
     pub fn find(&self, text: &str, tokens: &[Token]) -> Vec<PatternMatch> {
         let map = OffsetMap::new(text);
-        let words: Vec<&str> = tokens
-            .iter()
-            .map(|t| map.slice(text, t.start, t.end).unwrap_or(""))
-            .collect();
+        let words = concord_domain::tokens::token_texts(text, tokens);
         let mut out = Vec::new();
         self.find_terms(tokens, &words, &mut out);
         self.find_regexes(text, tokens, &map, &mut out);
@@ -281,33 +274,48 @@ impl CompiledPatterns {
         overlapping: bool,
     ) -> Vec<SuggestedSpan> {
         let mut ranked: Vec<&PatternMatch> = matches.iter().collect();
-        let mut kept: Vec<&PatternMatch> = Vec::new();
-        if overlapping {
-            kept = ranked;
+        let kept: Vec<&PatternMatch> = if overlapping {
+            ranked
         } else {
             ranked.sort_by_key(|m| (std::cmp::Reverse(m.end - m.start), m.start, m.rule));
+            // Kept spans never overlap, so by start they are also ordered by end: a match is
+            // free when the kept span starting before it ends in time and the next one starts
+            // after it (a lookup per match, not a scan: a regex can match every token).
+            let mut taken: std::collections::BTreeMap<u32, u32> = Default::default();
+            let mut kept = Vec::new();
             for m in ranked {
-                if kept.iter().all(|k| m.end <= k.start || k.end <= m.start) {
+                let before_ok = taken
+                    .range(..=m.start)
+                    .next_back()
+                    .is_none_or(|(_, &end)| end <= m.start);
+                let after_ok = taken
+                    .range(m.start..)
+                    .next()
+                    .is_none_or(|(&start, _)| m.end <= start);
+                if before_ok && after_ok {
+                    taken.insert(m.start, m.end);
                     kept.push(m);
                 }
             }
-        }
+            kept
+        };
         let mut out: Vec<SuggestedSpan> = Vec::with_capacity(kept.len());
+        let mut index: HashMap<(u32, u32, &str), usize> = HashMap::new();
         for m in kept {
-            let label = self.patterns[m.rule].label.clone();
+            let label = self.patterns[m.rule].label.as_str();
             let confidence = checks.get(m.rule).map_or(0.0, PatternCheck::confidence);
-            match out
-                .iter_mut()
-                .find(|s| s.start == m.start && s.end == m.end && s.label == label)
-            {
+            match index.get(&(m.start, m.end, label)) {
                 // Two rules giving the same span: the better validated one speaks for it.
-                Some(same) => same.confidence = same.confidence.max(confidence),
-                None => out.push(SuggestedSpan {
-                    start: m.start,
-                    end: m.end,
-                    label,
-                    confidence,
-                }),
+                Some(&i) => out[i].confidence = out[i].confidence.max(confidence),
+                None => {
+                    index.insert((m.start, m.end, label), out.len());
+                    out.push(SuggestedSpan {
+                        start: m.start,
+                        end: m.end,
+                        label: label.to_string(),
+                        confidence,
+                    });
+                }
             }
         }
         out.sort_by(|a, b| (a.start, a.end, &a.label).cmp(&(b.start, b.end, &b.label)));

@@ -84,17 +84,13 @@ pub fn span_metrics(
             .cmp(&order(&b.label))
             .then(a.label.cmp(&b.label))
     });
-    let predicted_total: usize = agreement.per_label.iter().map(|l| l.spans_a).sum();
-    let gold_total: usize = agreement.per_label.iter().map(|l| l.spans_b).sum();
-    let matched: usize = agreement.per_label.iter().map(|l| l.matched_a).sum();
-    let ratio = |m: usize, n: usize| if n == 0 { 0.0 } else { m as f64 / n as f64 };
-    let micro_precision = ratio(matched, predicted_total);
-    let micro_recall = ratio(matched, gold_total);
-    let micro_f1 = if micro_precision + micro_recall > 0.0 {
-        2.0 * micro_precision * micro_recall / (micro_precision + micro_recall)
-    } else {
-        0.0
-    };
+    // seqeval's convention: an undefined figure (no predictions, no gold) counts as 0.
+    let (p, r, f1) = agreement.micro();
+    let (micro_precision, micro_recall, micro_f1) = (
+        p.value().unwrap_or(0.0),
+        r.value().unwrap_or(0.0),
+        f1.value().unwrap_or(0.0),
+    );
     let mean = |f: fn(&SpanTypeMetrics) -> f64| {
         if per_type.is_empty() {
             0.0
@@ -110,7 +106,7 @@ pub fn span_metrics(
         macro_precision: mean(|t| t.precision),
         macro_recall: mean(|t| t.recall),
         macro_f1: mean(|t| t.f1),
-        support: gold_total as u64,
+        support: agreement.per_label.iter().map(|l| l.spans_b as u64).sum(),
         per_type,
     })
 }

@@ -3,9 +3,11 @@
 //! and the data span training and evaluation read: the items whose spans humans confirmed,
 //! and the conversion between character spans and word (token) spans.
 
-use concord_domain::bio::TokenSpan;
-use concord_domain::tokens::{covered_tokens, OffsetMap, Token};
-use concord_domain::{ProjectId, ProjectSpec, Span, SpanPattern, SuggestedSpan};
+use concord_domain::tokens::Token;
+use concord_domain::{
+    majority_span_set, AnnotationSource, GoldSource, ProjectId, ProjectSpec, Span, SpanPattern,
+    SuggestedSpan,
+};
 use concord_ml::{ScoredSpan, TokenClassifier};
 use serde::{Deserialize, Serialize};
 
@@ -49,33 +51,13 @@ pub(super) struct ConfirmedItem {
     pub text: String,
     pub tokens: Vec<Token>,
     pub spans: Vec<Span>,
+    /// Some annotator took a model's suggestion unchanged here (and no independent gold was
+    /// imported): the item cannot validate the suggestions that shaped it.
+    pub accepted_suggestion: bool,
 }
 
-/// The words of an item: its tokens' text.
-pub(super) fn words<'t>(text: &'t str, tokens: &[Token]) -> Vec<&'t str> {
-    let map = OffsetMap::new(text);
-    tokens
-        .iter()
-        .map(|t| map.slice(text, t.start, t.end).unwrap_or(""))
-        .collect()
-}
-
-/// Character spans as word spans over `tokens` (a sub-token span takes its whole tokens);
-/// spans of labels outside `labels` or covering no token are left out.
-pub(super) fn token_spans(tokens: &[Token], spans: &[Span], labels: &[String]) -> Vec<TokenSpan> {
-    spans
-        .iter()
-        .filter_map(|s| {
-            let label = labels.iter().position(|l| *l == s.label)?;
-            let range = covered_tokens(tokens, s.start, s.end)?;
-            Some(TokenSpan {
-                start: range.start,
-                end: range.end,
-                label,
-            })
-        })
-        .collect()
-}
+pub(super) use concord_domain::bio::token_spans;
+pub(super) use concord_domain::tokens::token_texts as words;
 
 /// Predicted word spans as character spans with their confidence.
 pub(super) fn suggested_spans(
@@ -86,11 +68,10 @@ pub(super) fn suggested_spans(
     spans
         .iter()
         .filter_map(|s| {
-            let first = tokens.get(s.span.start)?;
-            let last = tokens.get(s.span.end.checked_sub(1)?)?;
+            let (start, end) = concord_domain::bio::char_range(tokens, s.span)?;
             Some(SuggestedSpan {
-                start: first.start,
-                end: last.end,
+                start,
+                end,
                 label: labels.get(s.span.label)?.clone(),
                 confidence: s.confidence,
             })
@@ -130,11 +111,19 @@ impl Engine {
                             .iter()
                             .map(|(_, a)| a.value.spans.as_slice())
                             .collect();
-                        majority_answer(&values).map(<[Span]>::to_vec)
+                        // Training wants whole answers people agreed on: a span set
+                        // only a majority of spans built (`aggregate_spans`) was never
+                        // anyone's answer.
+                        majority_span_set(&values).map(<[Span]>::to_vec)
                     }
                 };
                 if let Some(spans) = spans {
+                    let accepted_suggestion = item.gold_source() != Some(GoldSource::Import)
+                        && answers.iter().any(|(_, a)| {
+                            matches!(a.source, AnnotationSource::ModelAccepted { .. })
+                        });
                     out.push(ConfirmedItem {
+                        accepted_suggestion,
                         seq,
                         tokens: item.tokens().into_owned(),
                         id: item.id,
@@ -148,33 +137,13 @@ impl Engine {
     }
 }
 
-/// The span set more than half of `answers` gave exactly (answers hold canonical, sorted
-/// spans), if any.
-fn majority_answer<'a>(answers: &[&'a [Span]]) -> Option<&'a [Span]> {
-    answers
-        .iter()
-        .copied()
-        .find(|candidate| 2 * answers.iter().filter(|a| *a == candidate).count() > answers.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_strict_majority_of_identical_answers_confirms() {
-        let a = vec![Span::new(0, 3, "x")];
-        let b = vec![Span::new(0, 4, "x")];
-        assert_eq!(majority_answer(&[&a]), Some(a.as_slice()));
-        assert_eq!(majority_answer(&[&a, &b]), None);
-        assert_eq!(majority_answer(&[&a, &b, &a]), Some(a.as_slice()));
-        let none: Vec<Span> = Vec::new();
-        assert_eq!(majority_answer(&[&none]), Some(none.as_slice()));
-        assert_eq!(majority_answer(&[]), None);
-    }
-
-    #[test]
     fn character_spans_snap_to_words_and_back() {
+        use concord_domain::bio::TokenSpan;
         let text = "🙂 New York rocks";
         let tokens = concord_domain::tokens::tokenize(text);
         let labels = vec!["city".to_string()];

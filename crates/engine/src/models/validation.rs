@@ -48,6 +48,9 @@ fn describe_held_out(record: &ModelVersionRecord) -> String {
             eval.macro_f1,
             eval.items
         ),
-        Err(_) => format!("trained on {} items; its metrics are unreadable", record.train_size),
+        Err(_) => format!(
+            "trained on {} items; its metrics are unreadable",
+            record.train_size
+        ),
     }
 }

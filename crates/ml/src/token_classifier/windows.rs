@@ -79,7 +79,12 @@ pub(crate) fn windows(
     // first window holding its first piece, as far as that window goes.
     let mut chosen: Vec<Option<(usize, usize)>> = vec![None; pieces.words.len()];
     for (w, range) in pieces.words.iter().enumerate() {
-        for (k, span) in spans.iter().enumerate() {
+        // Windows advance in both start and end, so those that can hold the word are one run:
+        // from the first that ends at or after it to the last that starts at or before it
+        // (a few windows, not all of a 5,000-word item's).
+        let first = spans.partition_point(|s| s.end < range.end);
+        let last = spans.partition_point(|s| s.start <= range.start);
+        for (k, span) in spans.iter().enumerate().take(last).skip(first) {
             if range.start >= span.start && range.end <= span.end {
                 let margin = (range.start - span.start).min(span.end - range.end);
                 if chosen[w].is_none_or(|(_, best)| margin > best) {
