@@ -40,11 +40,11 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
             let dups = q.get("duplicates").unwrap_or_else(|| "0".into());
             let skipped = q.get("skipped").unwrap_or_else(|| "0".into());
             // An import of another model's labels says what became of them, and how many had
-            // no score (stored as fully sure).
+            // no score (stored with confidence 0: no claim).
             let suggestions = q.get("model_version").map(|version| {
                 let count = q.get("suggestions").unwrap_or_else(|| "0".into());
                 let unscored = q.get("unscored").unwrap_or_else(|| "0".into());
-                format!(" {count} model suggestions as version {version} ({unscored} without a score, stored with confidence 1.0).")
+                format!(" {count} model suggestions as version {version} ({unscored} without a score, stored with confidence 0: no claim).")
             }).unwrap_or_default();
             view! { <p class="ok" role="status" data-testid="import-result">{format!("Imported {n} items ({dups} duplicate texts, {skipped} skipped).{suggestions}")}</p> }.into_any()
         })
