@@ -196,6 +196,10 @@ enum Boundary {
 pub struct SpanEditor {
     text: String,
     offsets: OffsetMap,
+    /// Where each user-perceived character starts (and the text's end), in code points:
+    /// character mode moves between these, never inside an emoji sequence or before a
+    /// combining mark.
+    characters: Vec<u32>,
     tokens: Vec<Token>,
     labels: Vec<EditorLabel>,
     overlapping: bool,
@@ -268,6 +272,7 @@ impl SpanEditor {
         }
         let mut editor = SpanEditor {
             offsets: OffsetMap::new(text),
+            characters: concord_domain::tokens::grapheme_boundaries(text),
             text: text.to_string(),
             tokens,
             labels,
@@ -794,8 +799,17 @@ impl SpanEditor {
         let Some(last) = self.last_unit() else {
             return;
         };
-        let to = (i64::from(self.cursor) + delta).clamp(0, i64::from(last));
-        self.move_cursor(to as u32, extend);
+        let to = match self.mode {
+            Mode::Token => (i64::from(self.cursor) + delta).clamp(0, i64::from(last)) as u32,
+            Mode::Character => {
+                // Step over whole characters (grapheme clusters), not code points.
+                let here = self.characters.partition_point(|&c| c < self.cursor) as i64;
+                let clusters = self.characters.len() as i64 - 1;
+                let to = (here + delta).clamp(0, (clusters - 1).max(0));
+                self.characters[to as usize]
+            }
+        };
+        self.move_cursor(to, extend);
     }
 
     fn jump(&mut self, to_end: bool, extend: bool) {
@@ -819,8 +833,23 @@ impl SpanEditor {
     fn last_unit(&self) -> Option<u32> {
         match self.mode {
             Mode::Token => (self.tokens.len() as u32).checked_sub(1),
-            Mode::Character => self.offsets.len().checked_sub(1),
+            Mode::Character => self.previous_character(self.offsets.len()),
         }
+    }
+
+    /// The start of the character after the one at `cp` (the text's end after the last).
+    fn next_character(&self, cp: u32) -> u32 {
+        let i = self.characters.partition_point(|&c| c <= cp);
+        self.characters
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.offsets.len())
+    }
+
+    /// The start of the character before code point `cp` (`None` at the text's start).
+    fn previous_character(&self, cp: u32) -> Option<u32> {
+        let i = self.characters.partition_point(|&c| c < cp);
+        i.checked_sub(1).map(|i| self.characters[i])
     }
 
     fn clear(&mut self) {
@@ -975,11 +1004,20 @@ impl SpanEditor {
         direction: i32,
     ) -> Option<(u32, u32)> {
         let (start, end) = (span.start, span.end);
+        // One user-perceived character at a time (see `characters`).
         match (boundary, direction < 0) {
-            (Boundary::Start, true) => Some((start.checked_sub(1)?, end)),
-            (Boundary::Start, false) => (start + 1 < end).then_some((start + 1, end)),
-            (Boundary::End, true) => (end - 1 > start).then_some((start, end - 1)),
-            (Boundary::End, false) => (end < self.offsets.len()).then_some((start, end + 1)),
+            (Boundary::Start, true) => Some((self.previous_character(start)?, end)),
+            (Boundary::Start, false) => {
+                let to = self.next_character(start);
+                (to < end).then_some((to, end))
+            }
+            (Boundary::End, true) => {
+                let to = self.previous_character(end)?;
+                (to > start).then_some((start, to))
+            }
+            (Boundary::End, false) => {
+                (end < self.offsets.len()).then(|| (start, self.next_character(end)))
+            }
         }
     }
 
@@ -1102,8 +1140,15 @@ impl SpanEditor {
                 let c = self.cursor as usize;
                 let (anchor, cursor) = match self.anchor.map(|a| a as usize) {
                     None => (None, self.tokens[c].start),
-                    Some(a) if a > c => (Some(self.tokens[a].end - 1), self.tokens[c].start),
-                    Some(a) => (Some(self.tokens[a].start), self.tokens[c].end - 1),
+                    Some(a) if a > c => (
+                        self.previous_character(self.tokens[a].end),
+                        self.tokens[c].start,
+                    ),
+                    Some(a) => (
+                        Some(self.tokens[a].start),
+                        self.previous_character(self.tokens[c].end)
+                            .unwrap_or(self.tokens[c].start),
+                    ),
                 };
                 self.anchor = anchor;
                 self.cursor = cursor;
@@ -1258,7 +1303,7 @@ impl SpanEditor {
                 self.tokens.get(lo as usize)?.start,
                 self.tokens.get(hi as usize)?.end,
             )),
-            Mode::Character => (hi < self.offsets.len()).then_some((lo, hi + 1)),
+            Mode::Character => (hi < self.offsets.len()).then(|| (lo, self.next_character(hi))),
         }
     }
 
@@ -1266,7 +1311,11 @@ impl SpanEditor {
     fn unit_at(&self, cp: u32) -> u32 {
         match self.mode {
             Mode::Token => self.token_at_cp(cp) as u32,
-            Mode::Character => cp,
+            // The character holding `cp` (a span from elsewhere may start inside one).
+            Mode::Character => {
+                let i = self.characters.partition_point(|&c| c <= cp);
+                self.characters[i.saturating_sub(1)]
+            }
         }
     }
 
@@ -1288,9 +1337,9 @@ impl SpanEditor {
                 let (ta, tb) = (self.tokens[a], self.tokens[b]);
                 if a <= b {
                     self.anchor = Some(ta.start);
-                    self.cursor = tb.end - 1;
+                    self.cursor = self.previous_character(tb.end).unwrap_or(tb.start);
                 } else {
-                    self.anchor = Some(ta.end - 1);
+                    self.anchor = self.previous_character(ta.end);
                     self.cursor = tb.start;
                 }
             }
@@ -1834,7 +1883,7 @@ mod tests {
     }
 
     #[test]
-    fn character_mode_moves_by_code_points_for_entities_inside_a_token() {
+    fn character_mode_moves_by_characters_for_entities_inside_a_token() {
         // The emoji and the combining accent are one token each but several code points.
         let text = "👨‍👩‍👧 love #NewYorkCity";
         let mut e = editor_with(text, false, &[], &[]);
@@ -1865,6 +1914,31 @@ mod tests {
         assert!(e.message().unwrap().contains("at least one token"));
         key(&mut e, "[");
         assert_eq!(own(&e), [pair("love #NewYorkCity", "LOC")]);
+    }
+
+    #[test]
+    fn character_mode_never_splits_an_emoji_or_a_letter_from_its_accent() {
+        // "Cafe" + combining acute, then a family emoji (5 code points) inside one word.
+        let text = "Cafe\u{301} x👨‍👩‍👧y";
+        let mut e = editor_with(text, false, &[], &[]);
+        key(&mut e, "`");
+        // Select "Café": four characters, the last one two code points.
+        for _ in 0..3 {
+            shift(&mut e, "ArrowRight");
+        }
+        key(&mut e, "l");
+        let s = e.own_spans()[0].clone();
+        assert_eq!((s.start, s.end), (0, 5), "the accent stays with its letter");
+        // The end moves back over the whole accented letter, and forward again.
+        key(&mut e, "{");
+        assert_eq!(own(&e), [pair("Caf", "LOC")]);
+        key(&mut e, "}");
+        assert_eq!(own(&e), [pair("Cafe\u{301}", "LOC")]);
+        // On the second word the cursor steps over the emoji as one character.
+        key(&mut e, "Escape");
+        keys(&mut e, &["ArrowRight", "ArrowRight", "ArrowRight"]);
+        key(&mut e, "l");
+        assert!(own(&e).contains(&pair("👨‍👩‍👧", "LOC")), "{:?}", own(&e));
     }
 
     #[test]

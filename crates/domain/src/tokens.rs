@@ -208,6 +208,20 @@ impl OffsetMap {
     }
 }
 
+/// The code point offset of every user-perceived character (extended grapheme cluster) of
+/// `text`, and the text's end: a character-mode boundary must never split an emoji sequence,
+/// a flag or a letter from its combining marks.
+pub fn grapheme_boundaries(text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut cp = 0u32;
+    for cluster in text.graphemes(true) {
+        out.push(cp);
+        cp += cluster.chars().count() as u32;
+    }
+    out.push(cp);
+    out
+}
+
 /// The text of each token (empty for a token outside the text, which no stored item has).
 pub fn token_texts<'t>(text: &'t str, tokens: &[Token]) -> Vec<&'t str> {
     let map = OffsetMap::new(text);
@@ -287,6 +301,14 @@ mod tests {
         assert_eq!(map.slice(text, 2, 7), Some("Paris"));
         assert_eq!(map.slice(text, 8, 10), None);
         assert_eq!(map.from_utf16(map.utf16(9).unwrap()), Some(9));
+    }
+
+    #[test]
+    fn grapheme_boundaries_keep_emoji_and_marks_whole() {
+        // e + combining acute, a family emoji (5 code points), a flag (2), "x".
+        let text = "e\u{301}👨‍👩‍👧🇫🇷x";
+        assert_eq!(grapheme_boundaries(text), [0, 2, 7, 9, 10]);
+        assert_eq!(grapheme_boundaries(""), [0]);
     }
 
     #[test]
