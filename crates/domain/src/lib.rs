@@ -79,6 +79,12 @@ pub enum DomainError {
     DuplicateHotkey { key: String },
     #[error("hotkey {key:?} of label {label:?} is reserved (Enter submits, Space skips, Backspace goes back, ? opens the guidelines)")]
     ReservedHotkey { key: String, label: String },
+    #[error("hotkey {key:?} of label {label:?} is reserved in span projects: the span editor uses it to {action}")]
+    SpanEditorHotkey {
+        key: String,
+        label: String,
+        action: &'static str,
+    },
     #[error("hotkey {key:?} of label {label:?} must be a single character")]
     BadHotkey { key: String, label: String },
     #[error("colour {colour:?} of label {label:?} is not a #rrggbb colour")]

@@ -409,12 +409,18 @@ impl ProjectSpec {
                 .map(|d| d.trim().to_string())
                 .filter(|d| !d.is_empty());
             if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
-                let span_key = self.task.is_spans()
-                    && SPAN_EDITOR_KEYS.iter().any(|(k, _)| *k == key.as_str());
-                if RESERVED_KEYS.contains(&key.as_str()) || span_key {
+                if RESERVED_KEYS.contains(&key.as_str()) {
                     return Err(DomainError::ReservedHotkey {
                         key,
                         label: label.name.clone(),
+                    });
+                }
+                let span_key = SPAN_EDITOR_KEYS.iter().find(|(k, _)| *k == key.as_str());
+                if let (true, Some((_, action))) = (self.task.is_spans(), span_key) {
+                    return Err(DomainError::SpanEditorHotkey {
+                        key,
+                        label: label.name.clone(),
+                        action,
                     });
                 }
                 let mut chars = key.chars();
@@ -577,9 +583,10 @@ mod tests {
         assert!(spec(&[("geo loc", None)]).normalize().is_ok());
         assert_eq!(
             span_spec(&[("person", Some("["))]).normalize().unwrap_err(),
-            DomainError::ReservedHotkey {
+            DomainError::SpanEditorHotkey {
                 key: "[".into(),
-                label: "person".into()
+                label: "person".into(),
+                action: "move the selected span's start one token left",
             }
         );
         let regex = |pattern: &str| SpanPattern {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 pub use agreement::{
     AgreementCacheStats, AgreementTable, AnnotatorStats, CategoryDefinition, DayAgreement,
     ModelRater, ProjectAgreement, RaterConfusion, SpanAgreementFigures, SpanAnnotatorStats,
-    SpanF1Means, SpanModelRater, SpanPairAgreement, SpanScore, SpanTypeAgreement,
-    UnitizingFigures, MAX_AGREEMENT_CATEGORIES, MAX_UNITIZING_SPANS,
+    SpanF1Means, SpanModelRater, SpanPairAgreement, SpanScore, SpanTypeAgreement, UnitizingFigures,
+    MAX_AGREEMENT_CATEGORIES, MAX_UNITIZING_SPANS,
 };
 pub use auth::{
     api_token_id, CredentialPolicy, CredentialsRemoved, Principal, TokenInfo, SESSION_IDLE_MS,

@@ -1,7 +1,6 @@
 use concord_domain::{
-    SuggestedSpan, Token,
     AnnotationSource, AnnotationValue, GoldSource, JobSpec, JobSpecError, JobState, ProjectSpec,
-    UserId,
+    SuggestedSpan, Token, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -80,11 +79,7 @@ pub struct ItemRecord {
     /// Span projects: the item's word tokens, fixed at import (given by the file, or
     /// `concord_domain::tokens::tokenize`). Stored as flat `[start, end, start, end, …]` code
     /// point offsets; empty for other projects.
-    #[serde(
-        default,
-        skip_serializing_if = "Vec::is_empty",
-        with = "token_pairs"
-    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "token_pairs")]
     pub tokens: Vec<Token>,
 }
 

@@ -38,11 +38,11 @@ use encoders::fingerprint_from_hex;
 pub use concord_domain::{TrainParams, Trainer};
 pub(crate) use encoders::{remove_files, Models, ENCODERS_DIR};
 pub use jobs::JobInfo;
-pub(crate) use validation::describe_validation;
 pub(crate) use jobs::JobSignal;
 pub(crate) use patterns::check_patterns;
 pub use patterns::MIN_VALIDATING_MATCHES;
 pub use span_metrics::{SpanMetrics, SpanTypeMetrics};
+pub(crate) use validation::describe_validation;
 
 /// A training request as the server and the CLI send it: the parameters a train job stores.
 pub type TrainRequest = TrainParams;
