@@ -6,13 +6,10 @@ use concord_domain::TaskKind;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::{get_item, get_project, next_item, reset_skips, skip_item, submit_annotation};
+use super::item_queue::{now_ms, ItemQueue};
+use crate::api::{get_item, get_project, reset_skips, skip_item, submit_annotation};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, LabelBar};
 use crate::wire::{ItemView, ProjectView};
-
-/// How many recently passed items the page asks the server not to hand out again while their
-/// submits may still be in flight.
-const RECENT: usize = 16;
 
 #[component]
 pub fn AnnotatePage() -> impl IntoView {
@@ -28,17 +25,6 @@ pub fn AnnotatePage() -> impl IntoView {
                 }
             })}
         </Suspense>
-    }
-}
-
-fn now_ms() -> f64 {
-    #[cfg(feature = "hydrate")]
-    {
-        js_sys::Date::now()
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        0.0
     }
 }
 
@@ -104,67 +90,16 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         shown_at.set(now_ms());
         loading.set(false);
     };
-    let exclusions = move || {
-        let mut ids = recent.get_untracked();
-        ids.extend(current.get_untracked().map(|i| i.id));
-        ids
+    let queue = ItemQueue {
+        pid,
+        current,
+        prefetched,
+        recent,
+        loading,
+        error,
     };
-    // An item already on screen or answered on this page. A prefetch that was in flight while
-    // the page fetched the same item another way (after a fast run of submits) comes back
-    // stale: it must not be shown a second time.
-    let seen = move |item: &ItemView| {
-        recent.with_untracked(|r| r.contains(&item.id))
-            || current.with_untracked(|c| c.as_ref().is_some_and(|c| c.id == item.id))
-    };
-    let refill_prefetch = move || {
-        spawn_local(async move {
-            match next_item(pid, exclusions()).await {
-                // Going back may have put the shown item into the prefetch slot meanwhile:
-                // that one comes next, and the fetched item returns later (it stays ours).
-                Ok(item) => prefetched.update(|p| {
-                    if p.is_none() && !item.as_ref().is_some_and(seen) {
-                        *p = item;
-                    }
-                }),
-                Err(e) => error.set(Some(error_text(&e))),
-            }
-        });
-    };
-    let advance = move || {
-        let ready = prefetched
-            .try_update(Option::take)
-            .flatten()
-            .filter(|item| !seen(item));
-        if let Some(item) = ready {
-            show(Some(item));
-            refill_prefetch();
-        } else {
-            loading.set(true);
-            spawn_local(async move {
-                match next_item(pid, exclusions()).await {
-                    Ok(item) => {
-                        let found = item.is_some();
-                        show(item);
-                        if found {
-                            refill_prefetch();
-                        }
-                    }
-                    Err(e) => {
-                        loading.set(false);
-                        error.set(Some(error_text(&e)));
-                    }
-                }
-            });
-        }
-    };
-    let remember = move |id: String| {
-        recent.update(|r| {
-            r.push(id);
-            if r.len() > RECENT {
-                r.remove(0);
-            }
-        });
-    };
+    let advance = move || queue.advance(show);
+    let remember = move |id: String| queue.remember(id);
     let submit = move || {
         let Some(item) = current.get_untracked() else {
             return;

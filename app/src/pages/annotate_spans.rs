@@ -11,25 +11,11 @@ use concord_domain::{Label, Span, SPAN_EDITOR_KEYS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::{get_item, get_span_settings, next_item, reset_skips, skip_item, submit_spans};
+use super::item_queue::{now_ms, ItemQueue};
+use crate::api::{get_item, get_span_settings, reset_skips, skip_item, submit_spans};
 use crate::components::{error_text, ErrorOrLogin, LabelBar};
 use crate::span_editor::{EditorLabel, KeyPress, Outcome, Repaint, SpanEditor, SpanRow};
 use crate::wire::{ItemView, ProjectView};
-
-/// How many recently passed items the page asks the server not to hand out again while their
-/// submits may still be in flight (as on the classification page).
-const RECENT: usize = 16;
-
-fn now_ms() -> f64 {
-    #[cfg(feature = "hydrate")]
-    {
-        js_sys::Date::now()
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        0.0
-    }
-}
 
 /// Items with at most this many tokens show each span's label after its last token. On longer
 /// items labels are shown by colour (and named in the cursor line): a label written into the
@@ -629,62 +615,16 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
         shown_at.set(now_ms());
         loading.set(false);
     };
-    let exclusions = move || {
-        let mut ids = recent.get_untracked();
-        ids.extend(current.get_untracked().map(|i| i.id));
-        ids
+    let queue = ItemQueue {
+        pid,
+        current,
+        prefetched,
+        recent,
+        loading,
+        error,
     };
-    let seen = move |item: &ItemView| {
-        recent.with_untracked(|r| r.contains(&item.id))
-            || current.with_untracked(|c| c.as_ref().is_some_and(|c| c.id == item.id))
-    };
-    let refill_prefetch = move || {
-        spawn_local(async move {
-            match next_item(pid, exclusions()).await {
-                Ok(item) => prefetched.update(|p| {
-                    if p.is_none() && !item.as_ref().is_some_and(seen) {
-                        *p = item;
-                    }
-                }),
-                Err(e) => error.set(Some(error_text(&e))),
-            }
-        });
-    };
-    let advance = move || {
-        let ready = prefetched
-            .try_update(Option::take)
-            .flatten()
-            .filter(|item| !seen(item));
-        if let Some(item) = ready {
-            show(Some(item));
-            refill_prefetch();
-        } else {
-            loading.set(true);
-            spawn_local(async move {
-                match next_item(pid, exclusions()).await {
-                    Ok(item) => {
-                        let found = item.is_some();
-                        show(item);
-                        if found {
-                            refill_prefetch();
-                        }
-                    }
-                    Err(e) => {
-                        loading.set(false);
-                        error.set(Some(error_text(&e)));
-                    }
-                }
-            });
-        }
-    };
-    let remember = move |id: String| {
-        recent.update(|r| {
-            r.push(id);
-            if r.len() > RECENT {
-                r.remove(0);
-            }
-        });
-    };
+    let advance = move || queue.advance(show);
+    let remember = move |id: String| queue.remember(id);
     let submit = move || {
         let Some(item) = current.get_untracked() else {
             return;

@@ -3,6 +3,7 @@
 pub mod agreement;
 pub mod annotate;
 pub mod annotate_spans;
+mod item_queue;
 pub mod login;
 pub mod project;
 pub mod projects;

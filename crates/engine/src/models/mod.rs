@@ -102,9 +102,10 @@ pub(crate) fn project_model(spec: &ProjectSpec) -> &str {
     spec.settings.model.as_deref().unwrap_or(DEFAULT_MODEL)
 }
 
-/// Whether a version can predict: one imported with its suggestions stores no classifier.
+/// Whether a version can predict: one imported with its suggestions (trainer `external`)
+/// holds no model, only those suggestions.
 pub(crate) fn has_model(record: &ModelVersionRecord) -> bool {
-    !record.classifier.is_null()
+    record.trainer != crate::EXTERNAL_TRAINER
 }
 
 /// The base model a version was made with (versions from before models were per project used
