@@ -1,11 +1,12 @@
 //! A span project's version metrics on the project page: for each version with figures,
 //! entity-level strict precision, recall and F1 per entity type with its support, and the
 //! micro and macro averages (seqeval's convention). A trained version is measured on its
-//! held-out items; a patterns version, which is not fitted to any item, on every confirmed one.
+//! held-out items; a patterns version, which is not fitted to any item, on every confirmed one
+//! where no annotator took a suggestion unchanged.
 
 use leptos::prelude::*;
 
-use crate::wire::{SpanMetricsView, SpanTypeMetricsRow, VersionRow};
+use crate::wire::{SpanMetricsView, VersionRow};
 
 #[cfg(feature = "ssr")]
 impl From<concord_engine::SpanMetrics> for SpanMetricsView {
@@ -22,7 +23,7 @@ impl From<concord_engine::SpanMetrics> for SpanMetricsView {
             per_type: m
                 .per_type
                 .into_iter()
-                .map(|t| SpanTypeMetricsRow {
+                .map(|t| crate::wire::SpanTypeMetricsRow {
                     label: t.label,
                     precision: t.precision,
                     recall: t.recall,

@@ -86,13 +86,13 @@ impl Engine {
             return Ok(None);
         }
         let compiled = compile(patterns)?;
-        let confirmed = self.confirmed_spans(project, spec)?;
-        // A rule is measured only where people answered without taking a suggestion as it
+        // Rules are measured only where people answered without taking a suggestion as it
         // was: accepted suggestions would confirm the very rules that made them.
+        let mut confirmed = self.confirmed_spans(project, spec)?;
+        confirmed.retain(|c| !c.accepted_suggestion);
         let checks = compiled.check(
             confirmed
                 .iter()
-                .filter(|c| !c.accepted_suggestion)
                 .map(|c| (c.text.as_str(), c.tokens.as_slice(), c.spans.as_slice())),
         );
         if let Some((v, r)) = &current {
