@@ -232,6 +232,61 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
     assert_eq!((versions.len(), active(&versions).version), (3, 3));
 }
 
+/// A rule's confidence must come from answers people gave on their own: an annotator who took
+/// the rule's suggestion unchanged says nothing about whether the rule is right.
+#[test]
+fn a_rule_is_not_validated_by_answers_that_took_its_suggestion() {
+    let env = TestEngine::with_models();
+    let settings = ProjectSettings {
+        patterns: vec![rule("city", PatternKind::Term, "paris", true)],
+        ..ProjectSettings::default()
+    };
+    let project = span_project(&env, settings);
+    let texts: Vec<String> = ["I love Paris", "Paris Hilton again"]
+        .map(String::from)
+        .to_vec();
+    import_lines(&env, project, &texts);
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    let rules_of = |env: &TestEngine| {
+        let versions = env.engine.model_versions(&env.admin, project).unwrap();
+        let v = active(&versions);
+        let rule = &v.params["rules"][0];
+        (
+            v.version,
+            rule["matched"].as_u64(),
+            rule["correct"].as_u64(),
+        )
+    };
+    assert_eq!(rules_of(&env), (1, Some(0), Some(0)));
+    let answer = |item: &str, spans: Vec<Span>| {
+        env.engine
+            .submit(
+                &env.admin,
+                project,
+                Submission {
+                    item_id: item.into(),
+                    labels: Vec::new(),
+                    spans,
+                    time_spent_ms: ANSWER_TIME_MS,
+                },
+            )
+            .unwrap();
+    };
+    // Taking the suggestion as it is: the rule is not measured there, so nothing changes.
+    let paris = at(&texts[0], "Paris", 0);
+    answer("1", vec![Span::new(paris.0, paris.1, "city")]);
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    assert_eq!(rules_of(&env), (1, Some(0), Some(0)));
+    // Correcting it (this Paris is a person) is evidence: the rule matched once, wrongly.
+    let hilton = at(&texts[1], "Paris Hilton", 0);
+    answer("2", vec![Span::new(hilton.0, hilton.1, "person")]);
+    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
+    finish(&env.engine, &env.admin, job);
+    assert_eq!(rules_of(&env), (2, Some(1), Some(0)));
+}
+
 #[test]
 fn an_invalid_regex_is_refused_when_settings_are_saved() {
     let env = TestEngine::new();
