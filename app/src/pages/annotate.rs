@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::item_queue::{now_ms, ItemQueue};
-use crate::api::{get_item, get_project, reset_skips, skip_item, submit_annotation};
+use crate::api::{get_project, submit_annotation};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, LabelBar};
 use crate::wire::{ItemView, ProjectView};
 
@@ -97,6 +97,8 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         recent,
         loading,
         error,
+        pending,
+        history,
     };
     let advance = move || queue.advance(show);
     let remember = move |id: String| queue.remember(id);
@@ -121,43 +123,13 @@ fn Annotator(project: ProjectView) -> impl IntoView {
         drain();
         advance();
     };
-    let skip = move || {
-        let Some(item) = current.get_untracked() else {
-            return;
-        };
-        error.set(None);
-        remember(item.id.clone());
-        pending.update(|n| *n += 1);
-        spawn_local(async move {
-            if let Err(e) = skip_item(pid, item.id.clone()).await {
-                error.set(Some(error_text(&e)));
-            }
-            pending.update(|n| *n -= 1);
-        });
-        advance();
-    };
+    let skip = move || queue.skip(show);
     let back = move || {
-        let Some(previous) = history.try_update(Vec::pop).flatten() else {
-            return;
-        };
-        if let Some(shown) = current.get_untracked() {
-            prefetched.set(Some(shown));
-        }
-        loading.set(true);
-        spawn_local(async move {
-            match get_item(pid, previous).await {
-                Ok(mut item) => {
-                    if let Some(local) = answers.with_value(|a| a.get(&item.id).cloned()) {
-                        item.mine = Some(local);
-                    }
-                    show(Some(item));
-                }
-                Err(e) => {
-                    loading.set(false);
-                    error.set(Some(error_text(&e)));
-                }
+        queue.back(show, move |item| {
+            if let Some(local) = answers.with_value(|a| a.get(&item.id).cloned()) {
+                item.mine = Some(local);
             }
-        });
+        })
     };
     let pick = move |name: String| {
         selected.update(|s| {
@@ -173,17 +145,7 @@ fn Annotator(project: ProjectView) -> impl IntoView {
             }
         });
     };
-    let bring_back_skipped = move |_| {
-        spawn_local(async move {
-            match reset_skips(pid).await {
-                Ok(_) => {
-                    recent.set(Vec::new());
-                    advance();
-                }
-                Err(e) => error.set(Some(error_text(&e))),
-            }
-        });
-    };
+    let bring_back_skipped = move |_| queue.bring_back_skipped(show);
 
     // Everything below runs in the browser only: effects never run during server rendering.
     Effect::new(move |_| {

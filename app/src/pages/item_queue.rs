@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::next_item;
+use crate::api::{get_item, next_item, reset_skips, skip_item};
 use crate::components::error_text;
 use crate::wire::ItemView;
 
@@ -35,6 +35,10 @@ pub(crate) struct ItemQueue {
     pub recent: RwSignal<Vec<String>>,
     pub loading: RwSignal<bool>,
     pub error: RwSignal<Option<String>>,
+    /// Requests (submits, skips) still on their way.
+    pub pending: RwSignal<u32>,
+    /// Items answered on this page, for going back.
+    pub history: RwSignal<Vec<String>>,
 }
 
 impl ItemQueue {
@@ -108,6 +112,65 @@ impl ItemQueue {
             r.push(id);
             if r.len() > RECENT {
                 r.remove(0);
+            }
+        });
+    }
+
+    /// Skips the item on screen (the server records it) and shows the next.
+    pub fn skip(self, show: impl Fn(Option<ItemView>) + Copy + 'static) {
+        let Some(item) = self.current.get_untracked() else {
+            return;
+        };
+        self.error.set(None);
+        self.remember(item.id.clone());
+        self.pending.update(|n| *n += 1);
+        spawn_local(async move {
+            if let Err(e) = skip_item(self.pid, item.id.clone()).await {
+                self.error.set(Some(error_text(&e)));
+            }
+            self.pending.update(|n| *n -= 1);
+        });
+        self.advance(show);
+    }
+
+    /// Goes back to the last item answered on this page; the one on screen comes next again.
+    /// `local_answer` puts the answer given on this page into the item (the server may not
+    /// have it yet).
+    pub fn back(
+        self,
+        show: impl Fn(Option<ItemView>) + Copy + 'static,
+        local_answer: impl Fn(&mut ItemView) + Copy + 'static,
+    ) {
+        let Some(previous) = self.history.try_update(Vec::pop).flatten() else {
+            return;
+        };
+        if let Some(shown) = self.current.get_untracked() {
+            self.prefetched.set(Some(shown));
+        }
+        self.loading.set(true);
+        spawn_local(async move {
+            match get_item(self.pid, previous).await {
+                Ok(mut item) => {
+                    local_answer(&mut item);
+                    show(Some(item));
+                }
+                Err(e) => {
+                    self.loading.set(false);
+                    self.error.set(Some(error_text(&e)));
+                }
+            }
+        });
+    }
+
+    /// Puts the caller's skipped items back into the queue and shows the next item.
+    pub fn bring_back_skipped(self, show: impl Fn(Option<ItemView>) + Copy + 'static) {
+        spawn_local(async move {
+            match reset_skips(self.pid).await {
+                Ok(_) => {
+                    self.recent.set(Vec::new());
+                    self.advance(show);
+                }
+                Err(e) => self.error.set(Some(error_text(&e))),
             }
         });
     }
