@@ -871,6 +871,7 @@ pub async fn start_model_job(project: u64, kind: String) -> Result<u64, AppError
             TrainRequest {
                 trainer,
                 epochs: None,
+                auto: None,
             },
         ),
     })

@@ -435,6 +435,7 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
                     TrainerArg::FineTune => concord_engine::Trainer::FineTune,
                 },
                 epochs: args.epochs.map(|e| e as usize),
+                auto: None,
             },
         )?,
         JobKind::Predict => engine.enqueue_predict(&local, project)?,

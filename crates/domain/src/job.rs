@@ -120,6 +120,22 @@ pub struct TrainParams {
     /// Fine-tuning epochs (the engine bounds them; absent means its default).
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// Set when the job worker queued the training on its own (the loop that trains itself):
+    /// the new version then replaces the active one only if it is not worse on the held-out
+    /// split. Requests from people never carry it (the engine refuses one that does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoTrigger>,
+}
+
+/// Why the job worker queued a training on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AutoTrigger {
+    /// `labels` confirmed labels, at least the project's `every` more than the active version
+    /// was trained on: the head is retrained.
+    Every { labels: u64 },
+    /// The confirmed labels reached the fine-tuning milestone `milestone`.
+    Milestone { milestone: u64, labels: u64 },
 }
 
 /// A job's kind with its parameters: what the worker runs.
@@ -202,6 +218,7 @@ mod tests {
         let spec = JobSpec::Train(TrainParams {
             trainer: Trainer::FineTune,
             epochs: Some(3),
+            auto: None,
         });
         assert_eq!(
             spec.params().to_string(),

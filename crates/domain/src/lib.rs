@@ -8,6 +8,7 @@ pub mod bio;
 mod calendar;
 pub mod conll;
 mod error_kind;
+mod evidence;
 mod job;
 mod project;
 mod review;
@@ -17,11 +18,15 @@ pub use aggregate::{aggregate_labels, aggregate_spans, majority_span_set, Aggreg
 pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span, SuggestedSpan, MAX_SPANS};
 pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
-pub use job::{JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
+pub use evidence::{
+    wilson_interval, ComparisonMetric, HeldOutPrediction, HeldOutSpanCounts, Interval,
+    LabelEvidence, SuggestionOutcomes, VersionComparison,
+};
+pub use job::{AutoTrigger, JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
 pub use project::{
-    Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role, SpanPattern, TaskKind,
-    MAX_PATTERNS, MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RESERVED_KEYS,
-    SPAN_EDITOR_KEYS,
+    AutoTrainSettings, Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role,
+    SpanPattern, TaskKind, AUTO_TRAIN_EVERY, MAX_FINE_TUNE_MILESTONES, MAX_PATTERNS,
+    MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RESERVED_KEYS, SPAN_EDITOR_KEYS,
 };
 pub use review::{review_state, GoldSource, ReviewState};
 pub use tokens::Token;
@@ -103,6 +108,12 @@ pub enum DomainError {
     NotExactlyOneLabel { count: usize },
     #[error("label {label:?} is given twice")]
     RepeatedLabel { label: String },
+    #[error("automatic retraining comes after every N new labels, with N between {min} and {max}")]
+    BadAutoTrainEvery { min: u32, max: u32 },
+    #[error(
+        "fine-tuning milestones are label counts above 0 in ascending order, at most {max} of them"
+    )]
+    BadFineTuneMilestones { max: usize },
     #[error("the accept threshold is a percentage, 0 to 100")]
     BadAcceptThreshold,
     #[error("a project has at most {max} patterns")]

@@ -123,6 +123,48 @@ pub struct ProjectSettings {
     /// model is trained (shown as suggestions of a "patterns" version).
     #[serde(default)]
     pub patterns: Vec<SpanPattern>,
+    /// The loop that trains itself: retrain after every few confirmed labels, fine-tune the
+    /// encoder at milestones; a new version replaces the active one only when it is not worse.
+    #[serde(default)]
+    pub auto_train: AutoTrainSettings,
+}
+
+/// When the job worker trains a project's model on its own (see [`ProjectSettings::auto_train`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoTrainSettings {
+    /// On by default: a project improves its suggestions as its labels grow.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Retrain the head after this many new confirmed labels (seconds of work).
+    #[serde(default = "twenty")]
+    pub every: u32,
+    /// Fine-tune the encoder (minutes of work) when the confirmed labels first reach each of
+    /// these counts, ascending.
+    #[serde(default = "default_milestones")]
+    pub fine_tune_at: Vec<u32>,
+}
+
+/// The fewest new labels between two automatic retrainings, and the most.
+pub const AUTO_TRAIN_EVERY: std::ops::RangeInclusive<u32> = 5..=100_000;
+/// The most fine-tuning milestones a project may list.
+pub const MAX_FINE_TUNE_MILESTONES: usize = 10;
+
+fn twenty() -> u32 {
+    20
+}
+
+fn default_milestones() -> Vec<u32> {
+    vec![100, 300, 1000]
+}
+
+impl Default for AutoTrainSettings {
+    fn default() -> Self {
+        AutoTrainSettings {
+            enabled: true,
+            every: twenty(),
+            fine_tune_at: default_milestones(),
+        }
+    }
 }
 
 /// One pre-annotation rule of a span project: where `pattern` matches on token boundaries,
@@ -276,6 +318,7 @@ impl Default for ProjectSettings {
             overlapping_spans: false,
             accept_threshold: 80,
             patterns: Vec::new(),
+            auto_train: AutoTrainSettings::default(),
         }
     }
 }
@@ -354,6 +397,21 @@ impl ProjectSpec {
         }
         if self.settings.overlap == 0 || self.settings.overlap > MAX_OVERLAP {
             return Err(DomainError::BadOverlap { max: MAX_OVERLAP });
+        }
+        let auto = &self.settings.auto_train;
+        if !AUTO_TRAIN_EVERY.contains(&auto.every) {
+            return Err(DomainError::BadAutoTrainEvery {
+                min: *AUTO_TRAIN_EVERY.start(),
+                max: *AUTO_TRAIN_EVERY.end(),
+            });
+        }
+        if auto.fine_tune_at.len() > MAX_FINE_TUNE_MILESTONES
+            || auto.fine_tune_at.contains(&0)
+            || auto.fine_tune_at.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(DomainError::BadFineTuneMilestones {
+                max: MAX_FINE_TUNE_MILESTONES,
+            });
         }
         if self.settings.gold_every == 1 || self.settings.gold_every > MAX_GOLD_EVERY {
             return Err(DomainError::BadGoldEvery {

@@ -16,14 +16,32 @@ pub enum GoldSource {
     /// Every annotator gave it and the project accepts unanimous items. Derived from the
     /// answers each time, never stored: changing the setting changes the outcome at once.
     Unanimous,
+    /// A reviewer accepted a validated version's suggestions at or above a confidence, in one
+    /// batch (`reviewer`, `at_ms` name the batch: undoing it removes exactly these). Training,
+    /// evaluation and label-error detection never count such gold as a confirmed label: a
+    /// model would be graded on its own answers.
+    BulkAccept {
+        version: u64,
+        /// The lowest confidence accepted, in percent.
+        min_confidence: u8,
+        reviewer: UserId,
+        at_ms: u64,
+    },
 }
 
 impl GoldSource {
+    /// Whether this gold is a human judgement that can train and grade models (a model's own
+    /// bulk-accepted suggestions are not).
+    pub fn is_confirmed_by_people(&self) -> bool {
+        !matches!(self, GoldSource::BulkAccept { .. })
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             GoldSource::Import => "import",
             GoldSource::Review { .. } => "review",
             GoldSource::Unanimous => "unanimous",
+            GoldSource::BulkAccept { .. } => "bulk_accept",
         }
     }
 }

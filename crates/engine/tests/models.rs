@@ -258,6 +258,7 @@ fn zero_shot_then_training_then_rollback() {
     let too_long = TrainRequest {
         trainer: Trainer::FineTune,
         epochs: Some(99),
+        auto: None,
     };
     assert_eq!(
         error_kind(env.engine.enqueue_train(&env.admin, project, too_long)),
@@ -271,6 +272,7 @@ fn zero_shot_then_training_then_rollback() {
             TrainRequest {
                 trainer: Trainer::FineTune,
                 epochs: Some(4),
+                auto: None,
             },
         )
         .unwrap();

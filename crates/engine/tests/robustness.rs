@@ -173,6 +173,11 @@ fn stored_version(encoder_file: Option<String>) -> ModelVersionRecord {
         metrics: None,
         classifier: serde_json::Value::Null,
         name: None,
+        held_out: Vec::new(),
+        held_out_spans: Vec::new(),
+        confirmed: None,
+        auto: None,
+        comparison: None,
     }
 }
 
@@ -229,6 +234,7 @@ fn weights_files_left_by_a_training_are_removed_when_a_training_ends() {
             TrainParams {
                 trainer: Trainer::FineTune,
                 epochs: None,
+                auto: None,
             },
         )
         .expect("queued");

@@ -396,6 +396,7 @@ fn span_versions_train_predict_every_item_and_roll_back() {
             TrainRequest {
                 trainer: Trainer::Head,
                 epochs: None,
+                auto: None,
             },
         )
         .unwrap();
@@ -476,6 +477,7 @@ fn span_versions_train_predict_every_item_and_roll_back() {
             TrainRequest {
                 trainer: Trainer::FineTune,
                 epochs: Some(1),
+                auto: None,
             },
         )
         .unwrap();
@@ -636,6 +638,11 @@ fn suggestions_imported_with_a_version_stand_and_that_version_is_not_activated_a
                     metrics: None,
                     classifier: serde_json::Value::Null,
                     name: Some("spacy".into()),
+                    held_out: Vec::new(),
+                    held_out_spans: Vec::new(),
+                    confirmed: None,
+                    auto: None,
+                    comparison: None,
                 },
                 true,
             )

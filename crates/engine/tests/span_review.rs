@@ -529,6 +529,11 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
             metrics: None,
             classifier: serde_json::Value::Null,
             name: Some("spacy-sm".into()),
+            held_out: Vec::new(),
+            held_out_spans: Vec::new(),
+            confirmed: None,
+            auto: None,
+            comparison: None,
         };
         let version = store.create_model_version(project, &record, true).unwrap();
         let suggested = |s: u32, e: u32, l: &str| SuggestedSpan {

@@ -65,6 +65,7 @@ macro_rules! every_table {
         $each!(SUGGESTIONS, SuggestionRecord);
         $each!(JOBS, JobRecord);
         $each!(QUEUE_ORDERS, QueueOrderRecord);
+        $each!(SUGGESTION_OUTCOMES, concord_domain::SuggestionOutcomes);
     };
 }
 
@@ -274,6 +275,7 @@ macro_rules! json_rows {
 }
 
 json_rows!(
+    concord_domain::SuggestionOutcomes,
     UserRecord,
     SessionRecord,
     TokenRecord,

@@ -1,6 +1,6 @@
 //! Model versions, cached embeddings, suggestions and background jobs.
 
-use concord_domain::ProjectId;
+use concord_domain::{ProjectId, SuggestionOutcomes};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::records::{decode, encode};
@@ -82,6 +82,22 @@ impl Store {
             Some(v) => Ok(Some(decode("model_versions", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// The live record of every version of a project whose suggestions have been answered:
+    /// how many answers took each version's suggestion unchanged and how many corrected it.
+    pub fn suggestion_outcomes(
+        &self,
+        project: ProjectId,
+    ) -> Result<std::collections::BTreeMap<u64, SuggestionOutcomes>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SUGGESTION_OUTCOMES)?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in table.range((project.0, 0)..=(project.0, u64::MAX))? {
+            let (k, v) = row?;
+            out.insert(k.value().1, decode("suggestion_outcomes", v.value())?);
+        }
+        Ok(out)
     }
 
     /// Makes `version` the project's active model (it must exist), or none.

@@ -1,6 +1,7 @@
 use concord_domain::{
-    AnnotationSource, AnnotationValue, GoldSource, JobSpec, JobSpecError, JobState, ProjectSpec,
-    SuggestedSpan, Token, UserId,
+    AnnotationSource, AnnotationValue, AutoTrigger, GoldSource, HeldOutPrediction,
+    HeldOutSpanCounts, JobSpec, JobSpecError, JobState, ProjectSpec, SuggestedSpan, Token, UserId,
+    VersionComparison,
 };
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +169,25 @@ pub struct ModelVersionRecord {
     /// external model"), shown beside its number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Label projects: each held-out confirmed item as the version predicted it (empty for
+    /// versions that saw no labels, and for versions stored before this was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out: Vec<HeldOutPrediction>,
+    /// Span projects: strict match counts on each held-out item, the version's and the
+    /// patterns'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out_spans: Vec<HeldOutSpanCounts>,
+    /// Confirmed labels (items) when the version was trained: its training and held-out items
+    /// together; absent for versions that saw none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<u64>,
+    /// Set when the job worker trained the version on its own, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoTrigger>,
+    /// An automatically trained version against the version active at the time: whether it
+    /// replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<VersionComparison>,
 }
 
 /// How a version was made. The fields the engine reads back are typed; the trainer's other
@@ -370,6 +390,7 @@ mod tests {
             Ok(JobSpec::Train(concord_domain::TrainParams {
                 trainer: concord_domain::Trainer::FineTune,
                 epochs: Some(3),
+                auto: None,
             }))
         );
         assert_eq!(

@@ -58,5 +58,10 @@ pub const LEGACY_EMBEDDINGS: TableDefinition<(u64, u64), &[u8]> =
 pub const SUGGESTIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("suggestions");
 /// job id → JSON [`crate::JobRecord`]: background work (training, batch prediction).
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// (project, model version) → JSON [`concord_domain::SuggestionOutcomes`]: how annotators
+/// answered the version's suggestions while they were shown (the live record), kept up to date
+/// in the transaction that stores each answer.
+pub const SUGGESTION_OUTCOMES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("suggestion_outcomes");
 /// project → JSON [`crate::QueueOrderRecord`]: the items active learning puts first.
 pub const QUEUE_ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_orders");

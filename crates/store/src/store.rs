@@ -3,7 +3,9 @@ use std::path::{Path, PathBuf};
 
 use std::ops::ControlFlow;
 
-use concord_domain::{AnnotationSource, AnnotationValue, GoldSource, ProjectId, Role, UserId};
+use concord_domain::{
+    AnnotationSource, AnnotationValue, GoldSource, ProjectId, Role, SuggestionOutcomes, UserId,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::records::{decode, encode, positional_seq, ItemKey};
@@ -142,6 +144,7 @@ impl Store {
             txn.open_table(SUGGESTIONS)?;
             txn.open_table(JOBS)?;
             txn.open_table(QUEUE_ORDERS)?;
+            txn.open_table(SUGGESTION_OUTCOMES)?;
         }
         txn.commit()?;
         Ok(())
@@ -745,6 +748,7 @@ impl Store {
             let mut annotations = txn.open_table(ANNOTATIONS)?;
             let mut progress = txn.open_table(USER_PROGRESS)?;
             let mut skips = txn.open_table(SKIPS)?;
+            let mut outcomes_table = txn.open_table(SUGGESTION_OUTCOMES)?;
             let mut touched: HashMap<u64, ProjectRecord> = HashMap::new();
             for w in writes {
                 let project = match touched.entry(w.project.0) {
@@ -765,6 +769,7 @@ impl Store {
                     Some(v) => Some(decode("annotations", v.value())?),
                     None => None,
                 };
+                let existing_for_outcomes = existing.clone();
                 let (record, outcome) = match existing {
                     Some(old) if old.value == w.value && old.source == w.source => {
                         outcomes.push(WriteOutcome::Unchanged);
@@ -792,6 +797,10 @@ impl Store {
                     ),
                 };
                 annotations.insert(key, encode(&record).as_slice())?;
+                if let Some(old) = &existing_for_outcomes {
+                    count_outcome(&mut outcomes_table, w.project, old, -1)?;
+                }
+                count_outcome(&mut outcomes_table, w.project, &record, 1)?;
                 if outcome == WriteOutcome::Created {
                     let done_before = progress
                         .get((w.project.0, w.user.0))?
@@ -1004,6 +1013,46 @@ impl Store {
 /// Removes the rows of a JSON table keyed by secret hashes for which `doomed` holds; returns
 /// how many went.
 /// Whether `users` holds an administrator account; stops at the first one.
+/// Adds (`delta` 1) or removes (-1) an answer to the live record of the suggestion it was
+/// given against, if any.
+fn count_outcome(
+    table: &mut redb::Table<(u64, u64), &'static [u8]>,
+    project: ProjectId,
+    answer: &AnnotationRecord,
+    delta: i8,
+) -> Result<(), StoreError> {
+    let (version, accepted) = match answer.source {
+        AnnotationSource::ModelAccepted { model_version } => (model_version, true),
+        AnnotationSource::ModelCorrected { model_version } => (model_version, false),
+        AnnotationSource::Human | AnnotationSource::Import => return Ok(()),
+    };
+    let mut outcomes: SuggestionOutcomes = match table.get((project.0, version))? {
+        Some(v) => decode("suggestion_outcomes", v.value())?,
+        None => SuggestionOutcomes::default(),
+    };
+    let step = |n: &mut u64| {
+        *n = if delta > 0 {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        }
+    };
+    step(if accepted {
+        &mut outcomes.accepted
+    } else {
+        &mut outcomes.corrected
+    });
+    if let Some(label) = answer.value.labels.first() {
+        let n = outcomes.answered.entry(label.clone()).or_insert(0);
+        step(n);
+        if *n == 0 {
+            outcomes.answered.remove(label);
+        }
+    }
+    table.insert((project.0, version), encode(&outcomes).as_slice())?;
+    Ok(())
+}
+
 fn any_admin(users: &impl ReadableTable<u64, &'static [u8]>) -> Result<bool, StoreError> {
     for row in users.iter()? {
         let (_, v) = row?;

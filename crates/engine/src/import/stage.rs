@@ -216,6 +216,11 @@ impl Engine {
             metrics: None,
             classifier: serde_json::Value::Null,
             name: Some(name),
+            held_out: Vec::new(),
+            held_out_spans: Vec::new(),
+            confirmed: None,
+            auto: None,
+            comparison: None,
         });
         Ok((report, version))
     }

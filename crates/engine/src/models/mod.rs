@@ -108,6 +108,17 @@ pub(crate) fn has_model(record: &ModelVersionRecord) -> bool {
     record.trainer != crate::EXTERNAL_TRAINER
 }
 
+/// Whether an item is held out of training for evaluation: a fifth of the items, chosen by a
+/// hash of the item's id, so an item stays on its side as items are added and every version's
+/// figures are measured on the same items.
+pub(crate) fn held_out(item_id: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(item_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first) % 5 == 0
+}
+
 /// The base model a version was made with (versions from before models were per project used
 /// the default).
 pub(crate) fn version_model(record: &ModelVersionRecord) -> &str {

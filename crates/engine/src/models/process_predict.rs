@@ -130,6 +130,11 @@ impl Engine {
                 classifier: serde_json::to_value(&classifier)
                     .map_err(|e| EngineError::internal("encoding the zero-shot classifier", e))?,
                 name: None,
+                held_out: Vec::new(),
+                held_out_spans: Vec::new(),
+                confirmed: None,
+                auto: None,
+                comparison: None,
             },
             true,
         )?;

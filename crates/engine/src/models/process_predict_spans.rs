@@ -162,6 +162,11 @@ impl Engine {
                 classifier: serde_json::to_value(&classifier)
                     .map_err(|e| EngineError::internal("encoding the patterns version", e))?,
                 name: Some(PATTERNS_TRAINER.into()),
+                held_out: Vec::new(),
+                held_out_spans: Vec::new(),
+                confirmed: None,
+                auto: None,
+                comparison: None,
             },
             true,
         )?;

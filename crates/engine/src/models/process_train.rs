@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concord_domain::{
-    aggregate_labels, Aggregate, ProjectId, ProjectSpec, TaskKind, TrainParams, Trainer,
+    aggregate_labels, Aggregate, HeldOutPrediction, ProjectId, ProjectSpec, TaskKind, TrainParams,
+    Trainer,
 };
 use concord_ml::{evaluate, Encoder, HeadParams, LinearHead};
 use concord_store::{ModelVersionRecord, VersionParams};
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::classifier::Classifier;
 use super::encoders::fingerprint_bytes;
 use super::jobs::Stop;
-use super::project_model;
+use super::{held_out, project_model};
 use crate::review::effective_gold;
 use crate::{now_ms, Engine, EngineError};
 
@@ -37,6 +38,14 @@ fn recorded_settings(
         ))),
         Err(e) => Err(EngineError::internal("encoding trainer settings", e)),
     }
+}
+
+/// An item's confirmed label, and on which side of the split it falls.
+pub(crate) struct ConfirmedLabel {
+    pub seq: u64,
+    pub label: String,
+    /// In the held-out fifth (see [`held_out`]): never trained on, only measured on.
+    pub held_out: bool,
 }
 
 impl Engine {
@@ -71,13 +80,13 @@ impl Engine {
             .embedded_seqs(project, &fingerprint_bytes(&base))?
             .into_iter()
             .collect();
-        let mut rows: Vec<(u64, usize)> = confirmed
+        let mut rows: Vec<(u64, usize, bool)> = confirmed
             .iter()
-            .filter_map(|(seq, label)| Some((*seq, *index.get(label.as_str())?)))
-            .filter(|(seq, _)| embedded.contains(seq))
+            .filter_map(|c| Some((c.seq, *index.get(c.label.as_str())?, c.held_out)))
+            .filter(|(seq, _, _)| embedded.contains(seq))
             .collect();
         rows.sort_unstable();
-        let classes_seen: HashSet<usize> = rows.iter().map(|(_, c)| *c).collect();
+        let classes_seen: HashSet<usize> = rows.iter().map(|(_, c, _)| *c).collect();
         if rows.len() < MIN_TRAINING_LABELS || classes_seen.len() < 2 {
             return Err(Stop::Failed(EngineError::Invalid(format!(
                 "training needs at least {MIN_TRAINING_LABELS} confirmed labels in two or more classes (found {} in {})",
@@ -86,29 +95,26 @@ impl Engine {
             ))));
         }
         let mut hasher = Sha256::new();
-        for (seq, c) in &rows {
+        for (seq, c, _) in &rows {
             hasher.update(seq.to_le_bytes());
             hasher.update(names[*c].as_bytes());
         }
         let train_hash = hex::encode(hasher.finalize());
-        // Stratified split: every fifth item of each class (in a seeded order) is held out.
-        let mut rng = concord_ml::SplitMix64::new(17);
+        // The held-out fifth is chosen by each item's id (see `held_out`), so every version
+        // of the project is measured on items none of them was trained on, and two versions
+        // can be compared on the same items.
         let (mut train, mut test) = (Vec::new(), Vec::new());
-        for c in 0..names.len() {
-            let mut members: Vec<u64> = rows
-                .iter()
-                .filter(|(_, k)| *k == c)
-                .map(|(s, _)| *s)
-                .collect();
-            rng.shuffle(&mut members);
-            let held = members.len() / 5;
-            for (i, seq) in members.into_iter().enumerate() {
-                if i < held {
-                    test.push((seq, c));
-                } else {
-                    train.push((seq, c));
-                }
+        for &(seq, c, held) in &rows {
+            if held {
+                test.push((seq, c));
+            } else {
+                train.push((seq, c));
             }
+        }
+        if train.is_empty() {
+            return Err(Stop::Failed(EngineError::Invalid(
+                "every confirmed label fell in the held-out split; label a few more items".into(),
+            )));
         }
         let (head, encoder, mut params) = match request.trainer {
             Trainer::Head => {
@@ -128,12 +134,25 @@ impl Engine {
             }
         };
         params.model = Some(model.clone());
-        let metrics = if test.is_empty() {
-            None
+        let (metrics, held_out) = if test.is_empty() {
+            (None, Vec::new())
         } else {
             let tx = self.embeddings_of(project, &encoder, &test)?;
             let ty: Vec<usize> = test.iter().map(|(_, c)| *c).collect();
-            Some(evaluate(&head.predict(&tx), &ty, names.len()))
+            let probs = head.predict(&tx);
+            let held_out = probs
+                .iter()
+                .zip(&ty)
+                .map(|(p, &gold)| {
+                    let predicted = concord_ml::argmax(p);
+                    HeldOutPrediction {
+                        gold: gold as u32,
+                        predicted: predicted as u32,
+                        confidence: p.get(predicted).copied().unwrap_or(0.0),
+                    }
+                })
+                .collect();
+            (Some(evaluate(&probs, &ty, names.len())), held_out)
         };
         let version = self.store().create_model_version(
             project,
@@ -150,6 +169,11 @@ impl Engine {
                 classifier: serde_json::to_value(Classifier::Head { head })
                     .map_err(|e| EngineError::internal("encoding the trained head", e))?,
                 name: None,
+                held_out,
+                held_out_spans: Vec::new(),
+                confirmed: Some(rows.len() as u64),
+                auto: request.auto,
+                comparison: None,
             },
             true,
         )?;
@@ -243,18 +267,20 @@ impl Engine {
         Ok((head, tuned, params))
     }
 
-    /// (seq, label) for every item whose label humans confirmed: its gold label, or else the
-    /// label a strict majority of its annotators chose.
-    fn confirmed_labels(
+    /// Every item whose label humans confirmed: its gold label, or else the label a strict
+    /// majority of its annotators chose. Gold bulk-accepted from a model's suggestions is not
+    /// a human judgement and does not count (the answers, if any, still do).
+    pub(crate) fn confirmed_labels(
         &self,
         project: ProjectId,
         spec: &ProjectSpec,
-    ) -> Result<Vec<(u64, String)>, EngineError> {
+    ) -> Result<Vec<ConfirmedLabel>, EngineError> {
         let order: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
         let mut out = Vec::new();
         self.store()
             .for_each_item::<EngineError>(project, |seq, item, answers| {
-                let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers);
+                let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers)
+                    .filter(|(_, source)| source.is_confirmed_by_people());
                 let label = match gold {
                     Some((g, _)) => g.labels.first().cloned(),
                     None => {
@@ -268,8 +294,12 @@ impl Engine {
                         }
                     }
                 };
-                if let Some(l) = label {
-                    out.push((seq, l));
+                if let Some(label) = label {
+                    out.push(ConfirmedLabel {
+                        seq,
+                        label,
+                        held_out: held_out(&item.id),
+                    });
                 }
                 Ok(())
             })?;

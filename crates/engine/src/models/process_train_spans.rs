@@ -18,10 +18,11 @@ use concord_store::{ModelVersionRecord, VersionParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::held_out;
 use super::jobs::Stop;
 use super::project_model;
 use super::span_metrics::{span_metrics, SpanMetrics};
-use super::span_model::{held_out, suggested_spans, token_spans, words, ConfirmedItem, SpanModel};
+use super::span_model::{suggested_spans, token_spans, words, ConfirmedItem, SpanModel};
 use crate::{now_ms, Engine, EngineError};
 
 /// Items with confirmed spans needed before training.
@@ -157,6 +158,11 @@ impl Engine {
                 classifier: serde_json::to_value(SpanModel::TokenClassifier { classifier })
                     .map_err(|e| EngineError::internal("encoding the token classifier", e))?,
                 name: None,
+                held_out: Vec::new(),
+                held_out_spans: Vec::new(),
+                confirmed: None,
+                auto: None,
+                comparison: None,
             },
             true,
         )?;

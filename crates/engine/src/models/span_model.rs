@@ -79,17 +79,6 @@ pub(super) fn suggested_spans(
         .collect()
 }
 
-/// Whether an item is held out of training for evaluation: a fifth of the items, chosen by a
-/// hash of the item's id, so an item stays on its side as items are added and every version's
-/// figures are measured on the same items.
-pub(super) fn held_out(item_id: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(item_id.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first) % 5 == 0
-}
-
 impl Engine {
     /// Every item whose spans humans confirmed: its gold spans (imported, chosen by a
     /// reviewer, or unanimous), else the answer a strict majority of its annotators gave
@@ -103,7 +92,8 @@ impl Engine {
         let mut out = Vec::new();
         self.store()
             .for_each_item::<EngineError>(project, |seq, item, answers| {
-                let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers);
+                let gold = effective_gold(spec, item.gold.as_ref(), item.gold_source(), &answers)
+                    .filter(|(_, source)| source.is_confirmed_by_people());
                 let spans = match gold {
                     Some((g, _)) => Some(g.spans),
                     None => {
