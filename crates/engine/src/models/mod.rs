@@ -26,7 +26,9 @@ mod span_metrics;
 mod span_model;
 mod validation;
 
-use concord_domain::{AnnotationSource, JobSpec, ProjectId, ProjectSpec, Role};
+use concord_domain::{
+    AnnotationSource, AutoTrigger, JobSpec, ProjectId, ProjectSpec, Role, VersionComparison,
+};
 use concord_ml::Evaluation;
 use concord_store::ModelVersionRecord;
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,15 @@ pub struct ModelVersionInfo {
     /// A name given where the version was made (`patterns` for a patterns version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Confirmed labels (training and held-out) when the version was trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<u64>,
+    /// Why the job worker trained it on its own (none: a person asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoTrigger>,
+    /// An automatically trained version against the one active at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<VersionComparison>,
     pub active: bool,
 }
 
@@ -176,6 +187,9 @@ impl Engine {
                     metrics,
                     span_metrics,
                     name: r.name,
+                    confirmed: r.confirmed,
+                    auto: r.auto,
+                    comparison: r.comparison,
                     active: active == Some(version),
                 })
             })
