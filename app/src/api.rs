@@ -130,6 +130,7 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
             .model
             .clone()
             .unwrap_or_else(|| concord_engine::DEFAULT_MODEL.to_string()),
+        auto_train: summary.spec.settings.auto_train.clone(),
         total: summary.total,
         done: summary.done,
         mine: summary.mine,
@@ -351,6 +352,8 @@ fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView
         version: s.model_version,
         spans: s.spans,
         validation: s.validation,
+        preselect: s.preselect,
+        evidence: s.evidence.map(|e| e.sentence).unwrap_or_default(),
     }
 }
 
@@ -596,7 +599,8 @@ pub async fn installed_models() -> Result<Vec<String>, AppError> {
     blocking(move || Ok(ctx.engine.installed_models())).await
 }
 
-/// Changes a project's workflow settings (project admins). Checkboxes arrive only when ticked.
+/// Changes a project's workflow settings (project admins), automatic training included.
+/// Checkboxes arrive only when ticked.
 // One argument per form field: that is how `ActionForm` fills a server function.
 #[allow(clippy::too_many_arguments)]
 #[server]
@@ -609,15 +613,30 @@ pub async fn update_settings(
     blind: Option<String>,
     auto_accept: Option<String>,
     diversity: Option<String>,
+    auto_train: Option<String>,
+    auto_train_every: Option<u32>,
+    fine_tune_at: Option<String>,
 ) -> Result<(), AppError> {
-    use concord_domain::{ProjectSettings, QueueOrder};
+    use concord_domain::{AutoTrainSettings, ProjectSettings, QueueOrder};
     let (ctx, me) = (context()?, principal().await?);
     let queue_order = QueueOrder::parse(&queue_order)
         .ok_or_else(|| invalid(format!("unknown queue order {queue_order:?}")))?;
+    // A request without the automatic-training fields (an older form) keeps them as they are.
+    let auto_train = match auto_train_every {
+        Some(every) => Some(AutoTrainSettings {
+            enabled: auto_train.is_some(),
+            every,
+            fine_tune_at: crate::wire::parse_milestones(fine_tune_at.as_deref().unwrap_or(""))
+                .map_err(invalid)?,
+        }),
+        None => None,
+    };
     blocking(move || {
         // The span settings have a form of their own: this one keeps them as they are.
         let current = ctx.engine.project_summary(&me, ProjectId(project))?;
+        let auto_train = auto_train.unwrap_or(current.spec.settings.auto_train.clone());
         let settings = ProjectSettings {
+            auto_train,
             overlap,
             blind: blind.is_some(),
             auto_accept_unanimous: auto_accept.is_some(),
@@ -829,6 +848,19 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
                         })
                         .unwrap_or_default(),
                     span_metrics: v.span_metrics.map(Into::into),
+                    live_accepted: v.accepted,
+                    live_answers: v.accepted + v.corrected,
+                    validated: v.evidence.validated,
+                    evidence: v.evidence.sentence,
+                    comparison: v.comparison.as_ref().map(|c| comparison_text(v.version, c)),
+                    auto: v.auto.map(|a| match a {
+                        concord_domain::AutoTrigger::Every { labels } => {
+                            format!("retrained on its own at {labels} confirmed labels")
+                        }
+                        concord_domain::AutoTrigger::Milestone { milestone, labels } => format!(
+                            "fine-tuned on its own at the {milestone}-label milestone ({labels} labels)"
+                        ),
+                    }),
                 })
                 .collect(),
             jobs: jobs
@@ -846,6 +878,138 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
                 })
                 .collect(),
         })
+    })
+    .await
+}
+
+/// The project's learning curve and the rounds of its loop (reviewers and admins); `target`
+/// is the held-out score to estimate the labels for (default: 95% of the fitted ceiling).
+#[server]
+pub async fn project_learning_curve(
+    project: u64,
+    target: Option<f64>,
+) -> Result<crate::wire::LearningCurveView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        Ok(ctx
+            .engine
+            .learning_curve(&me, ProjectId(project), target)?
+            .into())
+    })
+    .await
+}
+
+/// A candidate version against the incumbent, in words: "v3 0.81 vs v2 0.78 accuracy on 40
+/// held-out items: activated".
+#[cfg(feature = "ssr")]
+fn comparison_text(version: u64, c: &concord_domain::VersionComparison) -> String {
+    let metric = match c.metric {
+        concord_domain::ComparisonMetric::Accuracy => "accuracy",
+        concord_domain::ComparisonMetric::SpanF1 => "strict F1",
+    };
+    let against = match (c.incumbent, c.incumbent_score) {
+        (Some(v), Some(score)) => format!(" vs v{v} {score:.2}"),
+        (Some(v), None) => format!(" (v{v} could not be scored)"),
+        (None, _) => " (no version was active)".to_string(),
+    };
+    let outcome = match (c.activated, c.incumbent) {
+        (true, _) => "activated".to_string(),
+        (false, Some(v)) => format!("not activated, v{v} kept"),
+        (false, None) => "not activated".to_string(),
+    };
+    format!(
+        "v{version} {:.2}{against} {metric} on {} held-out items: {outcome}",
+        c.candidate, c.items
+    )
+}
+
+/// The review page's bulk-accept section: the active version (whether it is validated) and
+/// the batches that can be undone (reviewers and admins).
+#[server]
+pub async fn bulk_accept_state(project: u64) -> Result<crate::wire::BulkAcceptStateView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        let project = ProjectId(project);
+        let batches = ctx.engine.bulk_accept_batches(&me, project)?;
+        let active = ctx
+            .engine
+            .model_versions(&me, project)?
+            .into_iter()
+            .find(|v| v.active)
+            .map(|v| (v.version, v.evidence.validated, v.evidence.sentence));
+        Ok(crate::wire::BulkAcceptStateView {
+            active,
+            batches: batches.into_iter().map(bulk_batch_view).collect(),
+        })
+    })
+    .await
+}
+
+#[cfg(feature = "ssr")]
+fn bulk_batch_view(b: concord_engine::BulkAcceptBatch) -> crate::wire::BulkAcceptBatchView {
+    crate::wire::BulkAcceptBatchView {
+        version: b.version,
+        min_confidence: b.min_confidence,
+        reviewer: b.reviewer,
+        reviewer_name: b.reviewer_name,
+        at_ms: b.at_ms,
+        items: b.items,
+    }
+}
+
+/// How many items bulk-accepting `version` at `min_confidence` percent would set, and that
+/// slice's held-out error rate (reviewers and admins; validated active versions only).
+#[server]
+pub async fn bulk_accept_preview(
+    project: u64,
+    version: u64,
+    min_confidence: u8,
+) -> Result<crate::wire::BulkAcceptPreviewView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let p = blocking(move || {
+        ctx.engine
+            .bulk_accept_preview(&me, ProjectId(project), version, min_confidence)
+    })
+    .await?;
+    Ok(crate::wire::BulkAcceptPreviewView {
+        version: p.version,
+        min_confidence: p.min_confidence,
+        items: p.items,
+        held_out_items: p.held_out_items,
+        held_out_errors: p.held_out_errors,
+        error_rate: p.error_rate,
+        error_interval: p.error_interval.map(|i| (i.low, i.high)),
+        evidence: p.evidence.sentence,
+    })
+}
+
+/// Sets the slice's suggestions as gold, as one batch (reviewers and admins).
+#[server]
+pub async fn bulk_accept(
+    project: u64,
+    version: u64,
+    min_confidence: u8,
+) -> Result<crate::wire::BulkAcceptBatchView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        ctx.engine
+            .bulk_accept(&me, ProjectId(project), version, min_confidence)
+    })
+    .await
+    .map(bulk_batch_view)
+}
+
+/// Removes one batch's gold where it is still in force; returns how many items it cleared.
+#[server]
+pub async fn undo_bulk_accept(project: u64, reviewer: u64, at_ms: u64) -> Result<u64, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        ctx.engine.undo_bulk_accept(
+            &me,
+            ProjectId(project),
+            concord_domain::UserId(reviewer),
+            at_ms,
+        )
     })
     .await
 }
@@ -889,4 +1053,98 @@ pub async fn activate_version(project: u64, version: u64) -> Result<u64, AppErro
 pub async fn cancel_model_job(job: u64) -> Result<(), AppError> {
     let (ctx, me) = (context()?, principal().await?);
     blocking(move || ctx.engine.cancel_job(&me, job).map(|_| ())).await
+}
+
+/// The project's likely label errors, most likely first (at most `limit`, 1..=1000), and its
+/// annotators' quality (reviewers and admins).
+#[server]
+pub async fn label_errors(
+    project: u64,
+    limit: usize,
+) -> Result<crate::wire::LabelErrorsView, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let report = blocking(move || ctx.engine.label_errors(&me, ProjectId(project), limit)).await?;
+    Ok(crate::wire::LabelErrorsView {
+        rows: report
+            .rows
+            .into_iter()
+            .map(|r| crate::wire::LabelErrorView {
+                reason: label_error_reason(&r.reason, &r.given),
+                item_id: r.item_id,
+                text: r.text,
+                score: r.score,
+                given: r.given,
+                suggested: r.suggested,
+                annotators: r
+                    .annotators
+                    .into_iter()
+                    .map(|a| (a.annotator, a.label))
+                    .collect(),
+            })
+            .collect(),
+        flagged: report.flagged,
+        checked: report.checked,
+        not_embedded: report.not_embedded,
+        annotators: report
+            .annotators
+            .into_iter()
+            .map(|a| crate::wire::AnnotatorQualityView {
+                annotator: a.annotator,
+                answers: a.answers,
+                agreement: a.agreement,
+                quality: a.quality,
+            })
+            .collect(),
+    })
+}
+
+/// Why an item is listed as a likely label error, in words.
+#[cfg(feature = "ssr")]
+fn label_error_reason(reason: &concord_engine::LabelErrorReason, given: &str) -> String {
+    use concord_engine::LabelErrorReason as R;
+    let model = |p: f32| {
+        format!(
+            "the model, never trained on this item, gives \u{201c}{given}\u{201d} {:.0}%",
+            p * 100.0
+        )
+    };
+    let people = |agreeing: u32, total: u32| {
+        format!("{agreeing} of {total} annotators answered \u{201c}{given}\u{201d}")
+    };
+    let sentence = match reason {
+        R::ModelDisagrees { model_probability } => model(*model_probability),
+        R::AnnotatorsDisagree { agreeing, total } => people(*agreeing, *total),
+        R::Both {
+            model_probability,
+            agreeing,
+            total,
+        } => format!(
+            "{}, and {}",
+            model(*model_probability),
+            people(*agreeing, *total)
+        ),
+    };
+    let mut chars = sentence.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => sentence,
+    }
+}
+
+/// Fixes a likely label error: `label` becomes the item's gold, as a review decision (the
+/// review queue writes it the same way). Reviewers and admins.
+#[server]
+pub async fn fix_label(project: u64, item: String, label: String) -> Result<(), AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    blocking(move || {
+        ctx.engine.resolve(
+            &me,
+            ProjectId(project),
+            &item,
+            vec![label],
+            Vec::new(),
+            None,
+        )
+    })
+    .await
 }

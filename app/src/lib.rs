@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/projects/:id") view=pages::project::ProjectPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/agreement") view=pages::agreement::AgreementPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/review") view=pages::review::ReviewPage ssr=SsrMode::Async/>
+                <Route path=path!("/projects/:id/label-errors") view=pages::label_errors::LabelErrorsPage ssr=SsrMode::Async/>
                 <Route path=path!("/projects/:id/annotate") view=pages::annotate::AnnotatePage ssr=SsrMode::Async/>
                 <Route path=path!("/users") view=pages::users::UsersPage ssr=SsrMode::Async/>
             </Routes>

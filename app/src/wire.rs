@@ -73,6 +73,8 @@ pub struct ProjectView {
     pub diversity: bool,
     /// The project's encoder (a model folder name).
     pub model: String,
+    /// When the model retrains on its own.
+    pub auto_train: concord_domain::AutoTrainSettings,
     pub total: u64,
     pub done: u64,
     pub mine: u64,
@@ -117,6 +119,13 @@ pub struct SuggestionView {
     /// How the version was validated (what its confidences rest on).
     #[serde(default)]
     pub validation: String,
+    /// Whether the page pre-selects it: only once its version is validated; otherwise it is
+    /// shown as a hint the annotator takes by hand.
+    #[serde(default)]
+    pub preselect: bool,
+    /// Why it is pre-selected or not, in one sentence with the figures.
+    #[serde(default)]
+    pub evidence: String,
 }
 
 /// The model card of a project page.
@@ -147,6 +156,24 @@ pub struct VersionRow {
     /// confirmed item).
     #[serde(default)]
     pub span_metrics: Option<SpanMetricsView>,
+    /// The live record: answers that took its suggestion unchanged, and all answers to it.
+    #[serde(default)]
+    pub live_accepted: u64,
+    #[serde(default)]
+    pub live_answers: u64,
+    /// Whether its suggestions are pre-selected, and the sentence with the interval and the
+    /// baseline that says why.
+    #[serde(default)]
+    pub validated: bool,
+    #[serde(default)]
+    pub evidence: String,
+    /// An automatically trained version against the one active then: "v3 0.81 vs v2 0.78 on
+    /// 40 held-out items: activated".
+    #[serde(default)]
+    pub comparison: Option<String>,
+    /// Why the loop trained it on its own (none: a person asked).
+    #[serde(default)]
+    pub auto: Option<String>,
 }
 
 /// A span version's entity-level strict metrics (seqeval's convention).
@@ -525,6 +552,101 @@ pub struct ConfusionView {
     pub excluded: usize,
 }
 
+/// A project's learning curve and the rounds of its loop (mirrors
+/// `concord_engine::LearningCurve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearningCurveView {
+    /// `accuracy` (label projects) or `span_f1` (strict micro entity F1).
+    pub metric: String,
+    /// Trained versions with held-out figures, oldest first.
+    pub points: Vec<CurvePointView>,
+    pub fit: Option<CurveFitView>,
+    /// Confirmed labels now (span projects: those of the newest point).
+    pub labels_now: u64,
+    pub target: Option<f64>,
+    /// The target is the default share of the fitted ceiling, not one asked for.
+    pub target_is_default: bool,
+    pub labels_needed: Option<u64>,
+    pub more_labels: Option<u64>,
+    /// Why there is no estimate.
+    pub why_not: Option<String>,
+    pub baseline: Option<BaselineView>,
+    pub rounds: Vec<RoundView>,
+    pub pending: Option<PendingRoundView>,
+}
+
+/// A held-out figure with its 95% bootstrap interval, when the version kept its predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoredView {
+    pub value: f64,
+    pub interval: Option<(f64, f64)>,
+}
+
+/// One trained version on the learning curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePointView {
+    pub version: u64,
+    pub trainer: String,
+    /// The loop trained it on its own.
+    pub auto: bool,
+    pub labels: u64,
+    pub held_out_items: u64,
+    pub score: ScoredView,
+    /// Label projects: held-out macro-F1.
+    pub macro_f1: Option<ScoredView>,
+}
+
+/// The fitted inverse power law `score(n) = a − b·n^(−c)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurveFitView {
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    /// Weighted root-mean-square distance of the points from the curve.
+    pub residual: f64,
+}
+
+impl CurveFitView {
+    /// The curve's score at `labels`.
+    pub fn score_at(&self, labels: f64) -> f64 {
+        self.a - self.b * labels.max(1.0).powf(-self.c)
+    }
+}
+
+/// The reference a score is compared with (`majority label` or `patterns`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineView {
+    pub name: String,
+    pub value: f64,
+}
+
+/// One round of the loop: from the previous trained version to `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundView {
+    pub round: u32,
+    pub version: u64,
+    pub trainer: String,
+    pub auto: bool,
+    pub labels: u64,
+    pub labels_added: i64,
+    pub score: Option<f64>,
+    pub change: Option<f64>,
+    pub answers: u64,
+    pub annotator_ms: u64,
+    pub wall_ms: Option<u64>,
+    /// An automatically trained version: whether it replaced the active one.
+    pub activated: Option<bool>,
+}
+
+/// Work since the newest trained version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRoundView {
+    /// Label projects only.
+    pub labels_added: Option<i64>,
+    pub answers: u64,
+    pub annotator_ms: u64,
+}
+
 /// A span project's span settings as the settings form edits them: the pre-annotation
 /// patterns grouped by label, one row per label in the project's label order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -675,4 +797,115 @@ mod span_pattern_tests {
         assert!(rows[0].mixed_case);
         assert!(!rows[0].case_insensitive);
     }
+}
+
+/// What bulk-accepting a version's suggestions at a threshold would set, and that slice's
+/// error rate on held-out labels (mirrors `concord_engine::BulkAcceptPreview`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkAcceptPreviewView {
+    pub version: u64,
+    pub min_confidence: u8,
+    pub items: u64,
+    pub held_out_items: u64,
+    pub held_out_errors: u64,
+    pub error_rate: Option<f64>,
+    pub error_interval: Option<(f64, f64)>,
+    /// The version's evidence sentence.
+    pub evidence: String,
+}
+
+/// One bulk acceptance whose gold is still in force (mirrors `concord_engine::BulkAcceptBatch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkAcceptBatchView {
+    pub version: u64,
+    pub min_confidence: u8,
+    pub reviewer: u64,
+    pub reviewer_name: String,
+    pub at_ms: u64,
+    pub items: u64,
+}
+
+/// The bulk-accept section of the review page: the active version, if it is validated, and
+/// the batches that can be undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkAcceptStateView {
+    /// The active version and whether it is validated (with its evidence sentence).
+    pub active: Option<(u64, bool, String)>,
+    pub batches: Vec<BulkAcceptBatchView>,
+}
+
+/// The fine-tuning milestones as the settings form shows them: `100, 300, 1000`.
+pub fn format_milestones(milestones: &[u32]) -> String {
+    milestones
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The fine-tuning milestones typed in the settings form: whole numbers separated by commas
+/// or spaces (none: never fine-tune on its own). Their order and range are the engine's to
+/// check.
+pub fn parse_milestones(text: &str) -> Result<Vec<u32>, String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<u32>().map_err(|_| {
+                format!("fine-tuning milestones are label counts; {part:?} is not one")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod milestone_tests {
+    use super::*;
+
+    #[test]
+    fn milestones_round_trip_through_the_form_and_refuse_other_text() {
+        assert_eq!(parse_milestones("100, 300,1000 "), Ok(vec![100, 300, 1000]));
+        assert_eq!(parse_milestones("  "), Ok(Vec::new()));
+        assert_eq!(format_milestones(&[100, 300, 1000]), "100, 300, 1000");
+        assert_eq!(
+            parse_milestones(&format_milestones(&[5, 50])),
+            Ok(vec![5, 50])
+        );
+        assert!(parse_milestones("100, lots").is_err());
+        assert!(parse_milestones("-3").is_err());
+    }
+}
+
+/// A likely label error on the "Likely label errors" page (see `concord_engine::LabelErrorRow`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelErrorView {
+    pub item_id: String,
+    /// The item's text, cut to its first 500 characters.
+    pub text: String,
+    /// How likely the given label is wrong, in [0, 1].
+    pub score: f32,
+    pub given: String,
+    pub suggested: String,
+    /// Why it is listed, in words.
+    pub reason: String,
+    /// (annotator, label), by annotator name.
+    pub annotators: Vec<(String, String)>,
+}
+
+/// An annotator's answers against the consensus of the model and the other annotators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotatorQualityView {
+    pub annotator: String,
+    pub answers: u64,
+    pub agreement: Option<f32>,
+    pub quality: f32,
+}
+
+/// A project's likely label errors, most likely first, and its annotators' quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelErrorsView {
+    pub rows: Vec<LabelErrorView>,
+    pub flagged: u64,
+    pub checked: u64,
+    pub not_embedded: u64,
+    pub annotators: Vec<AnnotatorQualityView>,
 }

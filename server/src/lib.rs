@@ -7,6 +7,7 @@ pub mod agreement_cli;
 pub mod assets;
 pub mod config;
 pub mod demo;
+pub mod label_errors_cli;
 mod error;
 mod openapi;
 mod ops;

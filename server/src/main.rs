@@ -55,6 +55,9 @@ enum Command {
     /// Replay a labelled JSONL dataset through the model loop: zero-shot accuracy, then accuracy
     /// and macro-F1 after each round of labels picked by each active-learning strategy.
     Simulate(SimulateArgs),
+    /// Plant random label flips in a labelled JSONL dataset and measure how many the
+    /// label-error detector finds (precision@k, recall), beside cleanlab's anchors.
+    SimulateLabelErrors(LabelErrorSimArgs),
     /// Write a consistent snapshot of the database to FILE (a redb file). A running server
     /// holds the database: back it up through it with --url (and an administrator's token).
     Backup(BackupArgs),
@@ -124,6 +127,34 @@ struct ModelJobArgs {
 }
 
 #[derive(Args)]
+struct LabelErrorSimArgs {
+    /// JSONL file with an id, a text and a label per line.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, env = "CONCORD_MODEL", default_value = "models/all-MiniLM-L6-v2")]
+    model: PathBuf,
+    /// Share of the items whose label is flipped to another class.
+    #[arg(long, default_value_t = 0.1)]
+    flip: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// dev: items whose sha256(id) is even (choose methods there); report: the others.
+    #[arg(long, value_enum, default_value = "all")]
+    split: concord::label_errors_cli::Split,
+    /// Folder of the embedding cache.
+    #[arg(long, default_value = "simulation")]
+    cache: PathBuf,
+    /// Write the embeddings and the flipped labels here for scripts/bench/label_errors_cleanlab.py.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct SimulateArgs {
     /// JSONL file with a text and a gold label per line.
     #[arg(long)]
@@ -158,6 +189,17 @@ struct SimulateArgs {
     /// Weigh classes by inverse frequency.
     #[arg(long, default_value_t = concord_ml::HeadParams::default().balance_classes, action = clap::ArgAction::Set)]
     head_balance: bool,
+    /// Replay the loop that trains itself instead of the strategies: labels in the engine's
+    /// queue order, a head retrained every N labels that replaces the active version only
+    /// when not worse; prints test accuracy at each checkpoint beside the majority rate.
+    #[arg(long)]
+    auto_loop: bool,
+    /// With --auto-loop: retrain after every N labels (the project default).
+    #[arg(long, default_value_t = concord_domain::AutoTrainSettings::default().every as usize)]
+    auto_every: usize,
+    /// With --auto-loop: label counts at which to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 300])]
+    auto_checkpoints: Vec<usize>,
 }
 
 fn parse_description(s: &str) -> Result<(String, String), String> {
@@ -392,6 +434,19 @@ fn main() -> anyhow::Result<()> {
         Command::Agreement(args) => agreement(args),
         Command::Train(args) => model_job(args, JobKind::Train),
         Command::Predict(args) => model_job(args, JobKind::Predict),
+        Command::SimulateLabelErrors(a) => {
+            concord::label_errors_cli::run(&concord::label_errors_cli::LabelErrorSimOptions {
+                data: a.data,
+                text_field: a.text_field,
+                label_field: a.label_field,
+                model: a.model,
+                flip: a.flip,
+                seed: a.seed,
+                split: a.split,
+                cache: a.cache,
+                export: a.export,
+            })
+        }
         Command::Simulate(a) => {
             concord::simulate_cli::run(&concord::simulate_cli::SimulateOptions {
                 data: a.data,
@@ -409,6 +464,12 @@ fn main() -> anyhow::Result<()> {
                     weight_decay: a.head_weight_decay,
                     balance_classes: a.head_balance,
                 },
+                auto_loop: a
+                    .auto_loop
+                    .then_some(concord::simulate_cli::AutoLoopOptions {
+                        every: a.auto_every,
+                        checkpoints: a.auto_checkpoints,
+                    }),
             })
         }
     }

@@ -51,6 +51,15 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/review/next", get(review_next))
         .route("/projects/{id}/review/summary", get(review_summary))
         .route(
+            "/projects/{id}/bulk-accept",
+            get(bulk_accept_preview).post(bulk_accept),
+        )
+        .route(
+            "/projects/{id}/bulk-accept/batches",
+            get(bulk_accept_batches),
+        )
+        .route("/projects/{id}/bulk-accept/undo", post(undo_bulk_accept))
+        .route(
             "/projects/{id}/items/{item}/gold",
             axum::routing::put(set_gold),
         )
@@ -61,6 +70,8 @@ pub fn router() -> Router<AppState> {
         .route("/models", get(model_status))
         .route("/backup", post(crate::ops::backup))
         .route("/projects/{id}/models", get(model_versions))
+        .route("/projects/{id}/learning-curve", get(learning_curve))
+        .route("/projects/{id}/label-errors", get(label_errors))
         .route(
             "/projects/{id}/models/{version}/activate",
             post(activate_model),
@@ -678,6 +689,49 @@ async fn model_versions(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearningCurveQuery {
+    /// A held-out score in (0, 1] to estimate the labels for; absent: 95% of the fitted
+    /// ceiling.
+    target: Option<f64>,
+}
+
+async fn learning_curve(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<LearningCurveQuery>,
+) -> Result<Json<concord_engine::LearningCurve>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.learning_curve(&who, ProjectId(id), q.target)).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct LabelErrorsQuery {
+    /// Rows wanted, 1..=1000.
+    #[serde(default = "default_label_error_rows")]
+    limit: usize,
+}
+
+fn default_label_error_rows() -> usize {
+    100
+}
+
+/// The items whose confirmed label is most likely wrong, most likely first.
+async fn label_errors(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<LabelErrorsQuery>,
+) -> Result<Json<Vec<concord_engine::LabelErrorRow>>, ApiError> {
+    let engine = state.engine().clone();
+    let report = blocking(move || engine.label_errors(&who, ProjectId(id), q.limit)).await?;
+    Ok(Json(report.rows))
+}
+
 fn accepted_job(job: u64) -> Response {
     (http::StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response()
 }
@@ -940,4 +994,87 @@ async fn sign_out_everywhere(
     Ok(Json(
         json!({ "sessions": removed.sessions, "tokens": removed.tokens }),
     ))
+}
+
+// ---- bulk acceptance of a validated version's suggestions ---------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkAcceptQuery {
+    version: u64,
+    /// Percent, 0 to 100.
+    #[serde(default)]
+    min_confidence: u8,
+}
+
+async fn bulk_accept_preview(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    Query(q): Query<BulkAcceptQuery>,
+) -> Result<Json<concord_engine::BulkAcceptPreview>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || {
+            engine.bulk_accept_preview(&who, ProjectId(id), q.version, q.min_confidence)
+        })
+        .await?,
+    ))
+}
+
+async fn bulk_accept(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<concord_engine::BulkAcceptBatch>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    authorize(&engine, &who, project, Role::Reviewer).await?;
+    let input: BulkAcceptQuery = json_body(&body)?;
+    Ok(Json(
+        blocking(move || engine.bulk_accept(&who, project, input.version, input.min_confidence))
+            .await?,
+    ))
+}
+
+async fn bulk_accept_batches(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Vec<concord_engine::BulkAcceptBatch>>, ApiError> {
+    let engine = state.engine().clone();
+    Ok(Json(
+        blocking(move || engine.bulk_accept_batches(&who, ProjectId(id))).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndoBulkAcceptBody {
+    /// The batch's reviewer (account id, as the batch lists it).
+    reviewer: u64,
+    at_ms: u64,
+}
+
+async fn undo_bulk_accept(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let project = ProjectId(id);
+    let engine = state.engine().clone();
+    authorize(&engine, &who, project, Role::Reviewer).await?;
+    let input: UndoBulkAcceptBody = json_body(&body)?;
+    let cleared = blocking(move || {
+        engine.undo_bulk_accept(
+            &who,
+            project,
+            concord_domain::UserId(input.reviewer),
+            input.at_ms,
+        )
+    })
+    .await?;
+    Ok(Json(json!({ "cleared": cleared })))
 }

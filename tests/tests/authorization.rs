@@ -386,6 +386,32 @@ fn rows() -> Vec<Row> {
             None,
             REVIEWERS,
         ),
+        // No version is active: past the role check, bulk acceptance is refused (409), and
+        // no batch of that time exists to undo (404).
+        rest(
+            M::GET,
+            "/api/v1/projects/{id}/bulk-accept?version=1&min_confidence=50",
+            None,
+            [401, 403, 409, 409, 403, 409],
+        ),
+        rest(
+            M::POST,
+            "/api/v1/projects/{id}/bulk-accept",
+            Some(json!({"version": 1, "min_confidence": 50})),
+            [401, 403, 409, 409, 403, 409],
+        ),
+        rest(
+            M::GET,
+            "/api/v1/projects/{id}/bulk-accept/batches",
+            None,
+            REVIEWERS,
+        ),
+        rest(
+            M::POST,
+            "/api/v1/projects/{id}/bulk-accept/undo",
+            Some(json!({"reviewer": 1, "at_ms": 1})),
+            [401, 403, 404, 404, 403, 404],
+        ),
         rest(
             M::PUT,
             "/api/v1/projects/{id}/items/{item}/gold",
@@ -401,6 +427,20 @@ fn rows() -> Vec<Row> {
         rest(M::GET, "/api/v1/models", None, SIGNED_IN),
         rest(M::POST, "/api/v1/backup", None, SYSTEM_ADMINS),
         rest(M::GET, "/api/v1/projects/{id}/models", None, REVIEWERS),
+        rest(
+            M::GET,
+            "/api/v1/projects/{id}/learning-curve?target=0.9",
+            None,
+            REVIEWERS,
+        ),
+        // These servers have no models: past the role check, the cached embeddings' encoder is
+        // unavailable.
+        rest(
+            M::GET,
+            "/api/v1/projects/{id}/label-errors?limit=5",
+            None,
+            [401, 403, 503, 503, 403, 503],
+        ),
         // No version 1 exists: the role is checked first, then the version is not found.
         rest(
             M::POST,
@@ -500,6 +540,10 @@ fn rows() -> Vec<Row> {
         page("/projects/{id}", [302, 200, 200, 200, 403, 200]),
         page("/projects/{id}/agreement", [302, 403, 200, 200, 403, 200]),
         page("/projects/{id}/review", [302, 403, 200, 200, 403, 200]),
+        page(
+            "/projects/{id}/label-errors",
+            [302, 403, 200, 200, 403, 200],
+        ),
         page("/projects/{id}/annotate", [302, 200, 200, 200, 403, 200]),
         // Everyone's own account page; the accounts list is only in a system administrator's.
         page("/users", [302, 200, 200, 200, 200, 200]),
@@ -613,7 +657,50 @@ fn rows() -> Vec<Row> {
             [401, 403, 422, 422, 403, 422],
         ),
         form::<ReviewSummary>("review_summary", &[("project", "{id}")], REVIEWERS),
+        form::<BulkAcceptState>("bulk_accept_state", &[("project", "{id}")], REVIEWERS),
+        // No version is active: bulk acceptance is refused (409) past the role check, and no
+        // batch of that time exists to undo (404).
+        form::<BulkAcceptPreview>(
+            "bulk_accept_preview",
+            &[
+                ("project", "{id}"),
+                ("version", "1"),
+                ("min_confidence", "50"),
+            ],
+            [401, 403, 409, 409, 403, 409],
+        ),
+        form::<BulkAccept>(
+            "bulk_accept",
+            &[
+                ("project", "{id}"),
+                ("version", "1"),
+                ("min_confidence", "50"),
+            ],
+            [401, 403, 409, 409, 403, 409],
+        ),
+        form::<UndoBulkAccept>(
+            "undo_bulk_accept",
+            &[("project", "{id}"), ("reviewer", "1"), ("at_ms", "1")],
+            [401, 403, 404, 404, 403, 404],
+        ),
+        // These servers have no models: past the role check, the embeddings' encoder is
+        // unavailable.
+        form::<LabelErrors>(
+            "label_errors",
+            &[("project", "{id}"), ("limit", "5")],
+            [401, 403, 503, 503, 403, 503],
+        ),
+        form::<FixLabel>(
+            "fix_label",
+            &[("project", "{id}"), ("item", "2"), ("label", "ham")],
+            REVIEWERS,
+        ),
         form::<ModelOverview>("model_overview", &[("project", "{id}")], REVIEWERS),
+        form::<ProjectLearningCurve>(
+            "project_learning_curve",
+            &[("project", "{id}"), ("target", "0.9")],
+            REVIEWERS,
+        ),
         form::<StartModelJob>(
             "start_model_job",
             &[("project", "{id}"), ("kind", "predict")],

@@ -74,14 +74,18 @@ fn Annotator(project: ProjectView) -> impl IntoView {
     };
 
     let show = move |item: Option<ItemView>| {
-        // An earlier answer wins; otherwise the model's suggestion is pre-selected, so
-        // accepting it is one key (Enter).
+        // An earlier answer wins; otherwise a validated version's suggestion is pre-selected,
+        // so accepting it is one key (Enter). An unvalidated one is only a hint: pre-selected,
+        // it would pull answers toward a model no better than guessing.
         selected.set(
             item.as_ref()
                 .and_then(|i| {
-                    i.mine
-                        .clone()
-                        .or_else(|| i.suggestion.as_ref().map(|s| s.labels.clone()))
+                    i.mine.clone().or_else(|| {
+                        i.suggestion
+                            .as_ref()
+                            .filter(|s| s.preselect)
+                            .map(|s| s.labels.clone())
+                    })
                 })
                 .unwrap_or_default(),
         );
@@ -237,10 +241,17 @@ fn Annotator(project: ProjectView) -> impl IntoView {
                             } else {
                                 s.labels.join(", ")
                             };
+                            let how = if s.preselect {
+                                " — pre-selected: Enter accepts it"
+                            } else {
+                                " — a hint, not selected: press its key to take it"
+                            };
                             view! {
-                                <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
-                                    "Model v"{s.version}" suggests "<strong>{text}</strong>
-                                    {format!(" ({:.0}% sure) — Enter accepts it", s.confidence * 100.0)}
+                                <p class="suggestion" class:hint=!s.preselect data-testid="suggestion"
+                                    data-version=s.version.to_string() data-preselect=s.preselect.to_string()>
+                                    "Model v"{s.version}" suggests "<strong data-testid="suggested-label">{text}</strong>
+                                    {format!(" ({:.0}% sure){how}", s.confidence * 100.0)}
+                                    <br/><span class="muted" data-testid="suggestion-evidence">{s.evidence}</span>
                                     <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
                                 </p>
                             }

@@ -599,7 +599,7 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                 .as_ref()
                 .map(|s| s.spans.clone())
                 .unwrap_or_default();
-            SpanEditor::new(
+            let mut editor = SpanEditor::new(
                 &i.text,
                 i.tokens.clone(),
                 labels.with_value(|l| editor_labels(l)),
@@ -607,7 +607,19 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                 threshold,
                 i.mine_spans.as_deref().unwrap_or_default(),
                 &suggested,
-            )
+            );
+            // A validated version's spans at or above the threshold start accepted (as if `=`
+            // had been pressed, so one undo takes them back); an unvalidated version's stay
+            // open hints until a key takes them. An earlier answer is never touched.
+            let preselect = i.suggestion.as_ref().is_some_and(|s| s.preselect);
+            let floor = f32::from(threshold) / 100.0;
+            if preselect
+                && i.mine_spans.is_none()
+                && suggested.iter().any(|s| s.confidence >= floor)
+            {
+                editor.press(KeyPress::parse("=", false, false));
+            }
+            editor
         });
         finished.set(item.is_none());
         current.set(item);
@@ -701,12 +713,21 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                     }
                     let item = current.get();
                     let revisiting = item.as_ref().is_some_and(|i| i.mine_spans.is_some());
-                    let suggestion = item.as_ref().and_then(|i| i.suggestion.clone()).filter(|s| !s.spans.is_empty()).map(|s| view! {
-                        <p class="suggestion" data-testid="suggestion" data-version=s.version.to_string()>
-                            {format!("Model v{} suggests {} span{} (dashed): Tab to one, + accepts, - rejects, = accepts all at or above {threshold}%.",
-                                s.version, s.spans.len(), if s.spans.len() == 1 { "" } else { "s" })}
-                            <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
-                        </p>
+                    let suggestion = item.as_ref().and_then(|i| i.suggestion.clone()).filter(|s| !s.spans.is_empty()).map(|s| {
+                        let how = if s.preselect {
+                            format!("those at or above {threshold}% start accepted (Ctrl+Z takes them back)")
+                        } else {
+                            format!("hints, none accepted: = accepts all at or above {threshold}%")
+                        };
+                        view! {
+                            <p class="suggestion" class:hint=!s.preselect data-testid="suggestion"
+                                data-version=s.version.to_string() data-preselect=s.preselect.to_string()>
+                                {format!("Model v{} suggests {} span{} (dashed): Tab to one, + accepts, - rejects; {how}.",
+                                    s.version, s.spans.len(), if s.spans.len() == 1 { "" } else { "s" })}
+                                <br/><span class="muted" data-testid="suggestion-evidence">{s.evidence}</span>
+                                <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
+                            </p>
+                        }
                     });
                     let reason = item.as_ref().and_then(|i| i.reason.clone()).map(|r| view! {
                         <p class="muted" data-testid="why">"Why this item: "{r}</p>

@@ -4,6 +4,8 @@ pub mod agreement;
 pub mod annotate;
 pub mod annotate_spans;
 mod item_queue;
+pub mod label_errors;
+pub mod learning_curve;
 pub mod login;
 pub mod project;
 pub mod projects;

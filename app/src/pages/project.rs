@@ -94,10 +94,12 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                     <h2>"Agreement and review"</h2>
                     <p>
                         <a class="button" href=format!("/projects/{id}/agreement") data-testid="agreement-link">"Agreement dashboard"</a>" "
-                        <a class="button" href=format!("/projects/{id}/review") data-testid="review-link">"Review queue"</a>
+                        <a class="button" href=format!("/projects/{id}/review") data-testid="review-link">"Review queue"</a>" "
+                        <a class="button" href=format!("/projects/{id}/label-errors") data-testid="label-errors-link">"Likely label errors"</a>
                     </p>
                 </section>
                 <ModelCard id is_admin/>
+                <crate::pages::learning_curve::LearningCurveCard id/>
                 <Members id is_admin/>
             })}
             {is_admin.then(|| view! { <Settings project=project.clone()/> })}
@@ -250,11 +252,35 @@ fn Settings(project: ProjectView) -> impl IntoView {
                         }}
                     </select>
                 </label>
+                <fieldset data-testid="settings-auto-train">
+                    <legend>"The model trains itself"</legend>
+                    <label class="inline"><input type="checkbox" name="auto_train" value="on" checked=project.auto_train.enabled data-testid="settings-auto-train-enabled"/>
+                        " Retrain on its own as labels come in; a new version replaces the active one only if it is not worse on held-out labels"</label>
+                    <label>"Retrain the head after every N new confirmed labels"
+                        <input type="number" name="auto_train_every" min=concord_domain::AUTO_TRAIN_EVERY.start().to_string() max=concord_domain::AUTO_TRAIN_EVERY.end().to_string() value=project.auto_train.every.to_string() data-testid="settings-auto-train-every"/>
+                    </label>
+                    <label>"Fine-tune the encoder when the confirmed labels reach (comma-separated; empty: never)"
+                        <input type="text" name="fine_tune_at" value=crate::wire::format_milestones(&project.auto_train.fine_tune_at) inputmode="numeric" data-testid="settings-fine-tune-at"/>
+                    </label>
+                </fieldset>
                 <button type="submit" data-testid="settings-submit">"Save settings"</button>
             </ActionForm>
             {move || action.value().get().and_then(Result::err).map(|e| view! { <p class="error" role="alert">{error_text(&e)}</p> })}
             {move || saved().then(|| view! { <p class="ok" role="status">"Settings saved."</p> })}
         </section>
+    }
+}
+
+/// A version's live record as the versions table shows it: "0.82 (41 / 50)", or a dash
+/// before any answer to its suggestions.
+fn live_acceptance(accepted: u64, answers: u64) -> String {
+    if answers == 0 {
+        "—".to_string()
+    } else {
+        format!(
+            "{:.2} ({accepted} / {answers})",
+            accepted as f64 / answers as f64
+        )
     }
 }
 
@@ -353,7 +379,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                 })}
                                 {(!o.versions.is_empty()).then(|| view! {
                                     <table class="data" data-testid="model-versions">
-                                        <thead><tr><th>"Version"</th><th>"Trainer"</th><th class="num">"Labels"</th><th class="num">"Held out"</th><th class="num">"Accuracy"</th><th class="num">"Macro-F1"</th><th class="num">"Calibration error"</th><th></th></tr></thead>
+                                        <thead><tr><th>"Version"</th><th>"Trainer"</th><th class="num">"Labels"</th><th class="num">"Held out"</th><th class="num">"Accuracy"</th><th class="num">"Macro-F1"</th><th class="num">"Calibration error"</th><th class="num" title="Answers that took its suggestion unchanged, of all answers given while it was shown">"Live acceptance"</th><th title="Suggestions are pre-selected only when the lower end of a 95% interval of the version's accuracy on labels it was not trained on is above the baseline">"Pre-selected"</th><th>"Trained on its own"</th><th></th></tr></thead>
                                         <tbody>
                                             {o.versions.iter().rev().map(|v| {
                                                 let version = v.version;
@@ -373,6 +399,15 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                                         <td class="num" data-testid="version-accuracy">{fmt(v.accuracy)}</td>
                                                         <td class="num">{fmt(v.macro_f1)}</td>
                                                         <td class="num">{fmt(v.calibration_error)}</td>
+                                                        <td class="num" data-testid="version-acceptance">{live_acceptance(v.live_accepted, v.live_answers)}</td>
+                                                        <td data-testid="version-validated" data-validated=v.validated.to_string()>
+                                                            {if v.validated { "yes" } else { "no" }}
+                                                            <br/><small class="muted">{v.evidence.clone()}</small>
+                                                        </td>
+                                                        <td data-testid="version-auto">
+                                                            {v.auto.clone()}
+                                                            {v.comparison.clone().map(|c| view! { <br/><small class="muted" data-testid="version-comparison">{c}</small> })}
+                                                        </td>
                                                         <td>{switch}</td>
                                                     </tr>
                                                 }

@@ -7,10 +7,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{
-    current_user, get_project, resolve_item, review_item, review_next, review_summary,
+    bulk_accept, bulk_accept_preview, bulk_accept_state, current_user, get_project, resolve_item,
+    review_item, review_next, review_summary, undo_bulk_accept,
 };
 use crate::components::{error_text, project_id_param, ErrorOrLogin, LabelBar, TopBar};
-use crate::wire::{ProjectView, ReviewItemView, ReviewSummaryView};
+use crate::wire::{BulkAcceptPreviewView, ProjectView, ReviewItemView, ReviewSummaryView};
 
 #[component]
 pub fn ReviewPage() -> impl IntoView {
@@ -264,6 +265,151 @@ fn Reviewer(project: ProjectView, summary: ReviewSummaryView) -> impl IntoView {
                 " · "<kbd>"Enter"</kbd>" save gold label · "<kbd>"Shift"</kbd>"+"<kbd>"Enter"</kbd>" save as a gold question · "
                 <kbd>"Space"</kbd>" skip · "<kbd>"Backspace"</kbd>" previous"
             </p>
+            <BulkAccept pid on_change=Callback::new(move |_| refresh_summary())/>
         </main>
+    }
+}
+
+/// Bulk acceptance: the active version's suggestions at or above a confidence become gold for
+/// every item no one has answered or settled, once the reviewer has seen the slice's size and
+/// its error rate on held-out labels; each batch is listed with an undo. Offered only while
+/// the active version is validated (the server refuses otherwise).
+#[component]
+fn BulkAccept(pid: u64, on_change: Callback<()>) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let state = Resource::new(move || tick.get(), move |_| bulk_accept_state(pid));
+    let threshold = RwSignal::new(90u8);
+    let preview = RwSignal::new(None::<BulkAcceptPreviewView>);
+    let busy = RwSignal::new(false);
+    let message = RwSignal::new(None::<String>);
+    let failed = move |e: crate::wire::AppError| {
+        busy.set(false);
+        message.set(Some(error_text(&e)));
+    };
+    let changed = move || {
+        busy.set(false);
+        preview.set(None);
+        tick.update(|t| *t += 1);
+        on_change.run(());
+    };
+    let look = move |version: u64| {
+        busy.set(true);
+        message.set(None);
+        let pct = threshold.get_untracked();
+        spawn_local(async move {
+            match bulk_accept_preview(pid, version, pct).await {
+                Ok(p) => {
+                    busy.set(false);
+                    preview.set(Some(p));
+                }
+                Err(e) => failed(e),
+            }
+        });
+    };
+    let accept = move |p: BulkAcceptPreviewView| {
+        busy.set(true);
+        spawn_local(async move {
+            match bulk_accept(pid, p.version, p.min_confidence).await {
+                Ok(batch) => {
+                    message.set(Some(format!(
+                        "{} items now have v{}'s suggestion as gold (bulk accept); undo below",
+                        batch.items, batch.version
+                    )));
+                    changed();
+                }
+                Err(e) => failed(e),
+            }
+        });
+    };
+    let undo = move |reviewer: u64, at_ms: u64| {
+        busy.set(true);
+        spawn_local(async move {
+            match undo_bulk_accept(pid, reviewer, at_ms).await {
+                Ok(cleared) => {
+                    message.set(Some(format!(
+                        "Undone: {cleared} items lost that batch's gold"
+                    )));
+                    changed();
+                }
+                Err(e) => failed(e),
+            }
+        });
+    };
+    view! {
+        <section class="card" data-testid="bulk-accept">
+            <h2>"Bulk-accept the model's suggestions"</h2>
+            {move || message.get().map(|m| view! { <p class="muted" role="status" data-testid="bulk-message">{m}</p> })}
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    let st = match state.await {
+                        Ok(st) => st,
+                        Err(e) => return view! { <p class="error">{error_text(&e)}</p> }.into_any(),
+                    };
+                    let offer = match st.active.clone() {
+                        None => view! { <p class="muted">"No active model version."</p> }.into_any(),
+                        Some((version, false, why)) => view! {
+                            <p class="muted" data-testid="bulk-not-validated">
+                                {format!("v{version} is not validated, so its suggestions cannot become gold: {why}")}
+                            </p>
+                        }.into_any(),
+                        Some((version, true, why)) => view! {
+                            <p class="muted">{format!("v{version}: {why}")}</p>
+                            <div class="row">
+                                <label class="inline">"Confidence at least "
+                                    <input type="number" min="0" max="100" data-testid="bulk-threshold"
+                                        prop:value=move || threshold.get().to_string()
+                                        on:input=move |ev| {
+                                            if let Ok(v) = event_target_value(&ev).parse::<u8>() {
+                                                threshold.set(v.min(100));
+                                                preview.set(None);
+                                            }
+                                        }/>
+                                    " %"
+                                </label>
+                                <button data-testid="bulk-preview" disabled=move || busy.get() on:click=move |_| look(version)>"Preview"</button>
+                            </div>
+                            {move || preview.get().map(|p| {
+                                let rate = match (p.error_rate, p.error_interval) {
+                                    (Some(r), Some((lo, hi))) => format!(
+                                        "estimated error rate {:.1}% [{:.1}%, {:.1}%]: {} wrong of {} held-out items at this confidence",
+                                        100.0 * r, 100.0 * lo, 100.0 * hi, p.held_out_errors, p.held_out_items
+                                    ),
+                                    _ => "no held-out item reaches this confidence: the error rate cannot be estimated".to_string(),
+                                };
+                                let ready = p.items > 0;
+                                let chosen = p.clone();
+                                view! {
+                                    <p data-testid="bulk-slice" data-items=p.items.to_string()>
+                                        {format!("{} items without an answer or gold have v{}'s suggestion at ≥ {}% · {rate}", p.items, p.version, p.min_confidence)}
+                                    </p>
+                                    <button class="primary" data-testid="bulk-accept-button" disabled=move || busy.get() || !ready
+                                        on:click=move |_| accept(chosen.clone())>
+                                        {format!("Accept {} suggestions as gold", p.items)}
+                                    </button>
+                                }
+                            })}
+                        }.into_any(),
+                    };
+                    let batches = (!st.batches.is_empty()).then(|| view! {
+                        <table class="data" data-testid="bulk-batches">
+                            <thead><tr><th>"Batch"</th><th class="num">"Items"</th><th></th></tr></thead>
+                            <tbody>
+                                {st.batches.iter().map(|b| {
+                                    let (reviewer, at_ms) = (b.reviewer, b.at_ms);
+                                    view! {
+                                        <tr data-at=at_ms.to_string()>
+                                            <td>{format!("v{} at ≥ {}% by {}", b.version, b.min_confidence, b.reviewer_name)}</td>
+                                            <td class="num">{b.items}</td>
+                                            <td><button data-testid="bulk-undo" disabled=move || busy.get() on:click=move |_| undo(reviewer, at_ms)>"Undo"</button></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    });
+                    view! { {offer} {batches} }.into_any()
+                })}
+            </Transition>
+        </section>
     }
 }

@@ -6,10 +6,13 @@
 mod agreement;
 mod assignment;
 mod auth;
+mod bulk_accept;
 mod csv_columns;
 mod error;
 mod export;
 mod import;
+mod label_errors;
+mod learning_curve;
 mod maintenance;
 mod models;
 mod projects;
@@ -29,6 +32,7 @@ pub use auth::{
     api_token_id, CredentialPolicy, CredentialsRemoved, Principal, TokenInfo, SESSION_IDLE_MS,
     SESSION_TTL_MS, SETUP_TOKEN_TTL_MS,
 };
+pub use bulk_accept::{BulkAcceptBatch, BulkAcceptPreview};
 pub use concord_agreement as agreement_stats;
 pub use concord_domain as domain;
 pub use concord_domain::{JobKind, JobState};
@@ -41,9 +45,17 @@ pub use import::{
     ImportFormat, ImportOptions, ImportProgress, ImportReport, ImportedLabels, ItemInput,
     BATCH_BYTES as IMPORT_BATCH_BYTES, BATCH_ITEMS as IMPORT_BATCH_ITEMS, EXTERNAL_TRAINER,
 };
+pub use label_errors::{
+    AnnotatorAnswer, AnnotatorQuality, LabelErrorReason, LabelErrorReport, LabelErrorRow,
+    LABEL_ERROR_C_GRID, LABEL_ERROR_FOLDS, MAX_LABEL_ERROR_ITEMS, MAX_LABEL_ERROR_ROWS,
+};
+pub use learning_curve::{
+    Baseline, CurveMetric, CurvePointInfo, LearningCurve, PendingRound, Round, Scored,
+    DEFAULT_TARGET_SHARE,
+};
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
-    JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics, TrainParams,
+    Evidence, EvidenceMetric, JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics, TrainParams,
     TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS, MIN_VALIDATING_MATCHES,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
@@ -76,6 +88,8 @@ struct Inner {
     data_dir: PathBuf,
     credentials: auth::CredentialState,
     agreement_cache: agreement::AgreementCache,
+    /// Each model version's evidence for pre-selection, per project (`models/evidence.rs`).
+    evidence_cache: models::EvidenceCache,
     /// The job worker thread, joined by [`Engine::shutdown`].
     job_worker: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -133,6 +147,7 @@ impl Engine {
                 data_dir: data_dir.to_path_buf(),
                 credentials: Default::default(),
                 agreement_cache: Default::default(),
+                evidence_cache: Default::default(),
                 job_worker: Default::default(),
             }),
         };

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::assignment::ProjectAssignment;
+use crate::models::Evidence;
 use crate::{now_ms, Engine, EngineError, Principal};
 /// Most answers one group commit takes.
 const MAX_GROUP: usize = 1024;
@@ -58,6 +59,15 @@ pub struct Suggestion {
     /// precision, or that it was not), shown beside the suggestion.
     #[serde(default)]
     pub validation: String,
+    /// Whether the page pre-selects the suggestion (labels selected, spans at or above the
+    /// accept threshold accepted): only once its version is validated on confirmed labels it
+    /// was not trained on. Otherwise it is a hint the annotator must take by hand.
+    #[serde(default)]
+    pub preselect: bool,
+    /// The figures `preselect` rests on, with a sentence saying why (none when the version
+    /// no longer exists).
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
 }
 
 impl From<concord_store::SuggestionRecord> for Suggestion {
@@ -68,12 +78,15 @@ impl From<concord_store::SuggestionRecord> for Suggestion {
             model_version: s.version,
             spans: s.spans,
             validation: String::new(),
+            preselect: false,
+            evidence: None,
         }
     }
 }
 
 impl Engine {
-    /// The stored suggestion for an item, with how its version was validated.
+    /// The stored suggestion for an item, with how its version was validated and whether it
+    /// has earned pre-selection.
     pub(crate) fn suggestion_for(
         &self,
         project: ProjectId,
@@ -82,12 +95,17 @@ impl Engine {
         let Some(record) = self.store().suggestion(project, seq)? else {
             return Ok(None);
         };
-        let validation = match self.store().model_version(project, record.version)? {
-            Some(version) => crate::models::describe_validation(&version),
-            None => "its model version no longer exists".to_string(),
+        let spans = self.project_record(project)?.spec.task.is_spans();
+        let Some(cached) = self.suggestion_evidence(project, record.version, spans)? else {
+            return Ok(Some(Suggestion {
+                validation: "its model version no longer exists".to_string(),
+                ..Suggestion::from(record)
+            }));
         };
         Ok(Some(Suggestion {
-            validation,
+            validation: cached.validation,
+            preselect: cached.evidence.validated,
+            evidence: Some(cached.evidence),
             ..Suggestion::from(record)
         }))
     }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{error_kind, finish, spec, TestEngine, ANSWER_TIME_MS};
+use common::{error_kind, finish, spec, without_auto_train, TestEngine, ANSWER_TIME_MS};
 use concord_domain::tokens::{on_token_boundaries, tokenize};
 use concord_domain::{
     ErrorKind, PatternKind, ProjectId, ProjectSettings, Role, Span, SpanPattern, TaskKind,
@@ -163,10 +163,10 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
     assert_eq!(expected[0][0].0, 8);
 
     // Changed patterns pre-annotate again, through a prediction the save queues.
-    let changed = ProjectSettings {
+    let changed = without_auto_train(ProjectSettings {
         patterns: vec![rule("city", PatternKind::Regex, r"(?i)paris", false)],
         ..settings
-    };
+    });
     env.engine
         .update_settings(&env.admin, project, changed)
         .unwrap();

@@ -11,7 +11,11 @@ mod encoder;
 mod finetune;
 mod head;
 mod kernels;
+mod logistic;
+mod label_errors;
+mod learning_curve;
 mod metrics;
+mod setfit;
 mod simulate;
 mod token_classifier;
 mod vector;
@@ -29,15 +33,37 @@ pub use embedded::{embedded_model, embedded_models, EMBEDDED_MODEL};
 pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder, WordPieces};
 pub use finetune::{fine_tune, FineTuneParams};
 pub use head::{HeadParams, LinearHead};
+pub use logistic::{
+    out_of_fold_probabilities, train_head_cv, train_logistic, CvHeadParams, CvReport, CvScoring,
+    ABSENT_CLASS_MARGIN,
+};
+pub use label_errors::{
+    calibrate_joint, class_thresholds, confident_joint, crowdlab_consensus, find_label_issues,
+    label_quality, precision_at_k, quality_of, rank_label_issues, ConfidentJoint, Consensus,
+    DetectionMethod, LabelErrorInputError, PrecisionAtK, Pruning, QualityScore, Vote,
+};
+pub use learning_curve::{
+    label_score_intervals, span_f1_interval, span_triples_interval, BootstrapEstimate,
+    CurveFitError, CurvePoint, LabelScoreIntervals, PowerLawFit, BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED, MIN_CURVE_SIZES,
+};
 pub use metrics::{evaluate, Evaluation, LabelMetrics};
-pub use simulate::{simulate, RoundResult, SimulationInput, SimulationReport, StrategyRun};
+pub use setfit::{setfit, SetFitOutcome, SetFitParams};
+pub use simulate::{
+    simulate, simulate_auto_loop, AutoLoopPoint, AutoLoopReport, AutoLoopSettings, RoundResult,
+    SimulationInput, SimulationReport, StrategyRun,
+};
 pub use token_classifier::{
     fine_tune_tokens, word_features, FeatureSettings, Pooling, ScoredSpan, TokenClassifier,
     TokenFineTuneParams, TokenFineTuning, TokenHead, TokenHeadParams, TokenPrediction,
     SHAPE_FEATURES, UNCERTAIN_WORDS,
 };
 pub use vector::{argmax, cosine, dot, softmax};
-pub use zero_shot::{adjust_priors, label_prompt, self_train, Calibration, ZeroShot, TEMPERATURE};
+pub use zero_shot::{
+    adjust_priors, apply_priors, estimate_priors, label_prompt, label_prompts, pseudo_labels,
+    self_train, self_train_cv, Calibration, PriorEstimate, PromptPooling, PromptSet, ZeroShot,
+    ZeroShotMethod, COLD_START, TEMPERATURE,
+};
 
 /// What can go wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! sight and becomes visible in a single final commit (see [`Store::begin_import`]).
 
 mod backup;
+mod bulk_gold;
 mod error;
 mod generation;
 mod import;

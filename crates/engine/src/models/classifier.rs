@@ -22,18 +22,38 @@ impl Classifier {
         match self {
             Classifier::Head { head } => head.predict(x),
             Classifier::ZeroShot { zero_shot, priors } => {
-                let uniform = 1.0 / priors.len().max(1) as f32;
-                zero_shot
-                    .predict(x)
-                    .into_iter()
-                    .map(|p| {
-                        let w: Vec<f32> =
-                            p.iter().zip(priors).map(|(a, b)| a * b / uniform).collect();
-                        let total: f32 = w.iter().sum::<f32>().max(f32::MIN_POSITIVE);
-                        w.into_iter().map(|v| v / total).collect()
-                    })
-                    .collect()
+                concord_ml::apply_priors(&zero_shot.predict(x), priors)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_zero_shot_version_of_the_old_format_still_predicts_with_its_priors() {
+        // Calibrated with EM priors, as versions were stored before issue 13 (numbers exact in
+        // binary, so the round trip compares equal).
+        let stored = serde_json::json!({
+            "kind": "zero_shot",
+            "zero_shot": {
+                "labels": [[1.0, 0.0], [0.0, 1.0]],
+                "centre": [0.5, 0.125],
+                "scale": [1.0, 1.0],
+                "temperature": 0.0625
+            },
+            "priors": [0.75, 0.25]
+        });
+        let classifier: Classifier = serde_json::from_value(stored.clone()).unwrap();
+        let x = vec![vec![0.6, 0.8]];
+        // Logits (0.6 - 0.5) / 0.0625 = 1.6 and (0.8 - 0.125) / 0.0625 = 10.8, reweighed by
+        // the priors 0.75 : 0.25.
+        let (a, b) = (0.75 * 1.6f32.exp(), 0.25 * 10.8f32.exp());
+        let p = classifier.predict(&x);
+        assert!((p[0][1] - b / (a + b)).abs() < 1e-5, "{p:?}");
+        // And it is written back the same way.
+        assert_eq!(serde_json::to_value(&classifier).unwrap(), stored);
     }
 }

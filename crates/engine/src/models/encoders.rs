@@ -263,7 +263,7 @@ impl Models {
 }
 
 /// The 8-byte key the store files `encoder`'s embeddings under.
-pub(super) fn fingerprint_bytes(encoder: &Encoder) -> [u8; 8] {
+pub(crate) fn fingerprint_bytes(encoder: &Encoder) -> [u8; 8] {
     fingerprint_from_hex(encoder.fingerprint())
 }
 

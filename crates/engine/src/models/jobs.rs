@@ -48,6 +48,8 @@ pub(crate) struct JobSignal {
     pending: Mutex<bool>,
     wake: Condvar,
     stop: std::sync::atomic::AtomicBool,
+    /// The worker's last counts of confirmed labels, for the loop that trains itself.
+    pub(super) auto_counts: super::auto_train::AutoTrainCounts,
     /// Test-only fault hook: the next job to start panics with this message (see the tests at
     /// the end of this file). No build outside `cargo test` of this crate has it.
     #[cfg(test)]
@@ -160,6 +162,14 @@ impl Engine {
         request: TrainParams,
     ) -> Result<u64, EngineError> {
         self.authorize(actor, project, Role::Admin)?;
+        if request.auto.is_some() {
+            // Only the worker's own trainings may replace the active version conditionally:
+            // a person's request always activates its version.
+            return Err(EngineError::Invalid(
+                "`auto` is set by Concord when it trains on its own; a request cannot carry it"
+                    .into(),
+            ));
+        }
         if let Some(e) = request.epochs {
             if !(1..=MAX_FINE_TUNE_EPOCHS).contains(&e) {
                 return Err(EngineError::Invalid(format!(
@@ -285,7 +295,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the oldest queued job, if any; false when there was none.
+    /// Runs the oldest queued job, if any; with none queued, queues an automatic training
+    /// when one is due (see `auto_train`). False when there was nothing to do.
     pub(crate) fn run_next_job(&self) -> bool {
         let next = self
             .store()
@@ -293,7 +304,7 @@ impl Engine {
             .ok()
             .and_then(|jobs| jobs.into_iter().find(|(_, j)| j.state == JobState::Queued));
         let Some((id, job)) = next else {
-            return false;
+            return self.queue_auto_training();
         };
         // Only a job still queued starts: one cancelled since the listing above stays
         // cancelled.

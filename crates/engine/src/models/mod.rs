@@ -12,9 +12,11 @@
 //! spans, `patterns` the pattern pre-annotation and `span_metrics` the held-out figures), and
 //! `queue_order` (which items annotators see first). This file holds the versions.
 
+mod auto_train;
 mod classifier;
 mod embeddings;
 mod encoders;
+mod evidence;
 mod jobs;
 mod patterns;
 mod process_predict;
@@ -38,7 +40,9 @@ use classifier::Classifier;
 use encoders::fingerprint_from_hex;
 
 pub use concord_domain::{TrainParams, Trainer};
-pub(crate) use encoders::{remove_files, Models, ENCODERS_DIR};
+pub(crate) use encoders::{fingerprint_bytes, remove_files, Models, ENCODERS_DIR};
+pub(crate) use evidence::EvidenceCache;
+pub use evidence::{Evidence, EvidenceMetric};
 pub use jobs::JobInfo;
 pub(crate) use jobs::JobSignal;
 pub(crate) use patterns::check_patterns;
@@ -95,6 +99,18 @@ pub struct ModelVersionInfo {
     /// An automatically trained version against the one active at the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<VersionComparison>,
+    /// The live record: answers that took the version's suggestion unchanged.
+    #[serde(default)]
+    pub accepted: u64,
+    /// Answers that changed its suggestion.
+    #[serde(default)]
+    pub corrected: u64,
+    /// `accepted` over all answers to its suggestions, when there are any.
+    #[serde(default)]
+    pub acceptance_rate: Option<f64>,
+    /// Whether its suggestions have earned pre-selection, and on what figures
+    /// (`evidence.validated`).
+    pub evidence: Evidence,
     pub active: bool,
 }
 
@@ -163,10 +179,13 @@ impl Engine {
         let record = self.project_record(project)?;
         let active = record.active_model;
         let spans = record.spec.task.is_spans();
+        let mut outcomes = self.store().suggestion_outcomes(project)?;
         self.store()
             .model_versions(project)?
             .into_iter()
             .map(|(version, r)| {
+                let live = outcomes.remove(&version).unwrap_or_default();
+                let evidence = evidence::version_evidence(spans, version, &r, &live);
                 // A version's metrics are read as its project's kind records them.
                 let (metrics, span_metrics) = match (r.metrics, spans) {
                     (Some(m), true) => (None, serde_json::from_value(m).ok()),
@@ -190,6 +209,10 @@ impl Engine {
                     confirmed: r.confirmed,
                     auto: r.auto,
                     comparison: r.comparison,
+                    accepted: live.accepted,
+                    corrected: live.corrected,
+                    acceptance_rate: live.acceptance_rate(),
+                    evidence,
                     active: active == Some(version),
                 })
             })

@@ -3,7 +3,7 @@
 //! and orders the queue.
 
 use concord_domain::{ProjectId, TaskKind};
-use concord_ml::{adjust_priors, label_prompt, Calibration, ZeroShot};
+use concord_ml::COLD_START;
 use concord_store::{ModelVersionRecord, SuggestionRecord, VersionParams};
 
 use super::classifier::Classifier;
@@ -84,13 +84,19 @@ impl Engine {
         let model = project_model(&spec).to_string();
         let encoder = self.inner.models.encoder(&model)?;
         let fp = fingerprint_bytes(&encoder);
-        let prompts: Vec<String> = spec
+        let method = COLD_START;
+        // Each label's prompts, embedded in one batch and regrouped per label.
+        let prompts: Vec<Vec<String>> = spec
             .labels
             .iter()
-            .map(|l| label_prompt(&l.name, l.description.as_deref()))
+            .map(|l| method.prompts(&l.name, l.description.as_deref()))
             .collect();
-        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        let label_embeddings = encoder.embed(&refs, 16, &mut |_| {})?;
+        let refs: Vec<&str> = prompts.iter().flatten().map(String::as_str).collect();
+        let mut flat = encoder.embed(&refs, 16, &mut |_| {})?.into_iter();
+        let prompt_embeddings: Vec<Vec<Vec<f32>>> = prompts
+            .iter()
+            .map(|p| flat.by_ref().take(p.len()).collect())
+            .collect();
         let sample: Vec<Vec<f32>> = self
             .store()
             .embeddings(project, &fp, 0, CALIBRATION_SAMPLE)?
@@ -98,18 +104,10 @@ impl Engine {
             .map(|(_, v)| v)
             .collect();
         let previous = self.project_record(project)?.active_model;
-        let zero_shot = ZeroShot::new(label_embeddings, &sample, Calibration::Standardize);
         // Priors come from the project's items; a project without items keeps them uniform.
-        let priors = if sample.is_empty() {
-            vec![1.0 / spec.labels.len().max(1) as f32; spec.labels.len()]
-        } else {
-            adjust_priors(&zero_shot.predict(&sample), 50).0
-        };
+        let (zero_shot, priors) = method.fit(&prompt_embeddings, &sample);
         let classifier = Classifier::ZeroShot { zero_shot, priors };
-        let mut settings = serde_json::Map::new();
-        settings.insert("calibration".into(), "standardize".into());
-        settings.insert("label_priors".into(), "em".into());
-        settings.insert("prompts".into(), prompts.into());
+        let settings = zero_shot_settings(&method, prompts)?;
         let version = self.store().create_model_version(
             project,
             &ModelVersionRecord {
@@ -223,4 +221,72 @@ fn suggestion(
         created_ms: now,
         spans: Vec::new(),
     })
+}
+
+/// What a zero-shot version's settings say it is: its calibration, how its label priors were
+/// estimated, its prompts (one string per label, or a list per label when there are several)
+/// and how several are pooled.
+fn zero_shot_settings(
+    method: &concord_ml::ZeroShotMethod,
+    prompts: Vec<Vec<String>>,
+) -> Result<serde_json::Map<String, serde_json::Value>, EngineError> {
+    let encode = |what: &str, v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| EngineError::internal(format!("encoding the zero-shot {what}"), e))
+    };
+    let mut settings = serde_json::Map::new();
+    settings.insert(
+        "calibration".into(),
+        encode("calibration", serde_json::to_value(method.calibration))?,
+    );
+    settings.insert("priors".into(), method.priors.name().into());
+    let prompts = if prompts.iter().all(|p| p.len() == 1) {
+        prompts.into_iter().flatten().map(Into::into).collect()
+    } else {
+        settings.insert(
+            "prompt_pooling".into(),
+            encode("prompt pooling", serde_json::to_value(method.pooling))?,
+        );
+        prompts.into_iter().map(Into::into).collect()
+    };
+    settings.insert("prompts".into(), serde_json::Value::Array(prompts));
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_ml::{Calibration, PriorEstimate, PromptPooling, PromptSet, ZeroShotMethod};
+
+    #[test]
+    fn zero_shot_settings_say_what_the_version_is() {
+        let single =
+            zero_shot_settings(&COLD_START, vec![vec!["a: x".into()], vec!["b: y".into()]])
+                .unwrap();
+        assert_eq!(
+            single["calibration"],
+            serde_json::to_value(COLD_START.calibration).unwrap()
+        );
+        assert_eq!(single["priors"], COLD_START.priors.name());
+        assert_eq!(single["prompts"], serde_json::json!(["a: x", "b: y"]));
+        assert!(!single.contains_key("prompt_pooling"));
+
+        let templates = ZeroShotMethod {
+            prompts: PromptSet::Templates,
+            pooling: PromptPooling::Score,
+            calibration: Calibration::Centre,
+            priors: PriorEstimate::DampedEm { weight: 0.5 },
+        };
+        let several = zero_shot_settings(
+            &templates,
+            vec![vec!["a".into(), "This text is a.".into()], vec!["b".into()]],
+        )
+        .unwrap();
+        assert_eq!(several["calibration"], "centre");
+        assert_eq!(several["priors"], "damped_em_0.5");
+        assert_eq!(several["prompt_pooling"], "score");
+        assert_eq!(
+            several["prompts"],
+            serde_json::json!([["a", "This text is a."], ["b"]])
+        );
+    }
 }

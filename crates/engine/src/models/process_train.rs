@@ -1,29 +1,32 @@
 //! The `train` job: a new version trained on the confirmed labels (gold, else an agreed
 //! majority) with the requested trainer — a head on the cached embeddings or a fine-tuned
-//! encoder — evaluated on a held-out fifth, made active, then used for every suggestion.
+//! encoder — evaluated on a held-out fifth and compared there with the active version (the
+//! incumbent). A person's training is made active; one the worker queued on its own
+//! (`TrainParams::auto`) only when it is not worse than the incumbent on the same held-out
+//! items. An active new version is then used for every suggestion.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use concord_domain::{
-    aggregate_labels, Aggregate, HeldOutPrediction, ProjectId, ProjectSpec, TaskKind, TrainParams,
-    Trainer,
+    aggregate_labels, Aggregate, ComparisonMetric, HeldOutPrediction, ProjectId, ProjectSpec,
+    TaskKind, TrainParams, Trainer, VersionComparison,
 };
-use concord_ml::{evaluate, Encoder, HeadParams, LinearHead};
+use concord_ml::{evaluate, Encoder, LinearHead};
 use concord_store::{ModelVersionRecord, VersionParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::classifier::Classifier;
-use super::encoders::fingerprint_bytes;
+use super::encoders::{fingerprint_bytes, fingerprint_from_hex};
 use super::jobs::Stop;
-use super::{held_out, project_model};
+use super::{has_model, held_out, project_model};
 use crate::review::effective_gold;
 use crate::{now_ms, Engine, EngineError};
 
 /// Confirmed labels needed before training.
-const MIN_TRAINING_LABELS: usize = 10;
+pub(super) const MIN_TRAINING_LABELS: usize = 10;
 /// Fine-tuning epochs when a request names none.
 const DEFAULT_FINE_TUNE_EPOCHS: usize = 3;
 
@@ -118,13 +121,21 @@ impl Engine {
         }
         let (head, encoder, mut params) = match request.trainer {
             Trainer::Head => {
-                let settings = HeadParams::default();
+                // Logistic regression solved to convergence, its penalty chosen by
+                // cross-validation on these training labels (the held-out split stays unseen).
+                let settings = concord_ml::CvHeadParams::default();
                 let embeddings = self.embeddings_of(project, &base, &train)?;
                 let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
-                let head =
-                    LinearHead::train(&embeddings, &y, names.len(), &settings, base.device())?;
+                let (head, report) =
+                    concord_ml::train_head_cv(&embeddings, &y, names.len(), &settings)?;
+                let mut recorded = recorded_settings(&settings)?;
+                recorded.insert(
+                    "cross_validation".into(),
+                    serde_json::to_value(&report)
+                        .map_err(|e| EngineError::internal("encoding the head's report", e))?,
+                );
                 let params = VersionParams {
-                    settings: recorded_settings(&settings)?,
+                    settings: recorded,
                     ..VersionParams::default()
                 };
                 (head, base.clone(), params)
@@ -154,6 +165,16 @@ impl Engine {
                 .collect();
             (Some(evaluate(&probs, &ty, names.len())), held_out)
         };
+        // An automatic training replaces the active version only when it is not worse on the
+        // held-out items both can predict; a person's request always does (its comparison is
+        // recorded all the same).
+        let comparison =
+            self.compare_with_incumbent(project, record.active_model, &names, &test, &held_out)?;
+        let activated = request.auto.is_none()
+            || comparison
+                .as_ref()
+                .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
+        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
         let version = self.store().create_model_version(
             project,
             &ModelVersionRecord {
@@ -173,13 +194,19 @@ impl Engine {
                 held_out_spans: Vec::new(),
                 confirmed: Some(rows.len() as u64),
                 auto: request.auto,
-                comparison: None,
+                comparison: comparison.clone(),
             },
-            true,
+            activated,
         )?;
-        tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.len(), test = test.len(), "model trained");
-        let suggestions = self.write_suggestions(project, version)?;
-        self.order_queue(project, version)?;
+        tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.len(), test = test.len(), auto = ?request.auto, comparison = ?comparison, activated, "model trained");
+        // A version that lost leaves the suggestions and the queue order of the active one.
+        let suggestions = if activated {
+            let written = self.write_suggestions(project, version)?;
+            self.order_queue(project, version)?;
+            written
+        } else {
+            0
+        };
         Ok(serde_json::json!({
             "version": version,
             "trainer": request.trainer.as_str(),
@@ -188,7 +215,92 @@ impl Engine {
             "accuracy": metrics.as_ref().map(|m| m.accuracy),
             "macro_f1": metrics.as_ref().map(|m| m.macro_f1),
             "suggestions": suggestions,
+            "activated": activated,
+            "comparison": comparison,
         }))
+    }
+
+    /// The candidate's held-out predictions against those of `incumbent` (the version active
+    /// when the candidate was trained) on the same held-out items: those the incumbent can
+    /// predict (same labels, a classifier, embeddings of the item under its encoder — a
+    /// zero-shot version counts). Accuracy of each on those items; `activated` is left for
+    /// the caller. None without held-out items.
+    fn compare_with_incumbent(
+        &self,
+        project: ProjectId,
+        incumbent: Option<u64>,
+        names: &[String],
+        test: &[(u64, usize)],
+        candidate: &[HeldOutPrediction],
+    ) -> Result<Option<VersionComparison>, Stop> {
+        if test.is_empty() || candidate.len() != test.len() {
+            return Ok(None);
+        }
+        let seqs: Vec<u64> = test.iter().map(|(seq, _)| *seq).collect();
+        let predicted = match incumbent {
+            Some(v) => self.incumbent_predictions(project, v, names, &seqs)?,
+            None => None,
+        };
+        // Items both can predict: every held-out item when the incumbent predicts none.
+        let shared: Vec<usize> = match &predicted {
+            Some(p) if p.iter().any(Option::is_some) => {
+                (0..test.len()).filter(|&i| p[i].is_some()).collect()
+            }
+            _ => (0..test.len()).collect(),
+        };
+        let items = shared.len();
+        let candidate_right = shared
+            .iter()
+            .filter(|&&i| candidate[i].predicted == candidate[i].gold)
+            .count();
+        let incumbent_right = predicted
+            .as_ref()
+            .filter(|p| p.iter().any(Option::is_some))
+            .map(|p| shared.iter().filter(|&&i| p[i] == Some(test[i].1)).count());
+        Ok(Some(VersionComparison {
+            metric: ComparisonMetric::Accuracy,
+            incumbent,
+            items: items as u64,
+            candidate: candidate_right as f64 / items as f64,
+            incumbent_score: incumbent_right.map(|r| r as f64 / items as f64),
+            activated: false,
+        }))
+    }
+
+    /// The class (in `names` order) version `version` predicts for each of `seqs` from their
+    /// cached embeddings under its encoder (`None` for an item without one); `None` when the
+    /// version cannot predict these labels (an imported version, other labels, an unreadable
+    /// classifier).
+    fn incumbent_predictions(
+        &self,
+        project: ProjectId,
+        version: u64,
+        names: &[String],
+        seqs: &[u64],
+    ) -> Result<Option<Vec<Option<usize>>>, Stop> {
+        let Some(record) = self.store().model_version(project, version)? else {
+            return Ok(None);
+        };
+        if !has_model(&record) || record.labels != names {
+            return Ok(None);
+        }
+        let classifier = match serde_json::from_value::<Classifier>(record.classifier) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(project = %project, version, error = %e, "stored model unreadable; not compared");
+                return Ok(None);
+            }
+        };
+        let found =
+            self.store()
+                .embeddings_at(project, &fingerprint_from_hex(&record.encoder), seqs)?;
+        let present: Vec<usize> = (0..seqs.len()).filter(|&i| found[i].is_some()).collect();
+        let x: Vec<Vec<f32>> = found.into_iter().flatten().collect();
+        let mut out = vec![None; seqs.len()];
+        for (&i, p) in present.iter().zip(classifier.predict(&x)) {
+            out[i] = Some(concord_ml::argmax(&p));
+        }
+        Ok(Some(out))
     }
 
     /// Fine-tunes a fresh copy of the base encoder with a head on `train`, saves its weights,

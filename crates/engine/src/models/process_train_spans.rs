@@ -2,14 +2,20 @@
 //! the items whose spans humans confirmed, with the requested trainer — a head on frozen
 //! word features of the project's encoder, or the encoder fine-tuned with the head — then
 //! evaluated on the held-out fifth (chosen by item id hash) with entity-level strict
-//! precision, recall and F1, stored as the active version, and used for every suggestion.
+//! precision, recall and F1 (and per item, strict counts of the version and of the project's
+//! patterns), compared on those items with the active version, and stored — as the active
+//! version unless the worker trained it on its own and it is worse than that one — and, when
+//! active, used for every suggestion.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concord_domain::bio::TokenSpan;
-use concord_domain::{ProjectId, Span, TrainParams, Trainer};
+use concord_domain::{
+    ComparisonMetric, HeldOutSpanCounts, ProjectId, Span, TrainParams, Trainer, VersionComparison,
+};
 use concord_ml::{
     fine_tune_tokens, word_features, Encoder, FeatureSettings, TokenClassifier,
     TokenFineTuneParams, TokenHeadParams,
@@ -18,15 +24,16 @@ use concord_store::{ModelVersionRecord, VersionParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::held_out;
 use super::jobs::Stop;
+use super::patterns::{compile, CompiledPatterns};
 use super::project_model;
-use super::span_metrics::{span_metrics, SpanMetrics};
+use super::span_metrics::span_metrics;
 use super::span_model::{suggested_spans, token_spans, words, ConfirmedItem, SpanModel};
+use super::{has_model, held_out};
 use crate::{now_ms, Engine, EngineError};
 
 /// Items with confirmed spans needed before training.
-const MIN_TRAINING_ITEMS: usize = 10;
+pub(super) const MIN_TRAINING_ITEMS: usize = 10;
 /// Encoder windows per forward pass when reading word features.
 const WINDOWS_PER_PASS: usize = 32;
 
@@ -138,11 +145,67 @@ impl Engine {
             }
         };
         params.model = Some(model.clone());
+        // Both sides at word level: a gold span drawn inside a word (character mode) counts
+        // as the words it covers, as it was trained.
+        let gold = word_gold(&test, &names);
+        let predicted = self.classifier_spans(&classifier, &encoder, &names, &test)?;
         let metrics = if test.items.is_empty() {
             None
         } else {
-            Some(self.held_out_metrics(&classifier, &encoder, &names, &test)?)
+            Some(span_metrics(&names, &predicted, &gold)?)
         };
+        // Each held-out item's strict counts, the version's and the project's patterns' (the
+        // baseline a span version's suggestions must beat).
+        let rules = compile(&spec.settings.patterns)?;
+        let held_out_spans: Vec<HeldOutSpanCounts> = test
+            .items
+            .iter()
+            .zip(predicted.iter().zip(&gold))
+            .map(|(item, (p, g))| HeldOutSpanCounts {
+                model: strict_counts(p, g),
+                patterns: strict_counts(
+                    &pattern_spans(&rules, item, spec.settings.overlapping_spans),
+                    g,
+                ),
+            })
+            .collect();
+        // An automatic training replaces the active version only when it is not worse on the
+        // same held-out items; a person's request always does (the comparison is recorded
+        // all the same).
+        let comparison = if test.items.is_empty() {
+            None
+        } else {
+            let incumbent = match record.active_model {
+                Some(v) => self.incumbent_spans(
+                    project,
+                    v,
+                    &names,
+                    &test,
+                    spec.settings.overlapping_spans,
+                )?,
+                None => None,
+            };
+            Some(VersionComparison {
+                metric: ComparisonMetric::SpanF1,
+                incumbent: record.active_model,
+                items: test.items.len() as u64,
+                candidate: micro_f1(
+                    predicted
+                        .iter()
+                        .zip(&gold)
+                        .map(|(p, g)| strict_counts(p, g)),
+                ),
+                incumbent_score: incumbent.map(|spans| {
+                    micro_f1(spans.iter().zip(&gold).map(|(p, g)| strict_counts(p, g)))
+                }),
+                activated: false,
+            })
+        };
+        let activated = request.auto.is_none()
+            || comparison
+                .as_ref()
+                .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
+        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
         let version = self.store().create_model_version(
             project,
             &ModelVersionRecord {
@@ -159,16 +222,22 @@ impl Engine {
                     .map_err(|e| EngineError::internal("encoding the token classifier", e))?,
                 name: None,
                 held_out: Vec::new(),
-                held_out_spans: Vec::new(),
-                confirmed: None,
-                auto: None,
-                comparison: None,
+                held_out_spans,
+                confirmed: Some(confirmed.len() as u64),
+                auto: request.auto,
+                comparison: comparison.clone(),
             },
-            true,
+            activated,
         )?;
-        tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.items.len(), test = test.items.len(), "span model trained");
-        let suggestions = self.predict_spans(id, project, version, 0)?;
-        self.order_queue(project, version)?;
+        tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.items.len(), test = test.items.len(), auto = ?request.auto, comparison = ?comparison, activated, "span model trained");
+        // A version that lost leaves the suggestions and the queue order of the active one.
+        let suggestions = if activated {
+            let written = self.predict_spans(id, project, version, 0)?;
+            self.order_queue(project, version)?;
+            written
+        } else {
+            0
+        };
         Ok(serde_json::json!({
             "version": version,
             "trainer": request.trainer.as_str(),
@@ -177,6 +246,8 @@ impl Engine {
             "micro_f1": metrics.as_ref().map(|m| m.micro_f1),
             "macro_f1": metrics.as_ref().map(|m| m.macro_f1),
             "suggestions": suggestions,
+            "activated": activated,
+            "comparison": comparison,
         }))
     }
 
@@ -270,36 +341,151 @@ impl Engine {
         Ok((classifier, tuned, params))
     }
 
-    /// Entity-level strict metrics of `classifier` on the held-out items. Both sides are
-    /// compared at word level: a gold span drawn inside a word (character mode) counts as
-    /// the words it covers, as it was trained.
-    fn held_out_metrics(
+    /// `classifier`'s spans on the held-out items, as word-level character spans.
+    fn classifier_spans(
         &self,
         classifier: &TokenClassifier,
         encoder: &Encoder,
         names: &[String],
         test: &Split<'_>,
-    ) -> Result<SpanMetrics, Stop> {
+    ) -> Result<Vec<Vec<Span>>, Stop> {
+        if test.items.is_empty() {
+            return Ok(Vec::new());
+        }
         let predictions = classifier.predict(encoder, &test.words, WINDOWS_PER_PASS)?;
-        let as_spans = |spans: Vec<concord_domain::SuggestedSpan>| {
-            spans
-                .into_iter()
-                .map(|s| Span::new(s.start, s.end, s.label))
-                .collect::<Vec<Span>>()
+        Ok(test
+            .items
+            .iter()
+            .zip(predictions)
+            .map(|(item, p)| as_spans(suggested_spans(&item.tokens, &p.spans, names)))
+            .collect())
+    }
+
+    /// The spans version `version` (the one active when the candidate was trained) gives the
+    /// held-out items: its patterns' or its token classifier's. `None` when it cannot give
+    /// them (an imported version, other labels, an unreadable model).
+    fn incumbent_spans(
+        &self,
+        project: ProjectId,
+        version: u64,
+        names: &[String],
+        test: &Split<'_>,
+        overlapping: bool,
+    ) -> Result<Option<Vec<Vec<Span>>>, Stop> {
+        let Some(record) = self.store().model_version(project, version)? else {
+            return Ok(None);
         };
-        let mut predicted = Vec::with_capacity(test.items.len());
-        let mut gold = Vec::with_capacity(test.items.len());
-        for ((item, p), spans) in test.items.iter().zip(predictions).zip(&test.spans) {
-            predicted.push(as_spans(suggested_spans(&item.tokens, &p.spans, names)));
-            let gold_scored: Vec<concord_ml::ScoredSpan> = spans
+        if !has_model(&record) || record.labels != names {
+            return Ok(None);
+        }
+        match SpanModel::read(version, record.classifier.clone()) {
+            Ok(SpanModel::Patterns { patterns, .. }) => {
+                let rules = compile(&patterns)?;
+                Ok(Some(
+                    test.items
+                        .iter()
+                        .map(|item| pattern_spans(&rules, item, overlapping))
+                        .collect(),
+                ))
+            }
+            Ok(SpanModel::TokenClassifier { classifier }) => {
+                let encoder = self.inner.models.encoder_for(&record)?;
+                Ok(Some(self.classifier_spans(
+                    &classifier,
+                    &encoder,
+                    names,
+                    test,
+                )?))
+            }
+            Err(e) => {
+                tracing::warn!(project = %project, version, error = %e, "stored span model unreadable; not compared");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Spans without their confidence.
+fn as_spans(spans: Vec<concord_domain::SuggestedSpan>) -> Vec<Span> {
+    spans
+        .into_iter()
+        .map(|s| Span::new(s.start, s.end, s.label))
+        .collect()
+}
+
+/// The held-out items' confirmed spans at word level, as the versions are measured on them.
+fn word_gold(test: &Split<'_>, names: &[String]) -> Vec<Vec<Span>> {
+    test.items
+        .iter()
+        .zip(&test.spans)
+        .map(|(item, spans)| {
+            let scored: Vec<concord_ml::ScoredSpan> = spans
                 .iter()
                 .map(|&span| concord_ml::ScoredSpan {
                     span,
                     confidence: 1.0,
                 })
                 .collect();
-            gold.push(as_spans(suggested_spans(&item.tokens, &gold_scored, names)));
-        }
-        Ok(span_metrics(names, &predicted, &gold)?)
+            as_spans(suggested_spans(&item.tokens, &scored, names))
+        })
+        .collect()
+}
+
+/// The spans `rules` suggest on one item.
+fn pattern_spans(rules: &CompiledPatterns, item: &ConfirmedItem, overlapping: bool) -> Vec<Span> {
+    let found = rules.find(&item.text, &item.tokens);
+    as_spans(rules.suggest(&found, &[], overlapping))
+}
+
+/// Strict matches of `predicted` against `gold` on one item: `[tp, fp, fn]`, a span counting
+/// only with the same bounds and label.
+fn strict_counts(predicted: &[Span], gold: &[Span]) -> [u32; 3] {
+    let key = |s: &Span| (s.start, s.end, s.label.clone());
+    let predicted: HashSet<_> = predicted.iter().map(key).collect();
+    let gold: HashSet<_> = gold.iter().map(key).collect();
+    let tp = predicted.intersection(&gold).count() as u32;
+    [tp, predicted.len() as u32 - tp, gold.len() as u32 - tp]
+}
+
+/// Micro F1 over items' strict counts (0 when there is nothing to find and nothing found,
+/// seqeval's convention, as in the version's metrics).
+fn micro_f1(counts: impl IntoIterator<Item = [u32; 3]>) -> f64 {
+    let [tp, fp, fn_] = counts.into_iter().fold([0u64; 3], |acc, c| {
+        [
+            acc[0] + u64::from(c[0]),
+            acc[1] + u64::from(c[1]),
+            acc[2] + u64::from(c[2]),
+        ]
+    });
+    let denominator = 2 * tp + fp + fn_;
+    if denominator == 0 {
+        0.0
+    } else {
+        (2 * tp) as f64 / denominator as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: u32, end: u32, label: &str) -> Span {
+        Span::new(start, end, label.to_string())
+    }
+
+    #[test]
+    fn strict_counts_need_the_same_bounds_and_label() {
+        let gold = [span(0, 5, "person"), span(10, 15, "city")];
+        let predicted = [
+            span(0, 5, "person"),
+            span(10, 14, "city"),
+            span(20, 25, "year"),
+        ];
+        assert_eq!(strict_counts(&predicted, &gold), [1, 2, 1]);
+        assert_eq!(strict_counts(&[], &gold), [0, 0, 2]);
+        // Micro F1 pools the items: 2·2 / (2·2 + 2 + 2).
+        let f1 = micro_f1([[1, 2, 1], [1, 0, 1]]);
+        assert!((f1 - 0.5).abs() < 1e-12, "{f1}");
+        assert_eq!(micro_f1([[0, 0, 0]]), 0.0);
     }
 }

@@ -104,7 +104,20 @@ impl TestEngine {
         )
     }
 
-    pub fn create_project(&self, spec: ProjectSpec) -> ProjectId {
+    /// Creates `spec`; with models, the loop that trains itself is switched off, so that the
+    /// jobs a test queues are the only ones (tests of that loop use
+    /// [`TestEngine::create_project_training_itself`]).
+    pub fn create_project(&self, mut spec: ProjectSpec) -> ProjectId {
+        if self.models.is_some() {
+            spec.settings.auto_train.enabled = false;
+        }
+        self.engine
+            .create_project(&self.admin, spec)
+            .expect("create project")
+    }
+
+    /// Creates `spec` as given, its automatic training included.
+    pub fn create_project_training_itself(&self, spec: ProjectSpec) -> ProjectId {
         self.engine
             .create_project(&self.admin, spec)
             .expect("create project")
@@ -195,6 +208,18 @@ pub fn submission(item: &str, labels: &[&str]) -> Submission {
         labels: labels.iter().map(|l| l.to_string()).collect(),
         spans: Vec::new(),
         time_spent_ms: ANSWER_TIME_MS,
+    }
+}
+
+/// `settings` with the loop that trains itself switched off: tests that save settings while
+/// answering and queue their own trainings keep their jobs and versions to themselves.
+pub fn without_auto_train(settings: ProjectSettings) -> ProjectSettings {
+    ProjectSettings {
+        auto_train: concord_domain::AutoTrainSettings {
+            enabled: false,
+            ..settings.auto_train
+        },
+        ..settings
     }
 }
 
