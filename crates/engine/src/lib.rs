@@ -55,8 +55,9 @@ pub use learning_curve::{
 };
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
-    Evidence, EvidenceMetric, JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics, TrainParams,
-    TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS, MIN_VALIDATING_MATCHES,
+    Evidence, EvidenceMetric, JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics,
+    TrainParams, TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS,
+    MIN_VALIDATING_MATCHES,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
 pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};

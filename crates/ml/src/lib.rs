@@ -11,9 +11,9 @@ mod encoder;
 mod finetune;
 mod head;
 mod kernels;
-mod logistic;
 mod label_errors;
 mod learning_curve;
+mod logistic;
 mod metrics;
 mod setfit;
 mod simulate;
@@ -33,10 +33,6 @@ pub use embedded::{embedded_model, embedded_models, EMBEDDED_MODEL};
 pub use encoder::{file_fingerprint, file_sha256, Encoder, ModelFiles, ModelFolder, WordPieces};
 pub use finetune::{fine_tune, FineTuneParams};
 pub use head::{HeadParams, LinearHead};
-pub use logistic::{
-    out_of_fold_probabilities, train_head_cv, train_logistic, CvHeadParams, CvReport, CvScoring,
-    ABSENT_CLASS_MARGIN,
-};
 pub use label_errors::{
     calibrate_joint, class_thresholds, confident_joint, crowdlab_consensus, find_label_issues,
     label_quality, precision_at_k, quality_of, rank_label_issues, ConfidentJoint, Consensus,
@@ -46,6 +42,10 @@ pub use learning_curve::{
     label_score_intervals, span_f1_interval, span_triples_interval, BootstrapEstimate,
     CurveFitError, CurvePoint, LabelScoreIntervals, PowerLawFit, BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED, MIN_CURVE_SIZES,
+};
+pub use logistic::{
+    out_of_fold_probabilities, train_head_cv, train_logistic, CvHeadParams, CvReport, CvScoring,
+    ABSENT_CLASS_MARGIN,
 };
 pub use metrics::{evaluate, Evaluation, LabelMetrics};
 pub use setfit::{setfit, SetFitOutcome, SetFitParams};
