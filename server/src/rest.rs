@@ -192,6 +192,9 @@ struct NewProject {
     /// Span projects: pre-annotation terms and regular expressions.
     #[serde(default)]
     patterns: Option<Vec<concord_domain::SpanPattern>>,
+    /// The loop that trains itself (on by default; absent fields take their defaults).
+    #[serde(default)]
+    auto_train: Option<concord_domain::AutoTrainSettings>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +240,7 @@ async fn create_project(
                 .accept_threshold
                 .unwrap_or(ProjectSettings::default().accept_threshold),
             patterns: input.patterns.unwrap_or_default(),
+            auto_train: input.auto_train.unwrap_or_default(),
             ..ProjectSettings::default()
         },
     };
@@ -528,6 +532,8 @@ struct SettingsPatch {
     accept_threshold: Option<u8>,
     /// Replaces every pattern (an empty list removes them).
     patterns: Option<Vec<concord_domain::SpanPattern>>,
+    /// Replaces the whole auto-train setting (absent fields inside take their defaults).
+    auto_train: Option<concord_domain::AutoTrainSettings>,
 }
 
 async fn update_settings(
@@ -559,6 +565,9 @@ async fn update_settings(
         settings.accept_threshold = patch.accept_threshold.unwrap_or(settings.accept_threshold);
         if let Some(patterns) = patch.patterns {
             settings.patterns = patterns;
+        }
+        if let Some(auto_train) = patch.auto_train {
+            settings.auto_train = auto_train;
         }
         engine.update_settings(&who, project, settings)?;
         engine.project_summary(&who, project)

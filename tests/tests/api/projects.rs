@@ -225,6 +225,69 @@ async fn a_span_project_is_created_with_its_span_settings_and_patterns() {
 }
 
 #[tokio::test]
+async fn the_loop_that_trains_itself_is_on_by_default_and_set_by_create_and_patch() {
+    let s = TestServer::start().await;
+    let labels = json!([{"name": "a"}, {"name": "b"}]);
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({"name": "Default", "task": "classification", "labels": labels}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["settings"]["auto_train"],
+        json!({"enabled": true, "every": 20, "fine_tune_at": [100, 300, 1000]})
+    );
+    let (status, body) = s
+        .create_project(
+            &s.admin_token,
+            json!({"name": "Manual", "task": "classification", "labels": labels,
+                   "auto_train": {"enabled": false}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_u64().unwrap();
+    assert_eq!(body["settings"]["auto_train"]["enabled"], false);
+    assert_eq!(body["settings"]["auto_train"]["every"], 20);
+
+    let patch = |value: serde_json::Value| {
+        let s = &s;
+        async move {
+            s.api(
+                Method::PATCH,
+                &s.admin_token,
+                &format!("/projects/{id}/settings"),
+                Some(json!({ "auto_train": value })),
+            )
+            .await
+        }
+    };
+    let (status, body) = patch(json!({"enabled": true, "every": 50, "fine_tune_at": [200]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["settings"]["auto_train"],
+        json!({"enabled": true, "every": 50, "fine_tune_at": [200]})
+    );
+    // Retraining after every label, and milestones out of order, are refused and change
+    // nothing.
+    for bad in [json!({"every": 1}), json!({"fine_tune_at": [300, 100]})] {
+        let (status, body) = patch(bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    let (_, project) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(project["settings"]["auto_train"]["every"], 50);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_span_project_refuses_a_label_hotkey_the_span_editor_uses() {
     let s = TestServer::start().await;
     for (key, _) in concord_domain::SPAN_EDITOR_KEYS {
