@@ -1123,11 +1123,57 @@ fn label_error_reason(reason: &concord_engine::LabelErrorReason, given: &str) ->
             model(*model_probability),
             people(*agreeing, *total)
         ),
+        R::Span { .. } => span_error_reason(reason),
     };
     let mut chars = sentence.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => sentence,
+    }
+}
+
+/// Why a span item is listed, in words: the span that drives it, and who disagrees.
+#[cfg(feature = "ssr")]
+fn span_error_reason(reason: &concord_engine::LabelErrorReason) -> String {
+    use concord_engine::ModelSample as M;
+    let concord_engine::LabelErrorReason::Span {
+        span,
+        missing,
+        model_probability,
+        model_disagrees,
+        model_sample,
+        agreeing,
+        total,
+        annotators_disagree,
+    } = reason
+    else {
+        return String::new();
+    };
+    let what = if *missing {
+        format!("{span} is not among the given spans")
+    } else {
+        format!("the given span {span} is doubted")
+    };
+    let sample = match model_sample {
+        M::OutOfSample => "never trained on this item",
+        M::InSample => "possibly trained on this item, so it counts half",
+        M::External => "imported from another tool",
+        M::NoSuggestion => "no suggestion",
+    };
+    let mut who = Vec::new();
+    if *model_disagrees {
+        let p = model_probability.map_or(String::new(), |p| {
+            format!(", {:.0}% for the given tag", p * 100.0)
+        });
+        who.push(format!("the model ({sample}{p})"));
+    }
+    if *annotators_disagree {
+        who.push(format!("{agreeing} of {total} annotators agree with it"));
+    }
+    if who.is_empty() {
+        what
+    } else {
+        format!("{what}: {}", who.join("; "))
     }
 }
 

@@ -9,7 +9,7 @@
 //! `--export DIR` it writes the embeddings, the flipped labels and the truth for
 //! `scripts/bench/label_errors_cleanlab.py`, which runs cleanlab on the same numbers.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -19,7 +19,7 @@ use concord_ml::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::simulate_cli::embed_cached;
+use crate::simulate_cli::{embed_cached, for_each_json_line, string_field};
 
 /// Which items of the dataset to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,23 +60,10 @@ struct Row {
 }
 
 fn read_rows(path: &Path, text_field: &str, label_field: &str) -> anyhow::Result<Vec<Row>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut rows = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line_no = n + 1;
-        let line = line.with_context(|| format!("line {line_no}: not UTF-8 text"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("line {line_no}: not a JSON object"))?;
-        let Some(text) = v.get(text_field).and_then(|t| t.as_str()) else {
-            bail!("line {line_no}: no string field {text_field:?}");
-        };
-        let Some(label) = v.get(label_field).and_then(|t| t.as_str()) else {
-            bail!("line {line_no}: no string field {label_field:?}");
-        };
+    for_each_json_line(path, |line_no, v| {
+        let text = string_field(&v, text_field, line_no)?;
+        let label = string_field(&v, label_field, line_no)?;
         let id = match v.get("id") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -87,7 +74,8 @@ fn read_rows(path: &Path, text_field: &str, label_field: &str) -> anyhow::Result
             text: text.to_string(),
             label: label.to_string(),
         });
-    }
+        Ok(())
+    })?;
     Ok(rows)
 }
 
@@ -293,6 +281,30 @@ mod tests {
             assert_eq!(noisy[i] != labels[i], flipped[i]);
         }
         assert_eq!(plant_flips(&labels, 3, 0.1, 7).0, noisy, "seeded");
+    }
+
+    #[test]
+    fn rows_keep_their_ids_and_need_string_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        std::fs::write(
+            &path,
+            "{\"id\":\"a\",\"text\":\"x\",\"label\":\"spam\"}\n\n{\"id\":7,\"text\":\"y\",\"label\":\"ham\"}\n{\"text\":\"z\",\"label\":\"ham\"}\n",
+        )
+        .unwrap();
+        let rows = read_rows(&path, "text", "label").unwrap();
+        let got: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.id.as_str(), r.text.as_str(), r.label.as_str()))
+            .collect();
+        // Without an id, a row is named by its line number (blank lines count).
+        assert_eq!(
+            got,
+            [("a", "x", "spam"), ("7", "y", "ham"), ("4", "z", "ham")]
+        );
+        std::fs::write(&path, "{\"text\":\"x\",\"label\":1}\n").unwrap();
+        let err = read_rows(&path, "text", "label").err().unwrap();
+        assert_eq!(err.to_string(), "line 1: no string field \"label\"");
     }
 
     #[test]

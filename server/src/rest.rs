@@ -1011,8 +1011,7 @@ async fn sign_out_everywhere(
 #[serde(deny_unknown_fields)]
 struct BulkAcceptQuery {
     version: u64,
-    /// Percent, 0 to 100.
-    #[serde(default)]
+    /// Percent, 0 to 100; required, so that a request never accepts everything by omission.
     min_confidence: u8,
 }
 

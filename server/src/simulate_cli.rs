@@ -21,12 +21,14 @@ pub struct Dataset {
     pub gold: Vec<usize>,
 }
 
-/// Reads `{text_field: "...", label_field: "..."}` lines; labels are sorted by name.
-pub fn read_dataset(path: &Path, text_field: &str, label_field: &str) -> anyhow::Result<Dataset> {
+/// Hands `each` every non-empty line of the JSONL file `path`, parsed, with its 1-based line
+/// number; stops at the first line that is not UTF-8 or not JSON, or that `each` refuses.
+pub(crate) fn for_each_json_line(
+    path: &Path,
+    mut each: impl FnMut(usize, serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut texts = Vec::new();
-    let mut names = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line_no = n + 1;
         let line = line.with_context(|| format!("line {line_no}: not UTF-8 text"))?;
@@ -35,9 +37,29 @@ pub fn read_dataset(path: &Path, text_field: &str, label_field: &str) -> anyhow:
         }
         let v: serde_json::Value = serde_json::from_str(&line)
             .with_context(|| format!("line {line_no}: not a JSON object"))?;
-        let Some(text) = v.get(text_field).and_then(|t| t.as_str()) else {
-            bail!("line {line_no}: no string field {text_field:?}");
-        };
+        each(line_no, v)?;
+    }
+    Ok(())
+}
+
+/// The string `field` of the JSON line numbered `line_no`; an error names the line.
+pub(crate) fn string_field<'a>(
+    v: &'a serde_json::Value,
+    field: &str,
+    line_no: usize,
+) -> anyhow::Result<&'a str> {
+    match v.get(field).and_then(|t| t.as_str()) {
+        Some(s) => Ok(s),
+        None => bail!("line {line_no}: no string field {field:?}"),
+    }
+}
+
+/// Reads `{text_field: "...", label_field: "..."}` lines; labels are sorted by name.
+pub fn read_dataset(path: &Path, text_field: &str, label_field: &str) -> anyhow::Result<Dataset> {
+    let mut texts = Vec::new();
+    let mut names = Vec::new();
+    for_each_json_line(path, |line_no, v| {
+        let text = string_field(&v, text_field, line_no)?;
         let label = match v.get(label_field) {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(x)) => x.to_string(),
@@ -46,7 +68,8 @@ pub fn read_dataset(path: &Path, text_field: &str, label_field: &str) -> anyhow:
         };
         texts.push(text.to_string());
         names.push(label);
-    }
+        Ok(())
+    })?;
     let labels: Vec<String> = names
         .iter()
         .cloned()

@@ -3,6 +3,11 @@
 //! label, the suggested one, the score, the reason in words and the annotators' answers. A
 //! label button writes gold as the review queue does, and the row leaves the list.
 //!
+//! Span projects list items whose confirmed spans the annotators' answers and the active
+//! version's suggestions contradict, token by token, with the given and suggested spans as
+//! text; the span review page (which opens the next item to review, not a chosen one) is
+//! where they are fixed, so rows link there instead of carrying label buttons.
+//!
 //! The page renders at once (the refusal for non-reviewers comes with it, from the review
 //! summary); the list is computed after, in the browser's request, since it trains small
 //! models on the cached embeddings and takes seconds on large projects.
@@ -38,7 +43,17 @@ pub fn LabelErrorsPage() -> impl IntoView {
 }
 
 /// "N of M confirmed labels flagged", and what was not checked.
-fn summary_text(v: &LabelErrorsView) -> String {
+fn summary_text(v: &LabelErrorsView, spans: bool) -> String {
+    if spans {
+        let mut text = format!("{} of {} confirmed items look wrong", v.flagged, v.checked);
+        if v.not_embedded > 0 {
+            text.push_str(&format!(
+                " · {} not checked (neither answers nor a suggestion of the active version)",
+                v.not_embedded
+            ));
+        }
+        return text;
+    }
     let mut text = format!("{} of {} confirmed labels look wrong", v.flagged, v.checked);
     if v.not_embedded > 0 {
         text.push_str(&format!(
@@ -52,6 +67,7 @@ fn summary_text(v: &LabelErrorsView) -> String {
 #[component]
 fn LabelErrors(project: ProjectView) -> impl IntoView {
     let pid = project.id;
+    let spans = project.task.is_spans();
     let labels = StoredValue::new(project.labels.clone());
     let report = RwSignal::new(None::<LabelErrorsView>);
     let error = RwSignal::new(None::<String>);
@@ -96,6 +112,22 @@ fn LabelErrors(project: ProjectView) -> impl IntoView {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if spans {
+            return view! {
+                <tr data-testid="label-error" data-item-id=row.item_id.clone()>
+                    <td class="item-text">{row.text.clone()}</td>
+                    <td data-testid="given">{row.given.clone()}</td>
+                    <td data-testid="suggested">{row.suggested.clone()}</td>
+                    <td class="num" data-testid="score">{format!("{:.2}", row.score)}</td>
+                    <td>{row.reason.clone()}</td>
+                    <td>{answers}</td>
+                    <td class="actions">
+                        <a href=format!("/projects/{pid}/review") data-testid="fix-in-review">"Fix in review"</a>
+                    </td>
+                </tr>
+            }
+            .into_any();
+        }
         let buttons = labels
             .get_value()
             .into_iter()
@@ -121,13 +153,20 @@ fn LabelErrors(project: ProjectView) -> impl IntoView {
                 <td class="actions">{buttons}</td>
             </tr>
         }
+        .into_any()
     };
 
     view! {
         <main class="page label-errors">
             <p><a href=format!("/projects/{pid}")>"← "{project.name.clone()}</a></p>
             <h1>"Likely label errors"</h1>
-            <p class="muted">
+            {spans.then(|| view! {
+                <p class="muted">
+                    "Each token of the confirmed spans is checked against the annotators' answers and the active version's suggestion (a version possibly trained on the item counts half; an unvalidated version's silence counts half). "
+                    "Most likely error first; the score is one minus the support of the worst token's given tag. Fix the spans on the review page; items a reviewer decided are not listed again."
+                </p>
+            })}
+            <p class="muted" hidden=spans>
                 "Each confirmed label is checked by models that never saw it (5-fold heads on the cached embeddings) and, where annotators answered, against their answers weighted by how often each agrees with the others. "
                 "Most likely error first; the score is how likely the given label is wrong. Pick the right label to save it as gold; items a reviewer decided are not listed again."
             </p>
@@ -137,7 +176,7 @@ fn LabelErrors(project: ProjectView) -> impl IntoView {
                 Some(r) => {
                     let annotators = r.annotators.clone();
                     view! {
-                        <p class="muted" data-testid="label-errors-summary">{summary_text(&r)}</p>
+                        <p class="muted" data-testid="label-errors-summary">{summary_text(&r, spans)}</p>
                         {if r.rows.is_empty() {
                             view! { <section class="card" data-testid="label-errors-empty"><p>"No likely label errors."</p></section> }.into_any()
                         } else {

@@ -12,6 +12,7 @@ mod evidence;
 mod job;
 mod project;
 mod review;
+mod span_quality;
 pub mod tokens;
 
 pub use aggregate::{aggregate_labels, aggregate_spans, majority_span_set, Aggregate};
@@ -29,6 +30,9 @@ pub use project::{
     MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RESERVED_KEYS, SPAN_EDITOR_KEYS,
 };
 pub use review::{review_state, GoldSource, ReviewState};
+pub use span_quality::{
+    span_quality, ModelSpans, ScoredTokenSpan, SpanFinding, SpanQuality, SpanQualityInput,
+};
 pub use tokens::Token;
 
 use serde::{Deserialize, Serialize};

@@ -59,6 +59,10 @@ struct Slice {
     preview: BulkAcceptPreview,
 }
 
+/// The fewest held-out items at or above the threshold that a bulk acceptance needs, so
+/// that the error rate it is decided on is a measurement.
+const MIN_HELD_OUT_ITEMS: u64 = 10;
+
 impl Engine {
     /// What accepting `version`'s suggestions at `min_confidence_pct` or more would set, and
     /// that slice's error rate on held-out labels. Refused unless the version is the active
@@ -88,6 +92,14 @@ impl Engine {
         self.authorize(actor, project, Role::Reviewer)?;
         let spec = self.project_record(project)?.spec;
         let slice = self.bulk_slice(project, version, min_confidence_pct)?;
+        // The reviewer decides on the slice's error rate measured on held-out labels: without
+        // enough of them (a version validated only by answers) there is nothing to decide on.
+        if slice.preview.held_out_items < MIN_HELD_OUT_ITEMS {
+            return Err(EngineError::Conflict(format!(
+                "the error rate at {min_confidence_pct}% confidence rests on {} held-out items; at least {MIN_HELD_OUT_ITEMS} are needed to accept suggestions as gold",
+                slice.preview.held_out_items
+            )));
+        }
         let mut gold = Vec::with_capacity(slice.gold.len());
         for (seq, labels) in slice.gold {
             let text = self.item_text(project, seq)?;
@@ -99,14 +111,24 @@ impl Engine {
             .validate(&spec, &text)?;
             gold.push((seq, value));
         }
-        let at_ms = now_ms();
+        // A batch is named by its reviewer and time: two batches of one reviewer never share
+        // a millisecond, so an undo removes exactly one.
+        let last = self
+            .bulk_accept_batches(actor, project)?
+            .iter()
+            .filter(|b| b.reviewer == actor.id.0)
+            .map(|b| b.at_ms)
+            .max();
+        let at_ms = now_ms().max(last.map_or(0, |t| t + 1));
         let source = GoldSource::BulkAccept {
             version,
             min_confidence: min_confidence_pct,
             reviewer: actor.id,
             at_ms,
         };
-        let set = self.store().set_gold_many(project, &gold, &source)?;
+        let set = self
+            .store()
+            .set_gold_many(project, version, &gold, &source)?;
         tracing::info!(project = %project, version, min_confidence = min_confidence_pct, items = set.len(), reviewer = %actor.name, "suggestions bulk-accepted as gold");
         Ok(BulkAcceptBatch {
             version,

@@ -86,6 +86,9 @@ impl From<StoreError> for EngineError {
             StoreError::NoGold => EngineError::Invalid(
                 "only an item with a gold label can be a gold question: resolve it first".into(),
             ),
+            StoreError::NotActive(version) => EngineError::Conflict(format!(
+                "model version {version} stopped being the active one meanwhile; nothing was accepted"
+            )),
             e @ (StoreError::AlreadyOpen { .. } | StoreError::NewerSchema { .. }) => {
                 EngineError::Unavailable(e.to_string())
             }

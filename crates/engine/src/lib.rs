@@ -47,7 +47,8 @@ pub use import::{
 };
 pub use label_errors::{
     AnnotatorAnswer, AnnotatorQuality, LabelErrorReason, LabelErrorReport, LabelErrorRow,
-    LABEL_ERROR_C_GRID, LABEL_ERROR_FOLDS, MAX_LABEL_ERROR_ITEMS, MAX_LABEL_ERROR_ROWS,
+    ModelSample, IN_SAMPLE_MODEL_WEIGHT, LABEL_ERROR_C_GRID, LABEL_ERROR_FOLDS,
+    MAX_LABEL_ERROR_ITEMS, MAX_LABEL_ERROR_ROWS, MODEL_WEIGHT, UNVALIDATED_SILENCE,
 };
 pub use learning_curve::{
     Baseline, CurveMetric, CurvePointInfo, LearningCurve, PendingRound, Round, Scored,

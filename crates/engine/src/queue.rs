@@ -378,6 +378,15 @@ impl Engine {
         } else {
             self.answer_source(project, seq, spec.settings.blind, &value.labels)
         };
+        // An answer given against a pre-selected suggestion is anchored by it: it does not
+        // count as evidence for that suggestion's version (the store adds its other rules).
+        let as_live_evidence = match &source {
+            AnnotationSource::ModelAccepted { model_version }
+            | AnnotationSource::ModelCorrected { model_version } => self
+                .suggestion_evidence(project, *model_version, spec.task.is_spans())?
+                .is_some_and(|cached| !cached.evidence.validated),
+            AnnotationSource::Human | AnnotationSource::Import => false,
+        };
         let outcome = self.inner.queue.submit(AnnotationWrite {
             project,
             seq,
@@ -386,6 +395,7 @@ impl Engine {
             source,
             time_spent_ms: submission.time_spent_ms.min(MAX_TIME_SPENT_MS),
             now_ms: now_ms(),
+            as_live_evidence,
         })?;
         self.update_assignment(project, |a| a.answered(actor.id, seq));
         Ok(match outcome {

@@ -10,17 +10,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    error_kind, finish, import_texts, spec, topic_of, topics_spec, TestEngine, ANSWER_TIME_MS,
-    TOPICS,
-};
+use common::{error_kind, import_texts, spec, topic_of, topics_spec, TestEngine, TOPICS};
 use concord_domain::{
     AutoTrainSettings, AutoTrigger, ComparisonMetric, ErrorKind, PatternKind, ProjectId,
     ProjectSettings, Role, Span, SpanPattern, TaskKind,
 };
-use concord_engine::{
-    Engine, ImportFormat, ModelVersionInfo, Principal, Submission, TrainRequest, Trainer,
-};
+use concord_engine::{Engine, ModelVersionInfo, Principal, TrainRequest, Trainer};
 
 /// The topics items in the held-out split (see the module documentation).
 const HELD_OUT: [usize; 6] = [7, 8, 9, 10, 19, 22];
@@ -94,8 +89,7 @@ fn a_head_is_trained_on_its_own_after_every_n_confirmed_labels_and_compared_with
     let project = env.create_project_training_itself(spec);
     let ann = env.member(project, "ann", Role::Annotator);
     import_texts(&env, project);
-    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
-    finish(&env.engine, &env.admin, job);
+    env.predict(project);
     assert_eq!(
         active(&env.engine, &env.admin, project),
         1,
@@ -163,11 +157,7 @@ fn an_automatic_version_worse_than_the_active_one_is_stored_but_not_activated() 
     for &id in &first {
         env.answer(&ann, project, &id.to_string(), &[topic_of(id)]);
     }
-    let job = env
-        .engine
-        .enqueue_train(&env.admin, project, TrainRequest::default())
-        .unwrap();
-    finish(&env.engine, &env.admin, job);
+    env.train(project);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
     assert_eq!(versions.len(), 1);
     let v1 = &versions[0];
@@ -187,18 +177,7 @@ fn an_automatic_version_worse_than_the_active_one_is_stored_but_not_activated() 
         };
         env.answer(&ann, project, &id.to_string(), &[label]);
     }
-    let settings = ProjectSettings {
-        auto_train: every(10),
-        ..env
-            .engine
-            .project_summary(&env.admin, project)
-            .unwrap()
-            .spec
-            .settings
-    };
-    env.engine
-        .update_settings(&env.admin, project, settings)
-        .unwrap();
+    env.change_settings(project, |s| s.auto_train = every(10));
     let v2 = auto_version(&env.engine, &env.admin, project, 24);
     assert_eq!(v2.version, 2);
     let c = v2.comparison.clone().expect("compared");
@@ -283,42 +262,14 @@ fn a_span_project_trains_on_its_own_against_its_patterns_on_the_same_held_out_it
         settings,
     ));
     let labelled: Vec<(String, Vec<Span>)> = (0..30).map(sentence).collect();
-    let body: String = labelled
-        .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    env.import(project, ImportFormat::Jsonl, body.as_bytes())
-        .expect("import");
+    env.import_texts(project, labelled.iter().map(|(t, _)| t.as_str()));
     // The patterns pre-annotate first: they are the version to beat.
-    let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
-    finish(&env.engine, &env.admin, job);
+    env.predict(project);
     assert_eq!(active(&env.engine, &env.admin, project), 1);
     for (i, (_, spans)) in labelled.iter().enumerate() {
-        env.engine
-            .submit(
-                &env.admin,
-                project,
-                Submission {
-                    item_id: (i + 1).to_string(),
-                    labels: Vec::new(),
-                    spans: spans.clone(),
-                    time_spent_ms: ANSWER_TIME_MS,
-                },
-            )
-            .expect("submit spans");
+        env.answer_spans(&env.admin, project, &(i + 1).to_string(), spans.clone());
     }
-    let settings = ProjectSettings {
-        auto_train: every(10),
-        ..env
-            .engine
-            .project_summary(&env.admin, project)
-            .unwrap()
-            .spec
-            .settings
-    };
-    env.engine
-        .update_settings(&env.admin, project, settings)
-        .unwrap();
+    env.change_settings(project, |s| s.auto_train = every(10));
     let v2 = auto_version(&env.engine, &env.admin, project, 30);
     assert_eq!(
         (v2.version, v2.trainer.as_str(), v2.confirmed),

@@ -1,6 +1,7 @@
 //! Likely label errors on the real encoder: planted flips in imported gold come first, the
 //! annotators' answers count, only reviewers may look, and fixing one writes gold like the
-//! review queue and takes the item off the list.
+//! review queue and takes the item off the list. Span projects are checked token by token
+//! against the annotators and a model's stored suggestions.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 
 use common::*;
 use concord_domain::{ErrorKind, ProjectId, Role};
-use concord_engine::{ImportFormat, LabelErrorReason};
+use concord_engine::{ImportFormat, ImportOptions, ImportedLabels, LabelErrorReason, ModelSample};
 
 /// Items (1-based, as [`TEXTS`] numbers them) whose imported gold is another topic than theirs.
 const FLIPPED: [usize; 3] = [3, 11, 20];
@@ -146,6 +147,54 @@ fn planted_flips_come_first_and_fixing_one_takes_it_off_the_list() {
 }
 
 #[test]
+fn wrong_answers_of_a_single_annotator_are_found_by_the_model() {
+    // Overlap 1, the common case: each item's one answer is its confirmed label, so only the
+    // model's out-of-fold probabilities can doubt it.
+    let env = TestEngine::with_models();
+    let project = env.create_project(topics_spec("One annotator"));
+    let ann = env.member(project, "ann", Role::Annotator);
+    let reviewer = env.member(project, "rita", Role::Reviewer);
+    let body: String = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| {
+            format!(
+                "{}\n",
+                serde_json::json!({ "id": format!("t{}", i + 1), "text": text })
+            )
+        })
+        .collect();
+    env.import(project, ImportFormat::Jsonl, body.as_bytes())
+        .expect("import the topics");
+    env.predict(project);
+    for id in 1..=TEXTS.len() {
+        let label = if FLIPPED.contains(&id) {
+            planted(id)
+        } else {
+            topic_of(id)
+        };
+        env.answer(&ann, project, &format!("t{id}"), &[label]);
+    }
+    let report = env.engine.label_errors(&reviewer, project, 10).unwrap();
+    assert_eq!(report.checked, 24);
+    let flipped: HashSet<String> = FLIPPED.iter().map(|id| format!("t{id}")).collect();
+    let found = report
+        .rows
+        .iter()
+        .take_while(|r| flipped.contains(&r.item_id))
+        .count();
+    assert!(found >= 2, "{:#?}", report.rows);
+    for row in report.rows.iter().take(found) {
+        let id: usize = row.item_id[1..].parse().unwrap();
+        assert_eq!(
+            (row.given.as_str(), row.suggested.as_str()),
+            (planted(id), topic_of(id))
+        );
+        assert_eq!(row.annotators.len(), 1, "{row:?}");
+    }
+}
+
+#[test]
 fn annotators_who_disagree_with_the_gold_list_the_item_and_a_careless_one_ranks_last() {
     let env = TestEngine::with_models();
     let project = project_with_flips(&env, true);
@@ -218,13 +267,202 @@ fn projects_that_cannot_be_checked_say_why() {
             .contains("24 confirmed labels are not embedded yet"),
         "{err}"
     );
+    // A span project with nothing confirmed has nothing to list.
     let spans = env.create_project(spec(
         "Spans",
         concord_domain::TaskKind::Spans,
         &["person"],
         concord_domain::ProjectSettings::default(),
     ));
-    let err = env.engine.label_errors(&env.admin, spans, 10).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("span projects"), "{err}");
+    let report = env.engine.label_errors(&env.admin, spans, 10).unwrap();
+    assert_eq!((report.checked, report.flagged), (0, 0));
+    assert!(report.rows.is_empty());
+}
+
+/// `(id, text, gold spans, suggested spans)` of one item.
+type SpanItem = (
+    &'static str,
+    &'static str,
+    &'static [(u32, u32, &'static str)],
+    &'static [(u32, u32, &'static str, f32)],
+);
+
+/// Span items `(id, text, gold spans, the model's suggested spans with confidence)`: on `s1`
+/// the gold calls "NY" a person, where the model (and the annotators) say geo-loc.
+const SPAN_ITEMS: [SpanItem; 4] = [
+    (
+        "s1",
+        "Bieber sang in NY",
+        &[(0, 6, "person"), (15, 17, "person")],
+        &[(0, 6, "person", 0.9), (15, 17, "geo-loc", 0.8)],
+    ),
+    (
+        "s2",
+        "Ada met Bob in Rome",
+        &[(0, 3, "person"), (8, 11, "person"), (15, 19, "geo-loc")],
+        &[
+            (0, 3, "person", 0.9),
+            (8, 11, "person", 0.85),
+            (15, 19, "geo-loc", 0.9),
+        ],
+    ),
+    (
+        "s3",
+        "Rain in Paris today",
+        &[(8, 13, "geo-loc")],
+        &[(8, 13, "geo-loc", 0.9)],
+    ),
+    ("s4", "Nothing to see here", &[], &[]),
+];
+
+/// The right spans of a [`SPAN_ITEMS`] item: the model's.
+fn right_spans(index: usize) -> Vec<concord_domain::Span> {
+    SPAN_ITEMS[index]
+        .3
+        .iter()
+        .map(|&(start, end, label, _)| concord_domain::Span::new(start, end, label))
+        .collect()
+}
+
+#[test]
+fn a_span_whose_gold_the_model_and_annotators_contradict_comes_first_until_fixed() {
+    let env = TestEngine::new();
+    let project = env.create_project(spec(
+        "Entities with a planted error",
+        concord_domain::TaskKind::Spans,
+        &["person", "geo-loc"],
+        without_auto_train(concord_domain::ProjectSettings::default()),
+    ));
+    let gold: String = SPAN_ITEMS
+        .iter()
+        .map(|(id, text, spans, _)| {
+            let spans: Vec<_> = spans
+                .iter()
+                .map(|(start, end, label)| serde_json::json!({"start": start, "end": end, "label": label}))
+                .collect();
+            format!(
+                "{}\n",
+                serde_json::json!({"id": id, "text": text, "spans": spans})
+            )
+        })
+        .collect();
+    env.import(project, ImportFormat::Jsonl, gold.as_bytes())
+        .expect("import the gold spans");
+    // An external model's version (active: the project has none), then its suggestions on
+    // the gold items, as a prediction job stores them.
+    let options = ImportOptions {
+        format: ImportFormat::Jsonl,
+        labels_as: ImportedLabels::Model {
+            version_name: "other-tagger".into(),
+        },
+        ..ImportOptions::default()
+    };
+    let report = env
+        .engine
+        .import(
+            &env.admin,
+            project,
+            br#"{"id": "m0", "text": "Oslo", "spans": [{"start": 0, "end": 4, "label": "geo-loc", "score": 0.9}]}"#
+                .as_slice(),
+            &options,
+            &mut |_| {},
+        )
+        .unwrap();
+    let version = report.model_version.expect("an imported version");
+    let (env, ()) = env.with_store(|store| {
+        let mut suggestions = Vec::new();
+        store
+            .for_each_item::<concord_store::StoreError>(project, |seq, item, _| {
+                if let Some((_, _, _, spans)) = SPAN_ITEMS.iter().find(|s| s.0 == item.id) {
+                    suggestions.push((
+                        seq,
+                        concord_store::SuggestionRecord {
+                            labels: Vec::new(),
+                            confidence: 0.8,
+                            probabilities: Vec::new(),
+                            version,
+                            created_ms: 0,
+                            spans: spans
+                                .iter()
+                                .map(|&(start, end, label, confidence)| {
+                                    concord_domain::SuggestedSpan {
+                                        start,
+                                        end,
+                                        label: label.into(),
+                                        confidence,
+                                    }
+                                })
+                                .collect(),
+                        },
+                    ));
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(suggestions.len(), SPAN_ITEMS.len());
+        store
+            .put_predictions(project, &[0; 8], &[], &suggestions, None)
+            .unwrap();
+    });
+    let reviewer = env.member(project, "rita", Role::Reviewer);
+    let ann = env.member(project, "ann", Role::Annotator);
+    let bob = env.member(project, "bob", Role::Annotator);
+    for (i, (id, ..)) in SPAN_ITEMS.iter().enumerate() {
+        env.answer_spans(&ann, project, id, right_spans(i));
+        env.answer_spans(&bob, project, id, right_spans(i));
+    }
+
+    assert_eq!(
+        error_kind(env.engine.label_errors(&ann, project, 10)),
+        ErrorKind::Forbidden
+    );
+    let report = env.engine.label_errors(&reviewer, project, 10).unwrap();
+    assert_eq!(report.checked, 4, "{report:#?}");
+    assert_eq!(report.flagged, 1, "{report:#?}");
+    let row = &report.rows[0];
+    assert_eq!(row.item_id, "s1");
+    assert_eq!(row.given, "person \"Bieber\"; person \"NY\"");
+    assert!(row.suggested.contains("geo-loc \"NY\""), "{row:?}");
+    assert!(row.score > 0.99, "{row:?}");
+    match &row.reason {
+        LabelErrorReason::Span {
+            span,
+            missing,
+            model_probability,
+            model_disagrees,
+            model_sample,
+            agreeing,
+            total,
+            annotators_disagree,
+        } => {
+            assert_eq!(span, "person \"NY\"");
+            assert!(!missing);
+            assert_eq!(*model_probability, Some(0.0));
+            assert!(*model_disagrees && *annotators_disagree);
+            assert_eq!(*model_sample, ModelSample::External);
+            assert_eq!((*agreeing, *total), (0, 2));
+        }
+        other => panic!("not a span reason: {other:?}"),
+    }
+    let wire = serde_json::to_value(row).unwrap();
+    assert_eq!(wire["reason"]["kind"], "span", "{wire}");
+    assert_eq!(row.annotators.len(), 2);
+    assert_eq!(row.annotators[0].label, "person \"Bieber\"; geo-loc \"NY\"");
+    // Both annotators gave the given spans on the three right items, not on s1.
+    assert!(
+        report
+            .annotators
+            .iter()
+            .all(|a| a.answers == 4 && (a.quality - 0.75).abs() < 1e-6),
+        "{:?}",
+        report.annotators
+    );
+
+    // The reviewer fixes it as the review queue does: gold from a review, off the list.
+    env.engine
+        .resolve(&reviewer, project, "s1", Vec::new(), right_spans(0), None)
+        .unwrap();
+    let after = env.engine.label_errors(&reviewer, project, 10).unwrap();
+    assert_eq!(after.flagged, 0, "{after:#?}");
+    assert!(after.rows.is_empty());
 }

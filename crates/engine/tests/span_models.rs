@@ -260,18 +260,7 @@ fn a_rule_is_not_validated_by_answers_that_took_its_suggestion() {
     };
     assert_eq!(rules_of(&env), (1, Some(0), Some(0)));
     let answer = |item: &str, spans: Vec<Span>| {
-        env.engine
-            .submit(
-                &env.admin,
-                project,
-                Submission {
-                    item_id: item.into(),
-                    labels: Vec::new(),
-                    spans,
-                    time_spent_ms: ANSWER_TIME_MS,
-                },
-            )
-            .unwrap();
+        env.answer_spans(&env.admin, project, item, spans);
     };
     // Taking the suggestion as it is: the rule is not measured there, so nothing changes.
     let paris = at(&texts[0], "Paris", 0);
@@ -374,18 +363,7 @@ fn span_versions_train_predict_every_item_and_roll_back() {
     texts.push(long.clone());
     import_lines(&env, project, &texts);
     for (i, (_, spans)) in labelled.iter().enumerate() {
-        env.engine
-            .submit(
-                &env.admin,
-                project,
-                Submission {
-                    item_id: (i + 1).to_string(),
-                    labels: Vec::new(),
-                    spans: spans.clone(),
-                    time_spent_ms: ANSWER_TIME_MS,
-                },
-            )
-            .expect("submit spans");
+        env.answer_spans(&env.admin, project, &(i + 1).to_string(), spans.clone());
     }
 
     let job = env

@@ -15,97 +15,15 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+mod bench_data;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
-use concord_ml::{
-    argmax, setfit, train_head_cv, CvHeadParams, Device, Encoder, LinearHead, SetFitParams,
-    SplitMix64,
-};
-use sha2::{Digest, Sha256};
+use bench_data::{accuracy, embed_cached, in_half, label_indices, majority, parts, read_jsonl};
+use concord_ml::{setfit, train_head_cv, CvHeadParams, Device, Encoder, SetFitParams, SplitMix64};
 
 const SENTIMENT: [&str; 3] = ["positive", "negative", "neutral"];
-
-struct Item {
-    id: String,
-    text: String,
-    label: usize,
-}
-
-fn read_jsonl(path: &Path, label_field: &str) -> Vec<Item> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (see this example's header)", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-            let field = |k: &str| -> String {
-                match &v[k] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => panic!("{}: a line without {k}", path.display()),
-                    other => other.to_string(),
-                }
-            };
-            let label = field(label_field);
-            Item {
-                id: field("id"),
-                text: field("text"),
-                label: SENTIMENT
-                    .iter()
-                    .position(|l| *l == label)
-                    .unwrap_or_else(|| panic!("unknown label {label}")),
-            }
-        })
-        .collect()
-}
-
-fn is_development(id: &str) -> bool {
-    Sha256::digest(id.as_bytes())[0] % 2 == 0
-}
-
-/// Frozen embeddings of every text of a file, from a cache written by the sibling examples
-/// (same key: the encoder's fingerprint and the texts), else computed and cached.
-fn frozen_embeddings(
-    encoder: &Encoder,
-    name: &str,
-    texts: &[&str],
-    caches: &[PathBuf],
-) -> Vec<Vec<f32>> {
-    let mut hasher = Sha256::new();
-    hasher.update(encoder.fingerprint().as_bytes());
-    for t in texts {
-        hasher.update(t.as_bytes());
-        hasher.update([0u8]);
-    }
-    let file = format!("{name}-{}.f32", hex::encode(&hasher.finalize()[..8]));
-    let dim = encoder.dimension();
-    for cache in caches {
-        if let Ok(bytes) = std::fs::read(cache.join(&file)) {
-            if bytes.len() == texts.len() * dim * 4 {
-                return bytes
-                    .chunks_exact(dim * 4)
-                    .map(|row| {
-                        row.chunks_exact(4)
-                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                            .collect()
-                    })
-                    .collect();
-            }
-        }
-    }
-    let out = encoder.embed(texts, 32, &mut |_| {}).expect("embedding");
-    let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    let path = caches[0].join(&file);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("writing the embedding cache");
-    std::fs::rename(&tmp, &path).expect("moving the embedding cache into place");
-    out
-}
-
-fn accuracy(head: &LinearHead, x: &[Vec<f32>], y: &[usize]) -> f64 {
-    let p = head.predict(x);
-    p.iter().zip(y).filter(|(p, &c)| argmax(p) == c).count() as f64 / y.len().max(1) as f64
-}
 
 /// One training run's test accuracies and the test part's majority-label rate.
 struct Run {
@@ -175,38 +93,25 @@ fn main() {
     for (name, path, field, split) in sources {
         let items = read_jsonl(&path, field);
         let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-        let x = frozen_embeddings(&frozen, name, &texts, &caches);
-        let parts: Vec<(String, Option<bool>)> = if split {
-            vec![
-                (format!("{name}-dev"), Some(true)),
-                (format!("{name}-report"), Some(false)),
-            ]
-        } else {
-            vec![(name.to_string(), None)]
-        };
-        for (part, dev) in parts {
+        let x = embed_cached(&frozen, name, &texts, &caches);
+        let y = label_indices(name, &items, &SENTIMENT);
+        for (part, dev) in parts(name, split) {
             if wanted.as_ref().is_some_and(|w| !w.contains(&part.as_str())) {
                 continue;
             }
-            let mut pool: Vec<usize> = (0..items.len())
-                .filter(|&i| dev.is_none_or(|d| is_development(&items[i].id) == d))
-                .collect();
+            let mut pool = in_half(&items, dev);
             SplitMix64::new(7).shuffle(&mut pool);
             let (test, rest) = pool.split_at(test_size.min(pool.len() / 2));
-            let test_y: Vec<usize> = test.iter().map(|&i| items[i].label).collect();
+            let test_y: Vec<usize> = test.iter().map(|&i| y[i]).collect();
             let test_x: Vec<Vec<f32>> = test.iter().map(|&i| x[i].clone()).collect();
             let test_texts: Vec<&str> = test.iter().map(|&i| texts[i]).collect();
-            let mut counts = [0usize; 3];
-            for &c in &test_y {
-                counts[c] += 1;
-            }
-            let majority = *counts.iter().max().unwrap_or(&0) as f64 / test_y.len() as f64;
+            let majority = majority(&test_y, SENTIMENT.len());
             for &n in &labels {
                 for seed in 0..seeds {
                     let mut rest = rest.to_vec();
                     SplitMix64::new(100 + seed).shuffle(&mut rest);
                     let train = &rest[..n.min(rest.len())];
-                    let train_y: Vec<usize> = train.iter().map(|&i| items[i].label).collect();
+                    let train_y: Vec<usize> = train.iter().map(|&i| y[i]).collect();
                     let train_x: Vec<Vec<f32>> = train.iter().map(|&i| x[i].clone()).collect();
                     let train_texts: Vec<&str> = train.iter().map(|&i| texts[i]).collect();
                     let (head, frozen_report) =

@@ -18,111 +18,24 @@
 //! then `python3 scripts/bench/head_vs_sklearn.py`. Embeddings are cached as raw little-endian
 //! f32 rows (the same files as the `zero_shot_heldout` example, which are reused when present).
 
-use std::path::{Path, PathBuf};
+mod bench_data;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
+use bench_data::{
+    accuracy, embed_cached, f32_bytes, in_half, label_indices, majority, parts, read_jsonl,
+    write_atomic,
+};
 use concord_ml::{
-    argmax, train_head_cv, train_logistic, CvHeadParams, CvScoring, Device, Encoder, HeadParams,
+    train_head_cv, train_logistic, CvHeadParams, CvScoring, Device, Encoder, HeadParams,
     LinearHead, SplitMix64,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 const SENTIMENT: [&str; 3] = ["positive", "negative", "neutral"];
 const SPAM: [&str; 2] = ["spam", "ham"];
 const LABEL_COUNTS: [usize; 3] = [50, 100, 300];
-
-struct Item {
-    id: String,
-    text: String,
-    label: String,
-}
-
-fn read_jsonl(path: &Path, label_field: &str) -> Vec<Item> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (see this example's header)", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-            let field = |k: &str| -> String {
-                match &v[k] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => panic!("{}: a line without {k}", path.display()),
-                    other => other.to_string(),
-                }
-            };
-            Item {
-                id: field("id"),
-                text: field("text"),
-                label: field(label_field),
-            }
-        })
-        .collect()
-}
-
-/// Development half: the first byte of SHA-256(id) is even.
-fn is_development(id: &str) -> bool {
-    Sha256::digest(id.as_bytes())[0] % 2 == 0
-}
-
-fn read_f32_rows(path: &Path, rows: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
-    let bytes = std::fs::read(path).ok()?;
-    (bytes.len() == rows * dim * 4).then(|| {
-        bytes
-            .chunks_exact(dim * 4)
-            .map(|row| {
-                row.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
-            })
-            .collect()
-    })
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("writing a cache file");
-    std::fs::rename(&tmp, path).expect("moving a cache file into place");
-}
-
-/// Embeddings of `texts`, cached under a key of the encoder and the texts.
-fn embed_cached(
-    encoder: &Encoder,
-    name: &str,
-    texts: &[&str],
-    caches: &[PathBuf],
-) -> Vec<Vec<f32>> {
-    let mut hasher = Sha256::new();
-    hasher.update(encoder.fingerprint().as_bytes());
-    for t in texts {
-        hasher.update(t.as_bytes());
-        hasher.update([0u8]);
-    }
-    let file = format!("{name}-{}.f32", hex::encode(&hasher.finalize()[..8]));
-    let dim = encoder.dimension();
-    for cache in caches {
-        if let Some(rows) = read_f32_rows(&cache.join(&file), texts.len(), dim) {
-            return rows;
-        }
-    }
-    let start = Instant::now();
-    let out = encoder
-        .embed(texts, 32, &mut |done| {
-            if done % 1024 < 32 {
-                eprint!("\r{name}: {done}/{}", texts.len());
-            }
-        })
-        .expect("embedding");
-    eprintln!(
-        "\r{name}: {} texts embedded in {:.0} s",
-        texts.len(),
-        start.elapsed().as_secs_f64()
-    );
-    let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    write_atomic(&caches[0].join(&file), &bytes);
-    out
-}
 
 struct Set {
     name: String,
@@ -153,19 +66,6 @@ struct Split {
     rust: Vec<(String, f64)>,
     /// Most common label's share of the test part.
     majority: f64,
-}
-
-fn accuracy(head: &LinearHead, x: &[Vec<f32>], y: &[usize]) -> f64 {
-    let p = head.predict(x);
-    p.iter().zip(y).filter(|(p, &c)| argmax(p) == c).count() as f64 / y.len().max(1) as f64
-}
-
-fn majority(y: &[usize], classes: usize) -> f64 {
-    let mut counts = vec![0usize; classes];
-    for &c in y {
-        counts[c] += 1;
-    }
-    counts.into_iter().max().unwrap_or(0) as f64 / y.len().max(1) as f64
 }
 
 /// The methods compared: a name and how it trains. The CV variants differ in scoring, class
@@ -254,30 +154,12 @@ fn main() {
         let items = read_jsonl(&path, field);
         let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
         let x = embed_cached(&encoder, name, &texts, &caches);
-        let y: Vec<usize> = items
-            .iter()
-            .map(|i| {
-                labels
-                    .iter()
-                    .position(|l| *l == i.label)
-                    .unwrap_or_else(|| panic!("{name}: unknown label {}", i.label))
-            })
-            .collect();
-        let parts: Vec<(String, Option<bool>)> = if split {
-            vec![
-                (format!("{name}-dev"), Some(true)),
-                (format!("{name}-report"), Some(false)),
-            ]
-        } else {
-            vec![(name.to_string(), None)]
-        };
-        for (part, dev) in parts {
+        let y = label_indices(name, &items, labels);
+        for (part, dev) in parts(name, split) {
             if dev_only && dev == Some(false) {
                 continue;
             }
-            let keep: Vec<usize> = (0..items.len())
-                .filter(|&i| dev.is_none_or(|d| is_development(&items[i].id) == d))
-                .collect();
+            let keep = in_half(&items, dev);
             sets.push(Set {
                 name: part,
                 development: dev == Some(true),
@@ -294,13 +176,7 @@ fn main() {
     // (method, labels) → accuracies and seconds, per set.
     for set in &sets {
         let file = format!("{}.f32", set.name);
-        let bytes: Vec<u8> = set
-            .x
-            .iter()
-            .flatten()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        write_atomic(&out.join(&file), &bytes);
+        write_atomic(&out.join(&file), &f32_bytes(&set.x));
         set_files.push(SetFile {
             name: set.name.clone(),
             development: set.development,

@@ -26,14 +26,16 @@
 //! leaves out the cross-validated heads). Embeddings are cached under
 //! `target/tmp/zero_shot_heldout/`.
 
-use std::path::{Path, PathBuf};
+mod bench_data;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
+use bench_data::{embed_cached, in_half, label_indices, parts, read_jsonl};
 use concord_ml::{
     apply_priors, estimate_priors, label_prompts, self_train, self_train_cv, Calibration,
     CvHeadParams, Device, Encoder, HeadParams, PriorEstimate, PromptPooling, PromptSet, ZeroShot,
 };
-use sha2::{Digest, Sha256};
 
 /// Label descriptions, written before any number was seen and never changed after: the plain
 /// sentiment ones from issue 13, and plain ones for spam.
@@ -49,93 +51,6 @@ const SPAM: [(&str, &str); 2] = [
 
 /// Items that calibrate each set, as many as the engine uses (`CALIBRATION_SAMPLE`).
 const REFERENCE_ITEMS: usize = 5000;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Half {
-    Development,
-    Report,
-}
-
-/// The fixed split of the development files: the first byte of SHA-256(id), even or odd.
-fn half_of(id: &str) -> Half {
-    if Sha256::digest(id.as_bytes())[0].is_multiple_of(2) {
-        Half::Development
-    } else {
-        Half::Report
-    }
-}
-
-struct Item {
-    id: String,
-    text: String,
-    label: String,
-}
-
-fn read_jsonl(path: &Path, label_field: &str) -> Vec<Item> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (see this example's header)", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-            let field = |k: &str| -> String {
-                match &v[k] {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => panic!("{}: a line without {k}", path.display()),
-                    other => other.to_string(),
-                }
-            };
-            Item {
-                id: field("id"),
-                text: field("text"),
-                label: field(label_field),
-            }
-        })
-        .collect()
-}
-
-/// Embeddings of `texts`, from the cache when the same encoder already embedded the same texts.
-fn embed_cached(encoder: &Encoder, name: &str, texts: &[&str], cache: &Path) -> Vec<Vec<f32>> {
-    let mut hasher = Sha256::new();
-    hasher.update(encoder.fingerprint().as_bytes());
-    for t in texts {
-        hasher.update(t.as_bytes());
-        hasher.update([0u8]);
-    }
-    let key = hex::encode(&hasher.finalize()[..8]);
-    let path = cache.join(format!("{name}-{key}.f32"));
-    let dim = encoder.dimension();
-    if let Ok(bytes) = std::fs::read(&path) {
-        if bytes.len() == texts.len() * dim * 4 {
-            return bytes
-                .chunks_exact(dim * 4)
-                .map(|row| {
-                    row.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect()
-                })
-                .collect();
-        }
-    }
-    let start = Instant::now();
-    let out = encoder
-        .embed(texts, 32, &mut |done| {
-            if done % 1024 < 32 {
-                eprint!("\r{name}: {done}/{}", texts.len());
-            }
-        })
-        .expect("embedding");
-    eprintln!(
-        "\r{name}: {} texts embedded in {:.0} s",
-        texts.len(),
-        start.elapsed().as_secs_f64()
-    );
-    let bytes: Vec<u8> = out.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("writing the embedding cache");
-    std::fs::rename(&tmp, &path).expect("moving the embedding cache into place");
-    out
-}
 
 /// A task's labels: (name, description).
 type Labels = &'static [(&'static str, &'static str)];
@@ -200,32 +115,14 @@ fn main() {
     for (name, path, field, labels, split) in sources {
         let items = read_jsonl(&path, field);
         let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
-        let x = embed_cached(&encoder, name, &texts, &cache);
-        let y: Vec<usize> = items
-            .iter()
-            .map(|i| {
-                labels
-                    .iter()
-                    .position(|(l, _)| *l == i.label)
-                    .unwrap_or_else(|| panic!("{name}: unknown label {}", i.label))
-            })
-            .collect();
-        let halves: Vec<Option<Half>> = if split {
-            vec![Some(Half::Development), Some(Half::Report)]
-        } else {
-            vec![None]
-        };
-        for half in halves {
-            let keep: Vec<usize> = (0..items.len())
-                .filter(|&i| half.is_none_or(|h| half_of(&items[i].id) == h))
-                .collect();
+        let x = embed_cached(&encoder, name, &texts, std::slice::from_ref(&cache));
+        let names: Vec<&str> = labels.iter().map(|(l, _)| *l).collect();
+        let y = label_indices(name, &items, &names);
+        for (part, dev) in parts(name, split) {
+            let keep = in_half(&items, dev);
             sets.push(Set {
-                name: match half {
-                    Some(Half::Development) => format!("{name}-dev"),
-                    Some(Half::Report) => format!("{name}-report"),
-                    None => name.to_string(),
-                },
-                development: half == Some(Half::Development),
+                name: part,
+                development: dev == Some(true),
                 x: keep.iter().map(|&i| x[i].clone()).collect(),
                 y: keep.iter().map(|&i| y[i]).collect(),
                 labels,

@@ -32,6 +32,19 @@ impl Default for FineTuneParams {
     }
 }
 
+/// AdamW over `vars` at learning rate `lr` with the weight decay every tuning of the encoder
+/// uses (here and in [`crate::setfit`]).
+pub(crate) fn adamw(vars: Vec<candle_core::Var>, lr: f64) -> Result<AdamW, MlError> {
+    Ok(AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr,
+            weight_decay: 0.01,
+            ..ParamsAdamW::default()
+        },
+    )?)
+}
+
 /// Fine-tunes `encoder` in place (its variables change) with a new head on `tokens` labelled
 /// `y`. Returns the head and the mean loss of each epoch. `progress` gets (step, steps) after
 /// each step; returning `Break` stops the training with [`MlError::Cancelled`].
@@ -57,22 +70,8 @@ pub fn fine_tune(
     let w = vb.get_with_hints((classes, dimension), "weight", Init::Const(0.0))?;
     let b = vb.get_with_hints(classes, "bias", Init::Const(0.0))?;
     let weights = Tensor::from_vec(class_weights(y, classes), classes, device)?;
-    let mut encoder_opt = AdamW::new(
-        encoder.varmap().all_vars(),
-        ParamsAdamW {
-            lr: params.encoder_learning_rate,
-            weight_decay: 0.01,
-            ..ParamsAdamW::default()
-        },
-    )?;
-    let mut head_opt = AdamW::new(
-        head_vars.all_vars(),
-        ParamsAdamW {
-            lr: params.head_learning_rate,
-            weight_decay: 0.01,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut encoder_opt = adamw(encoder.varmap().all_vars(), params.encoder_learning_rate)?;
+    let mut head_opt = adamw(head_vars.all_vars(), params.head_learning_rate)?;
     let mut rng = SplitMix64::new(params.seed);
     let batch_size = params.batch_size.max(1);
     let steps = params.epochs * tokens.len().div_ceil(batch_size);

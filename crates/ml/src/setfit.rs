@@ -14,11 +14,12 @@
 use std::ops::ControlFlow;
 
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::Optimizer;
 use concord_agreement::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 use crate::bert::Mode;
+use crate::finetune::adamw;
 use crate::head::LinearHead;
 use crate::logistic::{train_head_cv, CvHeadParams, CvReport};
 use crate::{Encoder, MlError};
@@ -122,14 +123,7 @@ pub fn setfit(
     let batch_size = params.batch_size.max(2);
     let tokens = encoder.tokenize(texts)?;
     let device = encoder.device();
-    let mut optimizer = AdamW::new(
-        encoder.varmap().all_vars(),
-        ParamsAdamW {
-            lr: params.learning_rate,
-            weight_decay: 0.01,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimizer = adamw(encoder.varmap().all_vars(), params.learning_rate)?;
     let mut rng = SplitMix64::new(params.seed);
     let steps = params.epochs * tokens.len().div_ceil(batch_size);
     let mut step = 0;

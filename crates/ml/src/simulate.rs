@@ -99,6 +99,65 @@ fn rows(x: &[Vec<f32>], idx: &[usize]) -> Vec<Vec<f32>> {
     idx.iter().map(|&i| x[i].clone()).collect()
 }
 
+/// The stratified pool/test split of `input` with the rows each side needs, and the accuracy
+/// on the test split of always answering the pool's most common label.
+struct PoolAndTest {
+    pool: Vec<usize>,
+    test: Vec<usize>,
+    pool_x: Vec<Vec<f32>>,
+    test_x: Vec<Vec<f32>>,
+    test_y: Vec<usize>,
+    majority_accuracy: f64,
+}
+
+fn pool_and_test(input: &SimulationInput) -> PoolAndTest {
+    let classes = input.labels.len();
+    let (pool, test) = split(input.gold, classes, input.test_fraction, input.seed);
+    let test_y: Vec<usize> = test.iter().map(|&i| input.gold[i]).collect();
+    let mut counts = vec![0usize; classes];
+    for &i in &pool {
+        counts[input.gold[i]] += 1;
+    }
+    let majority = crate::vector::argmax(&counts.iter().map(|&n| n as f32).collect::<Vec<_>>());
+    let majority_accuracy =
+        test_y.iter().filter(|&&c| c == majority).count() as f64 / test_y.len().max(1) as f64;
+    PoolAndTest {
+        pool_x: rows(input.embeddings, &pool),
+        test_x: rows(input.embeddings, &test),
+        pool,
+        test,
+        test_y,
+        majority_accuracy,
+    }
+}
+
+/// The engine's zero-shot version: standardised similarity calibrated on the pool, and the
+/// label priors EM estimates from its predictions on the pool.
+fn zero_shot_with_priors(input: &SimulationInput, pool_x: &[Vec<f32>]) -> (ZeroShot, Vec<f32>) {
+    let zs = ZeroShot::new(
+        input.label_embeddings.to_vec(),
+        pool_x,
+        Calibration::Standardize,
+    );
+    let (priors, _) = crate::zero_shot::adjust_priors(&zs.predict(pool_x), 50);
+    (zs, priors)
+}
+
+/// Zero-shot probabilities re-weighed by the label `priors` (the engine's EM estimate): each
+/// row times prior / uniform (1 / `classes`), normalised again.
+fn reweigh(probs: Vec<Vec<f32>>, priors: &[f32], classes: usize) -> Vec<Vec<f32>> {
+    let uniform = 1.0 / classes as f32;
+    probs
+        .into_iter()
+        .map(|p| {
+            let w: Vec<f32> = p.iter().zip(priors).map(|(a, b)| a * b / uniform).collect();
+            // A row the priors zero out entirely stays zero instead of dividing by nothing.
+            let t: f32 = w.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+            w.into_iter().map(|v| v / t).collect()
+        })
+        .collect()
+}
+
 pub fn simulate(
     input: &SimulationInput,
     runs: &[StrategyRun],
@@ -107,19 +166,15 @@ pub fn simulate(
     progress: &mut dyn FnMut(&str),
 ) -> Result<SimulationReport, MlError> {
     let classes = input.labels.len();
-    let (pool, test) = split(input.gold, classes, input.test_fraction, input.seed);
-    let test_x = rows(input.embeddings, &test);
-    let test_y: Vec<usize> = test.iter().map(|&i| input.gold[i]).collect();
-    let pool_x = rows(input.embeddings, &pool);
+    let PoolAndTest {
+        pool,
+        test,
+        pool_x,
+        test_x,
+        test_y,
+        majority_accuracy,
+    } = pool_and_test(input);
     let pool_y: Vec<usize> = pool.iter().map(|&i| input.gold[i]).collect();
-
-    let mut counts = vec![0usize; classes];
-    for &c in &pool_y {
-        counts[c] += 1;
-    }
-    let majority = crate::vector::argmax(&counts.iter().map(|&n| n as f32).collect::<Vec<_>>());
-    let majority_accuracy =
-        test_y.iter().filter(|&&c| c == majority).count() as f64 / test_y.len().max(1) as f64;
 
     let zero_shot: Vec<(Calibration, Evaluation)> = [
         Calibration::None,
@@ -132,27 +187,8 @@ pub fn simulate(
         (cal, evaluate(&zs.predict(&test_x), &test_y, classes))
     })
     .collect();
-    let zs = ZeroShot::new(
-        input.label_embeddings.to_vec(),
-        &pool_x,
-        Calibration::Standardize,
-    );
-    let (priors, _) = crate::zero_shot::adjust_priors(&zs.predict(&pool_x), 50);
-    let reweigh = |probs: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
-        let uniform = 1.0 / classes as f32;
-        probs
-            .into_iter()
-            .map(|p| {
-                let w: Vec<f32> = p
-                    .iter()
-                    .zip(&priors)
-                    .map(|(a, b)| a * b / uniform)
-                    .collect();
-                let t: f32 = w.iter().sum();
-                w.into_iter().map(|v| v / t).collect()
-            })
-            .collect()
-    };
+    let (zs, priors) = zero_shot_with_priors(input, &pool_x);
+    let reweigh = |probs: Vec<Vec<f32>>| reweigh(probs, &priors, classes);
     let zero_shot_priors = evaluate(&reweigh(zs.predict(&test_x)), &test_y, classes);
     let pool_adjusted = reweigh(zs.predict(&pool_x));
     let pseudo = crate::zero_shot::self_train(&pool_x, &pool_adjusted, 0.3, params, device)?;
@@ -304,42 +340,24 @@ pub fn simulate_auto_loop(
         ));
     }
     let classes = input.labels.len();
-    let (pool, test) = split(input.gold, classes, input.test_fraction, input.seed);
-    let test_x = rows(input.embeddings, &test);
-    let test_y: Vec<usize> = test.iter().map(|&i| input.gold[i]).collect();
-    let pool_x = rows(input.embeddings, &pool);
-    let mut counts = vec![0usize; classes];
-    for &i in &pool {
-        counts[input.gold[i]] += 1;
-    }
-    let majority = crate::vector::argmax(&counts.iter().map(|&n| n as f32).collect::<Vec<_>>());
-    let majority_accuracy =
-        test_y.iter().filter(|&&c| c == majority).count() as f64 / test_y.len().max(1) as f64;
+    let PoolAndTest {
+        pool,
+        test,
+        pool_x,
+        test_x,
+        test_y,
+        majority_accuracy,
+    } = pool_and_test(input);
 
-    // The engine's zero-shot version: standardised similarity, label priors by EM.
-    let zs = ZeroShot::new(
-        input.label_embeddings.to_vec(),
-        &pool_x,
-        Calibration::Standardize,
-    );
-    let (priors, _) = crate::zero_shot::adjust_priors(&zs.predict(&pool_x), 50);
-    let uniform = 1.0 / classes as f32;
-    let reweigh = |probs: Vec<Vec<f32>>| -> Vec<Vec<f32>> {
-        probs
-            .into_iter()
-            .map(|p| {
-                let w: Vec<f32> = p
-                    .iter()
-                    .zip(&priors)
-                    .map(|(a, b)| a * b / uniform)
-                    .collect();
-                let t: f32 = w.iter().sum::<f32>().max(f32::MIN_POSITIVE);
-                w.into_iter().map(|v| v / t).collect()
-            })
-            .collect()
-    };
+    // The loop starts where the engine does: its zero-shot recipe, before any label.
+    let prompts: Vec<Vec<Vec<f32>>> = input
+        .label_embeddings
+        .iter()
+        .map(|e| vec![e.clone()])
+        .collect();
+    let (zs, priors) = crate::zero_shot::COLD_START.fit(&prompts, &pool_x);
     // Every item's probabilities under the active version.
-    let mut active = reweigh(zs.predict(input.embeddings));
+    let mut active = crate::zero_shot::apply_priors(&zs.predict(input.embeddings), &priors);
     let test_eval = |probs: &[Vec<f32>]| {
         let p: Vec<Vec<f32>> = test.iter().map(|&i| probs[i].clone()).collect();
         evaluate(&p, &test_y, classes)

@@ -9,11 +9,14 @@ use crate::schema::*;
 use crate::{ItemRecord, Store, StoreError};
 
 impl Store {
-    /// Sets `source` gold on each listed item that has no gold yet, in one transaction; items
-    /// that gained gold since the caller chose them keep theirs. Returns the seqs set.
+    /// Sets `source` gold on each listed item that still has no gold and no answer, in one
+    /// transaction, provided `version` is still the project's active model (else
+    /// [`StoreError::NotActive`]); items that gained gold or an answer since the caller chose
+    /// them stay with people. Returns the seqs set.
     pub fn set_gold_many(
         &self,
         project: ProjectId,
+        version: u64,
         gold: &[(u64, AnnotationValue)],
         source: &GoldSource,
     ) -> Result<Vec<u64>, StoreError> {
@@ -21,8 +24,19 @@ impl Store {
         let mut set = Vec::new();
         {
             let record = Self::write_project(&txn, project)?;
+            if record.active_model != Some(version) {
+                return Err(StoreError::NotActive(version));
+            }
             let mut items = txn.open_table(ITEMS)?;
+            let annotations = txn.open_table(ANNOTATIONS)?;
             for (seq, value) in gold {
+                if annotations
+                    .range((project.0, *seq, 0)..=(project.0, *seq, u64::MAX))?
+                    .next()
+                    .is_some()
+                {
+                    continue;
+                }
                 let mut item: ItemRecord = match items.get((project.0, *seq))? {
                     Some(v) if *seq < record.next_seq => decode("items", v.value())?,
                     _ => return Err(StoreError::NotFound("item")),

@@ -23,6 +23,8 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("the item has no gold label")]
     NoGold,
+    #[error("model version {0} is no longer the active one")]
+    NotActive(u64),
     #[error("{0} already exists")]
     Exists(String),
     #[error("{what}: {source}")]

@@ -34,9 +34,39 @@ impl Store {
         record: &ModelVersionRecord,
         activate: bool,
     ) -> Result<u64, StoreError> {
+        self.store_model_version(project, record.clone(), |_| activate)
+            .map(|(version, _)| version)
+    }
+
+    /// Stores a new version that replaces the active one only if that is still `incumbent`,
+    /// the version it was compared with; if someone activated another version in the
+    /// meantime, the new one is stored inactive and its comparison says so. One transaction.
+    /// Returns the version and whether it became the active one.
+    pub fn create_model_version_replacing(
+        &self,
+        project: ProjectId,
+        record: &ModelVersionRecord,
+        incumbent: Option<u64>,
+    ) -> Result<(u64, bool), StoreError> {
+        self.store_model_version(project, record.clone(), |active| active == incumbent)
+    }
+
+    fn store_model_version(
+        &self,
+        project: ProjectId,
+        mut record: ModelVersionRecord,
+        activate_when: impl FnOnce(Option<u64>) -> bool,
+    ) -> Result<(u64, bool), StoreError> {
         let txn = self.db.begin_write()?;
-        let version = {
+        let (version, activate) = {
             let mut project_record = Self::write_project(&txn, project)?;
+            let activate = activate_when(project_record.active_model);
+            if !activate {
+                if let Some(comparison) = record.comparison.as_mut() {
+                    comparison.activated = false;
+                }
+            }
+            let record = &record;
             let mut versions = txn.open_table(MODEL_VERSIONS)?;
             let last = versions
                 .range((project.0, 0)..=(project.0, u64::MAX))?
@@ -50,11 +80,11 @@ impl Store {
                 txn.open_table(PROJECTS)?
                     .insert(project.0, encode(&project_record).as_slice())?;
             }
-            version
+            (version, activate)
         };
         txn.commit()?;
         self.generations.bump(project.0);
-        Ok(version)
+        Ok((version, activate))
     }
 
     pub fn model_versions(

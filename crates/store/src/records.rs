@@ -322,6 +322,10 @@ pub struct AnnotationRecord {
     /// Milliseconds the annotator spent on the item, summed over re-annotations.
     pub time_spent_ms: u64,
     pub source: AnnotationSource,
+    /// Whether this answer counts in its suggestion's live record (so that changing it later
+    /// takes it out again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live_counted: bool,
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {

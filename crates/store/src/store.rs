@@ -32,6 +32,9 @@ pub struct AnnotationWrite {
     pub source: AnnotationSource,
     pub time_spent_ms: u64,
     pub now_ms: u64,
+    /// The suggestion was shown as a hint, not pre-selected: the answer may count in its
+    /// version's live record (see `put_annotations`).
+    pub as_live_evidence: bool,
 }
 
 /// What storing one [`AnnotationWrite`] did.
@@ -749,6 +752,7 @@ impl Store {
             let mut progress = txn.open_table(USER_PROGRESS)?;
             let mut skips = txn.open_table(SKIPS)?;
             let mut outcomes_table = txn.open_table(SUGGESTION_OUTCOMES)?;
+            let items = txn.open_table(ITEMS)?;
             let mut touched: HashMap<u64, ProjectRecord> = HashMap::new();
             for w in writes {
                 let project = match touched.entry(w.project.0) {
@@ -770,6 +774,20 @@ impl Store {
                     None => None,
                 };
                 let existing_for_outcomes = existing.clone();
+                // The live record is evidence on confirmed labels a version was not trained
+                // on, free of anchoring: only an item's first answer, on an item without gold,
+                // given against a suggestion shown as a hint (not pre-selected), counts. A
+                // version trains only on confirmed labels, which need an answer or gold.
+                let live_counted = w.as_live_evidence
+                    && existing.is_none()
+                    && annotations
+                        .range((w.project.0, w.seq, 0)..=(w.project.0, w.seq, u64::MAX))?
+                        .next()
+                        .is_none()
+                    && match items.get((w.project.0, w.seq))? {
+                        Some(v) => decode::<ItemRecord>("items", v.value())?.gold.is_none(),
+                        None => return Err(StoreError::NotFound("item")),
+                    };
                 let (record, outcome) = match existing {
                     Some(old) if old.value == w.value && old.source == w.source => {
                         outcomes.push(WriteOutcome::Unchanged);
@@ -782,6 +800,7 @@ impl Store {
                             updated_ms: w.now_ms,
                             time_spent_ms: old.time_spent_ms.saturating_add(w.time_spent_ms),
                             source: w.source.clone(),
+                            live_counted: false,
                         },
                         WriteOutcome::Updated,
                     ),
@@ -792,15 +811,18 @@ impl Store {
                             updated_ms: w.now_ms,
                             time_spent_ms: w.time_spent_ms,
                             source: w.source.clone(),
+                            live_counted,
                         },
                         WriteOutcome::Created,
                     ),
                 };
                 annotations.insert(key, encode(&record).as_slice())?;
-                if let Some(old) = &existing_for_outcomes {
-                    count_outcome(&mut outcomes_table, w.project, old, -1)?;
+                if let Some(old) = existing_for_outcomes.filter(|old| old.live_counted) {
+                    count_outcome(&mut outcomes_table, w.project, &old, -1)?;
                 }
-                count_outcome(&mut outcomes_table, w.project, &record, 1)?;
+                if record.live_counted {
+                    count_outcome(&mut outcomes_table, w.project, &record, 1)?;
+                }
                 if outcome == WriteOutcome::Created {
                     let done_before = progress
                         .get((w.project.0, w.user.0))?

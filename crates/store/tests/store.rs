@@ -70,6 +70,7 @@ fn write(p: ProjectId, seq: u64, user: u64, label: &str) -> AnnotationWrite {
         source: AnnotationSource::Human,
         time_spent_ms: 1000,
         now_ms: 5,
+        as_live_evidence: false,
     }
 }
 
@@ -383,6 +384,7 @@ fn imported_annotations_count_only_once_the_import_commits() {
         updated_ms: 2,
         time_spent_ms: 3,
         source: AnnotationSource::Human,
+        live_counted: false,
     };
     let mut with_ann = item("a", "one");
     with_ann.annotations = vec![(UserId(4), record.clone()), (UserId(5), record.clone())];

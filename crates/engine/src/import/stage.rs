@@ -335,6 +335,7 @@ impl Engine {
                     updated_ms: times.updated_ms,
                     time_spent_ms: times.time_spent_ms,
                     source: times.source,
+                    live_counted: false,
                 },
             ));
         }

@@ -14,6 +14,7 @@
 
 mod auto_train;
 mod classifier;
+mod confirmed_span_items;
 mod embeddings;
 mod encoders;
 mod evidence;
@@ -40,6 +41,7 @@ use classifier::Classifier;
 use encoders::fingerprint_from_hex;
 
 pub use concord_domain::{TrainParams, Trainer};
+pub(crate) use confirmed_span_items::ConfirmedSpanItem;
 pub(crate) use encoders::{fingerprint_bytes, remove_files, Models, ENCODERS_DIR};
 pub(crate) use evidence::EvidenceCache;
 pub use evidence::{Evidence, EvidenceMetric};

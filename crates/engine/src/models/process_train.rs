@@ -175,29 +175,41 @@ impl Engine {
                 .as_ref()
                 .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
         let comparison = comparison.map(|c| VersionComparison { activated, ..c });
-        let version = self.store().create_model_version(
-            project,
-            &ModelVersionRecord {
-                trainer: request.trainer.as_str().into(),
-                created_ms: now_ms(),
-                parent: record.active_model,
-                params,
-                train_size: train.len() as u64,
-                train_hash,
-                labels: names,
-                encoder: encoder.fingerprint().to_string(),
-                metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
-                classifier: serde_json::to_value(Classifier::Head { head })
-                    .map_err(|e| EngineError::internal("encoding the trained head", e))?,
-                name: None,
-                held_out,
-                held_out_spans: Vec::new(),
-                confirmed: Some(rows.len() as u64),
-                auto: request.auto,
-                comparison: comparison.clone(),
-            },
-            activated,
-        )?;
+        let new_version = ModelVersionRecord {
+            trainer: request.trainer.as_str().into(),
+            created_ms: now_ms(),
+            parent: record.active_model,
+            params,
+            train_size: train.len() as u64,
+            train_hash,
+            labels: names,
+            encoder: encoder.fingerprint().to_string(),
+            metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+            classifier: serde_json::to_value(Classifier::Head { head })
+                .map_err(|e| EngineError::internal("encoding the trained head", e))?,
+            name: None,
+            held_out,
+            held_out_spans: Vec::new(),
+            confirmed: Some(rows.len() as u64),
+            auto: request.auto,
+            comparison: comparison.clone(),
+        };
+        // An automatic version replaces the incumbent it was compared with only if that is
+        // still the active one when it is stored.
+        let (version, activated) = if request.auto.is_some() && activated {
+            self.store().create_model_version_replacing(
+                project,
+                &new_version,
+                record.active_model,
+            )?
+        } else {
+            (
+                self.store()
+                    .create_model_version(project, &new_version, activated)?,
+                activated,
+            )
+        };
+        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
         tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.len(), test = test.len(), auto = ?request.auto, comparison = ?comparison, activated, "model trained");
         // A version that lost leaves the suggestions and the queue order of the active one.
         let suggestions = if activated {
@@ -281,7 +293,10 @@ impl Engine {
         let Some(record) = self.store().model_version(project, version)? else {
             return Ok(None);
         };
-        if !has_model(&record) || record.labels != names {
+        // A version trained before the split was by item id (it records no `confirmed`) was
+        // trained on most of today's held-out items: its score there would be inflated.
+        let trained_on_other_split = record.train_size > 0 && record.confirmed.is_none();
+        if !has_model(&record) || record.labels != names || trained_on_other_split {
             return Ok(None);
         }
         let classifier = match serde_json::from_value::<Classifier>(record.classifier) {

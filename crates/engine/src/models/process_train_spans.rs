@@ -206,29 +206,41 @@ impl Engine {
                 .as_ref()
                 .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
         let comparison = comparison.map(|c| VersionComparison { activated, ..c });
-        let version = self.store().create_model_version(
-            project,
-            &ModelVersionRecord {
-                trainer: request.trainer.as_str().into(),
-                created_ms: now_ms(),
-                parent: record.active_model,
-                params,
-                train_size: train.items.len() as u64,
-                train_hash,
-                labels: names,
-                encoder: encoder.fingerprint().to_string(),
-                metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
-                classifier: serde_json::to_value(SpanModel::TokenClassifier { classifier })
-                    .map_err(|e| EngineError::internal("encoding the token classifier", e))?,
-                name: None,
-                held_out: Vec::new(),
-                held_out_spans,
-                confirmed: Some(confirmed.len() as u64),
-                auto: request.auto,
-                comparison: comparison.clone(),
-            },
-            activated,
-        )?;
+        let new_version = ModelVersionRecord {
+            trainer: request.trainer.as_str().into(),
+            created_ms: now_ms(),
+            parent: record.active_model,
+            params,
+            train_size: train.items.len() as u64,
+            train_hash,
+            labels: names,
+            encoder: encoder.fingerprint().to_string(),
+            metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+            classifier: serde_json::to_value(SpanModel::TokenClassifier { classifier })
+                .map_err(|e| EngineError::internal("encoding the token classifier", e))?,
+            name: None,
+            held_out: Vec::new(),
+            held_out_spans,
+            confirmed: Some(confirmed.len() as u64),
+            auto: request.auto,
+            comparison: comparison.clone(),
+        };
+        // An automatic version replaces the incumbent it was compared with only if that is
+        // still the active one when it is stored.
+        let (version, activated) = if request.auto.is_some() && activated {
+            self.store().create_model_version_replacing(
+                project,
+                &new_version,
+                record.active_model,
+            )?
+        } else {
+            (
+                self.store()
+                    .create_model_version(project, &new_version, activated)?,
+                activated,
+            )
+        };
+        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
         tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.items.len(), test = test.items.len(), auto = ?request.auto, comparison = ?comparison, activated, "span model trained");
         // A version that lost leaves the suggestions and the queue order of the active one.
         let suggestions = if activated {

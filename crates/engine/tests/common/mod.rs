@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use concord_domain::{
-    ErrorKind, JobState, Label, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind,
+    ErrorKind, JobState, Label, ProjectId, ProjectSettings, ProjectSpec, Role, Span, TaskKind,
 };
 use concord_engine::{
     Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, ImportReport, JobInfo,
-    Principal, Submission, SubmitOutcome,
+    Principal, Submission, SubmitOutcome, TrainRequest,
 };
 use serde_json::Value;
 
@@ -163,6 +163,72 @@ impl TestEngine {
     /// The admin's export of `project` in `format`.
     pub fn export(&self, project: ProjectId, format: ExportFormat) -> String {
         export(&self.engine, &self.admin, project, format)
+    }
+
+    /// The admin imports `texts` as JSONL items with nothing but their text (a new project
+    /// numbers them 1.. in this order).
+    pub fn import_texts<'a>(&self, project: ProjectId, texts: impl IntoIterator<Item = &'a str>) {
+        let body: String = texts
+            .into_iter()
+            .map(|t| format!("{}\n", serde_json::json!({ "text": t })))
+            .collect();
+        self.import(project, ImportFormat::Jsonl, body.as_bytes())
+            .expect("import the texts");
+    }
+
+    /// The admin pre-annotates `project` with its active version (zero-shot or patterns when
+    /// none was trained) and waits for the job to succeed.
+    pub fn predict(&self, project: ProjectId) -> JobInfo {
+        let job = self
+            .engine
+            .enqueue_predict(&self.admin, project)
+            .expect("enqueue predict");
+        finish(&self.engine, &self.admin, job)
+    }
+
+    /// The admin trains `project` with the default request and waits for the job to succeed.
+    pub fn train(&self, project: ProjectId) -> JobInfo {
+        let job = self
+            .engine
+            .enqueue_train(&self.admin, project, TrainRequest::default())
+            .expect("enqueue train");
+        finish(&self.engine, &self.admin, job)
+    }
+
+    /// The admin saves `project`'s current settings as `change` leaves them.
+    pub fn change_settings(&self, project: ProjectId, change: impl FnOnce(&mut ProjectSettings)) {
+        let mut settings = self
+            .engine
+            .project_summary(&self.admin, project)
+            .expect("project summary")
+            .spec
+            .settings;
+        change(&mut settings);
+        self.engine
+            .update_settings(&self.admin, project, settings)
+            .expect("update settings");
+    }
+
+    /// `who` answers `item` of a span project with `spans`.
+    pub fn answer_spans(
+        &self,
+        who: &Principal,
+        project: ProjectId,
+        item: &str,
+        spans: Vec<Span>,
+    ) -> SubmitOutcome {
+        self.engine
+            .submit(
+                who,
+                project,
+                Submission {
+                    item_id: item.into(),
+                    labels: Vec::new(),
+                    spans,
+                    time_spent_ms: ANSWER_TIME_MS,
+                },
+            )
+            .expect("submit spans")
     }
 
     /// `who` answers `item` with `labels`.
@@ -377,12 +443,7 @@ pub fn topics_spec(name: &str) -> ProjectSpec {
 
 /// Imports [`TEXTS`] as items 1 to 24.
 pub fn import_texts(env: &TestEngine, project: ProjectId) {
-    let body: String = TEXTS
-        .iter()
-        .map(|(t, _)| format!("{}\n", serde_json::json!({ "text": t })))
-        .collect();
-    env.import(project, ImportFormat::Jsonl, body.as_bytes())
-        .expect("import the topics");
+    env.import_texts(project, TEXTS.iter().map(|(t, _)| *t));
 }
 
 /// The kind of the error `result` holds; fails the test when it holds none.
