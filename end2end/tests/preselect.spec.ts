@@ -119,7 +119,9 @@ test('an unvalidated suggestion is a hint; once validated the same page pre-sele
     await page.locator('body[data-hydrated=true]').waitFor();
     const row = page.locator(`[data-testid=model-versions] tr[data-version="${active.version}"]`);
     await expect(row.getByTestId('version-validated')).toHaveAttribute('data-validated', 'true');
-    await expect(row.getByTestId('version-acceptance')).toContainText('(1 / 1)');
+    // The answer just given took a pre-selected suggestion: anchored by it, it is no evidence
+    // for that version, so its live record stays empty.
+    await expect(row.getByTestId('version-acceptance')).toHaveText('—');
     const zeroShot = page.locator('[data-testid=model-versions] tr[data-version="1"]');
     await expect(zeroShot.getByTestId('version-acceptance')).toContainText(/\(\d+ \/ \d+\)/);
 
