@@ -414,3 +414,60 @@ fn confidence_of(env: &TestEngine, who: &Principal, project: ProjectId, id: usiz
         .unwrap()
         .confidence
 }
+
+/// Whether the engine holds item `id` out of training: the fifth whose SHA-256 of the id,
+/// read as a little-endian u64 from its first 8 bytes, is a multiple of 5.
+fn held_out(id: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first) % 5 == 0
+}
+
+#[test]
+fn a_version_below_the_majority_rate_on_its_held_out_items_is_never_preselected() {
+    let env = TestEngine::with_models();
+    let (project, ann, items) = topics_project(&env);
+    // Every label it trains on is the next topic, while its held-out items keep their true
+    // ones: it learns the mistake and is measured on the truth.
+    let mut held = 0;
+    for id in 1..=ANSWERED {
+        let truth = items[id - 1].1;
+        let label = if held_out(&id.to_string()) {
+            held += 1;
+            TOPICS[truth].0
+        } else {
+            TOPICS[(truth + 1) % TOPICS.len()].0
+        };
+        env.answer(&ann, project, &id.to_string(), &[label]);
+    }
+    assert!(held >= 5, "{held} held-out items");
+    env.train(project);
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
+    let trained = versions.last().expect("a trained version");
+    assert!(trained.active);
+    let evidence = &trained.evidence;
+    assert_eq!(evidence.held_out_items, held, "{evidence:?}");
+    let score = evidence.score.expect("a held-out score");
+    assert!(score < evidence.baseline, "{evidence:?}");
+    assert!(!evidence.validated, "{evidence:?}");
+    // Every item left shows its suggestion as a hint, never selected.
+    let mut seen = Vec::new();
+    while let Some(item) = env.engine.next_item(&ann, project, &seen).unwrap() {
+        let s = item.suggestion.expect("a suggestion");
+        assert_eq!(s.model_version, trained.version);
+        assert!(!s.preselect, "{s:?}");
+        assert!(
+            s.evidence
+                .as_ref()
+                .is_some_and(|e| e.sentence.starts_with("not pre-selected")),
+            "{s:?}"
+        );
+        seen.push(item.id.clone());
+        if seen.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5);
+}
