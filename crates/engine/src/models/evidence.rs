@@ -27,19 +27,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use concord_agreement::rng::Xoshiro256;
 use concord_domain::{
     wilson_interval, HeldOutPrediction, HeldOutSpanCounts, Interval, LabelEvidence, ProjectId,
     SuggestionOutcomes,
 };
+use concord_ml::{span_f1_interval, span_triples_interval, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
 use concord_store::ModelVersionRecord;
 use serde::{Deserialize, Serialize};
 
 use super::span_model::PATTERNS_TRAINER;
 use crate::{Engine, EngineError};
 
-/// Bootstrap resamples of a span version's held-out items.
-const BOOTSTRAP_RESAMPLES: usize = 1000;
 /// The share of answers a span version's suggestion must be taken unchanged on (lower end of
 /// its interval) when the live record is its only evidence.
 const SPAN_LIVE_BASELINE: f64 = 0.5;
@@ -213,12 +211,11 @@ fn figure_sentence(
 /// held-out counts (and is not the patterns version), else its live acceptance.
 pub(crate) fn span_evidence(
     trainer: &str,
-    version: u64,
     held_out: &[HeldOutSpanCounts],
     live: &SuggestionOutcomes,
 ) -> Evidence {
     if trainer != PATTERNS_TRAINER && !held_out.is_empty() {
-        return span_held_out_evidence(version, held_out, live);
+        return span_held_out_evidence(held_out, live);
     }
     let answers = live.answers();
     let interval = wilson_interval(live.accepted, answers);
@@ -255,52 +252,23 @@ pub(crate) fn span_evidence(
     }
 }
 
-/// Strict micro-F1 of summed counts (0 where undefined, as seqeval reports it).
-fn micro_f1(tp: u64, fp: u64, fn_: u64) -> f64 {
-    let denominator = 2 * tp + fp + fn_;
-    if denominator == 0 {
-        0.0
-    } else {
-        2.0 * tp as f64 / denominator as f64
-    }
-}
-
-fn summed(counts: impl Iterator<Item = [u32; 3]>) -> (u64, u64, u64) {
-    counts.fold((0, 0, 0), |(tp, fp, fn_), c| {
-        (tp + c[0] as u64, fp + c[1] as u64, fn_ + c[2] as u64)
-    })
-}
-
-/// A percentile of sorted values (nearest rank).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
-}
-
-fn span_held_out_evidence(
-    version: u64,
-    held_out: &[HeldOutSpanCounts],
-    live: &SuggestionOutcomes,
-) -> Evidence {
-    let (tp, fp, fn_) = summed(held_out.iter().map(|c| c.model));
-    let score = micro_f1(tp, fp, fn_);
-    let (ptp, pfp, pfn) = summed(held_out.iter().map(|c| c.patterns));
-    let baseline = micro_f1(ptp, pfp, pfn);
-    // Items are resampled whole: an item's entities are not independent of each other. Seeded
-    // by the version so the same version always shows the same interval.
-    let mut rng = Xoshiro256::seed_from_u64(0x005e_edf1 ^ version);
-    let n = held_out.len() as u64;
-    let mut scores: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| {
-            let (tp, fp, fn_) = summed((0..n).map(|_| held_out[rng.below(n) as usize].model));
-            micro_f1(tp, fp, fn_)
-        })
-        .collect();
-    scores.sort_by(f64::total_cmp);
-    let interval = Interval {
-        low: percentile(&scores, 0.025),
-        high: percentile(&scores, 0.975),
+fn span_held_out_evidence(held_out: &[HeldOutSpanCounts], live: &SuggestionOutcomes) -> Evidence {
+    // The same bootstrap (items resampled whole: an item's entities are not independent of
+    // each other; fixed seed) as the learning curve's, so a version shows one interval.
+    let model = span_f1_interval(held_out, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED);
+    let patterns: Vec<[u32; 3]> = held_out.iter().map(|c| c.patterns).collect();
+    let baseline = span_triples_interval(&patterns, 0, BOOTSTRAP_SEED).map_or(0.0, |b| b.estimate);
+    let (score, interval) = match model {
+        Some(b) => (b.estimate, b.interval),
+        None => (
+            0.0,
+            Interval {
+                low: 0.0,
+                high: 0.0,
+            },
+        ),
     };
+    let n = held_out.len() as u64;
     let validated = interval.low > baseline;
     let baseline_name = "the patterns' F1 on the same items".to_string();
     let sentence = figure_sentence(
@@ -330,12 +298,11 @@ fn span_held_out_evidence(
 /// A version's evidence as its project's kind measures it.
 pub(crate) fn version_evidence(
     spans: bool,
-    version: u64,
     record: &ModelVersionRecord,
     live: &SuggestionOutcomes,
 ) -> Evidence {
     if spans {
-        span_evidence(&record.trainer, version, &record.held_out_spans, live)
+        span_evidence(&record.trainer, &record.held_out_spans, live)
     } else {
         label_evidence(&record.labels, &record.trainer, &record.held_out, live)
     }
@@ -381,7 +348,7 @@ impl Engine {
             return Ok(None);
         };
         let cached = CachedEvidence {
-            evidence: version_evidence(spans, version, &record, &live),
+            evidence: version_evidence(spans, &record, &live),
             validation: super::describe_validation(&record),
         };
         if let Ok(mut entries) = cache.entries.lock() {
@@ -450,12 +417,12 @@ mod tests {
         // The model finds 2 of 3 entities with 1 false positive (F1 0.67); the patterns 1 of
         // 3 (F1 0.4).
         let mut better = counts([2, 1, 1], [1, 1, 2], 30);
-        let e = span_evidence("head", 4, &better, &SuggestionOutcomes::default());
+        let e = span_evidence("head", &better, &SuggestionOutcomes::default());
         assert!(e.validated, "{e:?}");
         assert!((e.score.unwrap_or(0.0) - 2.0 / 3.0).abs() < 1e-9);
         // Mixed with items where it does worse than the patterns, the interval reaches below.
         better.extend(counts([0, 2, 3], [3, 0, 0], 30));
-        let e = span_evidence("head", 4, &better, &SuggestionOutcomes::default());
+        let e = span_evidence("head", &better, &SuggestionOutcomes::default());
         assert!(!e.validated, "{e:?}");
         assert!(e.sentence.contains("the patterns"), "{}", e.sentence);
     }
@@ -464,18 +431,18 @@ mod tests {
     fn patterns_are_validated_only_by_answers_kept_unchanged() {
         let held_out = counts([3, 0, 0], [3, 0, 0], 50);
         let none = SuggestionOutcomes::default();
-        assert!(!span_evidence(PATTERNS_TRAINER, 1, &held_out, &none).validated);
+        assert!(!span_evidence(PATTERNS_TRAINER, &held_out, &none).validated);
         let mostly_kept = SuggestionOutcomes {
             accepted: 40,
             corrected: 10,
             ..Default::default()
         };
-        assert!(span_evidence(PATTERNS_TRAINER, 1, &[], &mostly_kept).validated);
+        assert!(span_evidence(PATTERNS_TRAINER, &[], &mostly_kept).validated);
         let mostly_changed = SuggestionOutcomes {
             accepted: 20,
             corrected: 30,
             ..Default::default()
         };
-        assert!(!span_evidence(PATTERNS_TRAINER, 1, &[], &mostly_changed).validated);
+        assert!(!span_evidence(PATTERNS_TRAINER, &[], &mostly_changed).validated);
     }
 }

@@ -187,7 +187,7 @@ impl Engine {
             .into_iter()
             .map(|(version, r)| {
                 let live = outcomes.remove(&version).unwrap_or_default();
-                let evidence = evidence::version_evidence(spans, version, &r, &live);
+                let evidence = evidence::version_evidence(spans, &r, &live);
                 // A version's metrics are read as its project's kind records them.
                 let (metrics, span_metrics) = match (r.metrics, spans) {
                     (Some(m), true) => (None, serde_json::from_value(m).ok()),
