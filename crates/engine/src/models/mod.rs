@@ -255,6 +255,42 @@ impl Engine {
         self.enqueue_job(actor, project, JobSpec::Predict, jobs::WhenQueued::Join)
     }
 
+    /// Stores a trained version. A person's training always becomes the active version; an
+    /// automatic one only if it is not worse than the version it was compared with (its
+    /// `comparison`) and that version is still the active one when it is stored (checked in
+    /// the storing transaction). Returns the version, whether it became active, and its
+    /// comparison as stored.
+    pub(super) fn store_trained_version(
+        &self,
+        project: ProjectId,
+        mut record: ModelVersionRecord,
+        incumbent: Option<u64>,
+    ) -> Result<(u64, bool, Option<VersionComparison>), EngineError> {
+        let automatic = record.auto.is_some();
+        let not_worse = record
+            .comparison
+            .as_ref()
+            .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
+        let activate = !automatic || not_worse;
+        if let Some(c) = record.comparison.as_mut() {
+            c.activated = activate;
+        }
+        let (version, activated) = if automatic && activate {
+            self.store()
+                .create_model_version_replacing(project, &record, incumbent)?
+        } else {
+            (
+                self.store()
+                    .create_model_version(project, &record, activate)?,
+                activate,
+            )
+        };
+        let comparison = record
+            .comparison
+            .map(|c| VersionComparison { activated, ..c });
+        Ok((version, activated, comparison))
+    }
+
     /// Whether `active` is a version imported with its suggestions, which has no model to
     /// predict with (its stored classifier is empty).
     pub(super) fn imported_version_active(

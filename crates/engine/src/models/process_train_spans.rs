@@ -201,11 +201,6 @@ impl Engine {
                 activated: false,
             })
         };
-        let activated = request.auto.is_none()
-            || comparison
-                .as_ref()
-                .is_none_or(|c| c.incumbent_score.is_none_or(|i| c.candidate >= i));
-        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
         let new_version = ModelVersionRecord {
             trainer: request.trainer.as_str().into(),
             created_ms: now_ms(),
@@ -223,24 +218,10 @@ impl Engine {
             held_out_spans,
             confirmed: Some(confirmed.len() as u64),
             auto: request.auto,
-            comparison: comparison.clone(),
+            comparison,
         };
-        // An automatic version replaces the incumbent it was compared with only if that is
-        // still the active one when it is stored.
-        let (version, activated) = if request.auto.is_some() && activated {
-            self.store().create_model_version_replacing(
-                project,
-                &new_version,
-                record.active_model,
-            )?
-        } else {
-            (
-                self.store()
-                    .create_model_version(project, &new_version, activated)?,
-                activated,
-            )
-        };
-        let comparison = comparison.map(|c| VersionComparison { activated, ..c });
+        let (version, activated, comparison) =
+            self.store_trained_version(project, new_version, record.active_model)?;
         tracing::info!(project = %project, version, trainer = request.trainer.as_str(), train = train.items.len(), test = test.items.len(), auto = ?request.auto, comparison = ?comparison, activated, "span model trained");
         // A version that lost leaves the suggestions and the queue order of the active one.
         let suggestions = if activated {
