@@ -87,6 +87,8 @@ pub struct LabelEvidence {
     pub live_corrected: u64,
     /// Always answering the most common label, on the same pooled items.
     pub majority_rate: f64,
+    /// That label (the first in label order on a tie; none without items).
+    pub majority_label: Option<String>,
     /// The 95% interval of the pooled accuracy (none without evidence).
     pub interval: Option<Interval>,
     /// Whether the interval's lower end is above `majority_rate`.
@@ -118,6 +120,10 @@ impl LabelEvidence {
         let correct = held_out_correct + live.accepted;
         let items = held_out.len() as u64 + live.answers();
         let majority = per_label.iter().copied().max().unwrap_or(0);
+        let majority_label = per_label
+            .iter()
+            .position(|&n| n == majority && n > 0)
+            .and_then(|i| labels.get(i).cloned());
         let counted = per_label.iter().sum::<u64>() + other_answers;
         let majority_rate = if counted == 0 {
             0.0
@@ -131,6 +137,7 @@ impl LabelEvidence {
             live_accepted: live.accepted,
             live_corrected: live.corrected,
             majority_rate,
+            majority_label,
             interval,
             validated: interval.is_some_and(|i| i.low > majority_rate),
         }

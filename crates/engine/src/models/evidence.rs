@@ -102,8 +102,7 @@ pub(crate) fn label_evidence(
     live: &SuggestionOutcomes,
 ) -> Evidence {
     let e = LabelEvidence::new(labels, held_out, live);
-    let majority = majority_label(labels, held_out, live);
-    let baseline_name = match &majority {
+    let baseline_name = match &e.majority_label {
         Some(label) => format!("always answering {label:?}"),
         None => "always answering the most common label".to_string(),
     };
@@ -142,29 +141,6 @@ pub(crate) fn label_evidence(
         validated: e.validated,
         sentence,
     }
-}
-
-/// The most common label over the same items [`LabelEvidence`] counts (held-out gold and live
-/// answers); the first in label order on a tie, none without items.
-fn majority_label(
-    labels: &[String],
-    held_out: &[HeldOutPrediction],
-    live: &SuggestionOutcomes,
-) -> Option<String> {
-    let mut per_label = vec![0u64; labels.len()];
-    for p in held_out {
-        if let Some(n) = per_label.get_mut(p.gold as usize) {
-            *n += 1;
-        }
-    }
-    for (label, n) in &live.answered {
-        if let Some(i) = labels.iter().position(|l| l == label) {
-            per_label[i] += n;
-        }
-    }
-    let best = per_label.iter().copied().max().filter(|&n| n > 0)?;
-    let at = per_label.iter().position(|&n| n == best)?;
-    labels.get(at).cloned()
 }
 
 /// Why a version has no evidence yet, by how it was made.
