@@ -15,7 +15,7 @@ cargo xtask site
 step "clippy"
 cargo clippy --workspace --exclude concord-frontend --all-targets --quiet -- -D warnings
 step "unit and integration tests"
-cargo test --workspace --exclude concord-frontend --quiet
+cargo test --workspace --exclude concord-frontend --lib --bins --tests --quiet
 step "concord binary"
 cargo build -p concord --bin concord --quiet
 step "browser tests (Playwright + Chromium)"

@@ -170,6 +170,7 @@ pub async fn create_project(
         labels: crate::wire::parse_label_lines(&labels),
         guidelines,
         settings: ProjectSettings::default(),
+        relation_labels: Vec::new(),
     };
     blocking(move || ctx.engine.create_project(&me, spec))
         .await
@@ -351,6 +352,9 @@ fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView
         confidence: s.confidence,
         version: s.model_version,
         spans: s.spans,
+        relations: s.relations,
+        relations_preselect: s.relations_preselect,
+        relations_validation: s.relations_validation,
         validation: s.validation,
         preselect: s.preselect,
         evidence: s.evidence.map(|e| e.sentence).unwrap_or_default(),
@@ -359,13 +363,18 @@ fn suggestion_view(s: concord_engine::Suggestion) -> crate::wire::SuggestionView
 
 #[cfg(feature = "ssr")]
 fn item_view(item: concord_engine::QueueItem) -> ItemView {
-    let (mine, mine_spans) = item.mine.map(|v| (v.labels, v.spans)).unzip();
+    let (mine, mine_parts) = item
+        .mine
+        .map(|v| (v.labels, (v.spans, v.relations)))
+        .unzip();
+    let (mine_spans, mine_relations) = mine_parts.unzip();
     ItemView {
         id: item.id,
         text: item.text,
         mine,
         tokens: item.tokens,
         mine_spans,
+        mine_relations,
         others: item
             .others
             .map(|cs| cs.into_iter().map(|c| (c.label, c.count)).collect()),
@@ -437,6 +446,7 @@ async fn submit_value(
                 labels,
                 spans,
                 time_spent_ms,
+                relations: Vec::new(),
             },
         )?;
         let summary = ctx.engine.project_summary(&me, ProjectId(project))?;

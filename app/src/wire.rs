@@ -100,6 +100,9 @@ pub struct ItemView {
     /// Span projects: the caller's earlier spans, when revisiting.
     #[serde(default)]
     pub mine_spans: Option<Vec<concord_domain::Span>>,
+    /// Relations projects: the caller's earlier relations (by index into `mine_spans`).
+    #[serde(default)]
+    pub mine_relations: Option<Vec<concord_domain::Relation>>,
     /// Outside blind mode: how many other annotators chose each label.
     pub others: Option<Vec<(String, u32)>>,
     /// Outside blind mode: the active model's suggestion.
@@ -116,6 +119,16 @@ pub struct SuggestionView {
     /// Span projects: the suggested spans, each with its confidence.
     #[serde(default)]
     pub spans: Vec<concord_domain::SuggestedSpan>,
+    /// Relations projects: the suggested relations (by index into `spans`).
+    #[serde(default)]
+    pub relations: Vec<concord_domain::SuggestedRelation>,
+    /// Relations projects: whether the page pre-accepts the suggested relations (validated
+    /// relation classifier); otherwise they are hints taken by hand.
+    #[serde(default)]
+    pub relations_preselect: bool,
+    /// Relations projects: how the relation classifier was validated, with the figures.
+    #[serde(default)]
+    pub relations_validation: String,
     /// How the version was validated (what its confidences rest on).
     #[serde(default)]
     pub validation: String,

@@ -186,6 +186,7 @@ pub fn seed(engine: &Engine) -> anyhow::Result<Option<DemoProject>> {
             auto_accept_unanimous: true,
             ..ProjectSettings::default()
         },
+        relation_labels: Vec::new(),
     };
     let project = engine.create_project(&local, spec)?;
     for name in DEMO_ANNOTATORS {

@@ -138,6 +138,7 @@ fn project_json(s: &ProjectSummary) -> Value {
         "name": s.spec.name,
         "task": s.spec.task,
         "labels": s.spec.labels,
+        "relation_labels": s.spec.relation_labels,
         "guidelines": s.spec.guidelines,
         "overlap": s.spec.settings.overlap,
         "settings": s.spec.settings,
@@ -195,6 +196,27 @@ struct NewProject {
     /// The loop that trains itself (on by default; absent fields take their defaults).
     #[serde(default)]
     auto_train: Option<concord_domain::AutoTrainSettings>,
+    /// Relations projects: the relation types.
+    #[serde(default)]
+    relation_labels: Vec<NewRelationLabel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRelationLabel {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// Entity types allowed at the head; absent or empty: any.
+    #[serde(default)]
+    head: Vec<String>,
+    /// Entity types allowed at the tail; absent or empty: any.
+    #[serde(default)]
+    tail: Vec<String>,
+    #[serde(default)]
+    hotkey: Option<String>,
+    #[serde(default)]
+    colour: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +265,18 @@ async fn create_project(
             auto_train: input.auto_train.unwrap_or_default(),
             ..ProjectSettings::default()
         },
+        relation_labels: input
+            .relation_labels
+            .into_iter()
+            .map(|l| concord_domain::RelationLabel {
+                name: l.name,
+                description: l.description,
+                head: l.head,
+                tail: l.tail,
+                colour: l.colour.unwrap_or_default(),
+                hotkey: l.hotkey,
+            })
+            .collect(),
     };
     let engine = state.engine().clone();
     let summary = blocking(move || {

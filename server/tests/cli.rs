@@ -1,6 +1,6 @@
 //! The `concord` binary's commands, run as a user would.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The real `concord` binary under a service manager's hands: SIGTERM stops it cleanly with
 //! every acknowledged answer stored, and backup, restore and check work beside a running server.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -35,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         labels: vec![Label::named("a")],
         guidelines: String::new(),
         settings: ProjectSettings::default(),
+        relation_labels: Vec::new(),
     };
     let project = engine.create_project(&local, spec)?;
     let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&input)?);

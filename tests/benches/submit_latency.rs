@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         labels: ["pos", "neg"].iter().map(|n| Label::named(*n)).collect(),
         guidelines: String::new(),
         settings: ProjectSettings::default(),
+        relation_labels: Vec::new(),
     };
     let project = engine.create_project(&local, spec)?;
     let text: String = (0..annotators * each)

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Span, TaskKind};
+use crate::{AnnotationValue, RelationTriple, Span, TaskKind};
 
 /// The label(s) a set of annotations agrees on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ pub fn aggregate_labels(
             }
         }
         // A span answer has no item labels: its spans are aggregated by `aggregate_spans`.
-        TaskKind::Multilabel | TaskKind::Spans => Aggregate::Agreed {
+        TaskKind::Multilabel | TaskKind::Spans | TaskKind::Relations => Aggregate::Agreed {
             labels: counts
                 .iter()
                 .filter(|(_, n)| 2 * n > answers.len())
@@ -96,6 +96,27 @@ pub fn aggregate_spans(answers: &[&[Span]]) -> Vec<Span> {
         .filter(|(_, n)| 2 * n > answers.len())
         .map(|((start, end, label), _)| Span::new(start, end, label))
         .collect()
+}
+
+/// The reviewer's starting point in a relations project: the spans more than half of `answers`
+/// contain ([`aggregate_spans`]) and the relations more than half contain (same head span,
+/// tail span and type) whose two ends are among those spans.
+pub fn aggregate_relations(answers: &[&AnnotationValue]) -> AnnotationValue {
+    let span_sets: Vec<&[Span]> = answers.iter().map(|a| a.spans.as_slice()).collect();
+    let spans = aggregate_spans(&span_sets);
+    let mut counts: std::collections::BTreeMap<RelationTriple, usize> = Default::default();
+    for answer in answers {
+        // `relation_triples` is deduplicated: each answer votes once per triple.
+        for triple in answer.relation_triples() {
+            *counts.entry(triple).or_default() += 1;
+        }
+    }
+    let majority: Vec<RelationTriple> = counts
+        .into_iter()
+        .filter(|(_, n)| 2 * n > answers.len())
+        .map(|(t, _)| t)
+        .collect();
+    AnnotationValue::from_triples(spans, &majority)
 }
 
 #[cfg(test)]
@@ -182,5 +203,33 @@ mod tests {
         let none: Vec<Span> = Vec::new();
         assert_eq!(majority_span_set(&[&none]), Some(none.as_slice()));
         assert_eq!(majority_span_set(&[]), None);
+    }
+
+    #[test]
+    fn relation_majority_needs_both_ends_and_the_type() {
+        let person = Span::new(0, 3, "PER");
+        let org = Span::new(14, 18, "ORG");
+        let other = Span::new(14, 17, "ORG");
+        let answer = |spans: Vec<Span>, relations: &[(u32, u32, &str)]| AnnotationValue {
+            labels: Vec::new(),
+            spans,
+            relations: relations
+                .iter()
+                .map(|&(f, t, l)| crate::Relation::new(f, t, l))
+                .collect(),
+        };
+        let a = answer(vec![person.clone(), org.clone()], &[(0, 1, "works_for")]);
+        let b = answer(vec![person.clone(), org.clone()], &[(0, 1, "works_for")]);
+        // Same type, but the tail span differs: not the same relation.
+        let c = answer(vec![person.clone(), other.clone()], &[(0, 1, "works_for")]);
+        let agreed = aggregate_relations(&[&a, &b, &c]);
+        assert_eq!(agreed.spans, [person.clone(), org.clone()]);
+        assert_eq!(agreed.relations, [crate::Relation::new(0, 1, "works_for")]);
+        // Reversed direction is another relation.
+        let d = answer(vec![person.clone(), org.clone()], &[(1, 0, "works_for")]);
+        let split = aggregate_relations(&[&a, &d]);
+        assert_eq!(split.spans.len(), 2);
+        assert!(split.relations.is_empty());
+        assert_eq!(aggregate_relations(&[]), AnnotationValue::default());
     }
 }

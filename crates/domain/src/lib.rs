@@ -15,8 +15,13 @@ mod review;
 mod span_quality;
 pub mod tokens;
 
-pub use aggregate::{aggregate_labels, aggregate_spans, majority_span_set, Aggregate};
-pub use annotation::{AnnotationSource, AnnotationValue, Relation, Span, SuggestedSpan, MAX_SPANS};
+pub use aggregate::{
+    aggregate_labels, aggregate_relations, aggregate_spans, majority_span_set, Aggregate,
+};
+pub use annotation::{
+    AnnotationSource, AnnotationValue, Relation, RelationTriple, Span, SuggestedRelation,
+    SuggestedSpan, MAX_RELATIONS, MAX_SPANS,
+};
 pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
 pub use evidence::{
@@ -24,10 +29,12 @@ pub use evidence::{
     LabelEvidence, SuggestionOutcomes, VersionComparison,
 };
 pub use job::{AutoTrigger, JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
+pub use project::RelationLabel;
 pub use project::{
     AutoTrainSettings, Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role,
     SpanPattern, TaskKind, AUTO_TRAIN_EVERY, MAX_FINE_TUNE_MILESTONES, MAX_PATTERNS,
-    MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RESERVED_KEYS, SPAN_EDITOR_KEYS,
+    MAX_PATTERN_BYTES, MAX_PATTERN_LEN, MAX_REGEX_PATTERNS, RELATION_EDITOR_KEYS, RESERVED_KEYS,
+    SPAN_EDITOR_KEYS,
 };
 pub use review::{review_state, GoldSource, ReviewState};
 pub use span_quality::{
@@ -147,6 +154,55 @@ pub enum DomainError {
     OverlappingSpans { first: String, second: String },
     #[error("an annotation has at most {max} spans")]
     TooManySpans { max: usize },
+    #[error("relation types are for relations projects, not a {task} project")]
+    RelationLabelsNeedRelationsTask { task: &'static str },
+    #[error("a relations project needs at least one relation type")]
+    NoRelationLabels,
+    #[error("a project has at most {max} relation types")]
+    TooManyRelationLabels { max: usize },
+    #[error("relation type {index} has an empty name")]
+    EmptyRelationLabelName { index: usize },
+    #[error("relation type {name:?} appears twice")]
+    DuplicateRelationLabel { name: String },
+    #[error("relation type {relation:?} names entity type {entity:?}, which is not one of this project's labels")]
+    UnknownRelationEndType { relation: String, entity: String },
+    #[error("relation type {label:?} is not in this project's relation types")]
+    UnknownRelationLabel { label: String },
+    #[error("relation {index} ({label:?}) points at span {span}, but the answer has {spans} spans (relations name their spans by index, from 0)")]
+    RelationEndMissing {
+        index: usize,
+        label: String,
+        span: u32,
+        spans: usize,
+    },
+    #[error("relation {index} ({label:?}) links span {span} to itself")]
+    SelfRelation {
+        index: usize,
+        label: String,
+        span: u32,
+    },
+    #[error("relation {index} ({label:?}) cannot start at {span}: its head must be {allowed}")]
+    RelationHeadType {
+        index: usize,
+        label: String,
+        span: String,
+        allowed: String,
+    },
+    #[error("relation {index} ({label:?}) cannot end at {span}: its tail must be {allowed}")]
+    RelationTailType {
+        index: usize,
+        label: String,
+        span: String,
+        allowed: String,
+    },
+    #[error("relation {label:?} from {from} to {to} is given twice")]
+    RepeatedRelation {
+        label: String,
+        from: String,
+        to: String,
+    },
+    #[error("an annotation has at most {max} relations")]
+    TooManyRelations { max: usize },
     #[error("{kind} annotations are not supported by a {task} project")]
     WrongValueKind {
         kind: &'static str,

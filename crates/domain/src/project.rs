@@ -24,6 +24,9 @@ pub enum TaskKind {
     /// Named entities: labelled character ranges of the item text (possibly none); the labels
     /// are the entity types.
     Spans,
+    /// Spans as in [`TaskKind::Spans`] plus directed, typed relations between two spans of the
+    /// same answer; the relation types are the project's `relation_labels`.
+    Relations,
 }
 
 impl TaskKind {
@@ -32,18 +35,27 @@ impl TaskKind {
             TaskKind::Classification => "classification",
             TaskKind::Multilabel => "multilabel",
             TaskKind::Spans => "spans",
+            TaskKind::Relations => "relations",
         }
     }
 
-    pub const ALL: [TaskKind; 3] = [
+    pub const ALL: [TaskKind; 4] = [
         TaskKind::Classification,
         TaskKind::Multilabel,
         TaskKind::Spans,
+        TaskKind::Relations,
     ];
 
-    /// Whether annotations are spans of the text (rather than labels of the whole item).
+    /// Whether annotations are spans of the text (rather than labels of the whole item). True
+    /// for relation projects too: their answers are spans first, and every span feature (the
+    /// editor, patterns, the token classifier, span agreement) serves them unchanged.
     pub fn is_spans(self) -> bool {
-        matches!(self, TaskKind::Spans)
+        matches!(self, TaskKind::Spans | TaskKind::Relations)
+    }
+
+    /// Whether answers carry relations between their spans.
+    pub fn has_relations(self) -> bool {
+        matches!(self, TaskKind::Relations)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -51,6 +63,7 @@ impl TaskKind {
             "classification" => Some(TaskKind::Classification),
             "multilabel" => Some(TaskKind::Multilabel),
             "spans" => Some(TaskKind::Spans),
+            "relations" => Some(TaskKind::Relations),
             _ => None,
         }
     }
@@ -79,6 +92,51 @@ impl Label {
             colour: String::new(),
             hotkey: None,
         }
+    }
+}
+
+/// One relation type of a relations project: a directed link from a head span to a tail span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationLabel {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The entity types a head (`from`) span may have; empty: any.
+    #[serde(default)]
+    pub head: Vec<String>,
+    /// The entity types a tail (`to`) span may have; empty: any.
+    #[serde(default)]
+    pub tail: Vec<String>,
+    /// `#rrggbb`; assigned from a palette when the creator gives none.
+    #[serde(default)]
+    pub colour: String,
+    /// One character, typed while a relation is being made or is selected (its own key space:
+    /// entity hotkeys do not apply then); assigned when the creator gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotkey: Option<String>,
+}
+
+impl RelationLabel {
+    /// A relation type with only a name, allowed between any entity types.
+    pub fn named(name: impl Into<String>) -> RelationLabel {
+        RelationLabel {
+            name: name.into(),
+            description: None,
+            head: Vec::new(),
+            tail: Vec::new(),
+            colour: String::new(),
+            hotkey: None,
+        }
+    }
+
+    /// Whether a span of entity type `entity` may be this relation's head.
+    pub fn allows_head(&self, entity: &str) -> bool {
+        self.head.is_empty() || self.head.iter().any(|t| t == entity)
+    }
+
+    /// Whether a span of entity type `entity` may be this relation's tail.
+    pub fn allows_tail(&self, entity: &str) -> bool {
+        self.tail.is_empty() || self.tail.iter().any(|t| t == entity)
     }
 }
 
@@ -230,6 +288,16 @@ pub const SPAN_EDITOR_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Keys the relation editor of a relations project adds to [`SPAN_EDITOR_KEYS`]: no label of a
+/// relations project (entity type or relation type) may use them as its hotkey. Tab and the
+/// arrows choose the other end while a relation is being made; Delete/Backspace delete the
+/// selected relation; a relation type's hotkey types the pending or selected relation.
+pub const RELATION_EDITOR_KEYS: &[(&str, &str)] = &[
+    (">", "start a relation from the selected span"),
+    ("\\", "select the next relation of the selected span"),
+    ("~", "reverse the selected relation"),
+];
+
 /// The order in which annotators get unfinished items. The uncertainty orders rank items by the
 /// active model's suggestion; every order but `Import` places the first 200 and then falls back
 /// to import order.
@@ -334,6 +402,9 @@ pub struct ProjectSpec {
     pub guidelines: String,
     #[serde(default)]
     pub settings: ProjectSettings,
+    /// Relations projects: the relation types (at least one); empty for every other task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relation_labels: Vec<RelationLabel>,
 }
 
 /// A member's role inside one project. Ordered: a higher role can do what a lower one can.
@@ -473,8 +544,8 @@ impl ProjectSpec {
                         label: label.name.clone(),
                     });
                 }
-                let span_key = SPAN_EDITOR_KEYS.iter().find(|(k, _)| *k == key.as_str());
-                if let (true, Some((_, action))) = (self.task.is_spans(), span_key) {
+                let span_key = editor_key(self.task, &key);
+                if let Some(action) = span_key {
                     return Err(DomainError::SpanEditorHotkey {
                         key,
                         label: label.name.clone(),
@@ -535,6 +606,7 @@ impl ProjectSpec {
                 max: MAX_PATTERN_BYTES,
             });
         }
+        self.normalize_relation_labels(&names)?;
         for pattern in &mut self.settings.patterns {
             pattern.label = pattern.label.trim().to_string();
             if !names.contains(&pattern.label) {
@@ -554,6 +626,135 @@ impl ProjectSpec {
 
     pub fn label(&self, name: &str) -> Option<&Label> {
         self.labels.iter().find(|l| l.name == name)
+    }
+
+    pub fn relation_label(&self, name: &str) -> Option<&RelationLabel> {
+        self.relation_labels.iter().find(|l| l.name == name)
+    }
+
+    /// Checks the relation types against the task and the entity types (`entity_names`), and
+    /// fills in colours and hotkeys. Relation hotkeys are their own key space (they apply only
+    /// while a relation is pending or selected), so they may repeat an entity type's key.
+    fn normalize_relation_labels(
+        &mut self,
+        entity_names: &std::collections::HashSet<String>,
+    ) -> Result<(), DomainError> {
+        if !self.task.has_relations() {
+            if !self.relation_labels.is_empty() {
+                return Err(DomainError::RelationLabelsNeedRelationsTask {
+                    task: self.task.as_str(),
+                });
+            }
+            return Ok(());
+        }
+        if self.relation_labels.is_empty() {
+            return Err(DomainError::NoRelationLabels);
+        }
+        if self.relation_labels.len() > MAX_LABELS {
+            return Err(DomainError::TooManyRelationLabels { max: MAX_LABELS });
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (index, label) in self.relation_labels.iter_mut().enumerate() {
+            label.name = label.name.trim().to_string();
+            if label.name.is_empty() {
+                return Err(DomainError::EmptyRelationLabelName { index: index + 1 });
+            }
+            if label.name.chars().count() > MAX_LABEL_NAME {
+                return Err(DomainError::LabelNameTooLong {
+                    name: label.name.clone(),
+                    max: MAX_LABEL_NAME,
+                });
+            }
+            if label.name.contains('|') {
+                return Err(DomainError::LabelNameChar {
+                    name: label.name.clone(),
+                });
+            }
+            if !names.insert(label.name.clone()) {
+                return Err(DomainError::DuplicateRelationLabel {
+                    name: label.name.clone(),
+                });
+            }
+            label.description = label
+                .description
+                .take()
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty());
+            for ends in [&mut label.head, &mut label.tail] {
+                for entity in ends.iter_mut() {
+                    *entity = entity.trim().to_string();
+                    if !entity_names.contains(entity.as_str()) {
+                        return Err(DomainError::UnknownRelationEndType {
+                            relation: label.name.clone(),
+                            entity: entity.clone(),
+                        });
+                    }
+                }
+                let mut seen = std::collections::HashSet::new();
+                ends.retain(|e| seen.insert(e.clone()));
+            }
+            if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
+                if RESERVED_KEYS.contains(&key.as_str()) {
+                    return Err(DomainError::ReservedHotkey {
+                        key,
+                        label: label.name.clone(),
+                    });
+                }
+                if let Some(action) = editor_key(self.task, &key) {
+                    return Err(DomainError::SpanEditorHotkey {
+                        key,
+                        label: label.name.clone(),
+                        action,
+                    });
+                }
+                let mut chars = key.chars();
+                let single =
+                    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
+                if !single {
+                    return Err(DomainError::BadHotkey {
+                        key,
+                        label: label.name.clone(),
+                    });
+                }
+                let key = key.to_lowercase();
+                if !keys.insert(key.clone()) {
+                    return Err(DomainError::DuplicateHotkey { key });
+                }
+                label.hotkey = Some(key);
+            }
+            if label.colour.is_empty() {
+                // Offset from the entity colours, so an arc is not mistaken for a span.
+                label.colour = PALETTE[(index + 5) % PALETTE.len()].to_string();
+            } else if !is_hex_colour(&label.colour) {
+                return Err(DomainError::BadColour {
+                    colour: label.colour.clone(),
+                    label: label.name.clone(),
+                });
+            }
+        }
+        let mut free = AUTO_HOTKEYS
+            .chars()
+            .map(String::from)
+            .filter(|k| !keys.contains(k));
+        for label in &mut self.relation_labels {
+            if label.hotkey.is_none() {
+                label.hotkey = free.next();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the span or relation editor does with `key`, when a label of a `task` project may not
+/// use it as its hotkey.
+fn editor_key(task: TaskKind, key: &str) -> Option<&'static str> {
+    let in_list =
+        |list: &[(&str, &'static str)]| list.iter().find(|(k, _)| *k == key).map(|(_, a)| *a);
+    match task {
+        TaskKind::Classification | TaskKind::Multilabel => None,
+        TaskKind::Spans => in_list(SPAN_EDITOR_KEYS),
+        TaskKind::Relations => in_list(SPAN_EDITOR_KEYS).or_else(|| in_list(RELATION_EDITOR_KEYS)),
     }
 }
 
@@ -580,6 +781,7 @@ mod tests {
                 .collect(),
             guidelines: String::new(),
             settings: ProjectSettings::default(),
+            relation_labels: Vec::new(),
         }
     }
 

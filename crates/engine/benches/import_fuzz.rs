@@ -426,6 +426,7 @@ impl Fuzzer {
             labels: LABELS.iter().map(|l| Label::named(*l)).collect(),
             guidelines: String::new(),
             settings: ProjectSettings::default(),
+            relation_labels: Vec::new(),
         };
         let project = engine.create_project(admin, spec).expect("create project");
         let options = ImportOptions::default();

@@ -190,7 +190,7 @@ impl Engine {
                     "label-error detection supports single-label projects; multi-label projects are not checked".into(),
                 ))
             }
-            TaskKind::Spans => return self.span_label_errors(project, &spec, limit),
+            TaskKind::Spans | TaskKind::Relations => return self.span_label_errors(project, &spec, limit),
         }
         let names: Vec<String> = spec.labels.iter().map(|l| l.name.clone()).collect();
         let index: HashMap<&str, usize> = names

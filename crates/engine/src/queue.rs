@@ -8,7 +8,9 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectId, Role, SuggestedSpan, Token};
+use concord_domain::{
+    AnnotationSource, AnnotationValue, ProjectId, Role, SuggestedRelation, SuggestedSpan, Token,
+};
 use concord_store::{AnnotationWrite, Store, StoreError, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -55,6 +57,19 @@ pub struct Suggestion {
     /// Span projects: the suggested spans (code point offsets), each with its confidence.
     #[serde(default)]
     pub spans: Vec<SuggestedSpan>,
+    /// Relations projects: the suggested relations between those spans (by index into
+    /// `spans`), each with its confidence.
+    #[serde(default)]
+    pub relations: Vec<SuggestedRelation>,
+    /// Relations projects: whether the page pre-accepts the suggested relations (only once the
+    /// version's relation classifier is validated on held-out items, above always answering
+    /// "no relation"); otherwise they are hints.
+    #[serde(default)]
+    pub relations_preselect: bool,
+    /// Relations projects: how the relation classifier was validated, in one sentence with the
+    /// figures (empty when the version has none).
+    #[serde(default)]
+    pub relations_validation: String,
     /// What the confidences rest on: how the version was validated (held-out figures, rule
     /// precision, or that it was not), shown beside the suggestion.
     #[serde(default)]
@@ -77,6 +92,9 @@ impl From<concord_store::SuggestionRecord> for Suggestion {
             confidence: s.confidence,
             model_version: s.version,
             spans: s.spans,
+            relations: s.relations,
+            relations_preselect: false,
+            relations_validation: String::new(),
             validation: String::new(),
             preselect: false,
             evidence: None,
@@ -128,6 +146,9 @@ pub struct Submission {
     /// Span answers (code point offsets); an empty list says "no entities".
     #[serde(default)]
     pub spans: Vec<concord_domain::Span>,
+    /// Relations answers: relations between `spans`, by index into them as sent.
+    #[serde(default)]
+    pub relations: Vec<concord_domain::Relation>,
     #[serde(default)]
     pub time_spent_ms: u64,
 }
@@ -370,11 +391,11 @@ impl Engine {
         let value = AnnotationValue {
             labels: submission.labels,
             spans: submission.spans,
-            relations: Vec::new(),
+            relations: submission.relations,
         }
         .validate(&spec, &text)?;
         let source = if spec.task.is_spans() {
-            self.span_answer_source(project, seq, spec.settings.blind, &value.spans)
+            self.span_answer_source(project, seq, spec.settings.blind, &value)
         } else {
             self.answer_source(project, seq, spec.settings.blind, &value.labels)
         };
@@ -406,15 +427,17 @@ impl Engine {
     }
 
     /// How a span answer relates to the suggestion its annotator was shown: accepted when the
-    /// answer is exactly the suggested spans (the labels-only comparison would call every span
-    /// answer accepted, both having no item labels).
+    /// answer is exactly the suggested spans, and in relations projects exactly the suggested
+    /// relations too (the labels-only comparison would call every span answer accepted, both
+    /// having no item labels).
     fn span_answer_source(
         &self,
         project: ProjectId,
         seq: u64,
         blind: bool,
-        spans: &[concord_domain::Span],
+        value: &AnnotationValue,
     ) -> AnnotationSource {
+        let spans = &value.spans;
         if blind {
             return AnnotationSource::Human;
         }
@@ -432,7 +455,8 @@ impl Engine {
                     && suggested
                         .iter()
                         .zip(spans)
-                        .all(|(a, b)| *a == (b.start, b.end, b.label.as_str()));
+                        .all(|(a, b)| *a == (b.start, b.end, b.label.as_str()))
+                    && same_relations(&s, value);
                 if same {
                     AnnotationSource::ModelAccepted {
                         model_version: s.version,
@@ -569,4 +593,24 @@ impl Engine {
         }
         Ok(state)
     }
+}
+
+/// Whether `answer` has exactly the relations `suggestion` suggested (as triples: both ends and
+/// the type).
+fn same_relations(suggestion: &concord_store::SuggestionRecord, answer: &AnnotationValue) -> bool {
+    let spans: Vec<concord_domain::Span> = suggestion
+        .spans
+        .iter()
+        .map(|s| concord_domain::Span::new(s.start, s.end, &s.label))
+        .collect();
+    let suggested = AnnotationValue {
+        labels: Vec::new(),
+        spans,
+        relations: suggestion
+            .relations
+            .iter()
+            .map(|r| concord_domain::Relation::new(r.from, r.to, &r.label))
+            .collect(),
+    };
+    suggested.relation_triples() == answer.relation_triples()
 }

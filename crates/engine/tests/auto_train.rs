@@ -6,7 +6,7 @@
 //! Items are the topics texts (ids 1 to 24); the held-out split is chosen by a hash of the
 //! item id, which puts items 7, 8, 9, 10, 19 and 22 in it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! enabled; password changes; signing out everywhere; the session idle timeout and the purge;
 //! the setup token's expiry and single use.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The engine against a real redb file: accounts, authorization, import/export, the queue.
 
-mod common;
+use crate::common;
 
 use common::{error_kind, TestEngine, ADMIN, ADMIN_PASSWORD, MEMBER_PASSWORD};
 use concord_domain::{ErrorKind, ProjectId, ProjectSettings, ProjectSpec, Role, TaskKind};
@@ -434,6 +434,7 @@ fn the_queue_hands_out_each_item_once_and_submits_are_idempotent() {
         labels: vec!["pos".into(), "neg".into()],
         spans: Vec::new(),
         time_spent_ms: 0,
+        relations: Vec::new(),
     };
     assert_eq!(
         error_kind(engine.submit(&f.ann, f.project, bad)),
@@ -444,6 +445,7 @@ fn the_queue_hands_out_each_item_once_and_submits_are_idempotent() {
         labels: vec!["pos".into()],
         spans: Vec::new(),
         time_spent_ms: 0,
+        relations: Vec::new(),
     };
     assert_eq!(
         error_kind(engine.submit(&f.ann, f.project, missing)),

@@ -4,7 +4,7 @@
 //!   their texts hold (quotes, newlines, emoji, a leading `=`, `+`, `-`, `@` or `'`);
 //! - a file whose line k alone is broken fails naming line k, and stores nothing.
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 

@@ -35,6 +35,7 @@ fn admin_and_project(dir: &Path) -> (Principal, ProjectId) {
         labels: vec![Label::named("a"), Label::named("b")],
         guidelines: String::new(),
         settings: Default::default(),
+        relation_labels: Vec::new(),
     };
     let project = engine.create_project(&admin, spec).unwrap();
     (admin, project)

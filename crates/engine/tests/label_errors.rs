@@ -3,7 +3,7 @@
 //! review queue and takes the item off the list. Span projects are checked token by token
 //! against the annotators and a model's stored suggestions.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
@@ -393,6 +393,7 @@ fn a_span_whose_gold_the_model_and_annotators_contradict_comes_first_until_fixed
                                     }
                                 })
                                 .collect(),
+                            relations: Vec::new(),
                         },
                     ));
                 }

@@ -3,7 +3,7 @@
 //! score change, annotators' time), and a power law fitted through three or more points says
 //! how many more labels a target needs. Reviewers see it; annotators do not.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

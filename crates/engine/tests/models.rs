@@ -4,7 +4,7 @@
 //! answers record the suggestion (none in blind mode), and a job interrupted by a restart
 //! resumes after its last stored batch.
 
-mod common;
+use crate::common;
 
 use common::{
     default_encoder_key, error_kind, export_jsonl, finish, import_texts, models_dir, topic_of,

@@ -5,7 +5,7 @@
 //! version's suggestions as gold that says where it came from and can be undone, batch by
 //! batch.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! review queue, gold labels in the export, gold questions and annotators' accuracy on them,
 //! blind mode.
 
-mod common;
+use crate::common;
 
 use common::{error_kind, export_jsonl, TestEngine};
 use concord_domain::{

@@ -3,7 +3,7 @@
 //! training is for admins, leftover weights and temporary files are removed, and CSV cells a
 //! spreadsheet would run as formulas are written as text and read back exactly.
 
-mod common;
+use crate::common;
 
 use common::{error_kind, wait_for, TestEngine};
 use concord_domain::{ErrorKind, JobSpec, JobState, Role, TrainParams, Trainer};

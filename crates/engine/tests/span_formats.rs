@@ -3,7 +3,7 @@
 //! items, tokens, gold and answers; offsets stay exact through emoji (UTF-16 surrogate pairs in
 //! Label Studio), CJK and combining marks; bad files are refused whole with their line.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 
@@ -135,6 +135,7 @@ fn answer_spans(
                 labels: vec![],
                 spans: spans.iter().map(|&(s, e, l)| Span::new(s, e, l)).collect(),
                 time_spent_ms: 1_234,
+                relations: Vec::new(),
             },
         )
         .expect("submit");

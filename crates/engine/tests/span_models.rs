@@ -9,7 +9,7 @@
 //! encoder, and patterns versions embed items for the queue's diversity. The data are a few
 //! hundred short sentences and one long item at most, so each test takes seconds.
 
-mod common;
+use crate::common;
 
 use common::{error_kind, finish, spec, without_auto_train, TestEngine, ANSWER_TIME_MS};
 use concord_domain::tokens::{on_token_boundaries, tokenize};
@@ -206,6 +206,7 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
                     "city",
                 )],
                 time_spent_ms: ANSWER_TIME_MS,
+                relations: Vec::new(),
             },
         )
         .unwrap();
@@ -599,6 +600,7 @@ fn suggestions_imported_with_a_version_stand_and_that_version_is_not_activated_a
             label: "person".into(),
             confidence: 0.9,
         }],
+        relations: Vec::new(),
     };
     let (env, ()) = env.with_store(|store| {
         let version = store

@@ -3,7 +3,7 @@
 //! the review queue with the majority proposal, the reviewer's edited spans, span agreement
 //! on a case computed by hand, and a model version scored as a rater.
 
-mod common;
+use crate::common;
 
 use common::{spec, TestEngine, ANSWER_TIME_MS};
 use concord_domain::{
@@ -34,6 +34,7 @@ fn span_answer(item: &str, list: &[(u32, u32, &str)]) -> Submission {
         labels: Vec::new(),
         spans: spans(list),
         time_spent_ms: ANSWER_TIME_MS,
+        relations: Vec::new(),
     }
 }
 
@@ -131,6 +132,7 @@ fn span_answers_use_code_points_and_are_checked_against_the_text() {
         labels: vec!["per".into()],
         spans: Vec::new(),
         time_spent_ms: 0,
+        relations: Vec::new(),
     };
     assert_eq!(
         env.engine.submit(&ann, project, labels).unwrap_err().kind(),
@@ -549,6 +551,7 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
             version,
             created_ms: 1,
             spans: vec![suggested(0, 5, "per"), suggested(17, 22, "loc")],
+            relations: Vec::new(),
         };
         store
             .put_predictions(project, &[0; 8], &[], &[(0, suggestion)], None)

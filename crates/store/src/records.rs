@@ -1,7 +1,7 @@
 use concord_domain::{
     AnnotationSource, AnnotationValue, AutoTrigger, GoldSource, HeldOutPrediction,
-    HeldOutSpanCounts, JobSpec, JobSpecError, JobState, ProjectSpec, SuggestedSpan, Token, UserId,
-    VersionComparison,
+    HeldOutSpanCounts, JobSpec, JobSpecError, JobState, ProjectSpec, SuggestedRelation,
+    SuggestedSpan, Token, UserId, VersionComparison,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +225,10 @@ pub struct SuggestionRecord {
     /// `confidence` is the item-level certainty (1 − the uncertainty active learning ranks by).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spans: Vec<SuggestedSpan>,
+    /// Relations projects: the suggested relations between `spans` (by index), each with its
+    /// own confidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<SuggestedRelation>,
 }
 
 /// The items a project's annotators should see first, and why each was picked.

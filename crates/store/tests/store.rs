@@ -19,6 +19,7 @@ fn project_record(overlap: u32) -> ProjectRecord {
             overlap,
             ..ProjectSettings::default()
         },
+        relation_labels: Vec::new(),
     }
     .normalize()
     .unwrap();
@@ -508,6 +509,7 @@ fn each_encoder_keeps_its_own_embeddings_and_predictions_are_written_atomically(
         version: 1,
         created_ms: 0,
         spans: Vec::new(),
+        relations: Vec::new(),
     };
     store
         .put_predictions(

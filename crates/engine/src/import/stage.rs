@@ -441,6 +441,7 @@ impl Engine {
             version: 0,
             created_ms: state.now,
             spans,
+            relations: Vec::new(),
         })
     }
 }

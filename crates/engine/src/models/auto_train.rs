@@ -269,7 +269,9 @@ impl Engine {
                 }
             }
             let confirmed = match record.spec.task {
-                TaskKind::Spans => self.confirmed_spans(project, &record.spec)?.len(),
+                TaskKind::Spans | TaskKind::Relations => {
+                    self.confirmed_spans(project, &record.spec)?.len()
+                }
                 _ => self.confirmed_labels(project, &record.spec)?.len(),
             } as u64;
             self.inner.jobs.auto_counts.set(
@@ -308,7 +310,9 @@ impl Engine {
 /// The confirmed labels (items, for spans) a training of `task` needs.
 fn minimum_for(task: TaskKind) -> u64 {
     match task {
-        TaskKind::Spans => super::process_train_spans::MIN_TRAINING_ITEMS as u64,
+        TaskKind::Spans | TaskKind::Relations => {
+            super::process_train_spans::MIN_TRAINING_ITEMS as u64
+        }
         _ => super::process_train::MIN_TRAINING_LABELS as u64,
     }
 }
@@ -420,6 +424,7 @@ mod tests {
                 labels: Vec::new(),
                 guidelines: String::new(),
                 settings: Default::default(),
+                relation_labels: Vec::new(),
             },
             created_ms: 0,
             created_by: concord_domain::UserId(0),

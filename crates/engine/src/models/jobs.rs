@@ -400,13 +400,13 @@ impl Engine {
             (JobSpec::Predict, TaskKind::Classification | TaskKind::Multilabel) => self
                 .process_predict(id, job.project, job.cursor)
                 .map(|n| serde_json::json!({ "suggestions": n })),
-            (JobSpec::Predict, TaskKind::Spans) => self
+            (JobSpec::Predict, TaskKind::Spans | TaskKind::Relations) => self
                 .process_predict_spans(id, job.project, job.cursor)
                 .map(|n| serde_json::json!({ "suggestions": n })),
             (JobSpec::Train(params), TaskKind::Classification | TaskKind::Multilabel) => {
                 self.process_train(id, job.project, params)
             }
-            (JobSpec::Train(params), TaskKind::Spans) => {
+            (JobSpec::Train(params), TaskKind::Spans | TaskKind::Relations) => {
                 self.process_train_spans(id, job.project, params)
             }
         }
@@ -504,6 +504,7 @@ mod tests {
                     labels: vec![Label::named("a"), Label::named("b")],
                     guidelines: String::new(),
                     settings: Default::default(),
+                    relation_labels: Vec::new(),
                 },
             )
             .expect("project");

@@ -211,7 +211,7 @@ fn suggestion(
             )
         }
         // Span projects predict spans per token, not one label distribution per item.
-        TaskKind::Spans => return None,
+        TaskKind::Spans | TaskKind::Relations => return None,
     };
     Some(SuggestionRecord {
         labels: chosen,
@@ -220,6 +220,7 @@ fn suggestion(
         version,
         created_ms: now,
         spans: Vec::new(),
+        relations: Vec::new(),
     })
 }
 

@@ -271,6 +271,7 @@ impl Engine {
                             version,
                             created_ms: now,
                             spans,
+                            relations: Vec::new(),
                         },
                     )
                 })

@@ -226,6 +226,7 @@ impl TestEngine {
                     labels: Vec::new(),
                     spans,
                     time_spent_ms: ANSWER_TIME_MS,
+                    relations: Vec::new(),
                 },
             )
             .expect("submit spans")
@@ -274,6 +275,7 @@ pub fn submission(item: &str, labels: &[&str]) -> Submission {
         labels: labels.iter().map(|l| l.to_string()).collect(),
         spans: Vec::new(),
         time_spent_ms: ANSWER_TIME_MS,
+        relations: Vec::new(),
     }
 }
 
@@ -297,6 +299,7 @@ pub fn spec(name: &str, task: TaskKind, labels: &[&str], settings: ProjectSettin
         labels: labels.iter().map(|n| Label::named(*n)).collect(),
         guidelines: String::new(),
         settings,
+        relation_labels: Vec::new(),
     }
 }
 
@@ -438,6 +441,7 @@ pub fn topics_spec(name: &str) -> ProjectSpec {
             .collect(),
         guidelines: String::new(),
         settings: ProjectSettings::default(),
+        relation_labels: Vec::new(),
     }
 }
 
