@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# A test run builds everything once, so it keeps no incremental caches (GBs across the
+# workspace's crates) and no debug info in the workspace's own crates: Leptos's type names alone
+# made each linked test binary's .debug_str ~280 MB even at line-tables-only, and a clean CI
+# machine ran out of disk. Panics still name their file and line.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-false}"
 start=$(date +%s)
 step() { printf '\n\033[1m== %s (%ss)\033[0m\n' "$*" "$(( $(date +%s) - start ))" >&2; }
 

@@ -117,6 +117,7 @@ fn project_view(summary: concord_engine::ProjectSummary) -> ProjectView {
         has_guidelines: !summary.spec.guidelines.trim().is_empty(),
         guidelines_html: crate::ssr::render_markdown(&summary.spec.guidelines),
         labels: summary.spec.labels,
+        relation_labels: summary.spec.relation_labels,
         role: summary.role,
         overlap: summary.spec.settings.overlap,
         blind: summary.spec.settings.blind,
@@ -152,25 +153,31 @@ pub async fn get_project(id: u64) -> Result<ProjectView, AppError> {
         .map(project_view)
 }
 
-/// Creates a project from the form: labels one per line (`name` or `name: description`).
+/// Creates a project from the form: labels one per line (`name` or `name: description`);
+/// for a relations project, relation types one per line (`name: HEAD, … -> TAIL, …`, see
+/// [`crate::pages::projects::parse_relation_lines`]).
 #[server]
 pub async fn create_project(
     name: String,
     task: String,
     labels: String,
     guidelines: String,
+    #[server(default)] relation_types: Option<String>,
 ) -> Result<u64, AppError> {
     use concord_domain::{ProjectSettings, ProjectSpec, TaskKind};
     let (ctx, me) = (context()?, principal().await?);
     let task =
         TaskKind::parse(&task).ok_or_else(|| invalid(format!("unknown task kind {task:?}")))?;
+    let relation_labels =
+        crate::pages::projects::parse_relation_lines(relation_types.as_deref().unwrap_or(""))
+            .map_err(invalid)?;
     let spec = ProjectSpec {
         name,
         task,
         labels: crate::wire::parse_label_lines(&labels),
         guidelines,
         settings: ProjectSettings::default(),
-        relation_labels: Vec::new(),
+        relation_labels,
     };
     blocking(move || ctx.engine.create_project(&me, spec))
         .await
@@ -411,19 +418,21 @@ pub async fn submit_annotation(
     labels: Vec<String>,
     time_spent_ms: u64,
 ) -> Result<SubmitView, AppError> {
-    submit_value(project, item, labels, Vec::new(), time_spent_ms).await
+    submit_value(project, item, labels, Vec::new(), Vec::new(), time_spent_ms).await
 }
 
 /// Stores a span project's answer: its spans (code point offsets; an empty list is the
-/// answer "no entities"); returns once it is durable.
+/// answer "no entities") and, in a relations project, its relations (`from`/`to` index
+/// `spans` as sent); returns once it is durable.
 #[server(input = leptos::server_fn::codec::Json)]
 pub async fn submit_spans(
     project: u64,
     item: String,
     spans: Vec<concord_domain::Span>,
+    #[server(default)] relations: Vec<concord_domain::Relation>,
     time_spent_ms: u64,
 ) -> Result<SubmitView, AppError> {
-    submit_value(project, item, Vec::new(), spans, time_spent_ms).await
+    submit_value(project, item, Vec::new(), spans, relations, time_spent_ms).await
 }
 
 /// One submit, and the caller's progress after it.
@@ -433,6 +442,7 @@ async fn submit_value(
     item: String,
     labels: Vec<String>,
     spans: Vec<concord_domain::Span>,
+    relations: Vec<concord_domain::Relation>,
     time_spent_ms: u64,
 ) -> Result<SubmitView, AppError> {
     use concord_engine::Submission;
@@ -446,7 +456,7 @@ async fn submit_value(
                 labels,
                 spans,
                 time_spent_ms,
-                relations: Vec::new(),
+                relations,
             },
         )?;
         let summary = ctx.engine.project_summary(&me, ProjectId(project))?;
@@ -561,6 +571,7 @@ pub async fn project_agreement(id: u64) -> Result<AgreementView, AppError> {
             kappas: r.kappa_with_annotators.iter().map(|c| c.value()).collect(),
         })
         .collect();
+    let relations = crate::pages::agreement::relation_view(&a);
     Ok(AgreementView {
         exact_sets: a.category_definition == concord_engine::CategoryDefinition::ExactLabelSet,
         items_total: a.project_items,
@@ -577,6 +588,7 @@ pub async fn project_agreement(id: u64) -> Result<AgreementView, AppError> {
         days,
         models,
         spans: a.spans.as_ref().map(crate::pages::agreement::span_view),
+        relations,
     })
 }
 
@@ -718,6 +730,7 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
                 annotator: a.annotator,
                 labels: a.labels,
                 spans: a.spans,
+                relations: a.relations,
                 source: serde_json::to_value(&a.source)
                     .ok()
                     .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(String::from))
@@ -729,7 +742,9 @@ fn review_view(item: concord_engine::ReviewItem) -> ReviewItemView {
         gold: item.gold,
         tokens: item.tokens,
         proposal_spans: item.proposal_spans,
+        proposal_relations: item.proposal_relations,
         gold_spans: item.gold_spans,
+        gold_relations: item.gold_relations,
         gold_source: item.gold_source.map(|s| s.as_str().to_string()),
         gold_question: item.gold_question,
         suggestion: item.suggestion.map(suggestion_view),
@@ -800,6 +815,33 @@ pub async fn resolve_spans(
     Ok(next.map(review_view))
 }
 
+/// Sets a relations project item's gold spans and relations (`from`/`to` index `spans` as
+/// sent; checked like an annotator's answer) and whether it is a gold question, then returns
+/// the next item waiting for review.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn resolve_relations(
+    project: u64,
+    item: String,
+    spans: Vec<concord_domain::Span>,
+    relations: Vec<concord_domain::Relation>,
+    gold_question: bool,
+) -> Result<Option<ReviewItemView>, AppError> {
+    let (ctx, me) = (context()?, principal().await?);
+    let next = blocking(move || {
+        let project = ProjectId(project);
+        let value = concord_domain::AnnotationValue {
+            labels: Vec::new(),
+            spans,
+            relations,
+        };
+        ctx.engine
+            .resolve_value(&me, project, &item, value, Some(gold_question))?;
+        ctx.engine.review_next(&me, project, Some(&item))
+    })
+    .await?;
+    Ok(next.map(review_view))
+}
+
 /// Counts of items per review state (reviewers and admins).
 #[server]
 pub async fn review_summary(project: u64) -> Result<ReviewSummaryView, AppError> {
@@ -837,6 +879,8 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
             versions: versions
                 .into_iter()
                 .map(|v| VersionRow {
+                    // First: it reads `v` before the fields below move out of it.
+                    relation_metrics: crate::pages::span_metrics::relation_metrics_view(&v),
                     version: v.version,
                     trainer: v.trainer,
                     train_size: v.train_size,

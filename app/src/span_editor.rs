@@ -16,6 +16,9 @@ use std::ops::Range;
 use concord_domain::tokens::{covered_tokens, OffsetMap, Token};
 use concord_domain::{Span, SuggestedSpan};
 
+mod relations;
+pub use relations::{Arc, ArcKind, EditorRelation, RelationRow};
+
 /// The message shown when a flat project refuses a span that would overlap another.
 pub const OVERLAP_REFUSED: &str = "overlapping spans are not allowed in this project";
 
@@ -182,6 +185,8 @@ impl SpanRow {
 struct Snapshot {
     spans: Vec<EditorSpan>,
     selected: Option<u32>,
+    relations: Vec<EditorRelation>,
+    selected_relation: Option<u32>,
 }
 
 /// Which end of the selected span a key moves.
@@ -217,6 +222,9 @@ pub struct SpanEditor {
     undo: Vec<Snapshot>,
     redo: Vec<Snapshot>,
     message: Option<String>,
+    /// Relations projects: relation types, relations, the relation being made and the
+    /// selected one (`relations.rs`).
+    rel: relations::RelationState,
 }
 
 impl SpanEditor {
@@ -288,6 +296,10 @@ impl SpanEditor {
             undo: Vec::new(),
             redo: Vec::new(),
             message: None,
+            rel: relations::RelationState {
+                loaded_own: u32::try_from(own.len()).unwrap_or(u32::MAX),
+                ..Default::default()
+            },
         };
         let own_spans: Vec<EditorSpan> = editor
             .spans
@@ -437,8 +449,9 @@ impl SpanEditor {
     /// selection), `own` / `sug` (covered by an own span / an open suggestion), `lN` (the label
     /// index of the innermost covering span, own first), `b` / `e` (an own span begins / ends
     /// here), `sb` / `se` (likewise for a suggestion), `nest` (inside two or more own spans),
-    /// `part` (a span boundary falls inside the token: a character-mode span) and `pick` (the
-    /// selected span covers it).
+    /// `part` (a span boundary falls inside the token: a character-mode span), `pick` (the
+    /// selected span covers it), `tail` (the span a relation being made would go to) and `rel`
+    /// (the other end of the selected relation).
     pub fn token_classes(&self, range: Range<usize>) -> Vec<String> {
         let range = range.start.min(self.tokens.len())..range.end.min(self.tokens.len());
         let n = range.len();
@@ -503,6 +516,12 @@ impl SpanEditor {
         let selection = self
             .selection()
             .and_then(|(s, e)| covered_tokens(&self.tokens, s, e));
+        let (tail, other) = self.relation_marks();
+        let marked = |id: Option<u32>| {
+            id.and_then(|id| self.find(id))
+                .and_then(|s| covered_tokens(&self.tokens, s.start, s.end))
+        };
+        let (tail, other) = (marked(tail), marked(other));
         cover
             .iter()
             .enumerate()
@@ -526,6 +545,8 @@ impl SpanEditor {
                 add(c.own > 1, "nest");
                 add(c.part, "part");
                 add(c.pick, "pick");
+                add(tail.as_ref().is_some_and(|r| r.contains(&t)), "tail");
+                add(other.as_ref().is_some_and(|r| r.contains(&t)), "rel");
                 if let Some((_, label)) = c.own_label.or(c.sug_label) {
                     class.push_str(&format!(" l{label}"));
                 }
@@ -538,6 +559,9 @@ impl SpanEditor {
 
     /// Acts on a key press.
     pub fn press(&mut self, key: KeyPress) -> Outcome {
+        if let Some(outcome) = self.press_relation_key(key) {
+            return outcome;
+        }
         if key.ctrl {
             // By the letter, whatever Caps Lock says: Shift decides between undo and redo.
             return match key.key {
@@ -622,6 +646,19 @@ impl SpanEditor {
             return Outcome::Ignored;
         };
         if t != Some(from) {
+            // In a relations project, a drag from one of the annotator's spans to another
+            // starts a relation between them (the type key or the type menu finishes it).
+            if let (true, Some(to)) = (self.has_relations(), t) {
+                let (head, tail) = (self.own_span_at(from), self.own_span_at(to));
+                if let (Some(head), Some(tail)) = (head, tail) {
+                    if head != tail {
+                        return self.tracked(|e| {
+                            e.anchor = None;
+                            e.start_relation_between(head, tail);
+                        });
+                    }
+                }
+            }
             return Outcome::Handled(Repaint::default());
         }
         let token = self.tokens[from];
@@ -648,38 +685,39 @@ impl SpanEditor {
     /// Replaces the own spans with `spans` as one undoable edit (the reviewer taking an
     /// annotator's answer); open suggestions stay unless they conflict.
     pub fn replace_own(&mut self, spans: &[Span], what: &str) -> Outcome {
-        let what = what.to_string();
-        let spans = spans.to_vec();
-        self.tracked(move |e| {
-            e.checkpoint();
-            e.spans.retain(|s| !s.is_own());
-            for s in &spans {
-                let label = e.label_index(&s.label);
-                let span = e.new_span(s.start, s.end, label);
-                e.drop_superseded_suggestions(&span);
-                e.spans.push(span);
-            }
-            e.selected = None;
-            e.sort();
-            e.message = Some(format!("took {what}: {} spans", spans.len()));
-        })
+        self.replace_own_answer(spans, &[], what)
     }
 
     /// Runs an action and works out what it changed on the page.
     fn tracked(&mut self, action: impl FnOnce(&mut Self)) -> Outcome {
         let before_spans = self.spans.clone();
         let before_selected = self.selected;
+        let before_relations = (
+            self.rel.relations.clone(),
+            self.rel.pending,
+            self.rel.selected,
+        );
         let mut ranges = self.footprint();
         self.message = None;
         action(self);
+        // Another span selected lets go of the selected relation (unless the action chose
+        // one), so Delete never removes a relation the page no longer points at.
+        if self.selected != before_selected && self.rel.selected == before_relations.2 {
+            self.rel.selected = None;
+        }
+        self.prune_relations();
         ranges.extend(self.footprint());
         let spans_changed = before_spans != self.spans;
         if spans_changed {
             ranges.extend(self.changed_ranges(before_spans));
         }
+        // The relation list and the arcs are repainted with the span list.
+        let relations_changed = before_relations.0 != self.rel.relations
+            || before_relations.1 != self.rel.pending
+            || before_relations.2 != self.rel.selected;
         Outcome::Handled(Repaint {
             tokens: merge(ranges),
-            list: spans_changed || before_selected != self.selected,
+            list: spans_changed || before_selected != self.selected || relations_changed,
         })
     }
 
@@ -700,6 +738,15 @@ impl SpanEditor {
             .and_then(|s| covered_tokens(&self.tokens, s.start, s.end))
         {
             out.push(r);
+        }
+        let (tail, other) = self.relation_marks();
+        for id in [tail, other].into_iter().flatten() {
+            if let Some(r) = self
+                .find(id)
+                .and_then(|s| covered_tokens(&self.tokens, s.start, s.end))
+            {
+                out.push(r);
+            }
         }
         out
     }
@@ -747,6 +794,8 @@ impl SpanEditor {
         self.remember(Snapshot {
             spans: self.spans.clone(),
             selected: self.selected,
+            relations: self.rel.relations.clone(),
+            selected_relation: self.rel.selected,
         });
     }
 
@@ -786,8 +835,12 @@ impl SpanEditor {
         let now = Snapshot {
             spans: std::mem::replace(&mut self.spans, snapshot.spans),
             selected: self.selected,
+            relations: std::mem::replace(&mut self.rel.relations, snapshot.relations),
+            selected_relation: self.rel.selected,
         };
         self.selected = snapshot.selected.filter(|id| self.find(*id).is_some());
+        self.rel.selected = snapshot.selected_relation;
+        self.rel.pending = None;
         self.anchor = None;
         if let Some(span) = self.selected() {
             self.cursor = self.unit_at(span.start);
@@ -897,6 +950,13 @@ impl SpanEditor {
     fn apply_label(&mut self, label: u16) {
         if let Some(span) = self.selected() {
             if span.is_own() && span.label == label {
+                return;
+            }
+            if let Some(problem) = self.relabel_problem(span.id, label) {
+                self.message = Some(format!(
+                    "“{}” keeps its type: {problem}",
+                    self.slice(span.start, span.end)
+                ));
                 return;
             }
             let changed = EditorSpan {
@@ -1027,13 +1087,23 @@ impl SpanEditor {
             return;
         };
         self.checkpoint();
+        let relations = self.relations_of(span.id);
         self.spans.retain(|s| s.id != span.id);
         self.selected = None;
-        self.message = Some(if span.is_own() {
+        let mut message: String = if span.is_own() {
             "span deleted".into()
         } else {
             "suggestion rejected".into()
-        });
+        };
+        if relations > 0 {
+            // Pruned with the span (see `prune_relations`); Ctrl+Z brings both back.
+            message.push_str(&format!(
+                " with its {relations} relation{} (Ctrl+Z brings {} back)",
+                if relations == 1 { "" } else { "s" },
+                if relations == 1 { "it" } else { "them" }
+            ));
+        }
+        self.message = Some(message);
     }
 
     fn accept_selected(&mut self) {
@@ -1209,6 +1279,16 @@ impl SpanEditor {
             label,
             kind: SpanKind::Own,
         }
+    }
+
+    /// The innermost own span over token `t`.
+    fn own_span_at(&self, t: usize) -> Option<u32> {
+        let token = self.tokens.get(t)?;
+        self.spans
+            .iter()
+            .filter(|s| s.is_own() && s.overlaps(token.start, token.end))
+            .min_by_key(|s| s.end - s.start)
+            .map(|s| s.id)
     }
 
     fn find(&self, id: u32) -> Option<EditorSpan> {

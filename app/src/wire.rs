@@ -61,6 +61,10 @@ pub struct ProjectView {
     pub name: String,
     pub task: TaskKind,
     pub labels: Vec<Label>,
+    /// Relations projects: the relation types (their allowed head and tail entity types and
+    /// hotkeys); empty in other projects.
+    #[serde(default)]
+    pub relation_labels: Vec<concord_domain::RelationLabel>,
     /// The guidelines rendered from Markdown on the server, raw HTML removed.
     pub guidelines_html: String,
     pub has_guidelines: bool,
@@ -169,6 +173,9 @@ pub struct VersionRow {
     /// confirmed item).
     #[serde(default)]
     pub span_metrics: Option<SpanMetricsView>,
+    /// Relations projects: the held-out metrics of the version's relation classifier.
+    #[serde(default)]
+    pub relation_metrics: Option<RelationMetricsView>,
     /// The live record: answers that took its suggestion unchanged, and all answers to it.
     #[serde(default)]
     pub live_accepted: u64,
@@ -205,6 +212,51 @@ pub struct SpanMetricsView {
     pub per_type: Vec<SpanTypeMetricsRow>,
 }
 
+/// A relations version's relation classifier on its held-out items: relation precision,
+/// recall and F1 (a relation counts when both spans and the type match) end to end from the
+/// version's predicted spans and from the confirmed spans, and pair accuracy beside always
+/// answering "no relation" on the same candidate pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationMetricsView {
+    /// `head` or `fine_tune`.
+    pub trainer: String,
+    /// Whether its relation suggestions are pre-accepted, in one sentence with the figures.
+    pub validation: String,
+    /// Held-out items measured.
+    pub items: u64,
+    /// Candidate pairs of the confirmed spans, those it named right, and those that hold no
+    /// relation.
+    pub pairs: u64,
+    pub pairs_correct: u64,
+    pub no_relation: u64,
+    pub end_to_end: RelationScoresView,
+    pub given_spans: RelationScoresView,
+}
+
+/// Relation precision, recall and F1 per type and micro-averaged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationScoresView {
+    pub micro_precision: f64,
+    pub micro_recall: f64,
+    pub micro_f1: f64,
+    /// Gold relations.
+    pub support: u64,
+    /// Relations predicted.
+    pub predicted: u64,
+    pub per_type: Vec<RelationScoreRow>,
+}
+
+/// One relation type's row of [`RelationScoresView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationScoreRow {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+    pub predicted: u64,
+}
+
 /// One entity type's row of [`SpanMetricsView`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpanTypeMetricsRow {
@@ -238,6 +290,10 @@ pub struct ReviewAnswerView {
     /// Span projects: the annotator's spans.
     #[serde(default)]
     pub spans: Vec<concord_domain::Span>,
+    /// Relations projects: the annotator's relations, `from`/`to` indexing this answer's
+    /// `spans`.
+    #[serde(default)]
+    pub relations: Vec<concord_domain::Relation>,
     /// `human`, `model_accepted`, `model_corrected` or `import`.
     pub source: String,
     pub seconds: f64,
@@ -260,9 +316,18 @@ pub struct ReviewItemView {
     /// Span projects: the spans more than half of the answers contain.
     #[serde(default)]
     pub proposal_spans: Vec<concord_domain::Span>,
+    /// Relations projects: the relations more than half of the answers contain whose two ends
+    /// are among `proposal_spans` (indexes into `proposal_spans`): the reviewer's starting
+    /// point together with them.
+    #[serde(default)]
+    pub proposal_relations: Vec<concord_domain::Relation>,
     /// Span projects: the gold spans in force (`Some(vec![])`: settled as "no entities").
     #[serde(default)]
     pub gold_spans: Option<Vec<concord_domain::Span>>,
+    /// Relations projects: the gold relations in force (indexes into `gold_spans`); `None`
+    /// when there is no gold and in other projects.
+    #[serde(default)]
+    pub gold_relations: Option<Vec<concord_domain::Relation>>,
     /// `import`, `review` or `unanimous`.
     pub gold_source: Option<String>,
     pub gold_question: bool,
@@ -466,6 +531,79 @@ pub struct AgreementView {
     /// compare item labels, which span answers do not have).
     #[serde(default)]
     pub spans: Option<SpanAgreementView>,
+    /// Relations projects: relation F1 between annotators and of model versions.
+    #[serde(default)]
+    pub relations: Option<RelationAgreementView>,
+}
+
+/// A relations project's relation agreement on the dashboard. A relation counts as shared
+/// when both its spans (start, end, type) and its type match, direction included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationAgreementView {
+    pub annotators: Vec<String>,
+    /// Items with answers from at least two annotators, and the relations in those answers.
+    pub items_compared: u64,
+    pub relations_compared: u64,
+    /// Means over annotator pairs of the pair's micro and macro relation F1.
+    pub micro: Option<f64>,
+    pub macro_f1: Option<f64>,
+    /// Why the means are missing, when they are.
+    pub note: Option<String>,
+    pub types: Vec<RelationTypeRow>,
+    pub pairs: Vec<RelationPairRow>,
+    pub annotator_rows: Vec<RelationAnnotatorRow>,
+    pub models: Vec<RelationModelRow>,
+}
+
+/// One annotator's relation work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationAnnotatorRow {
+    pub name: String,
+    pub items: u64,
+    pub relations: u64,
+    pub f1_with_others: Option<f64>,
+    /// Items with independent gold (gold questions, imported gold) and relation F1 against it.
+    pub gold_items: u64,
+    pub gold_f1: Option<f64>,
+}
+
+/// Agreement on one relation type (mean over annotator pairs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationTypeRow {
+    pub label: String,
+    /// Relations of this type in the compared answers.
+    pub relations: u64,
+    pub f1: Option<f64>,
+}
+
+/// Two annotators' relations over the items both answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationPairRow {
+    pub first: String,
+    pub second: String,
+    pub items: u64,
+    pub relations_first: u64,
+    pub relations_second: u64,
+    /// Relations both gave.
+    pub matched: u64,
+    pub micro: Option<f64>,
+    pub macro_f1: Option<f64>,
+}
+
+/// A model version's suggested relations scored as a rater.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelationModelRow {
+    pub version: u64,
+    pub trainer: String,
+    pub name: Option<String>,
+    pub items: u64,
+    pub mean_f1: Option<f64>,
+    /// Micro relation F1 with each annotator, in the view's annotator order.
+    pub f1_with: Vec<Option<f64>>,
+    pub gold_items: u64,
+    pub gold_precision: Option<f64>,
+    pub gold_recall: Option<f64>,
+    pub gold_f1: Option<f64>,
 }
 
 /// A span project's agreement on the dashboard.

@@ -325,9 +325,9 @@ enum TokenCommand {
 struct ImportArgs {
     /// Project id or exact name.
     project: String,
-    /// JSONL, CSV or plain text file ("-" for standard input).
+    /// The file to import ("-" for standard input).
     file: PathBuf,
-    /// jsonl, csv or text [default: from the file extension].
+    /// jsonl, csv, text, conll, label-studio or doccano [default: from the file name].
     #[arg(long)]
     format: Option<String>,
     #[arg(long, default_value = "text")]
@@ -348,6 +348,7 @@ struct ImportArgs {
 struct ExportArgs {
     /// Project id or exact name.
     project: String,
+    /// jsonl, csv, conll, prodigy, label-studio or doccano (which ones depends on the task).
     #[arg(long, default_value = "jsonl")]
     format: String,
     /// Output file [default: standard output].
@@ -825,8 +826,9 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     let project = engine.find_project(&args.project)?;
     let name = args.file.to_string_lossy().to_string();
     let format = match args.format.as_deref() {
-        Some(f) => ImportFormat::parse(f)
-            .with_context(|| format!("unknown format {f:?} (jsonl, csv or text)"))?,
+        Some(f) => ImportFormat::parse(f).with_context(|| {
+            format!("unknown format {f:?} (jsonl, csv, text, conll, label-studio or doccano)")
+        })?,
         None => ImportFormat::from_file_name(&name)
             .with_context(|| format!("cannot tell the format of {name:?}; pass --format"))?,
     };
@@ -879,8 +881,12 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let engine = open(&args.data.data_dir)?;
     let project = engine.find_project(&args.project)?;
-    let format = ExportFormat::parse(&args.format)
-        .with_context(|| format!("unknown format {:?} (jsonl or csv)", args.format))?;
+    let format = ExportFormat::parse(&args.format).with_context(|| {
+        format!(
+            "unknown format {:?} (jsonl, csv, conll, prodigy, label-studio or doccano)",
+            args.format
+        )
+    })?;
     let local = Principal::local();
     let total = engine.project_summary(&local, project)?.total;
     let bar = progress_bar(

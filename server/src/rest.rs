@@ -316,7 +316,7 @@ async fn import_items(
     let format = match q.format.as_deref() {
         None => ImportFormat::Jsonl,
         Some(f) => ImportFormat::parse(f).ok_or_else(|| {
-            ApiError::invalid("format must be jsonl, csv, text, conll or label-studio")
+            ApiError::invalid("format must be jsonl, csv, text, conll, label-studio or doccano")
         })?,
     };
     let labels_as = ImportedLabels::from_parts(q.labels_as.as_deref(), q.labels_name.as_deref())
@@ -370,9 +370,11 @@ async fn next_item(
         Some(item) => {
             // The earlier answer in the shape it is submitted: spans in span projects, labels
             // otherwise (a value holds one or the other; "no entities" and no labels are both
-            // `[]`).
+            // `[]`); an answer with relations as `{"spans", "relations"}`.
             let mine = item.mine.map(|v| {
-                if v.spans.is_empty() {
+                if !v.relations.is_empty() {
+                    json!({ "spans": v.spans, "relations": v.relations })
+                } else if v.spans.is_empty() {
                     json!(v.labels)
                 } else {
                     json!(v.spans)
@@ -472,7 +474,7 @@ async fn export(
     let format = match q.format.as_deref() {
         None => ExportFormat::Jsonl,
         Some(f) => ExportFormat::parse(f).ok_or_else(|| {
-            ApiError::invalid("format must be jsonl, csv, conll, prodigy or label-studio")
+            ApiError::invalid("format must be jsonl, csv, conll, prodigy, label-studio or doccano")
         })?,
     };
     let project = ProjectId(id);
@@ -648,6 +650,10 @@ struct GoldBody {
     /// Span projects (code point offsets); an empty list settles "no entities".
     #[serde(default)]
     spans: Vec<concord_domain::Span>,
+    /// Relations projects: `{"from", "to", "label"}` indexing `spans` as sent, checked like
+    /// an annotator's relations.
+    #[serde(default)]
+    relations: Vec<concord_domain::Relation>,
     gold_question: Option<bool>,
 }
 
@@ -663,14 +669,12 @@ async fn set_gold(
     let input: GoldBody = json_body(&body)?;
     Ok(Json(
         blocking(move || {
-            engine.resolve(
-                &who,
-                project,
-                &item,
-                input.labels,
-                input.spans,
-                input.gold_question,
-            )?;
+            let value = concord_domain::AnnotationValue {
+                labels: input.labels,
+                spans: input.spans,
+                relations: input.relations,
+            };
+            engine.resolve_value(&who, project, &item, value, input.gold_question)?;
             engine.review_item(&who, project, &item)
         })
         .await?,

@@ -188,7 +188,7 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
-/// `GET /projects/{id}/export?format=jsonl|csv|conll|prodigy|label-studio`: a download for
+/// `GET /projects/{id}/export?format=jsonl|csv|conll|prodigy|label-studio|doccano`: a download for
 /// signed-in reviewers and admins.
 pub async fn export(
     State(state): State<AppState>,
@@ -204,8 +204,10 @@ pub async fn export(
         None => ExportFormat::Jsonl,
         Some(Some(f)) => f,
         Some(None) => {
-            return ApiError::invalid("format must be jsonl, csv, conll, prodigy or label-studio")
-                .into_response()
+            return ApiError::invalid(
+                "format must be jsonl, csv, conll, prodigy, label-studio or doccano",
+            )
+            .into_response()
         }
     };
     let engine = state.engine().clone();

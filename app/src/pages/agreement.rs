@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::api::{current_user, project_agreement, rater_confusion};
 use crate::charts::{fmt, HeatMap, IntervalChart, SeriesChart};
 use crate::components::{error_text, project_id_param, ErrorOrLogin, TopBar};
-use crate::wire::{AgreementView, SpanAgreementView};
+use crate::wire::{AgreementView, RelationAgreementView, SpanAgreementView};
 
 /// The agreement dashboard of one project (reviewers and admins).
 #[component]
@@ -37,6 +37,7 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
                 <p><a href=format!("/projects/{id}")>"← Project"</a></p>
                 <h1>"Agreement"</h1>
                 <SpanDashboard id s=spans items_total=a.items_total items_answered=a.items_answered/>
+                {a.relations.clone().map(|r| view! { <RelationDashboard id r/> })}
             </main>
         }
         .into_any();
@@ -492,4 +493,298 @@ fn SpanDashboard(
         })}
     }
     .into_any()
+}
+
+/// The dashboard's relation figures of a relations project, from the engine's (`None` in
+/// other projects).
+#[cfg(feature = "ssr")]
+pub fn relation_view(a: &concord_engine::ProjectAgreement) -> Option<RelationAgreementView> {
+    use crate::wire::{RelationAnnotatorRow, RelationModelRow, RelationPairRow, RelationTypeRow};
+    let r = a.relations.as_ref()?;
+    let name = |i: usize| r.annotators.get(i).cloned().unwrap_or_default();
+    Some(RelationAgreementView {
+        annotators: r.annotators.clone(),
+        items_compared: r.items_compared,
+        relations_compared: r.relations_compared,
+        micro: r.micro_f1.value(),
+        macro_f1: r.macro_f1.value(),
+        note: r
+            .micro_f1
+            .undefined_reason()
+            .map(|reason| reason.to_string()),
+        types: r
+            .per_type
+            .iter()
+            .map(|t| RelationTypeRow {
+                label: t.label.clone(),
+                relations: t.relations,
+                f1: t.f1.value(),
+            })
+            .collect(),
+        pairs: r
+            .pairs
+            .iter()
+            .map(|p| RelationPairRow {
+                first: name(p.first),
+                second: name(p.second),
+                items: p.items,
+                relations_first: p.agreement.relations_a as u64,
+                relations_second: p.agreement.relations_b as u64,
+                matched: p.agreement.matched as u64,
+                micro: p.agreement.micro_f1.value(),
+                macro_f1: p.agreement.macro_f1.value(),
+            })
+            .collect(),
+        annotator_rows: r
+            .annotator_stats
+            .iter()
+            .map(|s| RelationAnnotatorRow {
+                name: s.name.clone(),
+                items: s.items,
+                relations: s.relations,
+                f1_with_others: s.f1_with_others.value(),
+                gold_items: s.gold.items,
+                gold_f1: s.gold.f1.value(),
+            })
+            .collect(),
+        models: r
+            .model_raters
+            .iter()
+            .map(|m| RelationModelRow {
+                version: m.version,
+                trainer: m.trainer.clone(),
+                name: m.name.clone(),
+                items: m.items,
+                mean_f1: m.mean_f1,
+                f1_with: m.with_annotators.iter().map(|w| w.f1.value()).collect(),
+                gold_items: m.gold.items,
+                gold_precision: m.gold.precision.value(),
+                gold_recall: m.gold.recall.value(),
+                gold_f1: m.gold.f1.value(),
+            })
+            .collect(),
+    })
+}
+
+/// A relations project's relation agreement, under its span agreement: headline F1, then per
+/// relation type, per annotator pair, per annotator and per model version.
+#[component]
+fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
+    let headline = vec![
+        (
+            "Relation F1 (micro, mean over pairs)",
+            r.micro,
+            r.note.clone(),
+        ),
+        (
+            "Relation F1 (macro over types, mean over pairs)",
+            r.macro_f1,
+            None,
+        ),
+    ];
+    view! {
+        <section class="card">
+            <h2>"Relation agreement " {csv_link(id, "relation-types")}</h2>
+            <p data-testid="relation-coverage">{format!(
+                "{} items compared (at least two answers) with {} relations · {} annotators",
+                r.items_compared, r.relations_compared, r.annotators.len()
+            )}</p>
+            <table class="data" data-testid="relation-coefficients">
+                <thead><tr><th>"figure"</th><th>"value"</th><th>"note"</th></tr></thead>
+                <tbody>
+                    {headline.into_iter().map(|(name, value, note)| view! {
+                        <tr data-name=name>
+                            <td>{name}</td>
+                            <td class="num" data-value=value.map(|v| v.to_string()).unwrap_or_default()>{fmt(value)}</td>
+                            <td>{note.unwrap_or_default()}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <p class="muted">"Two relations are the same when both spans (start, end and entity type) and the relation type match, in the same direction: a reversed relation, or one on a span with other bounds, does not count."</p>
+        </section>
+        <section class="card">
+            <h2>"Per relation type"</h2>
+            <table class="data" data-testid="relation-types">
+                <thead><tr><th>"type"</th><th>"relations"</th><th>"F1"</th></tr></thead>
+                <tbody>
+                    {r.types.iter().map(|t| view! {
+                        <tr data-label=t.label.clone()>
+                            <td>{t.label.clone()}</td>
+                            <td class="num">{t.relations}</td>
+                            <td class="num" data-value=t.f1.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.f1)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card">
+            <h2>"Relations: annotator pairs " {csv_link(id, "relation-pairs")}</h2>
+            <table class="data" data-testid="relation-pairs">
+                <thead><tr><th>"first"</th><th>"second"</th><th>"shared items"</th><th>"relations (first / second)"</th><th>"shared relations"</th><th>"micro F1"</th><th>"macro F1"</th></tr></thead>
+                <tbody>
+                    {r.pairs.iter().map(|p| view! {
+                        <tr>
+                            <td>{p.first.clone()}</td>
+                            <td>{p.second.clone()}</td>
+                            <td class="num">{p.items}</td>
+                            <td class="num">{format!("{} / {}", p.relations_first, p.relations_second)}</td>
+                            <td class="num">{p.matched}</td>
+                            <td class="num" data-value=p.micro.map(|v| v.to_string()).unwrap_or_default()>{fmt(p.micro)}</td>
+                            <td class="num">{fmt(p.macro_f1)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card">
+            <h2>"Relations: annotators"</h2>
+            <table class="data" data-testid="relation-annotators">
+                <thead><tr><th>"annotator"</th><th>"items"</th><th>"relations"</th><th>"F1 with others"</th><th>"F1 against gold"</th></tr></thead>
+                <tbody>
+                    {r.annotator_rows.iter().map(|a| view! {
+                        <tr>
+                            <td>{a.name.clone()}</td>
+                            <td class="num">{a.items}</td>
+                            <td class="num">{a.relations}</td>
+                            <td class="num">{fmt(a.f1_with_others)}</td>
+                            <td class="num">{(a.gold_items > 0).then(|| format!("{} ({} items)", fmt(a.gold_f1), a.gold_items))}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        {(!r.models.is_empty()).then(|| view! {
+            <section class="card">
+                <h2>"Model versions as relation raters " {csv_link(id, "relation-models")}</h2>
+                <p class="muted">"Each version is scored on the items whose current suggestions it made; its relations are read as predictions. Annotators among themselves: relation F1 " {fmt(r.micro)}</p>
+                <table class="data" data-testid="relation-model-raters">
+                    <thead><tr><th>"version"</th><th>"trainer"</th><th>"items"</th><th>"mean F1 with annotators"</th><th>"precision against gold"</th><th>"recall against gold"</th><th>"F1 against gold"</th>
+                        {r.annotators.iter().map(|n| view! { <th>{format!("F1 with {n}")}</th> }).collect_view()}
+                    </tr></thead>
+                    <tbody>
+                        {r.models.iter().map(|m| view! {
+                            <tr data-version=m.version.to_string()>
+                                <td>{match &m.name { Some(n) => format!("v{} ({n})", m.version), None => format!("v{}", m.version) }}</td>
+                                <td>{m.trainer.replace('_', "-")}</td>
+                                <td class="num">{m.items}</td>
+                                <td class="num" data-value=m.mean_f1.map(|v| v.to_string()).unwrap_or_default()>{fmt(m.mean_f1)}</td>
+                                <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_precision))}</td>
+                                <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_recall))}</td>
+                                <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_f1))}</td>
+                                {m.f1_with.iter().map(|v| view! { <td class="num">{fmt(*v)}</td> }).collect_view()}
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+    }
+    .into_any()
+}
+
+// Rendering a type-erased view to HTML needs the server build.
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::wire::{RelationAnnotatorRow, RelationModelRow, RelationPairRow, RelationTypeRow};
+
+    fn figures(models: Vec<RelationModelRow>) -> RelationAgreementView {
+        RelationAgreementView {
+            annotators: vec!["ann".into(), "bob".into()],
+            items_compared: 2,
+            relations_compared: 9,
+            micro: Some(4.0 / 9.0),
+            macro_f1: Some(5.0 / 9.0),
+            note: None,
+            types: vec![
+                RelationTypeRow {
+                    label: "works_for".into(),
+                    relations: 3,
+                    f1: Some(2.0 / 3.0),
+                },
+                RelationTypeRow {
+                    label: "owns".into(),
+                    relations: 0,
+                    f1: None,
+                },
+            ],
+            pairs: vec![RelationPairRow {
+                first: "ann".into(),
+                second: "bob".into(),
+                items: 2,
+                relations_first: 4,
+                relations_second: 5,
+                matched: 2,
+                micro: Some(4.0 / 9.0),
+                macro_f1: Some(5.0 / 9.0),
+            }],
+            annotator_rows: vec![RelationAnnotatorRow {
+                name: "ann".into(),
+                items: 2,
+                relations: 4,
+                f1_with_others: Some(4.0 / 9.0),
+                gold_items: 1,
+                gold_f1: Some(1.0),
+            }],
+            models,
+        }
+    }
+
+    #[test]
+    fn the_relation_tables_show_each_figure_and_link_their_csv() {
+        let html = Owner::new()
+            .with(|| view! { <RelationDashboard id=7 r=figures(Vec::new())/> }.to_html());
+        assert!(
+            html.contains(
+                "2 items compared (at least two answers) with 9 relations · 2 annotators"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("/projects/7/agreement/relation-types.csv"),
+            "{html}"
+        );
+        assert!(
+            html.contains("/projects/7/agreement/relation-pairs.csv"),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("data-value=\"{}\"", 4.0f64 / 9.0)),
+            "{html}"
+        );
+        assert!(html.contains(">0.667<"), "{html}");
+        // An undefined figure is a dash, never NaN or 0.
+        assert!(html.contains("data-label=\"owns\""), "{html}");
+        assert!(html.contains(">—<"), "{html}");
+        assert!(html.contains(">4 / 5<"), "{html}");
+        assert!(html.contains(">1.000 (1 items)<"), "{html}");
+        // No model section without model versions.
+        assert!(!html.contains("relation-model-raters"), "{html}");
+
+        let model = RelationModelRow {
+            version: 3,
+            trainer: "relation_head".into(),
+            name: None,
+            items: 1,
+            mean_f1: Some(0.75),
+            f1_with: vec![Some(0.5), Some(1.0)],
+            gold_items: 1,
+            gold_precision: Some(0.5),
+            gold_recall: Some(0.5),
+            gold_f1: Some(0.5),
+        };
+        let html = Owner::new()
+            .with(|| view! { <RelationDashboard id=7 r=figures(vec![model])/> }.to_html());
+        assert!(
+            html.contains("data-testid=\"relation-model-raters\""),
+            "{html}"
+        );
+        assert!(html.contains("F1 with bob"), "{html}");
+        assert!(html.contains("relation-head"), "{html}");
+        assert!(
+            html.contains("/projects/7/agreement/relation-models.csv"),
+            "{html}"
+        );
+    }
 }

@@ -7,14 +7,18 @@
 //! class each token has now), so a key costs the same on a tweet and on a 5,000-word document.
 //! The span list is keyed by span, so a key that changes one span re-renders one line.
 
-use concord_domain::{Label, Span, SPAN_EDITOR_KEYS};
+use concord_domain::{
+    Label, Relation, RelationLabel, Span, RELATION_EDITOR_KEYS, SPAN_EDITOR_KEYS,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::item_queue::{now_ms, ItemQueue};
 use crate::api::{get_span_settings, submit_spans};
 use crate::components::{error_text, ErrorOrLogin, LabelBar};
-use crate::span_editor::{EditorLabel, KeyPress, Outcome, Repaint, SpanEditor, SpanRow};
+use crate::span_editor::{
+    Arc, EditorLabel, KeyPress, Outcome, RelationRow, Repaint, SpanEditor, SpanRow,
+};
 use crate::wire::{ItemView, ProjectView};
 
 /// Items with at most this many tokens show each span's label after its last token. On longer
@@ -96,6 +100,12 @@ pub struct EditorHandle {
     generation: RwSignal<u64>,
     /// Whether span labels are written after the spans (short items).
     tags: RwSignal<bool>,
+    /// Relations projects: the relation list, the relation types (name, hotkey, whether the
+    /// relation being made may take it) while one is being made, and the arcs to draw.
+    relation_rows: RwSignal<Vec<RelationRow>>,
+    #[allow(clippy::type_complexity)]
+    relation_menu: RwSignal<Option<Vec<(String, Option<String>, bool)>>>,
+    arcs: RwSignal<Vec<Arc>>,
     #[cfg(feature = "hydrate")]
     dom: StoredValue<DomTokens, LocalStorage>,
 }
@@ -110,6 +120,9 @@ impl EditorHandle {
             selected_label: RwSignal::new(Vec::new()),
             generation: RwSignal::new(0),
             tags: RwSignal::new(true),
+            relation_rows: RwSignal::new(Vec::new()),
+            relation_menu: RwSignal::new(None),
+            arcs: RwSignal::new(Vec::new()),
             #[cfg(feature = "hydrate")]
             dom: StoredValue::new_local(DomTokens::default()),
         }
@@ -119,6 +132,14 @@ impl EditorHandle {
     pub fn load(&self, editor: Option<SpanEditor>) {
         self.rows
             .set(editor.as_ref().map(SpanEditor::rows).unwrap_or_default());
+        self.relation_rows.set(
+            editor
+                .as_ref()
+                .map(SpanEditor::relation_rows)
+                .unwrap_or_default(),
+        );
+        self.relation_menu.set(None);
+        self.arcs.set(Vec::new());
         self.message.set(None);
         self.cursor_line.set(
             editor
@@ -161,6 +182,13 @@ impl EditorHandle {
     pub fn own_spans(&self) -> Vec<Span> {
         self.editor
             .with_value(|e| e.as_ref().map(SpanEditor::own_spans))
+            .unwrap_or_default()
+    }
+
+    /// The annotator's own relations, by index into [`Self::own_spans`].
+    pub fn own_relations(&self) -> Vec<Relation> {
+        self.editor
+            .with_value(|e| e.as_ref().map(SpanEditor::own_relations))
             .unwrap_or_default()
     }
 
@@ -240,6 +268,22 @@ impl EditorHandle {
     /// Shows the editor's spans in the list, and the selected span's label on the buttons.
     fn refresh_list(&self, e: &SpanEditor) {
         self.rows.set(e.rows());
+        if e.has_relations() {
+            self.relation_rows.set(e.relation_rows());
+            let menu = e.relation_pending().then(|| {
+                e.relation_kinds()
+                    .iter()
+                    .zip(e.allowed_relation_kinds())
+                    .map(|(k, ok)| (k.name.clone(), k.hotkey.clone(), ok))
+                    .collect()
+            });
+            if self.relation_menu.with_untracked(|m| *m != menu) {
+                self.relation_menu.set(menu);
+            }
+            self.arcs.set(e.arcs());
+            #[cfg(feature = "hydrate")]
+            self.draw_arcs();
+        }
         let label = e
             .selected()
             .and_then(|s| e.labels().get(usize::from(s.label)))
@@ -288,6 +332,96 @@ impl EditorHandle {
         });
     }
 
+    /// Draws the arcs of the selected span's relations over the text, from the positions the
+    /// tokens have now (run after a frame, when the layout is fresh, and on resize).
+    #[cfg(feature = "hydrate")]
+    fn draw_arcs(&self) {
+        use wasm_bindgen::JsCast;
+        const SVG: &str = "http://www.w3.org/2000/svg";
+        let Some(svg) = document()
+            .query_selector("[data-testid=relation-arcs]")
+            .ok()
+            .flatten()
+        else {
+            return;
+        };
+        svg.set_inner_html("");
+        let arcs = self.arcs.get_untracked();
+        if arcs.is_empty() {
+            return;
+        }
+        let Ok(defs) = document().create_element_ns(Some(SVG), "defs") else {
+            return;
+        };
+        for kind in ["own", "suggested", "pending"] {
+            if let (Ok(marker), Ok(tip)) = (
+                document().create_element_ns(Some(SVG), "marker"),
+                document().create_element_ns(Some(SVG), "path"),
+            ) {
+                for (k, v) in [
+                    ("id", format!("arrow-{kind}").as_str()),
+                    ("viewBox", "0 0 10 10"),
+                    ("refX", "9"),
+                    ("refY", "5"),
+                    ("markerWidth", "7"),
+                    ("markerHeight", "7"),
+                    ("orient", "auto-start-reverse"),
+                    ("class", kind),
+                ] {
+                    let _ = marker.set_attribute(k, v);
+                }
+                let _ = tip.set_attribute("d", "M 0 0 L 10 5 L 0 10 z");
+                let _ = marker.append_child(&tip);
+                let _ = defs.append_child(&marker);
+            }
+        }
+        let _ = svg.append_child(&defs);
+        self.dom.with_value(|dom| {
+            let place = |t: usize| {
+                dom.elements
+                    .get(t)
+                    .and_then(|el| el.dyn_ref::<web_sys::HtmlElement>())
+                    .map(|el| {
+                        (
+                            f64::from(el.offset_left()) + f64::from(el.offset_width()) / 2.0,
+                            f64::from(el.offset_top()),
+                        )
+                    })
+            };
+            for arc in &arcs {
+                let (Some(from), Some(to)) = (place(arc.head_token), place(arc.tail_token)) else {
+                    continue;
+                };
+                let geometry = arc_geometry(from, to);
+                let kind = arc.kind.as_str();
+                if let Ok(path) = document().create_element_ns(Some(SVG), "path") {
+                    let class = if arc.selected {
+                        format!("arc {kind} selected")
+                    } else {
+                        format!("arc {kind}")
+                    };
+                    let _ = path.set_attribute("d", &geometry.path);
+                    let _ = path.set_attribute("class", &class);
+                    let _ = path.set_attribute("marker-end", &format!("url(#arrow-{kind})"));
+                    if let Some(l) = arc.label_index {
+                        let _ = path.set_attribute("data-label-index", &l.to_string());
+                    }
+                    let _ = svg.append_child(&path);
+                }
+                if !arc.label.is_empty() {
+                    if let Ok(text) = document().create_element_ns(Some(SVG), "text") {
+                        let _ = text.set_attribute("x", &format!("{:.1}", geometry.label.0));
+                        let _ = text.set_attribute("y", &format!("{:.1}", geometry.label.1));
+                        let _ = text.set_attribute("class", &format!("arc-label {kind}"));
+                        // As text: a relation type's name is never markup.
+                        text.set_text_content(Some(&arc.label));
+                        let _ = svg.append_child(&text);
+                    }
+                }
+            }
+        });
+    }
+
     /// Builds the item's tokens inside `container` (once per item) and paints them all.
     #[cfg(feature = "hydrate")]
     fn build(&self, container: &web_sys::HtmlElement) {
@@ -330,6 +464,32 @@ impl EditorHandle {
 impl Default for EditorHandle {
     fn default() -> Self {
         EditorHandle::new()
+    }
+}
+
+/// Where an arc goes: its SVG path and where its label sits. (Arcs are drawn only in the
+/// browser, from the layout: the server never places one.)
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArcGeometry {
+    pub path: String,
+    pub label: (f64, f64),
+}
+
+/// An arc from the top of one token (`from`: its middle and top, in pixels) to the top of
+/// another, rising above the higher of the two by more the farther apart they are (so nested
+/// arcs of one span do not cover each other), capped so a long one stays near its line.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub fn arc_geometry(from: (f64, f64), to: (f64, f64)) -> ArcGeometry {
+    let top = from.1.min(to.1);
+    let rise = 10.0 + ((to.0 - from.0).abs() / 8.0).min(30.0);
+    let peak = top - rise;
+    ArcGeometry {
+        path: format!(
+            "M {:.1} {:.1} C {:.1} {:.1}, {:.1} {:.1}, {:.1} {:.1}",
+            from.0, from.1, from.0, peak, to.0, peak, to.0, to.1
+        ),
+        label: ((from.0 + to.0) / 2.0, peak + rise * 0.25 - 2.0),
     }
 }
 
@@ -406,6 +566,9 @@ pub fn SpanEditorView(
             handle.act(|e| e.pointer_up(None));
         });
         on_cleanup(move || handle_up.remove());
+        // Arcs are placed from the layout: a new width moves the tokens under them.
+        let handle_resize = window_event_listener(leptos::ev::resize, move |_| handle.draw_arcs());
+        on_cleanup(move || handle_resize.remove());
     }
     let focus_editor = move || {
         #[cfg(feature = "hydrate")]
@@ -451,7 +614,12 @@ pub fn SpanEditorView(
                     handle.build(&el);
                     focus_editor();
                 });
-                view! { <div class="span-text" node_ref=text></div> }
+                view! {
+                    <div class="span-canvas">
+                        <div class="span-text" node_ref=text></div>
+                        <svg class="relation-arcs" data-testid="relation-arcs" aria-hidden="true"></svg>
+                    </div>
+                }
             }}
         </div>
         <p class="span-cursor muted" data-testid="span-cursor">{move || handle.cursor_line.get()}</p>
@@ -481,6 +649,126 @@ pub fn SpanEditorView(
                 }
             />
         </ol>
+        <RelationPanel handle root/>
+    }
+}
+
+/// A relations project's relation list (beside the text: head text → type → tail text) and,
+/// while a relation is being made, the type menu.
+#[component]
+fn RelationPanel(handle: EditorHandle, root: NodeRef<leptos::html::Div>) -> impl IntoView {
+    let focus_editor = move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = root.get_untracked() {
+            let _ = el.focus();
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = root;
+    };
+    let has_relations = move || {
+        handle
+            .editor
+            .with_value(|e| e.as_ref().is_some_and(SpanEditor::has_relations))
+    };
+    move || {
+        handle.generation.track();
+        has_relations().then(|| view! {
+            {move || handle.relation_menu.get().map(|kinds| view! {
+                <div class="relation-menu" data-testid="relation-menu" role="group" aria-label="Relation types">
+                    <span class="muted">"Relation type: "</span>
+                    {kinds.into_iter().map(|(name, key, ok)| {
+                        let label = match &key { Some(k) => format!("{k} {name}"), None => name.clone() };
+                        view! {
+                            <button type="button" class="relation-type" data-relation-type=name.clone() disabled=!ok
+                                title=if ok { "make the relation of this type" } else { "this type does not allow these two spans" }
+                                on:mousedown=|ev: web_sys::MouseEvent| ev.prevent_default()
+                                on:click=move |_| { handle.act(|e| e.relation_named(&name)); focus_editor(); }>
+                                {label}
+                            </button>
+                        }
+                    }).collect_view()}
+                    <span class="muted">" · Escape cancels"</span>
+                </div>
+            })}
+            <h3 class="relation-heading">"Relations"</h3>
+            <ol class="relation-list" data-testid="relations">
+                <For
+                    each=move || handle.relation_rows.get()
+                    key=|r| (r.id, r.from, r.to, r.label_index, r.selected, r.of_selected, r.confidence.map(f32::to_bits), r.head_text.clone(), r.tail_text.clone(), r.head_label.clone(), r.tail_label.clone())
+                    children=move |r: RelationRow| {
+                        let id = r.id;
+                        let title = match r.confidence {
+                            Some(_) => "suggested by the model: + accepts, - rejects (select it with \\ from one of its spans)",
+                            None => "your relation: a type's key relabels it, ~ reverses, Delete deletes",
+                        };
+                        view! {
+                            <li data-head=r.head_text.clone() data-tail=r.tail_text.clone() data-label=r.label.clone()
+                                data-kind=r.kind() data-selected=r.selected.then_some("true")
+                                class=format!("relation-row {}", r.kind()) class:selected=r.selected class:of-selected=r.of_selected
+                                title=title
+                                on:click=move |_| { handle.act(|e| e.select_relation(id)); focus_editor(); }>
+                                {r.describe()}
+                            </li>
+                        }
+                    }
+                />
+            </ol>
+        })
+    }
+}
+
+/// The relation keys of a relations project, for the key list and the `?` panel.
+#[component]
+pub fn RelationKeys(kinds: Vec<RelationLabel>) -> impl IntoView {
+    let mut keys: Vec<(String, String)> = RELATION_EDITOR_KEYS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    keys.extend(
+        [
+            (
+                "Tab Shift+Tab",
+                "while making a relation: the next farther / nearer span",
+            ),
+            (
+                "← →",
+                "while making a relation: the previous / next span in the text",
+            ),
+            (
+                "Escape",
+                "cancel the relation being made (or let go of the selected relation)",
+            ),
+            ("Delete Backspace", "delete the selected relation"),
+            ("+ -", "accept / reject the selected suggested relation"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    keys.extend(kinds.iter().filter_map(|k| {
+        let key = k.hotkey.clone()?;
+        let ends = |types: &[String]| {
+            if types.is_empty() {
+                "any".to_string()
+            } else {
+                types.join("/")
+            }
+        };
+        Some((
+            key,
+            format!(
+                "relation type {} ({} → {}): makes or relabels a relation",
+                k.name,
+                ends(&k.head),
+                ends(&k.tail)
+            ),
+        ))
+    }));
+    view! {
+        <dl class="span-keys relation-keys muted" data-testid="relation-keys">
+            {keys.into_iter().map(|(k, v)| view! {
+                <div><dt>{k.split(' ').map(|k| view! { <kbd>{k.to_string()}</kbd>" " }).collect_view()}</dt><dd>{v}</dd></div>
+            }).collect_view()}
+        </dl>
     }
 }
 
@@ -553,6 +841,7 @@ pub fn SpanAnnotatePage(project: ProjectView) -> impl IntoView {
 fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl IntoView {
     let pid = project.id;
     let labels = StoredValue::new(project.labels.clone());
+    let relation_kinds = StoredValue::new(project.relation_labels.clone());
     let handle = EditorHandle::new();
     let current = RwSignal::new(None::<ItemView>);
     let prefetched = RwSignal::new(None::<ItemView>);
@@ -566,10 +855,18 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
     let show_guidelines = RwSignal::new(false);
     let shown_at = RwSignal::new(0f64);
     // Answers given on this page: going back shows them even while their submit is on its way.
-    let answers = StoredValue::new(std::collections::HashMap::<String, Vec<Span>>::new());
+    let answers = StoredValue::new(std::collections::HashMap::<
+        String,
+        (Vec<Span>, Vec<Relation>),
+    >::new());
     // Submits leave in order, one at a time, so a corrected answer never overtakes the answer
     // it corrects.
-    let outbox = StoredValue::new(std::collections::VecDeque::<(String, Vec<Span>, u64)>::new());
+    let outbox = StoredValue::new(std::collections::VecDeque::<(
+        String,
+        Vec<Span>,
+        Vec<Relation>,
+        u64,
+    )>::new());
     let draining = StoredValue::new(false);
     let drain = move || {
         if draining.get_value() {
@@ -577,10 +874,10 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
         }
         draining.set_value(true);
         spawn_local(async move {
-            while let Some((id, spans, spent)) =
+            while let Some((id, spans, relations, spent)) =
                 outbox.try_update_value(|q| q.pop_front()).flatten()
             {
-                match submit_spans(pid, id.clone(), spans, spent).await {
+                match submit_spans(pid, id.clone(), spans, relations, spent).await {
                     Ok(saved) => progress.set((saved.mine, saved.done, saved.total)),
                     Err(e) => {
                         error.set(Some(format!("Item {id} was not saved: {}", error_text(&e))))
@@ -608,6 +905,19 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                 i.mine_spans.as_deref().unwrap_or_default(),
                 &suggested,
             );
+            if !relation_kinds.with_value(Vec::is_empty) {
+                let suggested_relations = i
+                    .suggestion
+                    .as_ref()
+                    .map(|s| s.relations.clone())
+                    .unwrap_or_default();
+                editor = editor.with_relations(
+                    relation_kinds.get_value(),
+                    i.mine_relations.as_deref().unwrap_or_default(),
+                    &suggested,
+                    &suggested_relations,
+                );
+            }
             // A validated version's spans at or above the threshold start accepted (as if `=`
             // had been pressed, so one undo takes them back); an unvalidated version's stay
             // open hints until a key takes them. An earlier answer is never touched.
@@ -618,6 +928,12 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                 && suggested.iter().any(|s| s.confidence >= floor)
             {
                 editor.press(KeyPress::parse("=", false, false));
+            }
+            // A validated relation classifier's relations likewise (those whose spans are the
+            // annotator's by now), in one more undoable step.
+            let relations_preselect = i.suggestion.as_ref().is_some_and(|s| s.relations_preselect);
+            if relations_preselect && i.mine_spans.is_none() {
+                editor.accept_relations_above_threshold();
             }
             editor
         });
@@ -644,23 +960,25 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
             return;
         };
         let spans = handle.own_spans();
+        let relations = handle.own_relations();
         error.set(None);
         let spent = (now_ms() - shown_at.get_untracked()).max(0.0) as u64;
         pending.update(|n| *n += 1);
         history.update(|h| h.push(item.id.clone()));
         remember(item.id.clone());
         answers.update_value(|a| {
-            a.insert(item.id.clone(), spans.clone());
+            a.insert(item.id.clone(), (spans.clone(), relations.clone()));
         });
-        outbox.update_value(|q| q.push_back((item.id, spans, spent)));
+        outbox.update_value(|q| q.push_back((item.id, spans, relations, spent)));
         drain();
         advance();
     };
     let skip = move || queue.skip(show);
     let back = move || {
         queue.back(show, move |item| {
-            if let Some(local) = answers.with_value(|a| a.get(&item.id).cloned()) {
-                item.mine_spans = Some(local);
+            if let Some((spans, relations)) = answers.with_value(|a| a.get(&item.id).cloned()) {
+                item.mine_spans = Some(spans);
+                item.mine_relations = Some(relations);
             }
         })
     };
@@ -726,6 +1044,19 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                                     s.version, s.spans.len(), if s.spans.len() == 1 { "" } else { "s" })}
                                 <br/><span class="muted" data-testid="suggestion-evidence">{s.evidence}</span>
                                 <br/><span class="muted" data-testid="suggestion-validation">{s.validation}</span>
+                                {(!s.relations.is_empty()).then(|| {
+                                    let how = if s.relations_preselect {
+                                        format!("those at or above {threshold}% start accepted")
+                                    } else {
+                                        "hints (dashed): select one with \\ from one of its spans, + accepts".to_string()
+                                    };
+                                    view! {
+                                        <br/><span data-testid="suggestion-relations" data-preselect=s.relations_preselect.to_string()>
+                                            {format!("and {} relation{}, confidence shown in the list; {how}.", s.relations.len(), if s.relations.len() == 1 { "" } else { "s" })}
+                                        </span>
+                                        <br/><span class="muted" data-testid="suggestion-relations-validation">{s.relations_validation.clone()}</span>
+                                    }
+                                })}
                             </p>
                         }
                     });
@@ -750,9 +1081,11 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
                 <button class="primary" on:click=move |_| submit() data-testid="submit">"Submit"</button>
             </section>
             <SpanKeys extra=vec![("Enter".into(), "submit (no spans: \"no entities\")".into()), ("Space".into(), "skip".into())]/>
+            {(!relation_kinds.with_value(Vec::is_empty)).then(|| view! { <RelationKeys kinds=relation_kinds.get_value()/> })}
             <aside class="guidelines-panel" class:open=move || show_guidelines.get() data-testid="guidelines" aria-hidden=move || (!show_guidelines.get()).to_string()>
                 <h2>"Guidelines"</h2>
                 <div inner_html=guidelines_html></div>
+                {(!relation_kinds.with_value(Vec::is_empty)).then(|| view! { <h3>"Relation keys"</h3><RelationKeys kinds=relation_kinds.get_value()/> })}
                 <p class="muted"><kbd>"?"</kbd>" or "<kbd>"Esc"</kbd>" to close"</p>
             </aside>
         </main>
@@ -762,6 +1095,16 @@ fn SpanAnnotator(project: ProjectView, overlapping: bool, threshold: u8) -> impl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arcs_rise_above_the_higher_end_more_the_farther_apart_they_are() {
+        let near = arc_geometry((10.0, 40.0), (50.0, 40.0));
+        assert_eq!(near.path, "M 10.0 40.0 C 10.0 25.0, 50.0 25.0, 50.0 40.0");
+        assert_eq!(near.label, (30.0, 26.75));
+        // Ends on two lines: the arc clears the upper one; a long arc's rise is capped.
+        let far = arc_geometry((500.0, 80.0), (20.0, 40.0));
+        assert_eq!(far.path, "M 500.0 80.0 C 500.0 0.0, 20.0 0.0, 20.0 40.0");
+    }
 
     #[test]
     fn label_styles_escape_names_and_fall_back_to_the_palette() {

@@ -86,8 +86,9 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
                 <section class="card">
                     <h2>"Export"</h2>
                     <p>
-                        <a class="button" href=format!("/projects/{id}/export?format=jsonl") download data-testid="export-jsonl">"Download JSONL"</a>" "
-                        <a class="button" href=format!("/projects/{id}/export?format=csv") download>"Download CSV"</a>
+                        {export_formats(project.task).iter().map(|(format, name)| view! {
+                            <a class="button" href=format!("/projects/{id}/export?format={format}") download data-testid=format!("export-{format}")>{format!("Download {name}")}</a>" "
+                        }).collect_view()}
                     </p>
                 </section>
                 <section class="card">
@@ -108,6 +109,26 @@ fn ProjectDetail(project: ProjectView) -> impl IntoView {
     }
 }
 
+/// The export formats a project of `task` offers (the server's `ExportFormat::supports`), by the
+/// name the export route reads and the name a person knows them by.
+fn export_formats(task: concord_domain::TaskKind) -> &'static [(&'static str, &'static str)] {
+    if task.is_spans() {
+        &[
+            ("jsonl", "JSONL"),
+            ("conll", "CoNLL"),
+            ("prodigy", "Prodigy JSONL"),
+            ("label-studio", "Label Studio JSON"),
+            ("doccano", "doccano JSONL"),
+        ]
+    } else {
+        &[
+            ("jsonl", "JSONL"),
+            ("csv", "CSV"),
+            ("label-studio", "Label Studio JSON"),
+        ]
+    }
+}
+
 /// A plain multipart form: the server streams the file into the import, so large files work
 /// and the page needs no script for it.
 #[component]
@@ -116,7 +137,7 @@ fn ImportForm(id: u64) -> impl IntoView {
         <section class="card">
             <h2>"Import items"</h2>
             <form method="post" action=format!("/projects/{id}/import") enctype="multipart/form-data" class="stack">
-                <label>"File (JSONL, CSV, plain text, CoNLL or Label Studio JSON)" <input type="file" name="file" required data-testid="import-file"/></label>
+                <label>"File (JSONL, CSV, plain text, CoNLL, Label Studio JSON or doccano JSONL)" <input type="file" name="file" required data-testid="import-file"/></label>
                 <label>"Format"
                     <select name="format" data-testid="import-format">
                         <option value="auto">"From the file name"</option>
@@ -125,6 +146,7 @@ fn ImportForm(id: u64) -> impl IntoView {
                         <option value="text">"Plain text"</option>
                         <option value="conll">"CoNLL (token and BIO tag per line)"</option>
                         <option value="label-studio">"Label Studio JSON"</option>
+                        <option value="doccano">"doccano JSONL (entities and relations)"</option>
                     </select>
                 </label>
                 <label>"The file's labels are"

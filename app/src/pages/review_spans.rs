@@ -3,13 +3,17 @@
 //! the annotation page's editor — take one annotator's set by key, edit it, save.
 
 use concord_domain::tokens::OffsetMap;
-use concord_domain::Span;
+use concord_domain::{Relation, RelationTriple, Span};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::{get_span_settings, resolve_spans, review_item, review_next, review_summary};
+use crate::api::{
+    get_span_settings, resolve_relations, resolve_spans, review_item, review_next, review_summary,
+};
 use crate::components::{error_text, ErrorOrLogin, LabelBar};
-use crate::pages::annotate_spans::{editor_labels, EditorHandle, SpanEditorView, SpanKeys};
+use crate::pages::annotate_spans::{
+    editor_labels, EditorHandle, RelationKeys, SpanEditorView, SpanKeys,
+};
 use crate::span_editor::{disagreements, SpanEditor};
 use crate::wire::{ProjectView, ReviewItemView, ReviewSummaryView};
 
@@ -93,6 +97,65 @@ fn SpanLines(text: String, spans: Vec<Span>, diff: Vec<bool>) -> impl IntoView {
     }
 }
 
+/// For each answer, which of its relations not every answer has (by both spans and the type,
+/// never by index: answers index different span lists).
+pub fn relation_disagreements(answers: &[(&[Span], &[Relation])]) -> Vec<Vec<bool>> {
+    let triples: Vec<Vec<Option<RelationTriple>>> = answers
+        .iter()
+        .map(|(spans, relations)| {
+            relations
+                .iter()
+                .map(|r| RelationTriple::of(spans, r))
+                .collect()
+        })
+        .collect();
+    let everyone_has =
+        |t: &RelationTriple| triples.iter().all(|ts| ts.iter().flatten().any(|o| o == t));
+    triples
+        .iter()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| !t.as_ref().is_some_and(everyone_has))
+                .collect()
+        })
+        .collect()
+}
+
+/// An answer's relations as `li` lines (`data-head`, `data-label`, `data-tail`; `diff` when
+/// not every annotator has the relation).
+#[component]
+fn RelationLines(
+    text: String,
+    spans: Vec<Span>,
+    relations: Vec<Relation>,
+    diff: Vec<bool>,
+) -> impl IntoView {
+    let map = OffsetMap::new(&text);
+    let covered = move |i: u32| {
+        spans
+            .get(i as usize)
+            .map(|s| {
+                (
+                    map.slice(&text, s.start, s.end).unwrap_or("").to_string(),
+                    s.label.clone(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    view! {
+        <ul class="relation-lines">
+            {relations.iter().zip(diff.iter().copied().chain(std::iter::repeat(false))).map(|(r, d)| {
+                let ((head, head_type), (tail, tail_type)) = (covered(r.from), covered(r.to));
+                view! {
+                    <li class:diff=d data-head=head.clone() data-label=r.label.clone() data-tail=tail.clone()>
+                        {format!("“{head}” {head_type} → {} → “{tail}” {tail_type}", r.label)}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+}
+
 /// The review page of a span project.
 #[component]
 pub fn SpanReviewPage(project: ProjectView, summary: ReviewSummaryView) -> impl IntoView {
@@ -132,6 +195,8 @@ fn SpanReviewer(
 ) -> impl IntoView {
     let pid = project.id;
     let labels = StoredValue::new(project.labels.clone());
+    let relation_kinds = StoredValue::new(project.relation_labels.clone());
+    let has_relations = !project.relation_labels.is_empty();
     let summary = RwSignal::new(summary);
     let handle = EditorHandle::new();
     let current = RwSignal::new(None::<ReviewItemView>);
@@ -144,16 +209,18 @@ fn SpanReviewer(
 
     let show = move |item: Option<ReviewItemView>| {
         let editor = item.as_ref().map(|i| {
-            let start = i
-                .gold_spans
-                .clone()
-                .unwrap_or_else(|| i.proposal_spans.clone());
+            // The gold in force, else the majority proposal (spans and relations together:
+            // relations index their own answer's spans).
+            let (start, start_relations) = match &i.gold_spans {
+                Some(gold) => (gold.clone(), i.gold_relations.clone().unwrap_or_default()),
+                None => (i.proposal_spans.clone(), i.proposal_relations.clone()),
+            };
             let suggested = i
                 .suggestion
                 .as_ref()
                 .map(|s| s.spans.clone())
                 .unwrap_or_default();
-            SpanEditor::new(
+            let editor = SpanEditor::new(
                 &i.text,
                 i.tokens.clone(),
                 labels.with_value(|l| editor_labels(l)),
@@ -161,7 +228,22 @@ fn SpanReviewer(
                 threshold,
                 &start,
                 &suggested,
-            )
+            );
+            if has_relations {
+                let suggested_relations = i
+                    .suggestion
+                    .as_ref()
+                    .map(|s| s.relations.clone())
+                    .unwrap_or_default();
+                editor.with_relations(
+                    relation_kinds.get_value(),
+                    &start_relations,
+                    &suggested,
+                    &suggested_relations,
+                )
+            } else {
+                editor
+            }
         });
         gold_question.set(item.as_ref().is_some_and(|i| i.gold_question));
         current.set(item);
@@ -198,11 +280,17 @@ fn SpanReviewer(
             return;
         }
         let spans = handle.own_spans();
+        let relations = handle.own_relations();
         let question = as_question || gold_question.get_untracked();
         error.set(None);
         busy.set(true);
         spawn_local(async move {
-            match resolve_spans(pid, item.id.clone(), spans, question).await {
+            let saved = if has_relations {
+                resolve_relations(pid, item.id.clone(), spans, relations, question).await
+            } else {
+                resolve_spans(pid, item.id.clone(), spans, question).await
+            };
+            match saved {
                 Ok(next) => {
                     history.update(|h| h.push(item.id));
                     show(next);
@@ -240,14 +328,19 @@ fn SpanReviewer(
         let Some(item) = current.get_untracked() else {
             return;
         };
-        let (spans, what) = if n == 0 {
+        let (spans, relations, what) = if n == 0 {
             (
                 item.proposal_spans.clone(),
+                item.proposal_relations.clone(),
                 "the majority proposal".to_string(),
             )
         } else {
             match item.answers.get(n - 1) {
-                Some(a) => (a.spans.clone(), format!("{}'s spans", a.annotator)),
+                Some(a) => (
+                    a.spans.clone(),
+                    a.relations.clone(),
+                    format!("{}'s answer", a.annotator),
+                ),
                 None => {
                     error.set(Some(format!("There is no annotator {n} on this item.")));
                     return;
@@ -255,7 +348,7 @@ fn SpanReviewer(
             }
         };
         error.set(None);
-        handle.act(|e| e.replace_own(&spans, &what));
+        handle.act(|e| e.replace_own_answer(&spans, &relations, &what));
     };
     Effect::new(move |_| load_next(None));
 
@@ -307,9 +400,12 @@ fn SpanReviewer(
                 let answer_spans: Vec<&[Span]> = item.answers.iter().map(|a| a.spans.as_slice()).collect();
                 let diffs = disagreements(&answer_spans);
                 let proposal_diff = vec![false; item.proposal_spans.len()];
+                let answer_relations: Vec<(&[Span], &[Relation])> = item.answers.iter().map(|a| (a.spans.as_slice(), a.relations.as_slice())).collect();
+                let relation_diffs = relation_disagreements(&answer_relations);
                 let gold_line = item.gold_spans.clone().map(|g| {
                     let source = item.gold_source.clone().unwrap_or_default();
-                    view! { <p data-testid="review-gold">{format!("Gold now: {} span{} ({source})", g.len(), if g.len() == 1 { "" } else { "s" })}</p> }
+                    let relations = item.gold_relations.as_ref().filter(|_| has_relations).map(|r| format!(", {} relation{}", r.len(), if r.len() == 1 { "" } else { "s" })).unwrap_or_default();
+                    view! { <p data-testid="review-gold">{format!("Gold now: {} span{}{relations} ({source})", g.len(), if g.len() == 1 { "" } else { "s" })}</p> }
                 });
                 view! {
                     <section class="item-card">
@@ -322,20 +418,23 @@ fn SpanReviewer(
                     <section class="card">
                         <h2>"Answers"</h2>
                         <div class="span-answers" data-testid="review-answers">
-                            {item.answers.iter().zip(diffs).enumerate().map(|(n, (a, diff))| view! {
+                            {item.answers.iter().zip(diffs).zip(relation_diffs).enumerate().map(|(n, ((a, diff), relation_diff))| view! {
                                 <div class="span-answer" data-annotator=a.annotator.clone()>
                                     <h3>
                                         <kbd data-take-key=format!("Shift+Digit{}", n + 1)>{format!("Shift+{}", n + 1)}</kbd>" "{a.annotator.clone()}
                                         <span class="muted">{format!(" · {} · {:.1} s · {} span{}", a.source.replace('_', " "), a.seconds, a.spans.len(), if a.spans.len() == 1 { "" } else { "s" })}</span>
+                                        {has_relations.then(|| view! { <span class="muted">{format!(" · {} relation{}", a.relations.len(), if a.relations.len() == 1 { "" } else { "s" })}</span> })}
                                     </h3>
                                     <MarkedText text=item.text.clone() spans=a.spans.clone() diff=diff.clone()/>
                                     <SpanLines text=item.text.clone() spans=a.spans.clone() diff/>
+                                    {has_relations.then(|| view! { <RelationLines text=item.text.clone() spans=a.spans.clone() relations=a.relations.clone() diff=relation_diff/> })}
                                 </div>
                             }).collect_view()}
                             <div class="span-answer proposal" data-testid="review-proposal">
                                 <h3><kbd data-take-key="Shift+Digit0">"Shift+0"</kbd>" majority proposal"<span class="muted">" · spans more than half of the annotators have"</span></h3>
                                 <MarkedText text=item.text.clone() spans=item.proposal_spans.clone() diff=proposal_diff.clone()/>
                                 <SpanLines text=item.text.clone() spans=item.proposal_spans.clone() diff=proposal_diff/>
+                                {has_relations.then(|| view! { <RelationLines text=item.text.clone() spans=item.proposal_spans.clone() relations=item.proposal_relations.clone() diff=Vec::new()/> })}
                             </div>
                         </div>
                     </section>
@@ -353,15 +452,17 @@ fn SpanReviewer(
                 <button class="primary" data-testid="resolve" on:click=move |_| save(false) disabled=move || current.with(Option::is_none) || busy.get()>"Save gold spans"</button>
             </section>
             <SpanKeys extra=vec![
-                ("Shift+1 … Shift+9".into(), "take annotator N's spans as the gold draft (numbered above)".into()),
+                ("Shift+1 … Shift+9".into(), "take annotator N's spans (and relations) as the gold draft (numbered above)".into()),
                 ("Shift+0".into(), "take the majority proposal".into()),
-                ("Enter".into(), "save the gold spans".into()),
+                ("Enter".into(), "save the gold spans (and relations)".into()),
                 ("Shift+Enter".into(), "save as a gold question".into()),
                 ("Space".into(), "skip".into()),
             ]/>
+            {has_relations.then(|| view! { <RelationKeys kinds=relation_kinds.get_value()/> })}
             <aside class="guidelines-panel" class:open=move || show_guidelines.get() data-testid="guidelines" aria-hidden=move || (!show_guidelines.get()).to_string()>
                 <h2>"Guidelines"</h2>
                 <div inner_html=guidelines_html></div>
+                {has_relations.then(|| view! { <h3>"Relation keys"</h3><RelationKeys kinds=relation_kinds.get_value()/> })}
                 <p class="muted"><kbd>"?"</kbd>" or "<kbd>"Esc"</kbd>" to close"</p>
             </aside>
         </main>
@@ -390,5 +491,31 @@ mod tests {
         assert_eq!(got.last().unwrap().labels, ["EVT", "PER"]);
         assert_eq!(got.last().unwrap().ending, ["EVT", "PER"]);
         assert!(got.last().unwrap().diff);
+    }
+
+    #[test]
+    fn relation_differences_compare_spans_and_types_not_indices() {
+        let a_spans = [Span::new(0, 4, "PER"), Span::new(9, 13, "ORG")];
+        // The same spans listed the other way round, and one more.
+        let b_spans = [
+            Span::new(9, 13, "ORG"),
+            Span::new(0, 4, "PER"),
+            Span::new(20, 25, "LOC"),
+        ];
+        let a = [Relation::new(0, 1, "works_for")];
+        let b = [
+            Relation::new(1, 0, "works_for"),
+            Relation::new(0, 2, "located_in"),
+        ];
+        let reversed = [Relation::new(1, 0, "works_for")];
+        assert_eq!(
+            relation_disagreements(&[(&a_spans, &a), (&b_spans, &b)]),
+            [vec![false], vec![false, true]]
+        );
+        assert_eq!(
+            relation_disagreements(&[(&a_spans, &a), (&a_spans, &reversed)]),
+            [vec![true], vec![true]],
+            "a reversed relation is another relation"
+        );
     }
 }

@@ -2,11 +2,55 @@
 //! entity-level strict precision, recall and F1 per entity type with its support, and the
 //! micro and macro averages (seqeval's convention). A trained version is measured on its
 //! held-out items; a patterns version, which is not fitted to any item, on every confirmed one
-//! where no annotator took a suggestion unchanged.
+//! where no annotator took a suggestion unchanged. A relations project's version adds its
+//! relation classifier's held-out figures: precision, recall and F1 per relation type, from
+//! the confirmed spans and end to end from the spans it predicted, and pair accuracy beside
+//! always answering "no relation".
 
 use leptos::prelude::*;
 
-use crate::wire::{SpanMetricsView, VersionRow};
+use crate::wire::{RelationMetricsView, SpanMetricsView, VersionRow};
+
+/// A version's relation metrics as the page shows them (none when it has no relation
+/// classifier).
+#[cfg(feature = "ssr")]
+pub fn relation_metrics_view(v: &concord_engine::ModelVersionInfo) -> Option<RelationMetricsView> {
+    let m = v.relation_metrics.as_ref()?;
+    // The engine's figures are concord-ml types, which this crate does not depend on.
+    macro_rules! scores {
+        ($s:expr) => {
+            crate::wire::RelationScoresView {
+                micro_precision: $s.micro_precision,
+                micro_recall: $s.micro_recall,
+                micro_f1: $s.micro_f1,
+                support: $s.support,
+                predicted: $s.predicted,
+                per_type: $s
+                    .per_type
+                    .iter()
+                    .map(|t| crate::wire::RelationScoreRow {
+                        label: t.label.clone(),
+                        precision: t.precision,
+                        recall: t.recall,
+                        f1: t.f1,
+                        support: t.support,
+                        predicted: t.predicted,
+                    })
+                    .collect(),
+            }
+        };
+    }
+    Some(RelationMetricsView {
+        trainer: v.relation_trainer.clone().unwrap_or_default(),
+        validation: v.relation_validation.clone().unwrap_or_default(),
+        items: m.items,
+        pairs: m.pairs.pairs,
+        pairs_correct: m.pairs.correct,
+        no_relation: m.pairs.no_relation,
+        end_to_end: scores!(m.end_to_end),
+        given_spans: scores!(m.given_spans),
+    })
+}
 
 #[cfg(feature = "ssr")]
 impl From<concord_engine::SpanMetrics> for SpanMetricsView {
@@ -38,6 +82,93 @@ impl From<concord_engine::SpanMetrics> for SpanMetricsView {
 
 fn three(v: f64) -> String {
     format!("{v:.3}")
+}
+
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".to_string()
+    } else {
+        format!("{:.3}", part as f64 / whole as f64)
+    }
+}
+
+/// A relations version's relation figures, per type, from confirmed spans and end to end.
+fn relation_table(r: &RelationMetricsView) -> impl IntoView {
+    let summary = format!(
+        "Relations ({}): pair accuracy {} vs {} always answering \"no relation\" on {} held-out span pairs; relation micro-F1 {:.3} from confirmed spans, {:.3} end to end",
+        r.trainer.replace('_', "-"),
+        share(r.pairs_correct, r.pairs),
+        share(r.no_relation, r.pairs),
+        r.pairs,
+        r.given_spans.micro_f1,
+        r.end_to_end.micro_f1,
+    );
+    let row = |label: String, given: [f64; 3], end: [f64; 3], support: u64| {
+        view! {
+            <td>{label}</td>
+            <td class="num">{three(given[0])}</td>
+            <td class="num">{three(given[1])}</td>
+            <td class="num">{three(given[2])}</td>
+            <td class="num">{three(end[0])}</td>
+            <td class="num">{three(end[1])}</td>
+            <td class="num">{three(end[2])}</td>
+            <td class="num">{support}</td>
+        }
+    };
+    let types: Vec<_> = r
+        .given_spans
+        .per_type
+        .iter()
+        .zip(&r.end_to_end.per_type)
+        .map(|(g, e)| {
+            view! {
+                <tr data-relation=g.label.clone()>
+                    {row(
+                        g.label.clone(),
+                        [g.precision, g.recall, g.f1],
+                        [e.precision, e.recall, e.f1],
+                        g.support,
+                    )}
+                </tr>
+            }
+        })
+        .collect();
+    let (g, e) = (&r.given_spans, &r.end_to_end);
+    view! {
+        <div data-testid="relation-metrics">
+            <p>{summary}</p>
+            <p class="muted">{r.validation.clone()}</p>
+            <table class="data">
+                <thead>
+                    <tr>
+                        <th rowspan="2">"Relation type"</th>
+                        <th colspan="3" title="Relations between the held-out items' confirmed spans">"From confirmed spans"</th>
+                        <th colspan="3" title="Relations between the spans the version predicted">"End to end"</th>
+                        <th rowspan="2" class="num" title="Gold relations of the type">"Support"</th>
+                    </tr>
+                    <tr>
+                        <th class="num">"Precision"</th>
+                        <th class="num">"Recall"</th>
+                        <th class="num">"F1"</th>
+                        <th class="num">"Precision"</th>
+                        <th class="num">"Recall"</th>
+                        <th class="num">"F1"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {types}
+                    <tr data-average="micro">
+                        {row(
+                            "Micro average".to_string(),
+                            [g.micro_precision, g.micro_recall, g.micro_f1],
+                            [e.micro_precision, e.micro_recall, e.micro_f1],
+                            g.support,
+                        )}
+                    </tr>
+                </tbody>
+            </table>
+        </div>
+    }
 }
 
 /// The span metrics of `versions` (newest first), or nothing when none has any.
@@ -106,6 +237,7 @@ pub fn span_metrics_tables(versions: &[VersionRow]) -> Option<impl IntoView> {
                                 </tr>
                             </tbody>
                         </table>
+                        {v.relation_metrics.as_ref().map(relation_table)}
                     </details>
                 }
             }).collect_view()}

@@ -32,6 +32,9 @@ pub enum UndefinedReason {
     /// No spans or units were given by either annotator.
     #[error("undefined because there are no spans or units to compare")]
     NoSpans,
+    /// No relations were given by either annotator.
+    #[error("undefined because there are no relations to compare")]
+    NoRelations,
     /// Rater-pair contingency tables were not kept (tallies built without pairs, or the tables
     /// would exceed the memory limit for one pass).
     #[error(

@@ -7,7 +7,8 @@
 //! any number of raters), Gwet's AC1/AC2 and Brennan–Prediger; per-label (one-vs-rest)
 //! agreement, the pairwise annotator matrix, the confusion matrix between two raters and seeded
 //! bootstrap confidence intervals; and for spans, exact and overlap F1 and Krippendorff's
-//! unitizing α_U. It is pure maths — no I/O, no async, no threads — so it builds for wasm32 and
+//! unitizing α_U, and for relations between spans, relation F1 per type (both spans and the
+//! type must match). It is pure maths — no I/O, no async, no threads — so it builds for wasm32 and
 //! gives the server, the command line and the browser the same numbers.
 //!
 //! Input is a ratings matrix with items as rows and raters as columns ([`RatingsView`], a flat
@@ -54,6 +55,7 @@ pub mod pairwise;
 pub mod per_label;
 pub mod percent;
 pub mod ratings;
+pub mod relations;
 pub mod report;
 pub mod rng;
 pub mod spans;
@@ -74,6 +76,10 @@ pub use pairwise::{
 pub use per_label::{per_label, LabelAgreement};
 pub use percent::{percent_agreement, PercentAgreement};
 pub use ratings::{Ratings, RatingsView, MISSING};
+pub use relations::{
+    pairwise_relation_f1, relation_f1, LabelledRelation, RelationAgreement, RelationCounts,
+    RelationEnd, RelationTypeF1,
+};
 pub use report::{agreement_report, AgreementReport, ReportOptions};
 pub use spans::{
     pairwise_span_f1, precision_recall_f1, span_f1, LabelF1, Span, SpanAgreement, SpanMatch,

@@ -5,3 +5,4 @@
 mod edge_cases;
 mod properties;
 mod published_cases;
+mod relation_properties;

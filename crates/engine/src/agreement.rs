@@ -3,8 +3,10 @@
 //! bootstrap intervals, the annotator-pair matrices, per-annotator statistics, agreement per
 //! day, and the confusion matrix of any two annotators. Reviewers and admins only: in a blind
 //! project annotators must not learn each other's answers. The same figures as CSV tables are
-//! in [`tables`].
+//! in [`tables`]. Span projects add span agreement ([`spans`]); relations projects add
+//! relation agreement between annotators and of model versions ([`relations`]).
 
+mod relations;
 mod spans;
 mod tables;
 
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Engine, EngineError, Principal};
 
+pub use relations::RelationAgreementFigures;
 pub use spans::{
     SpanAgreementFigures, SpanAnnotatorStats, SpanF1Means, SpanModelRater, SpanPairAgreement,
     SpanScore, SpanTypeAgreement, UnitizingFigures, MAX_UNITIZING_SPANS,
@@ -123,6 +126,10 @@ pub struct ProjectAgreement {
     /// above compare item labels, which span answers do not have.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spans: Option<SpanAgreementFigures>,
+    /// Relations projects only: relation F1 between annotators (per pair, per type, micro
+    /// and macro) and model versions' suggested relations as raters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relations: Option<RelationAgreementFigures>,
 }
 
 /// A model version compared with the annotators as if it were one of them.
@@ -400,6 +407,11 @@ impl Engine {
         } else {
             None
         };
+        let relations = if spec.task.has_relations() {
+            Some(self.relation_agreement(project, &spec)?)
+        } else {
+            None
+        };
         Ok(ProjectAgreement {
             annotators: m.names,
             categories: m.categories,
@@ -414,6 +426,7 @@ impl Engine {
             over_time,
             model_raters,
             spans,
+            relations,
         })
     }
 

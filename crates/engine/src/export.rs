@@ -2,8 +2,11 @@
 //! of an accepted item) with its source, each annotator's answer, the aggregated label and the
 //! latest model suggestion. Field and column order is fixed, annotators are sorted by name, so the
 //! same project always exports to the same bytes, and an export re-imports losslessly.
-//! Span projects export JSONL (spans and tokens in the same shape), CoNLL, Prodigy JSONL and
-//! Label Studio JSON ([`formats`]); offsets are code points except in Label Studio's UTF-16.
+//! Span projects export JSONL (spans and tokens in the same shape), CoNLL, Prodigy JSONL,
+//! Label Studio JSON and doccano JSONL ([`formats`]); relations projects the same, each
+//! carrying the relations wherever it carries spans (gold, each annotator's answer, the
+//! latest suggestion with its relations' confidences; CoNLL only the gold spans). Offsets are
+//! code points except in Label Studio's UTF-16.
 
 mod formats;
 
@@ -32,8 +35,11 @@ pub enum ExportFormat {
     /// A JSON array of Label Studio tasks (UTF-16 offsets).
     #[serde(rename = "label-studio")]
     LabelStudio,
-    /// Span projects: Prodigy's JSONL (`text`, `tokens`, `spans`, `answer`).
+    /// Span projects: Prodigy's JSONL (`text`, `tokens`, `spans`, `answer`; `relations` in
+    /// relations projects).
     Prodigy,
+    /// Span projects: doccano's JSONL (`text`, `entities`, `relations`).
+    Doccano,
 }
 
 impl ExportFormat {
@@ -44,6 +50,7 @@ impl ExportFormat {
             "conll" => Some(ExportFormat::Conll),
             "label-studio" | "label_studio" | "labelstudio" => Some(ExportFormat::LabelStudio),
             "prodigy" => Some(ExportFormat::Prodigy),
+            "doccano" => Some(ExportFormat::Doccano),
             _ => None,
         }
     }
@@ -56,12 +63,15 @@ impl ExportFormat {
             ExportFormat::Conll => "conll",
             ExportFormat::LabelStudio => "label-studio",
             ExportFormat::Prodigy => "prodigy",
+            ExportFormat::Doccano => "doccano",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
-            ExportFormat::Jsonl | ExportFormat::Prodigy => "application/x-ndjson",
+            ExportFormat::Jsonl | ExportFormat::Prodigy | ExportFormat::Doccano => {
+                "application/x-ndjson"
+            }
             ExportFormat::Csv => "text/csv; charset=utf-8",
             ExportFormat::Conll => "text/plain; charset=utf-8",
             ExportFormat::LabelStudio => "application/json",
@@ -76,6 +86,7 @@ impl ExportFormat {
             ExportFormat::Conll => "conll",
             ExportFormat::LabelStudio => "label-studio.json",
             ExportFormat::Prodigy => "prodigy.jsonl",
+            ExportFormat::Doccano => "doccano.jsonl",
         }
     }
 
@@ -85,7 +96,7 @@ impl ExportFormat {
             ExportFormat::Jsonl | ExportFormat::LabelStudio => true,
             // A CSV cell holds labels, not spans.
             ExportFormat::Csv => !task.is_spans(),
-            ExportFormat::Conll | ExportFormat::Prodigy => task.is_spans(),
+            ExportFormat::Conll | ExportFormat::Prodigy | ExportFormat::Doccano => task.is_spans(),
         }
     }
 }
@@ -123,7 +134,7 @@ impl Engine {
                 spec.task.as_str(),
                 format.as_str(),
                 if spec.task.is_spans() {
-                    "jsonl, conll, prodigy or label-studio"
+                    "jsonl, conll, prodigy, doccano or label-studio"
                 } else {
                     "jsonl, csv or label-studio"
                 }
@@ -245,10 +256,14 @@ impl Engine {
                         Ok(())
                     })?;
             }
-            ExportFormat::Prodigy => {
+            ExportFormat::Prodigy | ExportFormat::Doccano => {
                 self.store()
                     .for_each_item::<EngineError>(project, |_, item, anns| {
-                        let line = formats::prodigy_line(&spec, item, anns, &name_of);
+                        let line = if format == ExportFormat::Prodigy {
+                            formats::prodigy_line(&spec, item, anns, &name_of)
+                        } else {
+                            formats::doccano_line(&spec, item, anns, &name_of)
+                        };
                         serde_json::to_writer(&mut *out, &line).map_err(io_err)?;
                         out.write_all(b"\n").map_err(io_err)?;
                         count += 1;

@@ -1,7 +1,8 @@
-//! Import of JSONL (Concord's own shape and Prodigy's), CSV, plain text, CoNLL and Label
-//! Studio tasks: streamed, staged in batched transactions, and all-or-nothing — the first bad
+//! Import of JSONL (Concord's own shape and Prodigy's), CSV, plain text, CoNLL, Label Studio
+//! tasks and doccano JSONL: streamed, staged in batched transactions, and all-or-nothing — the first bad
 //! line aborts the import with its line number and nothing of it stays stored. Two halves, on
-//! two threads: [`parse`] (with [`conll`] and [`label_studio`]) turns each format into items
+//! two threads: [`parse`] (with [`conll`], [`label_studio`] and [`doccano`]; spans in
+//! [`spans`], relations in [`relations`]) turns each format into items
 //! with their line numbers and touches no store; [`stage`] checks the items against the project
 //! and its accounts, decides what the file's labels mean ([`ImportedLabels`]), batches them,
 //! writes them to the store's staging area, finds duplicate texts and reports progress.
@@ -10,8 +11,10 @@
 //! Label Studio's UTF-16 offsets are converted on the way in and out.
 
 mod conll;
+mod doccano;
 pub(crate) mod label_studio;
 mod parse;
+mod relations;
 mod spans;
 mod stage;
 
@@ -39,6 +42,8 @@ pub enum ImportFormat {
     /// A JSON array of Label Studio tasks.
     #[serde(rename = "label-studio")]
     LabelStudio,
+    /// doccano's relation JSONL: `text`, `entities` and `relations` that name entities by id.
+    Doccano,
 }
 
 impl ImportFormat {
@@ -49,6 +54,7 @@ impl ImportFormat {
             "text" | "txt" => Some(ImportFormat::Text),
             "conll" | "bio" | "iob" | "iob2" => Some(ImportFormat::Conll),
             "label-studio" | "label_studio" | "labelstudio" => Some(ImportFormat::LabelStudio),
+            "doccano" => Some(ImportFormat::Doccano),
             _ => None,
         }
     }
@@ -61,11 +67,16 @@ impl ImportFormat {
             ImportFormat::Text => "text",
             ImportFormat::Conll => "conll",
             ImportFormat::LabelStudio => "label-studio",
+            ImportFormat::Doccano => "doccano",
         }
     }
 
     /// Guesses the format from a file name's extension.
     pub fn from_file_name(name: &str) -> Option<Self> {
+        // Concord's doccano export is named `….doccano.jsonl`: its lines are not Concord's.
+        if name.to_ascii_lowercase().ends_with(".doccano.jsonl") {
+            return Some(ImportFormat::Doccano);
+        }
         name.rsplit_once('.').and_then(|(_, ext)| Self::parse(ext))
     }
 }
@@ -351,6 +362,35 @@ impl Drop for ImportGuard<'_> {
     fn drop(&mut self) {
         if let Ok(mut running) = self.engine.inner.imports.lock() {
             running.remove(&self.project);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImportFormat;
+
+    #[test]
+    fn file_names_and_format_names_choose_the_reader() {
+        let check = |name: &str, expected: Option<ImportFormat>| {
+            assert_eq!(ImportFormat::from_file_name(name), expected, "{name}");
+        };
+        check("items.jsonl", Some(ImportFormat::Jsonl));
+        // Concord's doccano export is JSONL of doccano's shape, not Concord's.
+        check("Project.doccano.jsonl", Some(ImportFormat::Doccano));
+        check("PROJECT.DOCCANO.JSONL", Some(ImportFormat::Doccano));
+        check("Project.prodigy.jsonl", Some(ImportFormat::Jsonl));
+        check("tasks.label-studio.json", Some(ImportFormat::Jsonl));
+        check("notes", None);
+        for format in [
+            ImportFormat::Jsonl,
+            ImportFormat::Csv,
+            ImportFormat::Text,
+            ImportFormat::Conll,
+            ImportFormat::LabelStudio,
+            ImportFormat::Doccano,
+        ] {
+            assert_eq!(ImportFormat::parse(format.as_str()), Some(format));
         }
     }
 }

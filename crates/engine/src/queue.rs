@@ -120,8 +120,14 @@ impl Engine {
                 ..Suggestion::from(record)
             }));
         };
+        let (relations_preselect, relations_validation) = match cached.relations {
+            Some(r) => (r.preselect, r.sentence),
+            None => (false, String::new()),
+        };
         Ok(Some(Suggestion {
             validation: cached.validation,
+            relations_preselect,
+            relations_validation,
             preselect: cached.evidence.validated,
             evidence: Some(cached.evidence),
             ..Suggestion::from(record)

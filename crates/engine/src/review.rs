@@ -6,7 +6,10 @@
 //!
 //! Span projects work the same way: span answers are canonical once validated (sorted, no
 //! repeats), so equal span sets settle an item as equal labels do, and the reviewer starts
-//! from the spans most annotators marked.
+//! from the spans most annotators marked. Relations projects add each annotator's relations:
+//! validated answers are canonical with their relations too (re-indexed to the sorted spans),
+//! so only identical spans and relations are unanimous, and the reviewer starts from
+//! `aggregate_relations` (majority spans, and the majority relations whose two ends survive).
 //!
 //! Finding the next item to review walks annotation rows only (from a cursor), reading an
 //! item row just for the candidates, so its cost follows the answers, not the items.
@@ -15,8 +18,9 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use concord_domain::{
-    aggregate_labels, aggregate_spans, review_state, Aggregate, AnnotationSource, AnnotationValue,
-    GoldSource, ProjectId, ProjectSpec, ReviewState, Role, Span, Token, UserId,
+    aggregate_labels, aggregate_relations, aggregate_spans, review_state, Aggregate,
+    AnnotationSource, AnnotationValue, GoldSource, ProjectId, ProjectSpec, Relation, ReviewState,
+    Role, Span, Token, UserId,
 };
 use concord_store::AnnotationRecord;
 use serde::{Deserialize, Serialize};
@@ -33,6 +37,10 @@ pub struct ReviewAnswer {
     /// empty for "no entities" and in other projects.
     #[serde(default)]
     pub spans: Vec<Span>,
+    /// Relations projects: the annotator's relations, `from`/`to` indexing this answer's
+    /// `spans`; empty in other projects.
+    #[serde(default)]
+    pub relations: Vec<Relation>,
     pub source: AnnotationSource,
     pub time_spent_ms: u64,
     pub updated_ms: u64,
@@ -57,12 +65,20 @@ pub struct ReviewItem {
     /// starting point; empty in other projects.
     #[serde(default)]
     pub proposal_spans: Vec<Span>,
+    /// Relations projects: the relations more than half of the answers contain whose two ends
+    /// are in `proposal_spans` (indexes into them); empty in other projects.
+    #[serde(default)]
+    pub proposal_relations: Vec<Relation>,
     /// The gold label in force (explicit, or the unanimous answer when accepted).
     pub gold: Option<Vec<String>>,
     /// Span projects: the gold spans in force (explicit, or the unanimous answer when
     /// accepted); `Some(vec![])` is a settled "no entities". `None` in other projects.
     #[serde(default)]
     pub gold_spans: Option<Vec<Span>>,
+    /// Relations projects: the gold relations in force (indexes into `gold_spans`); `None`
+    /// without gold and in other projects.
+    #[serde(default)]
+    pub gold_relations: Option<Vec<Relation>>,
     pub gold_source: Option<GoldSource>,
     pub gold_question: bool,
     /// The active model's suggestion, shown beside the annotators' answers.
@@ -203,11 +219,15 @@ impl Engine {
             Aggregate::Tie { .. } | Aggregate::None => Vec::new(),
         };
         let is_spans = spec.task.is_spans();
-        let proposal_spans = if is_spans {
+        let has_relations = spec.task.has_relations();
+        let (proposal_spans, proposal_relations) = if has_relations {
+            let proposal = aggregate_relations(&values);
+            (proposal.spans, proposal.relations)
+        } else if is_spans {
             let span_lists: Vec<&[Span]> = values.iter().map(|v| v.spans.as_slice()).collect();
-            aggregate_spans(&span_lists)
+            (aggregate_spans(&span_lists), Vec::new())
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let tokens = if is_spans {
             item.tokens().into_owned()
@@ -225,6 +245,7 @@ impl Engine {
                     .unwrap_or_else(|| format!("user {}", user.0)),
                 labels: a.value.labels,
                 spans: a.value.spans,
+                relations: a.value.relations,
                 source: a.source,
                 time_spent_ms: a.time_spent_ms,
                 updated_ms: a.updated_ms,
@@ -234,10 +255,11 @@ impl Engine {
         let gold_question = self.store().gold_questions(project)?.contains(&seq);
         let suggestion = self.suggestion_for(project, seq)?;
         let gold_source = gold.as_ref().map(|(_, s)| s.clone());
-        let (gold, gold_spans) = match gold {
-            Some((g, _)) if is_spans => (Some(g.labels), Some(g.spans)),
-            Some((g, _)) => (Some(g.labels), None),
-            None => (None, None),
+        let (gold, gold_spans, gold_relations) = match gold {
+            Some((g, _)) if has_relations => (Some(g.labels), Some(g.spans), Some(g.relations)),
+            Some((g, _)) if is_spans => (Some(g.labels), Some(g.spans), None),
+            Some((g, _)) => (Some(g.labels), None, None),
+            None => (None, None, None),
         };
         Ok(ReviewItem {
             id: item.id,
@@ -248,9 +270,11 @@ impl Engine {
             answers: shown,
             proposal,
             proposal_spans,
+            proposal_relations,
             gold_source,
             gold,
             gold_spans,
+            gold_relations,
             gold_question,
             suggestion,
         })
@@ -269,6 +293,7 @@ impl Engine {
     /// projects, `spans` (code point offsets; empty for "no entities") in span projects, the
     /// other left empty — and optionally makes it a gold question (or stops it being one).
     /// Checked like an annotator's answer, against the item's text. Reviewers and admins.
+    /// Relations projects set spans and relations together with [`Engine::resolve_value`].
     pub fn resolve(
         &self,
         actor: &Principal,
@@ -278,16 +303,33 @@ impl Engine {
         spans: Vec<Span>,
         gold_question: Option<bool>,
     ) -> Result<(), EngineError> {
-        self.authorize(actor, project, Role::Reviewer)?;
-        let spec = self.project_record(project)?.spec;
-        let seq = self.seq_of(project, item_id)?;
-        let text = self.item_text(project, seq)?;
         let value = AnnotationValue {
             labels,
             spans,
             relations: Vec::new(),
-        }
-        .validate(&spec, &text)?;
+        };
+        self.resolve_value(actor, project, item_id, value, gold_question)
+    }
+
+    /// Sets an item's gold answer — any answer shape, relations included (`from`/`to` index
+    /// the spans as sent) — as the caller's review decision, and optionally makes it a gold
+    /// question (or stops it being one). Checked exactly like an annotator's answer against
+    /// the project's schema and the item's text, so a relation whose ends are missing, whose
+    /// type is unknown or whose head or tail type is not allowed is refused and nothing is
+    /// written; the stored gold is canonical. Reviewers and admins.
+    pub fn resolve_value(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        item_id: &str,
+        value: AnnotationValue,
+        gold_question: Option<bool>,
+    ) -> Result<(), EngineError> {
+        self.authorize(actor, project, Role::Reviewer)?;
+        let spec = self.project_record(project)?.spec;
+        let seq = self.seq_of(project, item_id)?;
+        let text = self.item_text(project, seq)?;
+        let value = value.validate(&spec, &text)?;
         let source = GoldSource::Review {
             reviewer: actor.id,
             at_ms: now_ms(),

@@ -82,6 +82,7 @@ fn import_file(
 fn reader_of(format: ExportFormat) -> ImportFormat {
     match format {
         ExportFormat::Jsonl | ExportFormat::Prodigy => ImportFormat::Jsonl,
+        ExportFormat::Doccano => ImportFormat::Doccano,
         ExportFormat::Csv => ImportFormat::Csv,
         ExportFormat::Conll => ImportFormat::Conll,
         ExportFormat::LabelStudio => ImportFormat::LabelStudio,

@@ -15,6 +15,7 @@ mod label_errors;
 mod learning_curve;
 mod logistic;
 mod metrics;
+pub mod relation_classifier;
 mod setfit;
 mod simulate;
 mod token_classifier;

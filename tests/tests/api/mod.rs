@@ -7,5 +7,6 @@ mod annotation;
 mod auth;
 mod import_export;
 mod projects;
+mod relations;
 mod review;
 mod security;

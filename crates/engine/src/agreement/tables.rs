@@ -25,6 +25,13 @@ pub enum AgreementTable {
     SpanPairs,
     /// Span projects: model versions' suggested spans against each annotator and the gold.
     SpanModels,
+    /// Relations projects: relation F1 per relation type.
+    RelationTypes,
+    /// Relations projects: relation F1 per annotator pair.
+    RelationPairs,
+    /// Relations projects: model versions' suggested relations against each annotator and
+    /// the gold.
+    RelationModels,
 }
 
 impl AgreementTable {
@@ -39,6 +46,9 @@ impl AgreementTable {
             "span-types" => AgreementTable::SpanTypes,
             "span-pairs" => AgreementTable::SpanPairs,
             "span-models" => AgreementTable::SpanModels,
+            "relation-types" => AgreementTable::RelationTypes,
+            "relation-pairs" => AgreementTable::RelationPairs,
+            "relation-models" => AgreementTable::RelationModels,
             _ => return None,
         })
     }
@@ -81,6 +91,11 @@ impl ProjectAgreement {
         let spans = || {
             self.spans.as_ref().ok_or_else(|| {
                 EngineError::NotFound("span tables (this is not a span project)".into())
+            })
+        };
+        let relations = || {
+            self.relations.as_ref().ok_or_else(|| {
+                EngineError::NotFound("relation tables (this is not a relations project)".into())
             })
         };
         match table {
@@ -294,6 +309,70 @@ impl ProjectAgreement {
                         cell(&m.gold.overlap_f1),
                     ];
                     row.extend(m.with_annotators.iter().map(|w| cell(&w.exact_f1)));
+                    out.row(&row)?;
+                }
+            }
+            AgreementTable::RelationTypes => {
+                let r = relations()?;
+                out.row(&["type".into(), "relations".into(), "f1".into()])?;
+                for t in &r.per_type {
+                    out.row(&[t.label.clone(), t.relations.to_string(), cell(&t.f1)])?;
+                }
+            }
+            AgreementTable::RelationPairs => {
+                let r = relations()?;
+                out.row(&[
+                    "first".into(),
+                    "second".into(),
+                    "shared_items".into(),
+                    "relations_first".into(),
+                    "relations_second".into(),
+                    "matched".into(),
+                    "micro_f1".into(),
+                    "macro_f1".into(),
+                ])?;
+                let name = |i: usize| r.annotators.get(i).cloned().unwrap_or_default();
+                for p in &r.pairs {
+                    out.row(&[
+                        name(p.first),
+                        name(p.second),
+                        p.items.to_string(),
+                        p.agreement.relations_a.to_string(),
+                        p.agreement.relations_b.to_string(),
+                        p.agreement.matched.to_string(),
+                        cell(&p.agreement.micro_f1),
+                        cell(&p.agreement.macro_f1),
+                    ])?;
+                }
+            }
+            AgreementTable::RelationModels => {
+                let r = relations()?;
+                let mut header = vec![
+                    "version".to_string(),
+                    "name".into(),
+                    "trainer".into(),
+                    "items".into(),
+                    "mean_f1_with_annotators".into(),
+                    "gold_items".into(),
+                    "gold_precision".into(),
+                    "gold_recall".into(),
+                    "gold_f1".into(),
+                ];
+                header.extend(r.annotators.iter().map(|a| format!("f1_with_{a}")));
+                out.row(&header)?;
+                for m in &r.model_raters {
+                    let mut row = vec![
+                        m.version.to_string(),
+                        m.name.clone().unwrap_or_default(),
+                        m.trainer.clone(),
+                        m.items.to_string(),
+                        m.mean_f1.map(|v| v.to_string()).unwrap_or_default(),
+                        m.gold.items.to_string(),
+                        cell(&m.gold.precision),
+                        cell(&m.gold.recall),
+                        cell(&m.gold.f1),
+                    ];
+                    row.extend(m.with_annotators.iter().map(|w| cell(&w.f1)));
                     out.row(&row)?;
                 }
             }

@@ -6,15 +6,19 @@
 //! item's metadata; `data.<id field>`, else the task's `id`, its id), `annotations[]` and
 //! `predictions[]`, each with `result[]`: `labels` regions (`value: {start, end, text,
 //! labels}`, offsets in UTF-16 code units, converted to code points and checked against
-//! `value.text`) in span projects, `choices` (`value: {choices}`) in the others. An annotation
+//! `value.text`) in span projects, with `relation` results (`from_id`, `to_id` naming regions
+//! by their `id`, `direction` `right` (from → to, the default) or `left` (to → from), one
+//! relation per name in `labels`) in relations projects, `choices` (`value: {choices}`) in
+//! the others. An annotation
 //! Concord exported names its annotator (`concord.annotator`); of the others, the one marked
 //! `ground_truth` (or the only one) holds the task's labels, whose meaning
 //! [`super::ImportedLabels`] decides. The first prediction becomes the item's suggestion.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Read};
 
 use concord_domain::tokens::OffsetMap;
-use concord_domain::{AnnotationValue, ProjectSpec, Span};
+use concord_domain::{AnnotationValue, ProjectSpec, Relation, Span};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -335,6 +339,10 @@ fn read_result(
     let mut spans = Vec::new();
     let mut span_scores = Vec::new();
     let mut labels: Vec<String> = Vec::new();
+    // Each region's id and the spans it became (one per label).
+    let mut regions: HashMap<&str, (usize, Vec<u32>)> = HashMap::new();
+    // Relation results, resolved once every region is known (a relation may come first).
+    let mut relation_results: Vec<(usize, &Value, Option<f32>)> = Vec::new();
     for (r, item) in items.iter().enumerate() {
         let at = format!("{what}, result {r}");
         let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
@@ -382,13 +390,40 @@ fn read_result(
                 let Some(Value::Array(names)) = value.get("labels") else {
                     return Err(format!("{at}: value.labels must be a list"));
                 };
+                let mut indices = Vec::with_capacity(names.len());
                 for name in names {
                     let Some(name) = name.as_str() else {
                         return Err(format!("{at}: value.labels must hold names"));
                     };
+                    indices.push(
+                        u32::try_from(spans.len())
+                            .map_err(|_| format!("{at}: too many regions"))?,
+                    );
                     spans.push(Span::new(start, end, name));
                     span_scores.push(score);
                 }
+                match item.get("id") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(id)) => {
+                        if let Some((earlier, _)) = regions.insert(id, (r, indices)) {
+                            return Err(format!(
+                                "{at}: region id {id:?} is also the id of result {earlier}"
+                            ));
+                        }
+                    }
+                    Some(other) => {
+                        return Err(format!("{at}: the id must be a string, not {other}"))
+                    }
+                }
+            }
+            ("relation", true) if spec.task.has_relations() => {
+                relation_results.push((r, item, score));
+            }
+            ("relation", true) => {
+                return Err(format!(
+                    "{at}: a {} project has no relation types, so it reads no results of type \"relation\"",
+                    spec.task.as_str()
+                ));
             }
             ("choices", false) => {
                 let Some(Value::Array(names)) = value.get("choices") else {
@@ -402,7 +437,13 @@ fn read_result(
                 }
             }
             (other, _) => {
-                let wanted = if spans_project { "labels" } else { "choices" };
+                let wanted = if spec.task.has_relations() {
+                    "labels\" or \"relation"
+                } else if spans_project {
+                    "labels"
+                } else {
+                    "choices"
+                };
                 return Err(format!(
                     "{at}: a {} project reads results of type \"{wanted}\", not {other:?}",
                     spec.task.as_str()
@@ -410,8 +451,59 @@ fn read_result(
             }
         }
     }
+    let mut relations = Vec::with_capacity(relation_results.len());
+    let mut relation_scores = Vec::with_capacity(relation_results.len());
+    for (r, item, score) in relation_results {
+        let at = format!("{what}, result {r}");
+        let end = |key: &str| -> Result<u32, String> {
+            let Some(id) = item.get(key).and_then(Value::as_str) else {
+                return Err(format!(
+                    "{at}: a relation needs {key}, the id of a labels region"
+                ));
+            };
+            match regions.get(id) {
+                Some((_, indices)) if indices.len() == 1 => Ok(indices[0]),
+                Some((region, indices)) => Err(format!(
+                    "{at}: {key} {id:?} is result {region}, a region of {} labels: a relation links two spans of one label each",
+                    indices.len()
+                )),
+                None => Err(format!(
+                    "{at}: {key} {id:?} is the id of no labels region of {what}"
+                )),
+            }
+        };
+        let (from, to) = (end("from_id")?, end("to_id")?);
+        let (from, to) = match item.get("direction").and_then(Value::as_str) {
+            None | Some("right") => (from, to),
+            Some("left") => (to, from),
+            Some(other) => {
+                return Err(format!(
+                    "{at}: direction {other:?}: a relation here is directed, \"right\" (from_id → to_id) or \"left\" (to_id → from_id)"
+                ))
+            }
+        };
+        let names = match item.get("labels") {
+            Some(Value::Array(names)) if !names.is_empty() => names,
+            _ => {
+                return Err(format!(
+                "{at}: a relation needs its type in labels (a list of one or more relation types)"
+            ))
+            }
+        };
+        for name in names {
+            let Some(name) = name.as_str() else {
+                return Err(format!("{at}: labels must hold relation type names"));
+            };
+            relations.push(Relation::new(from, to, name));
+            relation_scores.push(score);
+        }
+    }
     let value = if spans_project {
-        AnnotationValue::spans(spans)
+        AnnotationValue {
+            spans,
+            relations,
+            ..AnnotationValue::default()
+        }
     } else {
         AnnotationValue::labels(labels)
     };
@@ -419,5 +511,6 @@ fn read_result(
         value,
         score: None,
         span_scores,
+        relation_scores,
     })
 }

@@ -8,6 +8,7 @@ use std::io::BufRead;
 use concord_domain::{AnnotationSource, AnnotationValue, ProjectSpec, Token};
 use serde_json::{Map, Value};
 
+use super::relations::{read_answer, read_prodigy_relations, read_relations};
 use super::spans::{read_score, read_spans, read_tokens};
 use super::{
     line_error, ImportFormat, ImportOptions, ImportProgress, ImportReport, ImportedLabels,
@@ -64,15 +65,19 @@ pub(super) struct GivenLabels {
     pub score: Option<f32>,
     /// Each span's own score, in the order of `value.spans` as read.
     pub span_scores: Vec<Option<f32>>,
+    /// Each relation's own score, in the order of `value.relations` as read.
+    pub relation_scores: Vec<Option<f32>>,
 }
 
 impl GivenLabels {
     pub(super) fn unscored(value: AnnotationValue) -> GivenLabels {
         let span_scores = vec![None; value.spans.len()];
+        let relation_scores = vec![None; value.relations.len()];
         GivenLabels {
             value,
             score: None,
             span_scores,
+            relation_scores,
         }
     }
 }
@@ -131,11 +136,20 @@ pub(super) fn parse_items(
         ImportFormat::LabelStudio => {
             super::label_studio::read_tasks(input, spec, options, counter, report, each)
         }
+        ImportFormat::Doccano => {
+            read_lines(input, counter, report, |line, text, counter, report| {
+                each(
+                    super::doccano::parse_line(line, text, spec, options)?,
+                    counter,
+                    report,
+                )
+            })
+        }
     }
 }
 
 /// Reads `\n`-separated lines with a length limit, checking UTF-8 and skipping blank lines.
-fn read_lines(
+pub(super) fn read_lines(
     input: impl BufRead,
     counter: &mut ImportProgress,
     report: &mut ImportReport,
@@ -259,7 +273,7 @@ fn parse_json_line(
         None | Some(Value::Null) => None,
         Some(v) if spans_project => {
             let what = format!("field {:?}", options.gold_field);
-            Some(read_spans(line, &what, &text, tokens.as_deref(), &v)?)
+            Some(read_answer(line, &what, &text, tokens.as_deref(), &v)?)
         }
         Some(v) => Some(GivenLabels::unscored(AnnotationValue::labels(
             label_list(&v).ok_or_else(|| {
@@ -313,8 +327,9 @@ fn parse_json_line(
     })
 }
 
-/// Prodigy's labels: `spans` with `answer` `accept` (or no answer). A rejected or ignored
-/// example keeps its spans and answer as metadata, since they are not an accepted answer.
+/// Prodigy's labels: `spans` (and, from `rel.manual`, `relations`) with `answer` `accept` (or
+/// no answer). A rejected or ignored example keeps its spans, relations and answer as
+/// metadata, since they are not an accepted answer.
 fn prodigy_spans(
     line: u64,
     text: &str,
@@ -327,6 +342,16 @@ fn prodigy_spans(
         Some(Value::String(a)) => a == "accept",
         Some(_) => return Err(line_error(line, "field \"answer\" must be a string")),
     };
+    let has_relations = obj
+        .get("relations")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    if accepted && has_relations && !obj.contains_key("spans") {
+        return Err(line_error(
+            line,
+            "Prodigy \"relations\" are given without the \"spans\" they link",
+        ));
+    }
     if !accepted || !obj.contains_key("spans") {
         return Ok(gold);
     }
@@ -337,15 +362,17 @@ fn prodigy_spans(
         ));
     }
     obj.remove("answer");
+    let relations = obj.remove("relations");
     match obj.remove("spans") {
         None | Some(Value::Null) => Ok(None),
-        Some(spans) => Ok(Some(read_spans(
-            line,
-            "field \"spans\"",
-            text,
-            tokens,
-            &spans,
-        )?)),
+        Some(spans) => {
+            let mut given = read_spans(line, "field \"spans\"", text, tokens, &spans)?;
+            let relations =
+                read_prodigy_relations(line, &given.value.spans, tokens, relations.as_ref())?;
+            given.value.relations = relations.relations;
+            given.relation_scores = relations.scores;
+            Ok(Some(given))
+        }
     }
 }
 
@@ -375,7 +402,10 @@ fn parse_annotation(
     let value = if spans_project {
         let spans = a.get("spans").ok_or_else(bad)?;
         let what = format!("spans of annotator {name:?}");
-        read_spans(line, &what, text, tokens, spans)?.value
+        let mut value = read_spans(line, &what, text, tokens, spans)?.value;
+        let what = format!("relations of annotator {name:?}");
+        value.relations = read_relations(line, &what, a.get("relations"))?.relations;
+        value
     } else {
         AnnotationValue::labels(a.get("labels").and_then(label_list).ok_or_else(bad)?)
     };

@@ -191,5 +191,6 @@ pub(super) fn read_spans(
         value: AnnotationValue::spans(spans),
         score: None,
         span_scores: scores,
+        relation_scores: Vec::new(),
     })
 }

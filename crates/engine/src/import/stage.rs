@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use concord_domain::{AnnotationSource, AnnotationValue, ProjectSpec, SuggestedSpan, UserId};
+use concord_domain::{
+    AnnotationSource, AnnotationValue, DomainError, ProjectSpec, RelationTriple, SuggestedRelation,
+    SuggestedSpan, UserId,
+};
 use concord_store::{
     AnnotationRecord, ItemRecord, ModelVersionRecord, StagedImport, StagedItem, SuggestionRecord,
     VersionParams,
@@ -35,13 +38,15 @@ fn staged_bytes(item: &StagedItem, suggestion: Option<&SuggestionRecord>) -> usi
         .iter()
         .map(|(k, v)| k.len() + v.to_string().len())
         .sum();
+    // A relation takes about what a span does.
+    let parts = |v: &AnnotationValue| v.spans.len() + v.relations.len();
     let spans: usize = item
         .annotations
         .iter()
-        .map(|(_, a)| a.value.spans.len())
+        .map(|(_, a)| parts(&a.value))
         .sum::<usize>()
-        + item.item.gold.as_ref().map_or(0, |g| g.spans.len())
-        + suggestion.map_or(0, |s| s.spans.len());
+        + item.item.gold.as_ref().map_or(0, parts)
+        + suggestion.map_or(0, |s| s.spans.len() + s.relations.len());
     item.item.text.len()
         + item.item.id.len()
         + meta
@@ -403,8 +408,38 @@ impl Engine {
             )
             .map(|(s, score)| ((s.start, s.end, s.label.clone()), score))
             .collect();
-        let unscored = given.score.is_none() && scores.values().all(Option::is_none);
+        // Relations are re-indexed too: remember each one's score by its ends and type (a
+        // repeated relation is refused, so the key is unique).
+        let relation_scores: HashMap<RelationTriple, Option<f32>> = given
+            .value
+            .relations
+            .iter()
+            .zip(
+                given
+                    .relation_scores
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(None)),
+            )
+            .filter_map(|(r, score)| Some((RelationTriple::of(&given.value.spans, r)?, score)))
+            .collect();
+        let unscored = given.score.is_none()
+            && scores.values().all(Option::is_none)
+            && relation_scores.values().all(Option::is_none);
         let value = check_labels(spec, line, text, "suggestion", given.value)?;
+        let relations: Vec<SuggestedRelation> = value
+            .relations
+            .iter()
+            .map(|r| SuggestedRelation {
+                from: r.from,
+                to: r.to,
+                label: r.label.clone(),
+                confidence: RelationTriple::of(&value.spans, r)
+                    .and_then(|t| relation_scores.get(&t).copied().flatten())
+                    .or(given.score)
+                    .unwrap_or(0.0),
+            })
+            .collect();
         let spans: Vec<SuggestedSpan> = value
             .spans
             .iter()
@@ -441,7 +476,7 @@ impl Engine {
             version: 0,
             created_ms: state.now,
             spans,
-            relations: Vec::new(),
+            relations,
         })
     }
 }
@@ -454,10 +489,24 @@ fn check_labels(
     value: AnnotationValue,
 ) -> Result<AnnotationValue, EngineError> {
     value.validate(spec, text).map_err(|e| {
-        let allowed: Vec<&str> = spec.labels.iter().map(|l| l.name.as_str()).collect();
+        // The list that helps fix the line: relation types for a relation's type, entity
+        // labels otherwise.
+        let (kind, allowed): (&str, Vec<&str>) = match e {
+            DomainError::UnknownRelationLabel { .. } => (
+                "relation types",
+                spec.relation_labels
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect(),
+            ),
+            _ => (
+                "labels",
+                spec.labels.iter().map(|l| l.name.as_str()).collect(),
+            ),
+        };
         line_error(
             line,
-            format!("{what}: {e} (labels: {})", allowed.join(", ")),
+            format!("{what}: {e} ({kind}: {})", allowed.join(", ")),
         )
     })
 }

@@ -19,6 +19,10 @@
 //!   record, when the lower end of the 95% Wilson interval of the share of answers that took
 //!   its suggestion unchanged is above one half, i.e. annotators kept it as it was on most
 //!   items. Without answers it is not validated.
+//! - **Relations projects, the relations** (beside the spans' evidence above): a version's
+//!   suggested relations are pre-accepted only when the lower end of the 95% Wilson interval
+//!   of its relation classifier's pair accuracy on held-out candidate pairs is above the rate
+//!   of always answering "no relation" on the same pairs ([`relation_evidence`]).
 //!
 //! The evidence is cached per version, keyed by the live record it was computed from: a
 //! version's held-out figures never change once stored (versions are immutable and never
@@ -35,6 +39,7 @@ use concord_ml::{span_f1_interval, span_triples_interval, BOOTSTRAP_RESAMPLES, B
 use concord_store::ModelVersionRecord;
 use serde::{Deserialize, Serialize};
 
+use super::process_train_relations::RelationVersion;
 use super::span_model::PATTERNS_TRAINER;
 use crate::{Engine, EngineError};
 
@@ -284,12 +289,70 @@ pub(crate) fn version_evidence(
     }
 }
 
+/// Whether a relations version's suggested relations are pre-accepted, and the sentence
+/// saying why with the figures.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RelationEvidence {
+    pub preselect: bool,
+    pub sentence: String,
+}
+
+/// The evidence on a version's relation classifier: the 95% Wilson interval of its pair
+/// accuracy on held-out candidate pairs (the confirmed spans' pairs), against always
+/// answering "no relation" on the same pairs. `None` when the version has no relation
+/// classifier.
+pub(crate) fn relation_evidence(record: &ModelVersionRecord) -> Option<RelationEvidence> {
+    let relations = RelationVersion::of(&record.classifier)?;
+    let Some(pairs) = relations.evaluation.map(|e| e.pairs) else {
+        return Some(RelationEvidence {
+            preselect: false,
+            sentence: "Relation suggestions are hints: no confirmed item was held out to test \
+                       the relation classifier on."
+                .to_string(),
+        });
+    };
+    let (Some(interval), Some(accuracy), Some(baseline)) = (
+        wilson_interval(pairs.correct, pairs.pairs),
+        pairs.accuracy(),
+        pairs.no_relation_rate(),
+    ) else {
+        return Some(RelationEvidence {
+            preselect: false,
+            sentence: "Relation suggestions are hints: the held-out items had no candidate \
+                       pair of spans to test the relation classifier on."
+                .to_string(),
+        });
+    };
+    let preselect = interval.low > baseline;
+    let figures = format!(
+        "on {} held-out span pairs it named {:.0}% right (95% interval {:.0}–{:.0}%), \
+         always answering \"no relation\" {:.0}%",
+        pairs.pairs,
+        100.0 * accuracy,
+        100.0 * interval.low,
+        100.0 * interval.high,
+        100.0 * baseline
+    );
+    let sentence = if preselect {
+        format!("Relation suggestions are pre-accepted: {figures}.")
+    } else {
+        format!(
+            "Relation suggestions are hints: {figures}, and the interval's lower end is not above that."
+        )
+    };
+    Some(RelationEvidence {
+        preselect,
+        sentence,
+    })
+}
+
 /// What a version's suggestion carries to the annotation page: its evidence and the sentence
-/// on how it was validated.
+/// on how it was validated, and for a relations version the evidence on its relations.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedEvidence {
     pub evidence: Evidence,
     pub validation: String,
+    pub relations: Option<RelationEvidence>,
 }
 
 /// Evidence per (project, version), with the live record it was computed from.
@@ -326,6 +389,7 @@ impl Engine {
         let cached = CachedEvidence {
             evidence: version_evidence(spans, &record, &live),
             validation: super::describe_validation(&record),
+            relations: relation_evidence(&record),
         };
         if let Ok(mut entries) = cache.entries.lock() {
             entries.insert((project, version), (live, cached.clone()));

@@ -23,6 +23,7 @@ mod patterns;
 mod process_predict;
 mod process_predict_spans;
 mod process_train;
+mod process_train_relations;
 mod process_train_spans;
 mod queue_order;
 mod span_metrics;
@@ -101,6 +102,16 @@ pub struct ModelVersionInfo {
     /// An automatically trained version against the one active at the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<VersionComparison>,
+    /// Held-out relation metrics of a relations project's version (per type and micro, end to
+    /// end and from confirmed spans; pair accuracy beside "no relation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation_metrics: Option<concord_ml::relation_classifier::RelationEvaluation>,
+    /// How its relation classifier was trained (`head`, `fine_tune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation_trainer: Option<String>,
+    /// Whether its relation suggestions are pre-accepted, in one sentence with the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation_validation: Option<String>,
     /// The live record: answers that took the version's suggestion unchanged.
     #[serde(default)]
     pub accepted: u64,
@@ -188,6 +199,8 @@ impl Engine {
             .map(|(version, r)| {
                 let live = outcomes.remove(&version).unwrap_or_default();
                 let evidence = evidence::version_evidence(spans, &r, &live);
+                let relations = process_train_relations::RelationVersion::of(&r.classifier);
+                let relation_validation = evidence::relation_evidence(&r).map(|e| e.sentence);
                 // A version's metrics are read as its project's kind records them.
                 let (metrics, span_metrics) = match (r.metrics, spans) {
                     (Some(m), true) => (None, serde_json::from_value(m).ok()),
@@ -207,6 +220,9 @@ impl Engine {
                     })?,
                     metrics,
                     span_metrics,
+                    relation_trainer: relations.as_ref().map(|v| v.trainer.clone()),
+                    relation_metrics: relations.and_then(|v| v.evaluation),
+                    relation_validation,
                     name: r.name,
                     confirmed: r.confirmed,
                     auto: r.auto,

@@ -1,7 +1,9 @@
 //! The `predict` job of span projects: the active version's spans for every item, each with
 //! its confidence, and the item's certainty for active learning. A trained version (a token
-//! classifier) keeps predicting once active; before one exists, the project's patterns make
-//! a "patterns" version, made again when the patterns — or how they fare on confirmed items —
+//! classifier) keeps predicting once active — in a relations project, with the relations
+//! its relation classifier finds between the spans it suggests
+//! (`process_train_relations.rs`); before one exists, the project's patterns make a
+//! "patterns" version, made again when the patterns — or how they fare on confirmed items —
 //! changed. A version imported with its suggestions (no model) keeps them. Items are
 //! embedded on the way (for the queue's diversity), and each batch's
 //! embeddings, suggestions and the job's progress are one transaction, so a restart resumes
@@ -9,6 +11,7 @@
 
 use std::collections::HashSet;
 
+use concord_domain::tokens::Token;
 use concord_domain::{ProjectId, ProjectSpec, Span, SuggestedSpan};
 use concord_ml::TokenClassifier;
 use concord_store::{JobProgress, ModelVersionRecord, SuggestionRecord, VersionParams};
@@ -16,6 +19,7 @@ use concord_store::{JobProgress, ModelVersionRecord, SuggestionRecord, VersionPa
 use super::encoders::fingerprint_bytes;
 use super::jobs::Stop;
 use super::patterns::{compile, CompiledPatterns, PatternCheck};
+use super::process_train_relations::{suggest_relations, RelationVersion};
 use super::span_metrics::span_metrics;
 use super::span_model::{suggested_spans, words, ConfirmedItem, SpanModel, PATTERNS_TRAINER};
 use super::{project_model, version_model};
@@ -189,6 +193,8 @@ impl Engine {
             .model_version(project, version)?
             .ok_or_else(|| EngineError::NotFound("model version".into()))?;
         let span_model = SpanModel::read(version, record.classifier.clone())?;
+        // A relations version's relation classifier, suggesting relations between the spans.
+        let relation_model = RelationVersion::of(&record.classifier).map(|r| r.classifier);
         let project_record = self.project_record(project)?;
         let overlapping = project_record.spec.settings.overlapping_spans;
         let encoder = self.inner.models.encoder_for(&record)?;
@@ -258,10 +264,24 @@ impl Engine {
                         .collect()
                 }
             };
+            let relations = match &relation_model {
+                Some(classifier) => {
+                    let items: Vec<(Vec<&str>, &[Token], &[SuggestedSpan])> = batch
+                        .iter()
+                        .zip(&tokens)
+                        .zip(&spans)
+                        .map(|(((_, text), tokens), (spans, _))| {
+                            (words(text, tokens), tokens.as_slice(), spans.as_slice())
+                        })
+                        .collect();
+                    suggest_relations(classifier, &encoder, &items)?
+                }
+                None => vec![Vec::new(); batch.len()],
+            };
             let suggestions: Vec<(u64, SuggestionRecord)> = batch
                 .iter()
-                .zip(spans)
-                .map(|((seq, _), (spans, certainty))| {
+                .zip(spans.into_iter().zip(relations))
+                .map(|((seq, _), ((spans, certainty), relations))| {
                     (
                         *seq,
                         SuggestionRecord {
@@ -271,7 +291,7 @@ impl Engine {
                             version,
                             created_ms: now,
                             spans,
-                            relations: Vec::new(),
+                            relations,
                         },
                     )
                 })

@@ -5,7 +5,8 @@
 //! precision, recall and F1 (and per item, strict counts of the version and of the project's
 //! patterns), compared on those items with the active version, and stored — as the active
 //! version unless the worker trained it on its own and it is worse than that one — and, when
-//! active, used for every suggestion.
+//! active, used for every suggestion. A relations project's version also gets a relation
+//! classifier over the same encoder, trained and measured in `process_train_relations.rs`.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -26,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::jobs::Stop;
 use super::patterns::{compile, CompiledPatterns};
+use super::process_train_relations::{RelationData, RelationVersion};
 use super::project_model;
 use super::span_metrics::span_metrics;
 use super::span_model::{suggested_spans, token_spans, words, ConfirmedItem, SpanModel};
@@ -120,7 +122,24 @@ impl Engine {
         }
         let train_hash = hex::encode(hasher.finalize());
         let features = FeatureSettings::default();
-        let (classifier, encoder, mut params) = match request.trainer {
+        // A relations project's version carries a relation classifier over the same encoder,
+        // once the items it trains on hold a confirmed relation; until then the spans train
+        // alone (the job's result says why there is no relation classifier).
+        let (relation_data, relations_skipped) = if spec.task.has_relations() {
+            let data = self.confirmed_relations(project, &spec)?;
+            if data.relations() == 0 {
+                let why = format!(
+                    "no relation classifier: none of the {} items with confirmed answers it trains on holds a relation",
+                    data.train.len()
+                );
+                (None, Some(why))
+            } else {
+                (Some(data), None)
+            }
+        } else {
+            (None, None)
+        };
+        let (classifier, encoder, mut params, relations) = match request.trainer {
             Trainer::Head => {
                 let base = self.inner.models.encoder(&model)?;
                 let settings = TokenHeadParams::default();
@@ -138,11 +157,21 @@ impl Engine {
                     settings: recorded(&settings, &features)?,
                     ..VersionParams::default()
                 };
-                (classifier, base, params)
+                let relations = match &relation_data {
+                    Some(data) => Some(self.relation_head(id, data, &base, &classifier)?),
+                    None => None,
+                };
+                (classifier, base, params, relations)
             }
-            Trainer::FineTune => {
-                self.fine_tune_spans(id, &model, &names, &train, features, request)?
-            }
+            Trainer::FineTune => self.fine_tune_spans(
+                id,
+                &model,
+                &names,
+                &train,
+                features,
+                request,
+                relation_data.as_ref(),
+            )?,
         };
         params.model = Some(model.clone());
         // Both sides at word level: a gold span drawn inside a word (character mode) counts
@@ -201,6 +230,11 @@ impl Engine {
                 activated: false,
             })
         };
+        let mut stored_model = serde_json::to_value(SpanModel::TokenClassifier { classifier })
+            .map_err(|e| EngineError::internal("encoding the token classifier", e))?;
+        if let Some(relations) = &relations {
+            relations.attach(&mut stored_model)?;
+        }
         let new_version = ModelVersionRecord {
             trainer: request.trainer.as_str().into(),
             created_ms: now_ms(),
@@ -211,8 +245,7 @@ impl Engine {
             labels: names,
             encoder: encoder.fingerprint().to_string(),
             metrics: metrics.as_ref().and_then(|m| serde_json::to_value(m).ok()),
-            classifier: serde_json::to_value(SpanModel::TokenClassifier { classifier })
-                .map_err(|e| EngineError::internal("encoding the token classifier", e))?,
+            classifier: stored_model,
             name: None,
             held_out: Vec::new(),
             held_out_spans,
@@ -238,6 +271,11 @@ impl Engine {
             "test_size": test.items.len(),
             "micro_f1": metrics.as_ref().map(|m| m.micro_f1),
             "macro_f1": metrics.as_ref().map(|m| m.macro_f1),
+            "relations_skipped": relations_skipped,
+            "relation_f1": relations
+                .as_ref()
+                .and_then(|r| r.evaluation.as_ref())
+                .map(|e| e.end_to_end.micro_f1),
             "suggestions": suggestions,
             "activated": activated,
             "comparison": comparison,
@@ -272,7 +310,11 @@ impl Engine {
     }
 
     /// Fine-tunes a fresh copy of the base encoder with a tag head on `train`, saves its
-    /// weights and loads them back. Progress counts training steps.
+    /// weights and loads them back. Progress counts training steps. With `relations` (a
+    /// relations project), the encoder is then fine-tuned further with the relation head,
+    /// and the tag head is fitted again on frozen features of that final encoder, so both
+    /// models read the one encoder the version keeps.
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn fine_tune_spans(
         &self,
         id: u64,
@@ -281,7 +323,16 @@ impl Engine {
         train: &Split<'_>,
         features: FeatureSettings,
         request: TrainParams,
-    ) -> Result<(TokenClassifier, Arc<Encoder>, VersionParams), Stop> {
+        relations: Option<&RelationData>,
+    ) -> Result<
+        (
+            TokenClassifier,
+            Arc<Encoder>,
+            VersionParams,
+            Option<RelationVersion>,
+        ),
+        Stop,
+    > {
         let encoder = self.inner.models.fresh_base(model)?;
         // Without a request's epochs, the token trainer's own default (tuned for tagging).
         let defaults = TokenFineTuneParams::default();
@@ -320,6 +371,22 @@ impl Engine {
             concord_ml::MlError::Cancelled if cancelled => Stop::Cancelled,
             e => Stop::from(e),
         })?;
+        let (classifier, relation_version) = match relations {
+            Some(data) => {
+                let version = self.relation_fine_tune(id, data, &encoder, request.epochs)?;
+                let x = self.word_features_with_progress(id, &encoder, &train.words, &features)?;
+                let refit = TokenClassifier::train(
+                    names,
+                    features,
+                    &x,
+                    &train.spans,
+                    &TokenHeadParams::default(),
+                    encoder.device(),
+                )?;
+                (refit, Some(version))
+            }
+            None => (classifier, None),
+        };
         let file = self.inner.models.store_weights(&encoder, id)?;
         // The saved file, loaded back, is what predicts from now on: its fingerprint is the
         // file's hash, so its embeddings are cached apart from the base model's.
@@ -331,7 +398,14 @@ impl Engine {
             settings: settings_recorded,
             ..VersionParams::default()
         };
-        Ok((classifier, tuned, params))
+        let relation_version = match (relation_version, relations) {
+            (Some(mut version), Some(data)) => {
+                version.evaluation = data.evaluate(&version.classifier, &tuned, &classifier)?;
+                Some(version)
+            }
+            _ => None,
+        };
+        Ok((classifier, tuned, params, relation_version))
     }
 
     /// `classifier`'s spans on the held-out items, as word-level character spans.
