@@ -357,6 +357,7 @@ mod tests {
 
     /// "ana works for acme" (related) and "ana met acme at globex today" (not), with every
     /// name swapped in; the second is longer than one window.
+    #[allow(clippy::type_complexity)]
     fn data() -> (
         Vec<Vec<&'static str>>,
         Vec<Vec<EntitySpan>>,
