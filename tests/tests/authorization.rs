@@ -656,6 +656,14 @@ fn rows() -> Vec<Row> {
             json!({"project": 0, "item": "2", "spans": [], "gold_question": false}),
             [401, 403, 422, 422, 403, 422],
         ),
+        // Gold relations for a classification item are refused once the caller may review.
+        json_fn::<ResolveRelations>(
+            "resolve_relations",
+            json!({"project": 0, "item": "2", "spans": [],
+                   "relations": [{"from": 0, "to": 1, "label": "works_for"}],
+                   "gold_question": false}),
+            [401, 403, 422, 422, 403, 422],
+        ),
         form::<ReviewSummary>("review_summary", &[("project", "{id}")], REVIEWERS),
         form::<BulkAcceptState>("bulk_accept_state", &[("project", "{id}")], REVIEWERS),
         // No version is active: bulk acceptance is refused (409) past the role check, and no
