@@ -388,9 +388,8 @@ impl SpanEditor {
         };
         self.tracked(|e| {
             e.rel.pending = None;
-            if !e.selected.is_some_and(|s| r.touches(s)) {
-                e.select_span(r.from);
-            }
+            // The head, so that the relation's keys (reverse, relabel) start from one place.
+            e.select_span(r.from);
             e.rel.selected = Some(id);
         })
     }
