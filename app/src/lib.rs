@@ -2,6 +2,10 @@
 //! server functions they call (thin wrappers over `concord-engine`, compiled only with the
 //! `ssr` feature), and the wire types both sides share.
 
+// The model card's nested views (versions, span and relation metrics, charts) are deep types;
+// computing their layout for hydration needs more than the default 128 query levels.
+#![recursion_limit = "256"]
+
 pub mod api;
 mod charts;
 mod components;

@@ -382,7 +382,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                             </ActionForm>
                                         })}
                                     </div>
-                                })}
+                                }.into_any())}
                                 {(!o.jobs.is_empty()).then(|| view! {
                                     <table class="data" data-testid="model-jobs">
                                         <thead><tr><th>"Job"</th><th>"State"</th><th class="num">"Progress"</th><th class="num" title="Items per second (training steps while fine-tuning)">"Per second"</th><th class="num">"ETA"</th></tr></thead>
@@ -398,7 +398,7 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                             }).collect_view()}
                                         </tbody>
                                     </table>
-                                })}
+                                }.into_any())}
                                 {(!o.versions.is_empty()).then(|| view! {
                                     <table class="data" data-testid="model-versions">
                                         <thead><tr><th>"Version"</th><th>"Trainer"</th><th class="num">"Labels"</th><th class="num">"Held out"</th><th class="num">"Accuracy"</th><th class="num">"Macro-F1"</th><th class="num">"Calibration error"</th><th class="num" title="Answers that took its suggestion unchanged, of all answers given while it was shown">"Live acceptance"</th><th title="Suggestions are pre-selected only when the lower end of a 95% interval of the version's accuracy on labels it was not trained on is above the baseline">"Pre-selected"</th><th>"Trained on its own"</th><th></th></tr></thead>
@@ -436,12 +436,12 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                             }).collect_view()}
                                         </tbody>
                                     </table>
-                                })}
+                                }.into_any())}
                                 {label_comparison(&o.versions)}
                                 {crate::pages::span_metrics::span_metrics_tables(&o.versions)}
                                 {(chart.len() > 1).then(|| view! {
                                     <SeriesChart days=chart title="Held-out accuracy (dots) and macro-F1 (line) per version"/>
-                                })}
+                                }.into_any())}
                             }.into_any()
                         }
                     }

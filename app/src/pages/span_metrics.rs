@@ -172,7 +172,7 @@ fn relation_table(r: &RelationMetricsView) -> impl IntoView {
 }
 
 /// The span metrics of `versions` (newest first), or nothing when none has any.
-pub fn span_metrics_tables(versions: &[VersionRow]) -> Option<impl IntoView> {
+pub fn span_metrics_tables(versions: &[VersionRow]) -> Option<AnyView> {
     let evaluated: Vec<(&VersionRow, &SpanMetricsView)> = versions
         .iter()
         .rev()
@@ -242,5 +242,5 @@ pub fn span_metrics_tables(versions: &[VersionRow]) -> Option<impl IntoView> {
                 }
             }).collect_view()}
         </div>
-    })
+    }.into_any())
 }
