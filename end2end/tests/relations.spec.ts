@@ -244,6 +244,29 @@ test('relations project: relations by keyboard, a disagreement resolved in revie
     await expect(page.getByTestId('review-empty')).toBeVisible();
     await expect(page.getByTestId('review-summary')).toHaveAttribute('data-waiting', '0');
 
+    // The agreement dashboard's relation figures, computed by hand: ann and bob each gave 5
+    // relations and share 4 (bob's located_in on s1 has another head), so micro F1 = 4/5;
+    // works_for 2 of 2, located_in 2 of 3 each. Gold made in review from their own answers is
+    // not independent of them, so the "against gold" column stays empty.
+    await page.goto(`${base}/projects/${id}/agreement`);
+    await page.locator('body[data-hydrated=true]').waitFor();
+    await expect(page.getByTestId('relation-coverage')).toContainText('3 items compared (at least two answers) with 10 relations');
+    const headline = page.getByTestId('relation-coefficients');
+    await expect(headline.locator('tr[data-name^="Relation F1 (micro"] td.num')).toHaveText('0.800');
+    await expect(headline.locator('tr[data-name^="Relation F1 (macro"] td.num')).toHaveText('0.833');
+    const types = page.getByTestId('relation-types');
+    await expect(types.locator('tr[data-label=works_for] td.num').nth(1)).toHaveText('1.000');
+    await expect(types.locator('tr[data-label=located_in] td.num').nth(1)).toHaveText('0.667');
+    await expect(page.getByTestId('relation-pairs').locator('tbody tr')).toHaveCount(1);
+    await expect(page.getByTestId('relation-pairs').locator('tbody tr td').nth(4)).toHaveText('4');
+    const annotators = page.getByTestId('relation-annotators');
+    for (const who of ['ann', 'bob']) {
+      const row = annotators.locator('tbody tr', { hasText: who });
+      await expect(row.locator('td').nth(2)).toHaveText('5');
+      await expect(row.locator('td').nth(3)).toHaveText('0.800');
+      await expect(row.locator('td').nth(4)).toHaveText('');
+    }
+
     // The Label Studio export: gold, each annotator and (none here) the suggestion.
     const response = await page.request.get(`${base}/projects/${id}/export?format=label-studio`);
     expect(response.status()).toBe(200);
