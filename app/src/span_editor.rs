@@ -41,6 +41,16 @@ pub enum SpanKind {
     Suggested { confidence: f32 },
 }
 
+impl SpanKind {
+    /// A suggestion's confidence; `None` for the annotator's own.
+    fn confidence(self) -> Option<f32> {
+        match self {
+            SpanKind::Own => None,
+            SpanKind::Suggested { confidence } => Some(confidence),
+        }
+    }
+}
+
 /// One span in the editor. `label` indexes the editor's labels; `id` stays the same while the
 /// span is edited, so the page can key its list by it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,11 +175,7 @@ pub struct SpanRow {
 impl SpanRow {
     /// `own` or `suggested`.
     pub fn kind(&self) -> &'static str {
-        if self.confidence.is_some() {
-            "suggested"
-        } else {
-            "own"
-        }
+        row_kind(self.confidence)
     }
 
     /// `PERSON “Empire State” 0.93` (the confidence only for a suggestion).
@@ -242,17 +248,14 @@ impl SpanEditor {
         suggested: &[SuggestedSpan],
     ) -> SpanEditor {
         let mut label_index = |name: &str| -> u16 {
-            let at = match labels.iter().position(|l| l.name == name) {
-                Some(i) => i,
-                None => {
-                    labels.push(EditorLabel {
-                        name: name.to_string(),
-                        hotkey: None,
-                    });
-                    labels.len() - 1
-                }
-            };
-            u16::try_from(at).unwrap_or(u16::MAX)
+            index_or_add(
+                &mut labels,
+                |l| l.name == name,
+                || EditorLabel {
+                    name: name.to_string(),
+                    hotkey: None,
+                },
+            )
         };
         let mut spans = Vec::with_capacity(own.len() + suggested.len());
         let mut next_id = 0u32;
@@ -435,10 +438,7 @@ impl SpanEditor {
                 end: s.end,
                 label: self.label_name(s.label).to_string(),
                 label_index: s.label,
-                confidence: match s.kind {
-                    SpanKind::Own => None,
-                    SpanKind::Suggested { confidence } => Some(confidence),
-                },
+                confidence: s.kind.confidence(),
                 selected: self.selected == Some(s.id),
                 text: self.slice(s.start, s.end).to_string(),
             })
@@ -1148,7 +1148,7 @@ impl SpanEditor {
         let mut candidates: Vec<EditorSpan> = self
             .spans
             .iter()
-            .filter(|s| matches!(s.kind, SpanKind::Suggested { confidence } if confidence >= floor))
+            .filter(|s| s.kind.confidence().is_some_and(|c| c >= floor))
             .copied()
             .collect();
         // Most confident first; equal confidences in document order.
@@ -1240,27 +1240,18 @@ impl SpanEditor {
     // ----- helpers -----
 
     fn label_for_key(&self, key: char) -> Option<u16> {
-        let key = key.to_lowercase().to_string();
-        self.labels
-            .iter()
-            .position(|l| {
-                l.hotkey.as_deref().map(str::to_lowercase).as_deref() == Some(key.as_str())
-            })
-            .and_then(|i| u16::try_from(i).ok())
+        hotkey_index(self.labels.iter().map(|l| l.hotkey.as_deref()), key)
     }
 
     fn label_index(&mut self, name: &str) -> u16 {
-        let at = match self.labels.iter().position(|l| l.name == name) {
-            Some(i) => i,
-            None => {
-                self.labels.push(EditorLabel {
-                    name: name.to_string(),
-                    hotkey: None,
-                });
-                self.labels.len() - 1
-            }
-        };
-        u16::try_from(at).unwrap_or(u16::MAX)
+        index_or_add(
+            &mut self.labels,
+            |l| l.name == name,
+            || EditorLabel {
+                name: name.to_string(),
+                hotkey: None,
+            },
+        )
     }
 
     fn label_name(&self, label: u16) -> &str {
@@ -1468,6 +1459,41 @@ impl OwnIndex {
             }
         }
     }
+}
+
+/// `own` or `suggested`: what a list row (span or relation) is, by its confidence.
+fn row_kind(confidence: Option<f32>) -> &'static str {
+    if confidence.is_some() {
+        "suggested"
+    } else {
+        "own"
+    }
+}
+
+/// The index of the entry (label or relation type) whose hotkey is `key`, ignoring case.
+fn hotkey_index<'a>(mut hotkeys: impl Iterator<Item = Option<&'a str>>, key: char) -> Option<u16> {
+    let key = key.to_lowercase().to_string();
+    hotkeys
+        .position(|h| h.map(str::to_lowercase).as_deref() == Some(key.as_str()))
+        .and_then(|i| u16::try_from(i).ok())
+}
+
+/// The index of the entry (label or relation type) `is_named` picks, after adding `add()` at
+/// the end when there is none: a name an earlier answer used is kept, not lost. An index past
+/// `u16::MAX` saturates (the editor indexes labels and relation types by `u16`).
+fn index_or_add<T>(
+    entries: &mut Vec<T>,
+    is_named: impl Fn(&T) -> bool,
+    add: impl FnOnce() -> T,
+) -> u16 {
+    let at = match entries.iter().position(is_named) {
+        Some(i) => i,
+        None => {
+            entries.push(add());
+            entries.len() - 1
+        }
+    };
+    u16::try_from(at).unwrap_or(u16::MAX)
 }
 
 fn confidence(s: &EditorSpan) -> f32 {

@@ -11,6 +11,23 @@ use leptos::prelude::*;
 
 use crate::wire::{RelationMetricsView, SpanMetricsView, VersionRow};
 
+/// One type's row of figures (label, precision, recall, F1, support, predicted) as the wire
+/// type `row`. A macro, not a function: the engine's entity type rows and concord-ml's relation
+/// type rows have these fields but share no type, and this crate cannot name concord-ml's.
+#[cfg(feature = "ssr")]
+macro_rules! type_row {
+    ($row:ident, $t:expr) => {
+        crate::wire::$row {
+            label: $t.label.clone(),
+            precision: $t.precision,
+            recall: $t.recall,
+            f1: $t.f1,
+            support: $t.support,
+            predicted: $t.predicted,
+        }
+    };
+}
+
 /// A version's relation metrics as the page shows them (none when it has no relation
 /// classifier).
 #[cfg(feature = "ssr")]
@@ -28,14 +45,7 @@ pub fn relation_metrics_view(v: &concord_engine::ModelVersionInfo) -> Option<Rel
                 per_type: $s
                     .per_type
                     .iter()
-                    .map(|t| crate::wire::RelationScoreRow {
-                        label: t.label.clone(),
-                        precision: t.precision,
-                        recall: t.recall,
-                        f1: t.f1,
-                        support: t.support,
-                        predicted: t.predicted,
-                    })
+                    .map(|t| type_row!(RelationScoreRow, t))
                     .collect(),
             }
         };
@@ -66,15 +76,8 @@ impl From<concord_engine::SpanMetrics> for SpanMetricsView {
             support: m.support,
             per_type: m
                 .per_type
-                .into_iter()
-                .map(|t| crate::wire::SpanTypeMetricsRow {
-                    label: t.label,
-                    precision: t.precision,
-                    recall: t.recall,
-                    f1: t.f1,
-                    support: t.support,
-                    predicted: t.predicted,
-                })
+                .iter()
+                .map(|t| type_row!(SpanTypeMetricsRow, t))
                 .collect(),
         }
     }

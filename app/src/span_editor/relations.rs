@@ -80,11 +80,7 @@ pub struct RelationRow {
 impl RelationRow {
     /// `own` or `suggested`.
     pub fn kind(&self) -> &'static str {
-        if self.confidence.is_some() {
-            "suggested"
-        } else {
-            "own"
-        }
+        super::row_kind(self.confidence)
     }
 
     /// `“Anna” PER → works_for → “Acme” ORG` (and the confidence of a suggestion).
@@ -285,10 +281,7 @@ impl SpanEditor {
                         label_index: r.label,
                         tail_text: self.slice(tail.start, tail.end).to_string(),
                         tail_label: self.label_name(tail.label).to_string(),
-                        confidence: match r.kind {
-                            SpanKind::Own => None,
-                            SpanKind::Suggested { confidence } => Some(confidence),
-                        },
+                        confidence: r.kind.confidence(),
                         selected: self.rel.selected == Some(r.id),
                         of_selected,
                     },
@@ -347,10 +340,7 @@ impl SpanEditor {
     /// The relation types a relation from the pending head to the chosen span may have (all of
     /// them when none is pending): the page greys out the others in its type menu.
     pub fn allowed_relation_kinds(&self) -> Vec<bool> {
-        let ends = self
-            .rel
-            .pending
-            .and_then(|p| Some((self.find(p.head)?, self.find(p.tail?)?)));
+        let ends = self.pending_ends();
         self.rel
             .kinds
             .iter()
@@ -449,9 +439,7 @@ impl SpanEditor {
                 .rel
                 .relations
                 .iter()
-                .filter(
-                    |r| matches!(r.kind, SpanKind::Suggested { confidence } if confidence >= floor),
-                )
+                .filter(|r| r.kind.confidence().is_some_and(|c| c >= floor))
                 .copied()
                 .collect();
             let acceptable: Vec<u32> = candidates
@@ -572,17 +560,19 @@ impl SpanEditor {
             self.message = Some("mark another span first: a relation joins two spans".into());
             return;
         };
-        self.rel.selected = None;
-        self.rel.pending = Some(Pending {
-            head: head.id,
-            tail: Some(tail),
-        });
-        self.message = Some(self.pending_hint());
+        self.begin_relation(head.id, tail);
     }
 
     /// Starts a relation between two spans at once (a pointer drag from one to the other).
     pub(super) fn start_relation_between(&mut self, head: u32, tail: u32) {
         self.select_span(head);
+        self.begin_relation(head, tail);
+    }
+
+    /// Makes the relation from `head` to `tail` the one being made; a type's key finishes it.
+    /// It leaves the selected span and the cursor alone: `>` starts from the selected span
+    /// wherever the cursor is, and only a drag selects the head first.
+    fn begin_relation(&mut self, head: u32, tail: u32) {
         self.rel.selected = None;
         self.rel.pending = Some(Pending {
             head,
@@ -665,11 +655,7 @@ impl SpanEditor {
     }
 
     fn describe_pending(&mut self) {
-        let Some((h, t)) = self
-            .rel
-            .pending
-            .and_then(|p| Some((self.find(p.head)?, self.find(p.tail?)?)))
-        else {
+        let Some((h, t)) = self.pending_ends() else {
             return;
         };
         self.message = Some(format!(
@@ -682,11 +668,7 @@ impl SpanEditor {
     /// A relation type's key while a relation is being made: creates it, unless the type does
     /// not allow its ends or it is already there (then it says why and waits).
     fn create_relation(&mut self, kind: u16) {
-        let Some((head, tail)) = self
-            .rel
-            .pending
-            .and_then(|p| Some((self.find(p.head)?, self.find(p.tail?)?)))
-        else {
+        let Some((head, tail)) = self.pending_ends() else {
             self.rel.pending = None;
             return;
         };
@@ -741,61 +723,36 @@ impl SpanEditor {
     /// A relation type's key with a relation selected: its type (a suggestion becomes the
     /// annotator's).
     fn relabel_relation(&mut self, kind: u16) {
-        let Some(r) = self.rel.selected.and_then(|id| self.find_relation(id)) else {
+        let Some(r) = self.selected_relation() else {
             return;
         };
         if r.label == kind && r.is_own() {
             return;
         }
-        let Some((head, tail)) = self.own_ends(&r) else {
-            return;
-        };
-        if let Some(problem) = self.relation_problem(&head, &tail, kind, Some(r.id)) {
-            self.message = Some(problem);
-            return;
+        if self.change_relation(r, kind, false).is_some() {
+            self.message = Some(format!("relation now {}", self.relation_name(kind)));
         }
-        self.checkpoint();
-        self.accept_ends(&head, &tail);
-        self.put_relation(EditorRelation {
-            label: kind,
-            kind: SpanKind::Own,
-            ..r
-        });
-        self.message = Some(format!("relation now {}", self.relation_name(kind)));
     }
 
     /// `~`: swaps the selected relation's head and tail, if its type allows them that way.
     fn reverse_relation(&mut self) {
-        let Some(r) = self.rel.selected.and_then(|id| self.find_relation(id)) else {
+        let Some(r) = self.selected_relation() else {
             self.message =
                 Some("select a relation first (\\ walks the selected span's relations)".into());
             return;
         };
-        let Some((head, tail)) = self.own_ends(&r) else {
-            return;
-        };
-        if let Some(problem) = self.relation_problem(&tail, &head, r.label, Some(r.id)) {
-            self.message = Some(problem);
-            return;
+        if let Some((head, tail)) = self.change_relation(r, r.label, true) {
+            self.message = Some(format!(
+                "reversed: “{}” → {} → “{}”",
+                self.slice(head.start, head.end),
+                self.relation_name(r.label),
+                self.slice(tail.start, tail.end)
+            ));
         }
-        self.checkpoint();
-        self.accept_ends(&head, &tail);
-        self.put_relation(EditorRelation {
-            from: r.to,
-            to: r.from,
-            kind: SpanKind::Own,
-            ..r
-        });
-        self.message = Some(format!(
-            "reversed: “{}” → {} → “{}”",
-            self.slice(tail.start, tail.end),
-            self.relation_name(r.label),
-            self.slice(head.start, head.end)
-        ));
     }
 
     fn delete_relation(&mut self) {
-        let Some(r) = self.rel.selected.and_then(|id| self.find_relation(id)) else {
+        let Some(r) = self.selected_relation() else {
             return;
         };
         self.checkpoint();
@@ -810,31 +767,20 @@ impl SpanEditor {
 
     /// `+` with a suggested relation selected: it becomes the annotator's, with its two spans.
     fn accept_relation(&mut self) {
-        let Some(r) = self.rel.selected.and_then(|id| self.find_relation(id)) else {
+        let Some(r) = self.selected_relation() else {
             return;
         };
         if r.is_own() {
             self.message = Some("this relation is already yours".into());
             return;
         }
-        let Some((head, tail)) = self.own_ends(&r) else {
-            return;
-        };
-        if let Some(problem) = self.relation_problem(&head, &tail, r.label, Some(r.id)) {
-            self.message = Some(problem);
-            return;
+        if self.change_relation(r, r.label, false).is_some() {
+            self.message = Some("suggested relation accepted".into());
         }
-        self.checkpoint();
-        self.accept_ends(&head, &tail);
-        self.put_relation(EditorRelation {
-            kind: SpanKind::Own,
-            ..r
-        });
-        self.message = Some("suggested relation accepted".into());
     }
 
     fn reject_relation(&mut self) {
-        match self.rel.selected.and_then(|id| self.find_relation(id)) {
+        match self.selected_relation() {
             Some(r) if !r.is_own() => self.delete_relation(),
             Some(_) => self.message = Some("this relation is yours: Delete removes it".into()),
             None => {}
@@ -842,6 +788,35 @@ impl SpanEditor {
     }
 
     // ----- helpers -----
+
+    /// What relabelling, reversing and accepting a relation share: makes relation `r` the
+    /// annotator's, with type `label` and its head and tail swapped when `reversed`, and its
+    /// suggested spans with it, as one undoable edit. Returns the changed relation's head and
+    /// tail; `None` when a span cannot become the annotator's or the type does not allow the
+    /// ends, and then nothing changes and the message says why.
+    fn change_relation(
+        &mut self,
+        r: EditorRelation,
+        label: u16,
+        reversed: bool,
+    ) -> Option<(EditorSpan, EditorSpan)> {
+        let (from, to) = self.own_ends(&r)?;
+        let (head, tail) = if reversed { (to, from) } else { (from, to) };
+        if let Some(problem) = self.relation_problem(&head, &tail, label, Some(r.id)) {
+            self.message = Some(problem);
+            return None;
+        }
+        self.checkpoint();
+        self.accept_ends(&from, &to);
+        self.put_relation(EditorRelation {
+            from: head.id,
+            to: tail.id,
+            label,
+            kind: SpanKind::Own,
+            ..r
+        });
+        Some((head, tail))
+    }
 
     /// The relation's two spans, when a suggested one among them could become the
     /// annotator's (else the message says why not).
@@ -973,7 +948,7 @@ impl SpanEditor {
                 self.rel.pending = None;
             }
         }
-        let selected_relation = self.rel.selected.and_then(|id| self.find_relation(id));
+        let selected_relation = self.selected_relation();
         if !selected_relation.is_some_and(|r| self.selected.is_some_and(|s| r.touches(s))) {
             self.rel.selected = None;
         }
@@ -988,38 +963,24 @@ impl SpanEditor {
     /// the selected relation's other end.
     pub(super) fn relation_marks(&self) -> (Option<u32>, Option<u32>) {
         let tail = self.rel.pending.and_then(|p| p.tail);
-        let other = self
-            .rel
-            .selected
-            .and_then(|id| self.find_relation(id))
-            .and_then(|r| match self.selected {
-                Some(s) if r.from == s => Some(r.to),
-                Some(_) => Some(r.from),
-                None => None,
-            });
+        let other = self.selected_relation().and_then(|r| match self.selected {
+            Some(s) if r.from == s => Some(r.to),
+            Some(_) => Some(r.from),
+            None => None,
+        });
         (tail, other)
     }
 
     fn relation_for_key(&self, key: char) -> Option<u16> {
-        let key = key.to_lowercase().to_string();
-        self.rel
-            .kinds
-            .iter()
-            .position(|k| {
-                k.hotkey.as_deref().map(str::to_lowercase).as_deref() == Some(key.as_str())
-            })
-            .and_then(|i| u16::try_from(i).ok())
+        super::hotkey_index(self.rel.kinds.iter().map(|k| k.hotkey.as_deref()), key)
     }
 
     fn relation_index(&mut self, name: &str) -> u16 {
-        let at = match self.rel.kinds.iter().position(|k| k.name == name) {
-            Some(i) => i,
-            None => {
-                self.rel.kinds.push(RelationLabel::named(name));
-                self.rel.kinds.len() - 1
-            }
-        };
-        u16::try_from(at).unwrap_or(u16::MAX)
+        super::index_or_add(
+            &mut self.rel.kinds,
+            |k| k.name == name,
+            || RelationLabel::named(name),
+        )
     }
 
     fn relation_name(&self, kind: u16) -> &str {
@@ -1054,6 +1015,17 @@ impl SpanEditor {
 
     fn find_relation(&self, id: u32) -> Option<EditorRelation> {
         self.rel.relations.iter().find(|r| r.id == id).copied()
+    }
+
+    fn selected_relation(&self) -> Option<EditorRelation> {
+        self.rel.selected.and_then(|id| self.find_relation(id))
+    }
+
+    /// The pending relation's head and chosen span, while both are there.
+    fn pending_ends(&self) -> Option<(EditorSpan, EditorSpan)> {
+        self.rel
+            .pending
+            .and_then(|p| Some((self.find(p.head)?, self.find(p.tail?)?)))
     }
 }
 
@@ -1148,6 +1120,14 @@ mod tests {
         panic!("no span at token {t}");
     }
 
+    /// Makes a relation by keyboard: from the span at token `t` to the span nearest it, of the
+    /// type whose key is `type_key`.
+    fn relate_nearest(e: &mut SpanEditor, t: usize, type_key: &str) {
+        select_at(e, t);
+        key(e, ">");
+        key(e, type_key);
+    }
+
     /// The own relations as `(head text, type, tail text)`.
     fn relations(e: &SpanEditor) -> Vec<(String, String, String)> {
         let spans = e.own_spans();
@@ -1209,9 +1189,7 @@ mod tests {
         );
         assert_eq!(e.own_relations(), [Relation::new(0, 1, "works_for")]);
         // From Acme Corp: Berlin is nearest.
-        select_at(&mut e, 4);
-        key(&mut e, ">");
-        key(&mut e, "i");
+        relate_nearest(&mut e, 4, "i");
         assert_eq!(
             e.own_relations(),
             [
@@ -1220,9 +1198,7 @@ mod tests {
             ]
         );
         // The same relation twice is refused.
-        select_at(&mut e, 4);
-        key(&mut e, ">");
-        key(&mut e, "i");
+        relate_nearest(&mut e, 4, "i");
         assert!(message(&e).starts_with("that relation is already there"));
         key(&mut e, "Escape");
         assert!(!e.relation_pending());
@@ -1266,12 +1242,8 @@ mod tests {
     #[test]
     fn the_selected_spans_relations_are_walked_relabelled_reversed_and_deleted() {
         let mut e = three_spans();
-        select_at(&mut e, 0);
-        key(&mut e, ">");
-        key(&mut e, "w");
-        select_at(&mut e, 4);
-        key(&mut e, ">");
-        key(&mut e, "i");
+        relate_nearest(&mut e, 0, "w");
+        relate_nearest(&mut e, 4, "i");
         select_at(&mut e, 4);
         assert_eq!(e.arcs().len(), 2, "both of Acme Corp's relations are drawn");
         select_at(&mut e, 7);
@@ -1340,12 +1312,8 @@ mod tests {
     #[test]
     fn deleting_a_span_deletes_its_relations_and_undo_brings_both_back() {
         let mut e = three_spans();
-        select_at(&mut e, 0);
-        key(&mut e, ">");
-        key(&mut e, "w");
-        select_at(&mut e, 4);
-        key(&mut e, ">");
-        key(&mut e, "i");
+        relate_nearest(&mut e, 0, "w");
+        relate_nearest(&mut e, 4, "i");
         let before = relations(&e);
         select_at(&mut e, 4);
         key(&mut e, "Delete");
@@ -1362,9 +1330,7 @@ mod tests {
         assert!(e.own_relations().is_empty(), "redo deletes them again");
         e.press(KeyPress::parse("z", false, true));
         // Undo takes a relation back like any edit.
-        select_at(&mut e, 7);
-        key(&mut e, ">");
-        key(&mut e, "k");
+        relate_nearest(&mut e, 7, "k");
         assert_eq!(e.own_relations().len(), 3);
         e.press(KeyPress::parse("z", false, true));
         assert_eq!(relations(&e), before);
@@ -1373,9 +1339,7 @@ mod tests {
     #[test]
     fn selecting_another_span_lets_go_of_the_selected_relation() {
         let mut e = three_spans();
-        select_at(&mut e, 0);
-        key(&mut e, ">");
-        key(&mut e, "w");
+        relate_nearest(&mut e, 0, "w");
         assert!(e.relation_rows()[0].selected, "a new relation is selected");
         // Tab to Acme Corp (the relation's other end): Delete now deletes the span.
         key(&mut e, "Tab");
@@ -1394,9 +1358,7 @@ mod tests {
     #[test]
     fn a_span_keeps_a_type_its_relations_need() {
         let mut e = three_spans();
-        select_at(&mut e, 0);
-        key(&mut e, ">");
-        key(&mut e, "w");
+        relate_nearest(&mut e, 0, "w");
         select_at(&mut e, 0);
         key(&mut e, "o");
         assert_eq!(e.own_spans()[0].label, "PER");

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::coefficient::{Coefficient, UndefinedReason};
-use crate::spans::precision_recall_f1;
+use crate::spans::{macro_average, multiset_intersection, precision_recall_f1};
 
 /// One end of a relation: a span `[start, end)` with its entity type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -186,12 +186,7 @@ impl RelationCounts {
             .collect();
         let [na, nb, m] = total;
         let (micro_precision, micro_recall, micro_f1) = precision_recall_f1(m, na, m, nb);
-        let defined: Vec<f64> = per_type.iter().filter_map(|t| t.f1.value()).collect();
-        let macro_f1 = if defined.is_empty() {
-            Coefficient::Undefined(UndefinedReason::NoRelations)
-        } else {
-            Coefficient::Value(defined.iter().sum::<f64>() / defined.len() as f64)
-        };
+        let macro_f1 = macro_average(per_type.iter().map(|t| t.f1), UndefinedReason::NoRelations);
         RelationAgreement {
             per_type,
             relations_a: na,
@@ -213,23 +208,6 @@ fn no_relations_if_no_spans(c: Coefficient) -> Coefficient {
         }
         other => other,
     }
-}
-
-/// Size of the multiset intersection of two sorted lists.
-fn multiset_intersection<T: Ord>(a: &[T], b: &[T]) -> usize {
-    let (mut i, mut j, mut m) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                m += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    m
 }
 
 /// Relation F1 between annotators `a` and `b` over a corpus (relations grouped by their

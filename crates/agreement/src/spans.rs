@@ -182,12 +182,7 @@ pub fn span_f1(a: &[Span], b: &[Span], matching: SpanMatch) -> Result<SpanAgreem
         });
     }
     let (_, _, micro_f1) = precision_recall_f1(tma, ta, tmb, tb);
-    let defined: Vec<f64> = per_label.iter().filter_map(|l| l.f1.value()).collect();
-    let macro_f1 = if defined.is_empty() {
-        Coefficient::Undefined(UndefinedReason::NoSpans)
-    } else {
-        Coefficient::Value(defined.iter().sum::<f64>() / defined.len() as f64)
-    };
+    let macro_f1 = macro_average(per_label.iter().map(|l| l.f1), UndefinedReason::NoSpans);
     Ok(SpanAgreement {
         matching,
         per_label,
@@ -196,8 +191,24 @@ pub fn span_f1(a: &[Span], b: &[Span], matching: SpanMatch) -> Result<SpanAgreem
     })
 }
 
-/// Size of the multiset intersection of two sorted lists.
-fn multiset_intersection(a: &[(u64, u64)], b: &[(u64, u64)]) -> usize {
+/// Macro F1: the mean of the defined per-label (or per-type) F1 values, or undefined for
+/// `none` when no label has one. Span and relation F1 average the same way; only what is
+/// missing differs.
+pub(crate) fn macro_average(
+    f1: impl IntoIterator<Item = Coefficient>,
+    none: UndefinedReason,
+) -> Coefficient {
+    let defined: Vec<f64> = f1.into_iter().filter_map(|c| c.value()).collect();
+    if defined.is_empty() {
+        Coefficient::Undefined(none)
+    } else {
+        Coefficient::Value(defined.iter().sum::<f64>() / defined.len() as f64)
+    }
+}
+
+/// Size of the multiset intersection of two sorted lists (span bounds here, relation keys in
+/// `relations`).
+pub(crate) fn multiset_intersection<T: Ord>(a: &[T], b: &[T]) -> usize {
     let (mut i, mut j, mut m) = (0, 0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {

@@ -6,6 +6,7 @@
 //! in [`tables`]. Span projects add span agreement ([`spans`]); relations projects add
 //! relation agreement between annotators and of model versions ([`relations`]).
 
+mod rater_counts;
 mod relations;
 mod spans;
 mod tables;

@@ -154,18 +154,7 @@ fn wrong_answers_of_a_single_annotator_are_found_by_the_model() {
     let project = env.create_project(topics_spec("One annotator"));
     let ann = env.member(project, "ann", Role::Annotator);
     let reviewer = env.member(project, "rita", Role::Reviewer);
-    let body: String = TEXTS
-        .iter()
-        .enumerate()
-        .map(|(i, (text, _))| {
-            format!(
-                "{}\n",
-                serde_json::json!({ "id": format!("t{}", i + 1), "text": text })
-            )
-        })
-        .collect();
-    env.import(project, ImportFormat::Jsonl, body.as_bytes())
-        .expect("import the topics");
+    env.import_texts_with_t_ids(project, TEXTS.iter().map(|(text, _)| *text));
     env.predict(project);
     for id in 1..=TEXTS.len() {
         let label = if FLIPPED.contains(&id) {

@@ -267,19 +267,14 @@ fn zero_shot_then_training_then_rollback() {
         error_kind(env.engine.enqueue_train(&env.admin, project, too_long)),
         ErrorKind::InvalidInput
     );
-    let job = env
-        .engine
-        .enqueue_train(
-            &env.admin,
-            project,
-            TrainRequest {
-                trainer: Trainer::FineTune,
-                epochs: Some(4),
-                auto: None,
-            },
-        )
-        .unwrap();
-    finish(&env.engine, &env.admin, job);
+    env.train_with(
+        project,
+        TrainRequest {
+            trainer: Trainer::FineTune,
+            epochs: Some(4),
+            auto: None,
+        },
+    );
     let tuned_shown = suggestions(&env.engine, &env.admin, project);
     assert_eq!(version_of(&tuned_shown), 3);
     let tuned = accuracy_on(&tuned_shown, &all);

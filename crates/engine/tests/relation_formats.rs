@@ -8,12 +8,12 @@
 
 use crate::common;
 
-use common::{export, export_jsonl, TestEngine};
-use concord_domain::{ProjectId, ProjectSettings, Relation, RelationLabel, Role, Span, TaskKind};
-use concord_engine::{
-    EngineError, ExportFormat, ImportFormat, ImportOptions, ImportReport, ImportedLabels,
-    Principal, Submission,
+use common::{
+    contents, export, export_jsonl, import_as, import_error, item_count, reader_of, relation_label,
+    span_submission, TestEngine,
 };
+use concord_domain::{ProjectId, ProjectSettings, RelationLabel, Role, TaskKind};
+use concord_engine::{ExportFormat, ImportFormat, ImportedLabels, Principal, Submission};
 use serde_json::{json, Value};
 
 const ENTITY_TYPES: &[&str] = &["PER", "ORG", "LOC"];
@@ -24,15 +24,10 @@ const FIXTURE: &str = include_str!("data/relations_small.jsonl");
 
 /// works_for: PER → ORG; located_in: ORG or LOC → LOC; founded_by: ORG → PER; knows: any.
 fn relation_types() -> Vec<RelationLabel> {
-    let restricted = |name: &str, head: &[&str], tail: &[&str]| RelationLabel {
-        head: head.iter().map(|t| t.to_string()).collect(),
-        tail: tail.iter().map(|t| t.to_string()).collect(),
-        ..RelationLabel::named(name)
-    };
     vec![
-        restricted("works_for", &["PER"], &["ORG"]),
-        restricted("located_in", &["ORG", "LOC"], &["LOC"]),
-        restricted("founded_by", &["ORG"], &["PER"]),
+        relation_label("works_for", &["PER"], &["ORG"]),
+        relation_label("located_in", &["ORG", "LOC"], &["LOC"]),
+        relation_label("founded_by", &["ORG"], &["PER"]),
         RelationLabel::named("knows"),
     ]
 }
@@ -48,48 +43,6 @@ fn relations_project(env: &TestEngine, name: &str) -> ProjectId {
     env.create_project(spec)
 }
 
-fn import_as(
-    env: &TestEngine,
-    project: ProjectId,
-    format: ImportFormat,
-    labels_as: ImportedLabels,
-    body: &[u8],
-) -> Result<ImportReport, EngineError> {
-    let options = ImportOptions {
-        format,
-        labels_as,
-        ..ImportOptions::default()
-    };
-    env.engine
-        .import(&env.admin, project, body, &options, &mut |_| {})
-}
-
-/// The import format that reads an export format back.
-fn reader_of(format: ExportFormat) -> ImportFormat {
-    match format {
-        ExportFormat::Jsonl | ExportFormat::Prodigy => ImportFormat::Jsonl,
-        ExportFormat::Csv => ImportFormat::Csv,
-        ExportFormat::Conll => ImportFormat::Conll,
-        ExportFormat::LabelStudio => ImportFormat::LabelStudio,
-        ExportFormat::Doccano => ImportFormat::Doccano,
-    }
-}
-
-/// What a project stores, item by item, as its JSONL export shows it: id, text, metadata,
-/// tokens, (effective) gold and every answer with its relations, times and source.
-fn contents(env: &TestEngine, project: ProjectId) -> Vec<Value> {
-    export_jsonl(&env.engine, &env.admin, project)
-        .into_iter()
-        .map(|mut line| {
-            let obj = line.as_object_mut().expect("an object");
-            for derived in ["gold_source", "aggregate", "suggestion"] {
-                obj.remove(derived);
-            }
-            line
-        })
-        .collect()
-}
-
 /// A JSONL export with every line's `suggestion` null, written as the export writes it.
 fn without_suggestions(jsonl: &str) -> String {
     jsonl
@@ -102,20 +55,6 @@ fn without_suggestions(jsonl: &str) -> String {
         .collect()
 }
 
-fn import_error(result: Result<ImportReport, EngineError>) -> (u64, String) {
-    match result {
-        Err(EngineError::Import { line, problem }) => (line, problem),
-        other => panic!("expected an import error, got {other:?}"),
-    }
-}
-
-fn item_count(env: &TestEngine, project: ProjectId) -> u64 {
-    env.engine
-        .project_summary(&env.admin, project)
-        .expect("summary")
-        .total
-}
-
 /// `who` answers `item` with `spans` and relations `(from, to, type)` between them.
 fn answer(
     env: &TestEngine,
@@ -125,22 +64,11 @@ fn answer(
     spans: &[(u32, u32, &str)],
     relations: &[(u32, u32, &str)],
 ) {
-    env.engine
-        .submit(
-            who,
-            project,
-            Submission {
-                item_id: item.into(),
-                labels: vec![],
-                spans: spans.iter().map(|&(s, e, l)| Span::new(s, e, l)).collect(),
-                relations: relations
-                    .iter()
-                    .map(|&(f, t, l)| Relation::new(f, t, l))
-                    .collect(),
-                time_spent_ms: 2_500,
-            },
-        )
-        .expect("submit");
+    let submission = Submission {
+        time_spent_ms: 2_500,
+        ..span_submission(item, common::spans(spans), common::relations(relations))
+    };
+    env.engine.submit(who, project, submission).expect("submit");
 }
 
 /// The fixture as gold, two annotators' answers with relations (disagreeing on one item), and
@@ -162,8 +90,7 @@ fn rich() -> Rich {
     )
     .expect("import the fixture");
     assert_eq!(report.imported, 7);
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     // "Grace Hopper and Alan Turing met at Bletchley Park." — spans sent out of order: the
     // stored answer re-indexes its relations to the sorted spans.
     answer(

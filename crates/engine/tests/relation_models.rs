@@ -7,9 +7,9 @@
 
 use crate::common;
 
-use common::{finish, spec, TestEngine, ANSWER_TIME_MS};
-use concord_domain::{ProjectId, ProjectSettings, Relation, RelationLabel, Role, Span, TaskKind};
-use concord_engine::{ImportFormat, Submission, TrainRequest, Trainer};
+use common::{active_version, relation_label, span_submission, spec, TestEngine};
+use concord_domain::{ProjectId, ProjectSettings, Relation, Role, Span, TaskKind};
+use concord_engine::{ImportFormat, ModelVersionInfo, TrainRequest, Trainer};
 use serde::Deserialize;
 
 /// One line of the news set.
@@ -32,14 +32,6 @@ fn news() -> Vec<NewsItem> {
         .collect()
 }
 
-fn relation(name: &str, head: &str, tail: &str) -> RelationLabel {
-    RelationLabel {
-        head: vec![head.into()],
-        tail: vec![tail.into()],
-        ..RelationLabel::named(name)
-    }
-}
-
 /// A relations project holding the news set, every item answered with its spans and
 /// relations by the admin (one annotator's answer is confirmed, as for spans).
 fn news_project(env: &TestEngine) -> (ProjectId, Vec<NewsItem>) {
@@ -60,9 +52,9 @@ fn news_project_answered(env: &TestEngine, relations: bool) -> (ProjectId, Vec<N
         },
     );
     project_spec.relation_labels = vec![
-        relation("works_for", "PER", "ORG"),
-        relation("located_in", "ORG", "LOC"),
-        relation("founded_by", "ORG", "PER"),
+        relation_label("works_for", &["PER"], &["ORG"]),
+        relation_label("located_in", &["ORG"], &["LOC"]),
+        relation_label("founded_by", &["ORG"], &["PER"]),
     ];
     let project = env.create_project(project_spec);
     let items = news();
@@ -73,51 +65,45 @@ fn news_project_answered(env: &TestEngine, relations: bool) -> (ProjectId, Vec<N
     env.import(project, ImportFormat::Jsonl, body.as_bytes())
         .expect("import the news texts");
     for item in &items {
+        let item_relations = if relations {
+            item.relations.clone()
+        } else {
+            Vec::new()
+        };
+        let answer = span_submission(&item.id, item.spans.clone(), item_relations);
         env.engine
-            .submit(
-                &env.admin,
-                project,
-                Submission {
-                    item_id: item.id.clone(),
-                    labels: Vec::new(),
-                    spans: item.spans.clone(),
-                    relations: if relations {
-                        item.relations.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    time_spent_ms: ANSWER_TIME_MS,
-                },
-            )
+            .submit(&env.admin, project, answer)
             .unwrap_or_else(|e| panic!("answer {}: {e}", item.id));
     }
     (project, items)
+}
+
+/// The admin trains `project` as `request` asks; checks that the training measured relations
+/// and returns the version it made active.
+fn train_relations(
+    env: &TestEngine,
+    project: ProjectId,
+    request: TrainRequest,
+) -> ModelVersionInfo {
+    let info = env.train_with(project, request);
+    let result = info.result.expect("a training result");
+    assert!(result["relation_f1"].is_number(), "{result}");
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
+    active_version(&versions).clone()
 }
 
 #[test]
 fn a_relation_head_beats_always_no_relation_on_held_out_news() {
     let env = TestEngine::with_models();
     let (project, items) = news_project(&env);
-    let job = env
-        .engine
-        .enqueue_train(
-            &env.admin,
-            project,
-            TrainRequest {
-                trainer: Trainer::Head,
-                ..TrainRequest::default()
-            },
-        )
-        .expect("enqueue train");
-    let info = finish(&env.engine, &env.admin, job);
-    let result = info.result.expect("a training result");
-    assert!(result["relation_f1"].is_number(), "{result}");
-
-    let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let version = versions
-        .iter()
-        .find(|v| v.active)
-        .expect("an active version");
+    let version = train_relations(
+        &env,
+        project,
+        TrainRequest {
+            trainer: Trainer::Head,
+            ..TrainRequest::default()
+        },
+    );
     assert_eq!(version.relation_trainer.as_deref(), Some("head"));
     let m = version
         .relation_metrics
@@ -204,26 +190,15 @@ fn fine_tuning_a_relations_project_keeps_one_encoder_for_spans_and_relations() {
     let (project, _) = news_project(&env);
     // One epoch each (spans, then relations) keeps the test short; the benchmark
     // (`crates/ml/examples/relations_heldout.rs`) measures the default schedule.
-    let job = env
-        .engine
-        .enqueue_train(
-            &env.admin,
-            project,
-            TrainRequest {
-                trainer: Trainer::FineTune,
-                epochs: Some(1),
-                ..TrainRequest::default()
-            },
-        )
-        .expect("enqueue fine-tuning");
-    let info = finish(&env.engine, &env.admin, job);
-    let result = info.result.expect("a training result");
-    assert!(result["relation_f1"].is_number(), "{result}");
-    let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let version = versions
-        .iter()
-        .find(|v| v.active)
-        .expect("an active version");
+    let version = train_relations(
+        &env,
+        project,
+        TrainRequest {
+            trainer: Trainer::FineTune,
+            epochs: Some(1),
+            ..TrainRequest::default()
+        },
+    );
     assert_eq!(version.trainer, "fine_tune");
     assert_eq!(version.relation_trainer.as_deref(), Some("fine_tune"));
     assert!(
@@ -258,10 +233,7 @@ fn without_confirmed_relations_the_spans_train_alone_and_say_why() {
     let skipped = result["relations_skipped"].as_str().unwrap_or_default();
     assert!(skipped.contains("holds a relation"), "{result}");
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let version = versions
-        .iter()
-        .find(|v| v.active)
-        .expect("an active version");
+    let version = active_version(&versions);
     assert!(version.span_metrics.is_some());
     assert!(version.relation_metrics.is_none() && version.relation_trainer.is_none());
     let (_, suggestions) = env.with_store(|store| store.suggestions(project).expect("suggestions"));

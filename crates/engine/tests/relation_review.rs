@@ -8,12 +8,12 @@
 
 use crate::common;
 
-use common::{error_kind, spec, TestEngine, ANSWER_TIME_MS};
+use common::{assert_close, error_kind, relation_label, relations, spans, spec, TestEngine};
 use concord_domain::{
-    AnnotationValue, ErrorKind, GoldSource, ProjectId, ProjectSettings, Relation, RelationLabel,
-    ReviewState, Role, Span, SuggestedRelation, SuggestedSpan, TaskKind,
+    AnnotationValue, ErrorKind, GoldSource, ProjectId, ProjectSettings, RelationLabel, ReviewState,
+    Role, SuggestedRelation, SuggestedSpan, TaskKind,
 };
-use concord_engine::{AgreementTable, ImportFormat, Principal, Submission, SubmitOutcome};
+use concord_engine::{AgreementTable, ImportFormat, Principal, SubmitOutcome};
 
 /// "Alice works for Acme in Paris": Alice 0..5, Acme 16..20, Paris 24..29.
 const T1: &str = "Alice works for Acme in Paris";
@@ -27,11 +27,6 @@ const ENTITIES: &[&str] = &["per", "org", "loc"];
 /// works_for: per → org; founded_by: org → per; located_in: any → any (so that a reversed
 /// located_in is a valid answer, and counts as a different relation).
 fn relations_spec(name: &str) -> concord_domain::ProjectSpec {
-    let typed = |name: &str, head: &[&str], tail: &[&str]| RelationLabel {
-        head: head.iter().map(|t| t.to_string()).collect(),
-        tail: tail.iter().map(|t| t.to_string()).collect(),
-        ..RelationLabel::named(name)
-    };
     let mut spec = spec(
         name,
         TaskKind::Relations,
@@ -44,8 +39,8 @@ fn relations_spec(name: &str) -> concord_domain::ProjectSpec {
         },
     );
     spec.relation_labels = vec![
-        typed("works_for", &["per"], &["org"]),
-        typed("founded_by", &["org"], &["per"]),
+        relation_label("works_for", &["per"], &["org"]),
+        relation_label("founded_by", &["org"], &["per"]),
         RelationLabel::named("located_in"),
     ];
     spec
@@ -53,29 +48,8 @@ fn relations_spec(name: &str) -> concord_domain::ProjectSpec {
 
 fn relations_project(env: &TestEngine, name: &str, texts: &[&str]) -> ProjectId {
     let project = env.create_project(relations_spec(name));
-    let body: String = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            format!(
-                "{}\n",
-                serde_json::json!({"id": format!("t{}", i + 1), "text": t})
-            )
-        })
-        .collect();
-    env.import(project, ImportFormat::Jsonl, body.as_bytes())
-        .expect("import");
+    env.import_texts_with_t_ids(project, texts.iter().copied());
     project
-}
-
-fn spans(list: &[(u32, u32, &str)]) -> Vec<Span> {
-    list.iter().map(|&(s, e, l)| Span::new(s, e, l)).collect()
-}
-
-fn relations(list: &[(u32, u32, &str)]) -> Vec<Relation> {
-    list.iter()
-        .map(|&(f, t, l)| Relation::new(f, t, l))
-        .collect()
 }
 
 fn submit(
@@ -86,20 +60,13 @@ fn submit(
     span_list: &[(u32, u32, &str)],
     relation_list: &[(u32, u32, &str)],
 ) {
-    let outcome = env
-        .engine
-        .submit(
-            who,
-            project,
-            Submission {
-                item_id: item.into(),
-                labels: Vec::new(),
-                spans: spans(span_list),
-                relations: relations(relation_list),
-                time_spent_ms: ANSWER_TIME_MS,
-            },
-        )
-        .expect("relations answer");
+    let outcome = env.answer_relations(
+        who,
+        project,
+        item,
+        spans(span_list),
+        relations(relation_list),
+    );
     assert_eq!(outcome, SubmitOutcome::Created);
 }
 
@@ -115,8 +82,7 @@ fn submit(
 ///   bob: Globex founded_by Bob; Globex located_in "in Berlin"; Bob works_for Globex.
 fn hand_case(env: &TestEngine) -> (ProjectId, Principal, Principal) {
     let project = relations_project(env, "hand", &[T1, T2, T3]);
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     let t1 = [(0, 5, "per"), (16, 20, "org"), (24, 29, "loc")];
     submit(
         env,
@@ -157,16 +123,11 @@ fn hand_case(env: &TestEngine) -> (ProjectId, Principal, Principal) {
     (project, ann, bob)
 }
 
-fn close(what: &str, got: Option<f64>, want: f64) {
-    let got = got.unwrap_or_else(|| panic!("{what} is undefined"));
-    assert!((got - want).abs() < 1e-9, "{what}: {got} ≠ {want}");
-}
-
 #[test]
 fn relation_agreement_matches_a_hand_computed_case() {
     let env = TestEngine::new();
     let (project, _, _) = hand_case(&env);
-    let figures = env.engine.agreement(&env.admin, project).unwrap();
+    let figures = env.agreement(project);
     assert!(
         figures.spans.is_some(),
         "relations projects keep the span section"
@@ -194,9 +155,9 @@ fn relation_agreement_matches_a_hand_computed_case() {
     // The project's relation types in schema order.
     let order: Vec<&str> = r.per_type.iter().map(|t| t.label.as_str()).collect();
     assert_eq!(order, ["works_for", "founded_by", "located_in"]);
-    close("works_for", row("works_for").f1.value(), 2.0 / 3.0);
-    close("founded_by", row("founded_by").f1.value(), 1.0);
-    close("located_in", row("located_in").f1.value(), 0.0);
+    assert_close("works_for", row("works_for").f1.value(), 2.0 / 3.0);
+    assert_close("founded_by", row("founded_by").f1.value(), 1.0);
+    assert_close("located_in", row("located_in").f1.value(), 0.0);
     assert_eq!(
         (
             row("works_for").relations,
@@ -205,18 +166,18 @@ fn relation_agreement_matches_a_hand_computed_case() {
         ),
         (3, 2, 4)
     );
-    close("micro", r.micro_f1.value(), 4.0 / 9.0);
-    close("macro", r.macro_f1.value(), 5.0 / 9.0);
+    assert_close("micro", r.micro_f1.value(), 4.0 / 9.0);
+    assert_close("macro", r.macro_f1.value(), 5.0 / 9.0);
 
     assert_eq!(r.pairs.len(), 1);
     let pair = &r.pairs[0];
     assert_eq!((pair.first, pair.second, pair.items), (0, 1, 2));
     let a = &pair.agreement;
     assert_eq!((a.relations_a, a.relations_b, a.matched), (4, 5, 2));
-    close("pair precision", a.micro_precision.value(), 0.5);
-    close("pair recall", a.micro_recall.value(), 0.4);
-    close("pair micro", a.micro_f1.value(), 4.0 / 9.0);
-    close("pair macro", a.macro_f1.value(), 5.0 / 9.0);
+    assert_close("pair precision", a.micro_precision.value(), 0.5);
+    assert_close("pair recall", a.micro_recall.value(), 0.4);
+    assert_close("pair micro", a.micro_f1.value(), 4.0 / 9.0);
+    assert_close("pair macro", a.macro_f1.value(), 5.0 / 9.0);
     let located = a.per_type.iter().find(|t| t.label == "located_in").unwrap();
     assert_eq!(
         (located.relations_a, located.relations_b, located.matched),
@@ -229,7 +190,7 @@ fn relation_agreement_matches_a_hand_computed_case() {
         ("ann", 2, 4)
     );
     assert_eq!((stats[1].items, stats[1].relations), (2, 5));
-    close(
+    assert_close(
         "ann with others",
         stats[0].f1_with_others.value(),
         4.0 / 9.0,
@@ -249,8 +210,8 @@ fn relation_agreement_matches_a_hand_computed_case() {
     let pairs = figures.csv(AgreementTable::RelationPairs).unwrap();
     let row: Vec<&str> = pairs.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(row[..6], ["ann", "bob", "2", "4", "5", "2"]);
-    close("csv micro", row[6].parse().ok(), 4.0 / 9.0);
-    close("csv macro", row[7].parse().ok(), 5.0 / 9.0);
+    assert_close("csv micro", row[6].parse().ok(), 4.0 / 9.0);
+    assert_close("csv macro", row[7].parse().ok(), 5.0 / 9.0);
     assert!(figures
         .csv(AgreementTable::RelationModels)
         .unwrap()
@@ -266,7 +227,7 @@ fn relation_figures_are_only_for_relations_projects_and_undefined_without_relati
         ENTITIES,
         ProjectSettings::default(),
     ));
-    let figures = env.engine.agreement(&env.admin, spans_project).unwrap();
+    let figures = env.agreement(spans_project);
     assert!(figures.relations.is_none());
     assert_eq!(
         error_kind(figures.csv(AgreementTable::RelationTypes)),
@@ -275,17 +236,11 @@ fn relation_figures_are_only_for_relations_projects_and_undefined_without_relati
 
     // Two annotators, spans but no relations: F1 is undefined (not 0, not NaN), with why.
     let project = relations_project(&env, "bare", &[T3]);
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     for who in [&ann, &bob] {
         submit(&env, who, project, "t1", &[(0, 5, "per")], &[]);
     }
-    let r = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .relations
-        .unwrap();
+    let r = env.agreement(project).relations.unwrap();
     assert_eq!((r.items_compared, r.relations_compared), (1, 0));
     assert!(!r.pairs[0].agreement.micro_f1.is_defined());
     assert_eq!(
@@ -305,11 +260,7 @@ fn review_shows_relations_side_by_side_and_starts_from_the_majority() {
     let (project, _, _) = hand_case(&env);
     let rev = env.member(project, "rev", Role::Reviewer);
 
-    let item = env
-        .engine
-        .review_next(&rev, project, None)
-        .unwrap()
-        .expect("t1 disagrees");
+    let item = env.next_to_review(&rev, project, None);
     assert_eq!(item.id, "t1");
     assert_eq!(item.state, ReviewState::Disagreement);
     let names: Vec<&str> = item.answers.iter().map(|a| a.annotator.as_str()).collect();
@@ -336,11 +287,7 @@ fn review_shows_relations_side_by_side_and_starts_from_the_majority() {
     // t2: "Berlin" and "in Berlin" are each one answer's, so neither span is proposed, and
     // the located_in relation on it goes with it; founded_by (Globex → Bob) stays, indexed
     // into the proposed spans.
-    let item = env
-        .engine
-        .review_next(&rev, project, Some("t1"))
-        .unwrap()
-        .expect("t2 disagrees");
+    let item = env.next_to_review(&rev, project, Some("t1"));
     assert_eq!(item.id, "t2");
     assert_eq!(
         item.proposal_spans,
@@ -354,8 +301,7 @@ fn review_shows_relations_side_by_side_and_starts_from_the_majority() {
 fn identical_answers_with_relations_settle_as_gold_and_differing_relations_do_not() {
     let env = TestEngine::new();
     let project = relations_project(&env, "settle", &[T3, T3]);
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     let rev = env.member(project, "rev", Role::Reviewer);
     let carol = [(0, 5, "per"), (13, 20, "org")];
     // t1: the same spans and relation, the spans sent in a different order (the relation
@@ -382,11 +328,7 @@ fn identical_answers_with_relations_settle_as_gold_and_differing_relations_do_no
         Some(relations(&[(0, 1, "works_for")]))
     );
 
-    let open = env
-        .engine
-        .review_next(&rev, project, None)
-        .unwrap()
-        .expect("t2 waits for review");
+    let open = env.next_to_review(&rev, project, None);
     assert_eq!(open.id, "t2");
     assert_eq!(open.state, ReviewState::Disagreement);
     // One of two answers is not a majority: the starting point has the spans only.
@@ -465,25 +407,16 @@ fn gold_with_relations_is_set_checked_and_shown() {
     );
     assert!(resolved.gold_question);
     // The queue moves on to t2.
-    let next = env
-        .engine
-        .review_next(&rev, project, None)
-        .unwrap()
-        .unwrap();
+    let next = env.next_to_review(&rev, project, None);
     assert_eq!(next.id, "t2");
 
     // Against that gold, ann (identical) scores 1 and bob (the reversed located_in) 1/2
     // precision, 1/2 recall.
-    let r = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .relations
-        .unwrap();
+    let r = env.agreement(project).relations.unwrap();
     let ann_gold = &r.annotator_stats[0].gold;
     assert_eq!(ann_gold.items, 1);
-    close("ann against gold", ann_gold.f1.value(), 1.0);
-    close(
+    assert_close("ann against gold", ann_gold.f1.value(), 1.0);
+    assert_close(
         "bob against gold",
         r.annotator_stats[1].gold.f1.value(),
         0.5,
@@ -556,26 +489,7 @@ fn a_model_version_is_scored_on_its_suggested_relations() {
         .unwrap();
     // An external model's suggestion for t1: Alice works_for Acme (right), Paris located_in
     // Acme (reversed), and a relation to a span it does not have (left out).
-    let (env, version) = env.with_store(|store| {
-        let record = concord_store::ModelVersionRecord {
-            trainer: "external".into(),
-            created_ms: 1,
-            parent: None,
-            params: Default::default(),
-            train_size: 0,
-            train_hash: String::new(),
-            labels: ENTITIES.iter().map(|t| t.to_string()).collect(),
-            encoder: String::new(),
-            metrics: None,
-            classifier: serde_json::Value::Null,
-            name: Some("rel-ext".into()),
-            held_out: Vec::new(),
-            held_out_spans: Vec::new(),
-            confirmed: None,
-            auto: None,
-            comparison: None,
-        };
-        let version = store.create_model_version(project, &record, true).unwrap();
+    let (env, version) = env.with_external_suggestion(project, "rel-ext", ENTITIES, |version| {
         let span = |start: u32, end: u32, label: &str| SuggestedSpan {
             start,
             end,
@@ -588,7 +502,7 @@ fn a_model_version_is_scored_on_its_suggested_relations() {
             label: label.into(),
             confidence: 0.8,
         };
-        let suggestion = concord_store::SuggestionRecord {
+        concord_store::SuggestionRecord {
             labels: Vec::new(),
             confidence: 0.7,
             probabilities: Vec::new(),
@@ -600,18 +514,9 @@ fn a_model_version_is_scored_on_its_suggested_relations() {
                 relation(2, 1, "located_in"),
                 relation(0, 7, "works_for"),
             ],
-        };
-        store
-            .put_predictions(project, &[0; 8], &[], &[(0, suggestion)], None)
-            .unwrap();
-        version
+        }
     });
-    let r = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .relations
-        .unwrap();
+    let r = env.agreement(project).relations.unwrap();
     assert_eq!(r.model_raters.len(), 1);
     let m = &r.model_raters[0];
     assert_eq!(
@@ -620,16 +525,14 @@ fn a_model_version_is_scored_on_its_suggested_relations() {
     );
     // Against ann on t1: one of two shared → P 1/2, R 1/2, F1 1/2. Against bob (who has
     // the same reversed located_in): both shared → 1. Against the gold (ann's): 1/2.
-    close("with ann", m.with_annotators[0].f1.value(), 0.5);
-    close("with bob", m.with_annotators[1].f1.value(), 1.0);
-    close("mean", m.mean_f1, 0.75);
+    assert_close("with ann", m.with_annotators[0].f1.value(), 0.5);
+    assert_close("with bob", m.with_annotators[1].f1.value(), 1.0);
+    assert_close("mean", m.mean_f1, 0.75);
     assert_eq!(m.gold.items, 1);
-    close("gold precision", m.gold.precision.value(), 0.5);
-    close("gold recall", m.gold.recall.value(), 0.5);
+    assert_close("gold precision", m.gold.precision.value(), 0.5);
+    assert_close("gold recall", m.gold.recall.value(), 0.5);
     let csv = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
+        .agreement(project)
         .csv(AgreementTable::RelationModels)
         .unwrap();
     assert_eq!(

@@ -7,8 +7,11 @@ use crate::common;
 
 use std::io::Read;
 
-use common::{export, export_jsonl, TestEngine};
-use concord_domain::{ErrorKind, ProjectId, ProjectSettings, Role, Span, TaskKind};
+use common::{
+    contents, export, export_jsonl, import_as, import_error, item_count, reader_of,
+    span_submission, TestEngine,
+};
+use concord_domain::{ErrorKind, ProjectId, ProjectSettings, Role, TaskKind};
 use concord_engine::{
     ExportFormat, ImportFormat, ImportOptions, ImportReport, ImportedLabels, Submission,
     EXTERNAL_TRAINER,
@@ -43,22 +46,6 @@ fn span_project(env: &TestEngine, name: &str, labels: &[&str], overlapping: bool
     ))
 }
 
-fn import_as(
-    env: &TestEngine,
-    project: ProjectId,
-    format: ImportFormat,
-    labels_as: ImportedLabels,
-    body: &[u8],
-) -> Result<ImportReport, concord_engine::EngineError> {
-    let options = ImportOptions {
-        format,
-        labels_as,
-        ..ImportOptions::default()
-    };
-    env.engine
-        .import(&env.admin, project, body, &options, &mut |_| {})
-}
-
 /// Writes `body` to a file in the test's temp dir and imports it from there, as the CLI does.
 fn import_file(
     env: &TestEngine,
@@ -78,48 +65,6 @@ fn import_file(
         .import(&env.admin, project, reader, &options, &mut |_| {})
 }
 
-/// The import format that reads an export format back.
-fn reader_of(format: ExportFormat) -> ImportFormat {
-    match format {
-        ExportFormat::Jsonl | ExportFormat::Prodigy => ImportFormat::Jsonl,
-        ExportFormat::Doccano => ImportFormat::Doccano,
-        ExportFormat::Csv => ImportFormat::Csv,
-        ExportFormat::Conll => ImportFormat::Conll,
-        ExportFormat::LabelStudio => ImportFormat::LabelStudio,
-    }
-}
-
-/// What a project holds, item by item, as its JSONL export shows it: id, text, metadata,
-/// tokens, (effective) gold and every answer with its times and source. Derived fields (the
-/// gold's source, the majority, the suggestion) are left out.
-fn contents(env: &TestEngine, project: ProjectId) -> Vec<Value> {
-    export_jsonl(&env.engine, &env.admin, project)
-        .into_iter()
-        .map(|mut line| {
-            let obj = line.as_object_mut().expect("an object");
-            for derived in ["gold_source", "aggregate", "suggestion"] {
-                obj.remove(derived);
-            }
-            line
-        })
-        .collect()
-}
-
-/// The error's line and message, for an import error.
-fn import_error(result: Result<ImportReport, concord_engine::EngineError>) -> (u64, String) {
-    match result {
-        Err(concord_engine::EngineError::Import { line, problem }) => (line, problem),
-        other => panic!("expected an import error, got {other:?}"),
-    }
-}
-
-fn item_count(env: &TestEngine, project: ProjectId) -> u64 {
-    env.engine
-        .project_summary(&env.admin, project)
-        .expect("summary")
-        .total
-}
-
 fn answer_spans(
     env: &TestEngine,
     who: &concord_engine::Principal,
@@ -127,19 +72,11 @@ fn answer_spans(
     item: &str,
     spans: &[(u32, u32, &str)],
 ) {
-    env.engine
-        .submit(
-            who,
-            project,
-            Submission {
-                item_id: item.into(),
-                labels: vec![],
-                spans: spans.iter().map(|&(s, e, l)| Span::new(s, e, l)).collect(),
-                time_spent_ms: 1_234,
-                relations: Vec::new(),
-            },
-        )
-        .expect("submit");
+    let submission = Submission {
+        time_spent_ms: 1_234,
+        ..span_submission(item, common::spans(spans), Vec::new())
+    };
+    env.engine.submit(who, project, submission).expect("submit");
 }
 
 #[test]
@@ -228,8 +165,7 @@ const RICH_LABELS: &[&str] = &["PER", "LOC", "ORG"];
 fn rich() -> Rich {
     let env = TestEngine::new();
     let project = span_project(&env, "Rich", RICH_LABELS, false);
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     // "👨‍👩‍👧 José\u{301} met 李雷 in 東京" — code points: family 0..5, José́ 6..11, met 12..15,
     // 李雷 16..18, in 19..21, 東京 22..24.
     let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";

@@ -11,12 +11,12 @@
 
 use crate::common;
 
-use common::{error_kind, finish, spec, without_auto_train, TestEngine, ANSWER_TIME_MS};
+use common::{active_version, error_kind, finish, spec, without_auto_train, TestEngine};
 use concord_domain::tokens::{on_token_boundaries, tokenize};
 use concord_domain::{
     ErrorKind, PatternKind, ProjectId, ProjectSettings, Role, Span, SpanPattern, TaskKind,
 };
-use concord_engine::{ImportFormat, ModelVersionInfo, Submission, TrainRequest, Trainer};
+use concord_engine::{ImportFormat, TrainRequest, Trainer};
 use concord_store::SuggestionRecord;
 
 /// The code point span of the `nth` occurrence of `needle` in `text`.
@@ -81,13 +81,6 @@ fn assert_no_item_labels(suggestions: &[(u64, SuggestionRecord)]) {
     }
 }
 
-fn active(versions: &[ModelVersionInfo]) -> &ModelVersionInfo {
-    versions
-        .iter()
-        .find(|v| v.active)
-        .expect("an active version")
-}
-
 #[test]
 fn patterns_suggest_spans_on_token_boundaries_only() {
     let env = TestEngine::with_models();
@@ -120,7 +113,7 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
     assert_eq!((info.done, info.total), (4, 4));
 
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let patterns = active(&versions);
+    let patterns = active_version(&versions);
     assert_eq!(patterns.trainer, "patterns");
     assert_eq!(patterns.name.as_deref(), Some("patterns"));
     let rules = patterns.params["rules"]
@@ -173,9 +166,9 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
     let job = env.engine.project_jobs(&env.admin, project).unwrap()[0].id;
     finish(&env.engine, &env.admin, job);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    assert_eq!(active(&versions).version, 2);
+    assert_eq!(active_version(&versions).version, 2);
     assert!(
-        active(&versions).span_metrics.is_none(),
+        active_version(&versions).span_metrics.is_none(),
         "nothing confirmed yet"
     );
     let (env, suggestions) = stored_suggestions(env, project);
@@ -193,27 +186,20 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
 
     // Once an item is confirmed, the rule is measured on it: a new patterns version records
     // how it fared (still too few matches to speak for a confidence) and its metrics there.
-    env.engine
-        .submit(
-            &env.admin,
-            project,
-            Submission {
-                item_id: "3".into(),
-                labels: Vec::new(),
-                spans: vec![Span::new(
-                    at(&texts[2], "Paris", 0).0,
-                    at(&texts[2], "Paris", 0).1,
-                    "city",
-                )],
-                time_spent_ms: ANSWER_TIME_MS,
-                relations: Vec::new(),
-            },
-        )
-        .unwrap();
+    env.answer_spans(
+        &env.admin,
+        project,
+        "3",
+        vec![Span::new(
+            at(&texts[2], "Paris", 0).0,
+            at(&texts[2], "Paris", 0).1,
+            "city",
+        )],
+    );
     let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
     finish(&env.engine, &env.admin, job);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let measured = active(&versions);
+    let measured = active_version(&versions);
     assert_eq!((measured.version, measured.parent), (3, Some(2)));
     let rules = measured.params["rules"].as_array().expect("rules");
     assert_eq!(
@@ -230,7 +216,7 @@ fn patterns_suggest_spans_on_token_boundaries_only() {
     let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
     finish(&env.engine, &env.admin, job);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    assert_eq!((versions.len(), active(&versions).version), (3, 3));
+    assert_eq!((versions.len(), active_version(&versions).version), (3, 3));
 }
 
 /// A rule's confidence must come from answers people gave on their own: an annotator who took
@@ -251,7 +237,7 @@ fn a_rule_is_not_validated_by_answers_that_took_its_suggestion() {
     finish(&env.engine, &env.admin, job);
     let rules_of = |env: &TestEngine| {
         let versions = env.engine.model_versions(&env.admin, project).unwrap();
-        let v = active(&versions);
+        let v = active_version(&versions);
         let rule = &v.params["rules"][0];
         (
             v.version,
@@ -367,25 +353,20 @@ fn span_versions_train_predict_every_item_and_roll_back() {
         env.answer_spans(&env.admin, project, &(i + 1).to_string(), spans.clone());
     }
 
-    let job = env
-        .engine
-        .enqueue_train(
-            &env.admin,
-            project,
-            TrainRequest {
-                trainer: Trainer::Head,
-                epochs: None,
-                auto: None,
-            },
-        )
-        .unwrap();
-    let info = finish(&env.engine, &env.admin, job);
+    let info = env.train_with(
+        project,
+        TrainRequest {
+            trainer: Trainer::Head,
+            epochs: None,
+            auto: None,
+        },
+    );
     assert_eq!((info.done, info.total), (31, 31), "every item predicted");
     let result = info.result.expect("a result");
     assert_eq!(result["trainer"], "head");
 
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let head = active(&versions);
+    let head = active_version(&versions);
     assert_eq!((head.version, head.trainer.as_str()), (1, "head"));
     assert!(head.metrics.is_none(), "no label-project metrics");
     let metrics = head.span_metrics.as_ref().expect("held-out span metrics");
@@ -448,22 +429,17 @@ fn span_versions_train_predict_every_item_and_roll_back() {
 
     // Fine-tuning (one epoch: this checks the path, not the quality) makes version 2, with
     // its own encoder weights and held-out metrics, and predicts every item with them.
-    let job = env
-        .engine
-        .enqueue_train(
-            &env.admin,
-            project,
-            TrainRequest {
-                trainer: Trainer::FineTune,
-                epochs: Some(1),
-                auto: None,
-            },
-        )
-        .unwrap();
-    let info = finish(&env.engine, &env.admin, job);
+    let info = env.train_with(
+        project,
+        TrainRequest {
+            trainer: Trainer::FineTune,
+            epochs: Some(1),
+            auto: None,
+        },
+    );
     assert_eq!((info.done, info.total), (31, 31), "every item predicted");
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    let tuned = active(&versions);
+    let tuned = active_version(&versions);
     assert_eq!(
         (tuned.version, tuned.trainer.as_str(), tuned.parent),
         (2, "fine_tune", Some(1))
@@ -482,7 +458,7 @@ fn span_versions_train_predict_every_item_and_roll_back() {
     let job = env.engine.activate_model(&env.admin, project, 1).unwrap();
     finish(&env.engine, &env.admin, job);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();
-    assert_eq!(active(&versions).version, 1);
+    assert_eq!(active_version(&versions).version, 1);
     let (_env, suggestions) = stored_suggestions(env, project);
     assert_eq!(suggestions.len(), 31);
     assert!(suggestions.iter().all(|(_, s)| s.version == 1));
@@ -602,36 +578,11 @@ fn suggestions_imported_with_a_version_stand_and_that_version_is_not_activated_a
         }],
         relations: Vec::new(),
     };
-    let (env, ()) = env.with_store(|store| {
-        let version = store
-            .create_model_version(
-                project,
-                &concord_store::ModelVersionRecord {
-                    trainer: "external".into(),
-                    created_ms: 1,
-                    parent: None,
-                    params: Default::default(),
-                    train_size: 0,
-                    train_hash: String::new(),
-                    labels: vec!["person".into(), "city".into(), "year".into()],
-                    encoder: String::new(),
-                    metrics: None,
-                    classifier: serde_json::Value::Null,
-                    name: Some("spacy".into()),
-                    held_out: Vec::new(),
-                    held_out_spans: Vec::new(),
-                    confirmed: None,
-                    auto: None,
-                    comparison: None,
-                },
-                true,
-            )
-            .unwrap();
-        assert_eq!(version, 1);
-        store
-            .put_predictions(project, &[0; 8], &[], &[(0, imported.clone())], None)
-            .unwrap();
-    });
+    let (env, version) =
+        env.with_external_suggestion(project, "spacy", &["person", "city", "year"], |_| {
+            imported.clone()
+        });
+    assert_eq!(version, 1);
     let job = env.engine.enqueue_predict(&env.admin, project).unwrap();
     finish(&env.engine, &env.admin, job);
     let versions = env.engine.model_versions(&env.admin, project).unwrap();

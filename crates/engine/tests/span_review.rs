@@ -5,12 +5,12 @@
 
 use crate::common;
 
-use common::{spec, TestEngine, ANSWER_TIME_MS};
+use common::{assert_close, span_submission, spans, spec, TestEngine};
 use concord_domain::{
     AnnotationSource, ErrorKind, GoldSource, ProjectId, ProjectSettings, ReviewState, Role, Span,
     SuggestedSpan, TaskKind,
 };
-use concord_engine::{ImportFormat, Principal, SpanAgreementFigures, Submission, SubmitOutcome};
+use concord_engine::{Principal, SpanAgreementFigures, Submission, SubmitOutcome};
 
 const TYPES: &[&str] = &["per", "loc", "org"];
 
@@ -24,18 +24,8 @@ fn settings(overlap: u32, overlapping_spans: bool) -> ProjectSettings {
     }
 }
 
-fn spans(list: &[(u32, u32, &str)]) -> Vec<Span> {
-    list.iter().map(|&(s, e, l)| Span::new(s, e, l)).collect()
-}
-
 fn span_answer(item: &str, list: &[(u32, u32, &str)]) -> Submission {
-    Submission {
-        item_id: item.into(),
-        labels: Vec::new(),
-        spans: spans(list),
-        time_spent_ms: ANSWER_TIME_MS,
-        relations: Vec::new(),
-    }
+    span_submission(item, spans(list), Vec::new())
 }
 
 /// A span project of [`TYPES`] with `texts` imported as items `t1`, `t2`, …
@@ -46,18 +36,7 @@ fn span_project(
     texts: &[&str],
 ) -> ProjectId {
     let project = env.create_project(spec(name, TaskKind::Spans, TYPES, settings));
-    let body: String = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            format!(
-                "{}\n",
-                serde_json::json!({"id": format!("t{}", i + 1), "text": t})
-            )
-        })
-        .collect();
-    env.import(project, ImportFormat::Jsonl, body.as_bytes())
-        .expect("import");
+    env.import_texts_with_t_ids(project, texts.iter().copied());
     project
 }
 
@@ -68,9 +47,7 @@ fn submit(
     item: &str,
     list: &[(u32, u32, &str)],
 ) -> SubmitOutcome {
-    env.engine
-        .submit(who, project, span_answer(item, list))
-        .expect("span answer")
+    env.answer_spans(who, project, item, spans(list))
 }
 
 /// "🙂 Zoë met 東京 friends" in code points: 🙂 0..1, Zoë 2..5 (the ë precomposed), met 6..9,
@@ -197,8 +174,7 @@ fn identical_span_answers_are_accepted_as_gold() {
         settings(2, false),
         &["Alice met Bob in Paris", "nothing here"],
     );
-    let ann = env.member(project, "ann", Role::Annotator);
-    let bob = env.member(project, "bob", Role::Annotator);
+    let [ann, bob] = env.annotators(project, ["ann", "bob"]);
     let rev = env.member(project, "rev", Role::Reviewer);
     // The same spans in another order are the same answer.
     submit(&env, &ann, project, "t1", &[(0, 5, "per"), (17, 22, "loc")]);
@@ -243,10 +219,7 @@ fn disagreements_are_reviewed_from_the_majority_and_resolved_with_edited_spans()
         settings(3, false),
         &["Alice met Bob in Paris"],
     );
-    let people: Vec<Principal> = ["ann", "bob", "cyd"]
-        .iter()
-        .map(|n| env.member(project, n, Role::Annotator))
-        .collect();
+    let people = env.annotators(project, ["ann", "bob", "cyd"]);
     let rev = env.member(project, "rev", Role::Reviewer);
     submit(
         &env,
@@ -276,11 +249,7 @@ fn disagreements_are_reviewed_from_the_majority_and_resolved_with_edited_spans()
         &[(0, 9, "per"), (17, 22, "loc")],
     );
 
-    let item = env
-        .engine
-        .review_next(&rev, project, None)
-        .unwrap()
-        .unwrap();
+    let item = env.next_to_review(&rev, project, None);
     assert_eq!(item.state, ReviewState::Disagreement);
     let shown: Vec<(&str, Vec<Span>)> = item
         .answers
@@ -347,11 +316,6 @@ fn disagreements_are_reviewed_from_the_majority_and_resolved_with_edited_spans()
     assert_eq!((summary.gold_by_review, summary.needs_review), (1, 0));
 }
 
-fn close(what: &str, got: Option<f64>, want: f64) {
-    let got = got.unwrap_or_else(|| panic!("{what} is undefined"));
-    assert!((got - want).abs() < 1e-9, "{what}: {got} ≠ {want}");
-}
-
 fn type_row<'a>(
     figures: &'a SpanAgreementFigures,
     label: &str,
@@ -371,8 +335,7 @@ fn hand_case(env: &TestEngine) -> (ProjectId, Principal, Principal) {
         settings(2, false),
         &["Alice met Bob in Paris", "Visit New York now"],
     );
-    let a = env.member(project, "ann", Role::Annotator);
-    let b = env.member(project, "bob", Role::Annotator);
+    let [a, b] = env.annotators(project, ["ann", "bob"]);
     submit(
         env,
         &a,
@@ -396,29 +359,29 @@ fn hand_case(env: &TestEngine) -> (ProjectId, Principal, Principal) {
 fn span_agreement_matches_a_hand_computed_case() {
     let env = TestEngine::new();
     let (project, _, _) = hand_case(&env);
-    let figures = env.engine.agreement(&env.admin, project).unwrap();
+    let figures = env.agreement(project);
     let s = figures.spans.expect("span projects have a spans section");
     assert_eq!(s.annotators, ["ann", "bob"]);
     assert_eq!((s.items_compared, s.spans_compared), (2, 8));
 
     // Exact. per: ann 2, bob 1, no match → 0. loc: ann 2, bob 3, one match (17..22) →
     // P 1/2, R 1/3, F1 2/5. Micro: 1 match of 4 and 4 → 1/4. Macro: (0 + 2/5) / 2 = 1/5.
-    close("exact micro", s.exact.micro_f1.value(), 0.25);
-    close("exact macro", s.exact.macro_f1.value(), 0.2);
-    close("exact per", type_row(&s, "per").exact_f1.value(), 0.0);
-    close("exact loc", type_row(&s, "loc").exact_f1.value(), 0.4);
+    assert_close("exact micro", s.exact.micro_f1.value(), 0.25);
+    assert_close("exact macro", s.exact.macro_f1.value(), 0.2);
+    assert_close("exact per", type_row(&s, "per").exact_f1.value(), 0.0);
+    assert_close("exact loc", type_row(&s, "loc").exact_f1.value(), 0.4);
     // Overlap. per: ann's 0..5 touches bob's 0..9, ann's 10..13 touches no per → P 1/2;
     // bob's 0..9 touches 0..5 → R 1 → F1 2/3. loc: both of ann's touch one of bob's → P 1;
     // bob's 10..13 touches no loc of ann's → R 2/3 → F1 4/5. Micro: P 3/4, R 3/4 → 3/4.
     // Macro: (2/3 + 4/5) / 2 = 11/15.
-    close("overlap micro", s.overlap.micro_f1.value(), 0.75);
-    close("overlap macro", s.overlap.macro_f1.value(), 11.0 / 15.0);
-    close(
+    assert_close("overlap micro", s.overlap.micro_f1.value(), 0.75);
+    assert_close("overlap macro", s.overlap.macro_f1.value(), 11.0 / 15.0);
+    assert_close(
         "overlap per",
         type_row(&s, "per").overlap_f1.value(),
         2.0 / 3.0,
     );
-    close("overlap loc", type_row(&s, "loc").overlap_f1.value(), 0.8);
+    assert_close("overlap loc", type_row(&s, "loc").overlap_f1.value(), 0.8);
     assert_eq!(type_row(&s, "per").spans, 3);
     assert_eq!(type_row(&s, "loc").spans, 5);
     assert_eq!(type_row(&s, "org").spans, 0);
@@ -427,7 +390,7 @@ fn span_agreement_matches_a_hand_computed_case() {
     assert_eq!(s.pairs.len(), 1);
     let pair = &s.pairs[0];
     assert_eq!((pair.first, pair.second, pair.items), (0, 1, 2));
-    close("pair exact", pair.exact.micro_f1.value(), 0.25);
+    assert_close("pair exact", pair.exact.micro_f1.value(), 0.25);
     let loc = pair
         .exact
         .per_label
@@ -442,8 +405,8 @@ fn span_agreement_matches_a_hand_computed_case() {
     assert_eq!((s.unitizing.items, s.unitizing.length), (2, 40));
     let alpha = overall.coefficient.value().unwrap();
     assert!(alpha < 1.0, "{alpha}");
-    close("pair α_U", pair.unitizing.coefficient().value(), alpha);
-    close(
+    assert_close("pair α_U", pair.unitizing.coefficient().value(), alpha);
+    assert_close(
         "mean pairwise α_U",
         s.unitizing_mean_pairwise.value(),
         alpha,
@@ -453,7 +416,7 @@ fn span_agreement_matches_a_hand_computed_case() {
     assert_eq!(figures.annotators, ["ann", "bob"]);
     let stats = &s.annotator_stats;
     assert_eq!((stats[0].items, stats[0].spans), (2, 4));
-    close(
+    assert_close(
         "ann with others",
         stats[0].exact_f1_with_others.value(),
         0.25,
@@ -469,23 +432,17 @@ fn identical_span_answers_have_unitizing_alpha_one() {
         settings(2, false),
         &["Alice met Bob in Paris", "Visit New York now", "nothing"],
     );
-    let a = env.member(project, "ann", Role::Annotator);
-    let b = env.member(project, "bob", Role::Annotator);
+    let [a, b] = env.annotators(project, ["ann", "bob"]);
     for who in [&a, &b] {
         submit(&env, who, project, "t1", &[(0, 5, "per"), (17, 22, "loc")]);
         submit(&env, who, project, "t2", &[(6, 14, "loc")]);
         submit(&env, who, project, "t3", &[]);
     }
-    let s = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .spans
-        .unwrap();
-    close("α_U", s.unitizing.coefficient().value(), 1.0);
-    close("exact", s.exact.micro_f1.value(), 1.0);
-    close("overlap", s.overlap.micro_f1.value(), 1.0);
-    close("α_U per", type_row(&s, "per").alpha_u.value(), 1.0);
+    let s = env.agreement(project).spans.unwrap();
+    assert_close("α_U", s.unitizing.coefficient().value(), 1.0);
+    assert_close("exact", s.exact.micro_f1.value(), 1.0);
+    assert_close("overlap", s.overlap.micro_f1.value(), 1.0);
+    assert_close("α_U per", type_row(&s, "per").alpha_u.value(), 1.0);
     assert_eq!(s.unitizing.length, 22 + 18 + 7);
 }
 
@@ -493,12 +450,7 @@ fn identical_span_answers_have_unitizing_alpha_one() {
 fn classification_projects_have_no_spans_section() {
     let env = TestEngine::new();
     let project = env.create_classification_project("cls", &["pos", "neg"]);
-    assert!(env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .spans
-        .is_none());
+    assert!(env.agreement(project).spans.is_none());
 }
 
 #[test]
@@ -518,33 +470,14 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
         )
         .unwrap();
     // An external model's suggestions for t1, as a version of its own.
-    let (env, version) = env.with_store(|store| {
-        let record = concord_store::ModelVersionRecord {
-            trainer: "external".into(),
-            created_ms: 1,
-            parent: None,
-            params: Default::default(),
-            train_size: 0,
-            train_hash: String::new(),
-            labels: TYPES.iter().map(|t| t.to_string()).collect(),
-            encoder: String::new(),
-            metrics: None,
-            classifier: serde_json::Value::Null,
-            name: Some("spacy-sm".into()),
-            held_out: Vec::new(),
-            held_out_spans: Vec::new(),
-            confirmed: None,
-            auto: None,
-            comparison: None,
-        };
-        let version = store.create_model_version(project, &record, true).unwrap();
+    let (env, version) = env.with_external_suggestion(project, "spacy-sm", TYPES, |version| {
         let suggested = |s: u32, e: u32, l: &str| SuggestedSpan {
             start: s,
             end: e,
             label: l.into(),
             confidence: 0.9,
         };
-        let suggestion = concord_store::SuggestionRecord {
+        concord_store::SuggestionRecord {
             labels: Vec::new(),
             confidence: 0.7,
             probabilities: Vec::new(),
@@ -552,19 +485,10 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
             created_ms: 1,
             spans: vec![suggested(0, 5, "per"), suggested(17, 22, "loc")],
             relations: Vec::new(),
-        };
-        store
-            .put_predictions(project, &[0; 8], &[], &[(0, suggestion)], None)
-            .unwrap();
-        version
+        }
     });
 
-    let s = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .spans
-        .unwrap();
+    let s = env.agreement(project).spans.unwrap();
     assert_eq!(s.model_raters.len(), 1);
     let m = &s.model_raters[0];
     assert_eq!(
@@ -573,13 +497,13 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
     );
     assert_eq!(m.items, 1);
     // Against ann (3 spans): both suggested spans match → P 1, R 2/3, F1 4/5.
-    close("vs ann", m.with_annotators[0].exact_f1.value(), 0.8);
-    close(
+    assert_close("vs ann", m.with_annotators[0].exact_f1.value(), 0.8);
+    assert_close(
         "vs ann P",
         m.with_annotators[0].exact_precision.value(),
         1.0,
     );
-    close(
+    assert_close(
         "vs ann R",
         m.with_annotators[0].exact_recall.value(),
         2.0 / 3.0,
@@ -587,16 +511,16 @@ fn a_model_version_is_scored_as_a_rater_and_its_spans_are_suggested() {
     // Against bob (0..9 per, 10..13 loc, 17..22 loc): one match → P 1/2, R 1/3, F1 2/5;
     // overlapping: both suggested spans touch one of bob's (P 1), two of bob's three are
     // touched (R 2/3) → F1 4/5.
-    close("vs bob", m.with_annotators[1].exact_f1.value(), 0.4);
-    close(
+    assert_close("vs bob", m.with_annotators[1].exact_f1.value(), 0.4);
+    assert_close(
         "vs bob overlap",
         m.with_annotators[1].overlap_f1.value(),
         0.8,
     );
-    close("mean", m.mean_exact_f1, 0.6);
+    assert_close("mean", m.mean_exact_f1, 0.6);
     // Against the reviewed gold of t1 (ann's spans): as against ann.
     assert_eq!(m.gold.items, 1);
-    close("vs gold", m.gold.exact_f1.value(), 0.8);
+    assert_close("vs gold", m.gold.exact_f1.value(), 0.8);
 
     // Annotators outside a blind project see the suggested spans; taking them unchanged is
     // recorded as accepting them, anything else as correcting them.
@@ -656,7 +580,7 @@ fn pairs_are_compared_on_the_items_they_share() {
         settings(2, false),
         &["Alice met Bob", "Bob in Paris", "Visit Rome"],
     );
-    let [ann, bob, cyd] = ["ann", "bob", "cyd"].map(|n| env.member(project, n, Role::Annotator));
+    let [ann, bob, cyd] = env.annotators(project, ["ann", "bob", "cyd"]);
     submit(&env, &ann, project, "t1", &[(0, 5, "per")]);
     submit(&env, &bob, project, "t1", &[(0, 5, "per")]);
     submit(&env, &bob, project, "t2", &[(7, 12, "loc")]);
@@ -664,12 +588,7 @@ fn pairs_are_compared_on_the_items_they_share() {
     submit(&env, &ann, project, "t3", &[(6, 10, "loc")]);
     submit(&env, &cyd, project, "t3", &[(6, 10, "loc")]);
 
-    let s = env
-        .engine
-        .agreement(&env.admin, project)
-        .unwrap()
-        .spans
-        .unwrap();
+    let s = env.agreement(project).spans.unwrap();
     assert_eq!(s.annotators, ["ann", "bob", "cyd"]);
     let pairs: Vec<(usize, usize, u64, Option<f64>)> = s
         .pairs
@@ -684,24 +603,24 @@ fn pairs_are_compared_on_the_items_they_share() {
             (1, 2, 1, Some(0.0))
         ]
     );
-    close("mean exact", s.exact.micro_f1.value(), 2.0 / 3.0);
-    close(
+    assert_close("mean exact", s.exact.micro_f1.value(), 2.0 / 3.0);
+    assert_close(
         "ann",
         s.annotator_stats[0].exact_f1_with_others.value(),
         1.0,
     );
-    close(
+    assert_close(
         "bob",
         s.annotator_stats[1].exact_f1_with_others.value(),
         0.5,
     );
     // Each agreeing pair's α_U is 1 over its one shared item; the disagreeing pair's is lower.
-    close(
+    assert_close(
         "ann–bob α_U",
         s.pairs[0].unitizing.coefficient().value(),
         1.0,
     );
-    close(
+    assert_close(
         "ann–cyd α_U",
         s.pairs[1].unitizing.coefficient().value(),
         1.0,

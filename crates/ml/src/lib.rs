@@ -18,6 +18,8 @@ mod metrics;
 pub mod relation_classifier;
 mod setfit;
 mod simulate;
+#[cfg(test)]
+mod tiny_bert;
 mod token_classifier;
 mod vector;
 mod zero_shot;

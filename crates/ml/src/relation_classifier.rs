@@ -482,7 +482,8 @@ mod tests {
         }
     }
 
-    fn span(start: usize, end: usize, label: usize) -> EntitySpan {
+    /// Shared with the fine-tuning tests.
+    pub(super) fn span(start: usize, end: usize, label: usize) -> EntitySpan {
         EntitySpan { start, end, label }
     }
 

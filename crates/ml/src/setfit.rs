@@ -166,14 +166,8 @@ pub fn setfit(
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
-    use candle_core::Device;
-    use candle_nn::VarMap;
-    use tokenizers::Tokenizer;
-
     use super::*;
-    use crate::bert::{reinitialize, BertConfig};
+    use crate::tiny_bert::tiny_encoder;
     use crate::vector::{argmax, dot};
 
     const WORDS: &[&str] = &[
@@ -181,65 +175,9 @@ mod tests {
         "film", "was", "food", "really", "very", "a", "day", "service",
     ];
 
-    /// A word-level tokenizer over `WORDS` with BERT's special tokens.
-    fn tokenizer() -> Tokenizer {
-        let vocab: serde_json::Map<String, serde_json::Value> = WORDS
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.to_string(), serde_json::Value::from(i)))
-            .collect();
-        let special = |name: &str, id: usize| serde_json::json!({ "id": name, "ids": [id], "tokens": [name] });
-        let json = serde_json::json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": [],
-            "normalizer": { "type": "Lowercase" },
-            "pre_tokenizer": { "type": "Whitespace" },
-            "post_processor": {
-                "type": "TemplateProcessing",
-                "single": [
-                    { "SpecialToken": { "id": "[CLS]", "type_id": 0 } },
-                    { "Sequence": { "id": "A", "type_id": 0 } },
-                    { "SpecialToken": { "id": "[SEP]", "type_id": 0 } }
-                ],
-                "pair": [
-                    { "Sequence": { "id": "A", "type_id": 0 } },
-                    { "Sequence": { "id": "B", "type_id": 1 } }
-                ],
-                "special_tokens": { "[CLS]": special("[CLS]", 1), "[SEP]": special("[SEP]", 2) }
-            },
-            "decoder": null,
-            "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
-        });
-        Tokenizer::from_str(&json.to_string()).expect("tiny tokenizer")
-    }
-
-    /// A two-layer BERT of width 16 with weights from a fixed seed.
+    /// The tiny BERT over `WORDS`, reading inputs of at most 16 tokens.
     fn tiny() -> Encoder {
-        let config: BertConfig = serde_json::from_value(serde_json::json!({
-            "vocab_size": WORDS.len(),
-            "hidden_size": 16,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 32,
-            "hidden_act": "gelu",
-            "max_position_embeddings": 32,
-            "type_vocab_size": 2,
-            "layer_norm_eps": 1e-12
-        }))
-        .unwrap();
-        let encoder = Encoder::from_parts(
-            &config,
-            VarMap::new(),
-            tokenizer(),
-            &Device::Cpu,
-            16,
-            "tiny".into(),
-        )
-        .unwrap();
-        reinitialize(encoder.varmap(), 42).unwrap();
-        encoder
+        tiny_encoder(WORDS, 16)
     }
 
     /// Mean cosine of same-label pairs minus that of different-label pairs.

@@ -8,17 +8,16 @@
 //! (`concord_agreement::RelationCounts`, sums over documents), so memory does not grow with
 //! the project and the figures equal the corpus figure of `relation_f1`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use concord_agreement::{
-    Coefficient, LabelledRelation, RelationAgreement, RelationCounts, RelationEnd, UndefinedReason,
+    Coefficient, LabelledRelation, RelationAgreement, RelationCounts, RelationEnd,
 };
-use concord_domain::{
-    AnnotationValue, GoldSource, ProjectId, ProjectSpec, RelationTriple, Span, UserId,
-};
+use concord_domain::{AnnotationValue, ProjectId, ProjectSpec, RelationTriple, Span};
 use concord_store::SuggestionRecord;
 use serde::{Deserialize, Serialize};
 
+use super::rater_counts::{independent_gold, mean_coefficient, Comparison, RaterCounts};
 use crate::{Engine, EngineError};
 
 /// Relation agreement of a relations project (the `relations` section of the agreement
@@ -113,16 +112,20 @@ pub struct RelationModelRater {
 }
 
 /// Relation counts of one comparison, added item by item.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct ScoreCounts {
     items: u64,
     counts: RelationCounts,
 }
 
-impl ScoreCounts {
-    fn add(&mut self, a: &[LabelledRelation], b: &[LabelledRelation]) {
+impl Comparison for ScoreCounts {
+    type Unit = LabelledRelation;
+    type Score = RelationScore;
+
+    fn add(&mut self, a: &[LabelledRelation], b: &[LabelledRelation]) -> Result<(), EngineError> {
         self.items += 1;
         self.counts.add(a, b);
+        Ok(())
     }
 
     fn score(&self) -> RelationScore {
@@ -177,19 +180,6 @@ fn suggested_relations(suggestion: &SuggestionRecord) -> Vec<LabelledRelation> {
     triples.iter().map(labelled).collect()
 }
 
-/// The mean of the defined values, or why there is none.
-fn mean_coefficient(values: impl IntoIterator<Item = Coefficient>) -> Coefficient {
-    let defined: Vec<f64> = values.into_iter().filter_map(|c| c.value()).collect();
-    mean(&defined).map_or(
-        Coefficient::Undefined(UndefinedReason::NoPairableItems),
-        Coefficient::Value,
-    )
-}
-
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
 impl Engine {
     /// The relation agreement of a relations project (one walk over its items).
     pub(crate) fn relation_agreement(
@@ -200,39 +190,18 @@ impl Engine {
         let names = self.user_names()?;
         let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
         let versions = self.store().model_versions(project)?;
-        let mut column: HashMap<UserId, usize> = HashMap::new();
-        let mut annotators: Vec<UserId> = Vec::new();
-        // Per annotator: items, relations, counts against independent gold.
-        let mut work: Vec<(u64, u64, ScoreCounts)> = Vec::new();
-        let mut pairs: BTreeMap<(usize, usize), ScoreCounts> = BTreeMap::new();
+        let mut counts: RaterCounts<ScoreCounts> = RaterCounts::default();
         let mut type_relations: BTreeMap<String, u64> = BTreeMap::new();
         let (mut items_compared, mut relations_compared) = (0u64, 0u64);
-        // Per version: per annotator column, against gold, items.
-        let mut models: BTreeMap<u64, (Vec<ScoreCounts>, ScoreCounts, u64)> = BTreeMap::new();
         self.store()
             .for_each_item::<EngineError>(project, |seq, item, answers| {
-                let mut cols = Vec::with_capacity(answers.len());
-                let mut relations = Vec::with_capacity(answers.len());
-                for (user, answer) in &answers {
-                    let col = *column.entry(*user).or_insert_with(|| {
-                        annotators.push(*user);
-                        work.push((0, 0, ScoreCounts::default()));
-                        annotators.len() - 1
-                    });
-                    let mine = relations_of(&answer.value);
-                    work[col].0 += 1;
-                    work[col].1 += mine.len() as u64;
-                    cols.push(col);
-                    relations.push(mine);
-                }
-                let independent =
-                    questions.contains(&seq) || item.gold_source() == Some(GoldSource::Import);
-                if let (true, Some(gold)) = (independent, item.gold.as_ref()) {
-                    let gold = relations_of(gold);
-                    for (k, mine) in relations.iter().enumerate() {
-                        work[cols[k]].2.add(mine, &gold);
-                    }
-                }
+                let relations: Vec<Vec<LabelledRelation>> = answers
+                    .iter()
+                    .map(|(_, answer)| relations_of(&answer.value))
+                    .collect();
+                let units: Vec<&[LabelledRelation]> = relations.iter().map(Vec::as_slice).collect();
+                let gold = independent_gold(&questions, seq, &item).map(relations_of);
+                let cols = counts.add_answers(&answers, &units, gold.as_deref())?;
                 if answers.len() >= 2 {
                     items_compared += 1;
                     for mine in &relations {
@@ -241,64 +210,31 @@ impl Engine {
                             *type_relations.entry(r.label.clone()).or_default() += 1;
                         }
                     }
-                    for x in 0..answers.len() {
-                        for y in x + 1..answers.len() {
-                            // Pairs are keyed lower column first.
-                            let (x, y) = if cols[x] < cols[y] { (x, y) } else { (y, x) };
-                            pairs
-                                .entry((cols[x], cols[y]))
-                                .or_default()
-                                .add(&relations[x], &relations[y]);
-                        }
-                    }
                 }
-                if versions.is_empty() {
-                    return Ok(());
-                }
-                let Some(suggestion) = self.store().suggestion(project, seq)? else {
+                let Some((suggestion, gold)) =
+                    self.suggestion_to_score(project, spec, &versions, seq, &item, &answers)?
+                else {
                     return Ok(());
                 };
-                let gold = crate::review::effective_gold(
-                    spec,
-                    item.gold.as_ref(),
-                    item.gold_source(),
-                    &answers,
-                );
-                if answers.is_empty() && gold.is_none() {
-                    return Ok(());
-                }
-                let suggested = suggested_relations(&suggestion);
-                let entry = models.entry(suggestion.version).or_default();
-                entry.2 += 1;
-                for (k, mine) in relations.iter().enumerate() {
-                    if entry.0.len() <= cols[k] {
-                        entry.0.resize(cols[k] + 1, ScoreCounts::default());
-                    }
-                    entry.0[cols[k]].add(&suggested, mine);
-                }
-                if let Some((gold, _)) = gold {
-                    entry.1.add(&suggested, &relations_of(&gold));
-                }
-                Ok(())
+                let gold = gold.as_ref().map(relations_of);
+                counts.add_suggestion(
+                    suggestion.version,
+                    &suggested_relations(&suggestion),
+                    &cols,
+                    &units,
+                    gold.as_deref(),
+                )
             })?;
 
-        let raters = annotators.len();
-        let annotator_names: Vec<String> = annotators
+        let annotator_names = counts.annotator_names(&names);
+        let pair_figures: Vec<RelationPairAgreement> = counts
+            .pairs()
             .iter()
-            .map(|u| {
-                names
-                    .get(u)
-                    .cloned()
-                    .unwrap_or_else(|| format!("user {}", u.0))
-            })
-            .collect();
-        let pair_figures: Vec<RelationPairAgreement> = pairs
-            .iter()
-            .map(|(&(first, second), counts)| RelationPairAgreement {
+            .map(|(&(first, second), pair)| RelationPairAgreement {
                 first,
                 second,
-                items: counts.items,
-                agreement: counts.counts.agreement(),
+                items: pair.items,
+                agreement: pair.counts.agreement(),
             })
             .collect();
         let micro_f1 = mean_coefficient(pair_figures.iter().map(|p| p.agreement.micro_f1));
@@ -329,50 +265,30 @@ impl Engine {
             })
             .collect();
 
-        let annotator_stats = work
-            .iter()
-            .enumerate()
-            .map(|(g, (items, relations, gold))| RelationAnnotatorStats {
-                name: annotator_names[g].clone(),
-                items: *items,
-                relations: *relations,
-                f1_with_others: mean_coefficient(
-                    pair_figures
-                        .iter()
-                        .filter(|p| p.first == g || p.second == g)
-                        .map(|p| p.agreement.micro_f1),
-                ),
-                gold: gold.score(),
+        let annotator_stats = counts
+            .annotator_figures(&annotator_names, &pair_figures, |p| {
+                (p.first, p.second, p.agreement.micro_f1)
+            })
+            .into_iter()
+            .map(|a| RelationAnnotatorStats {
+                name: a.name,
+                items: a.items,
+                relations: a.units,
+                f1_with_others: a.f1_with_others,
+                gold: a.gold,
             })
             .collect();
-
-        let version_info: HashMap<u64, (String, Option<String>)> = versions
+        let model_raters = counts
+            .version_figures(versions, |s| s.f1)
             .into_iter()
-            .map(|(v, r)| (v, (r.trainer, r.name)))
-            .collect();
-        let model_raters = models
-            .into_iter()
-            .map(|(version, (mut per_annotator, gold, items))| {
-                per_annotator.resize(raters, ScoreCounts::default());
-                let with_annotators: Vec<RelationScore> =
-                    per_annotator.iter().map(ScoreCounts::score).collect();
-                let defined: Vec<f64> = with_annotators
-                    .iter()
-                    .filter_map(|s| s.f1.value())
-                    .collect();
-                let (trainer, name) = version_info
-                    .get(&version)
-                    .cloned()
-                    .unwrap_or_else(|| ("unknown".into(), None));
-                RelationModelRater {
-                    version,
-                    trainer,
-                    name,
-                    items,
-                    with_annotators,
-                    mean_f1: mean(&defined),
-                    gold: gold.score(),
-                }
+            .map(|v| RelationModelRater {
+                version: v.version,
+                trainer: v.trainer,
+                name: v.name,
+                items: v.items,
+                with_annotators: v.with_annotators,
+                mean_f1: v.mean_f1,
+                gold: v.gold,
             })
             .collect();
 

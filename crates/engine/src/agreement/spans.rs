@@ -15,15 +15,16 @@
 //! annotator answered, and each annotator pair's α_U over the items both answered; a span
 //! never crosses an item's end, so laying items end to end adds no false unit boundaries.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use concord_agreement::{
     precision_recall_f1, span_f1, unitizing_alpha, Coefficient, LabelF1, SpanAgreement, SpanMatch,
     UndefinedReason, Unit, UnitizingAlpha,
 };
-use concord_domain::{GoldSource, ProjectId, ProjectSpec, Span, UserId};
+use concord_domain::{ProjectId, ProjectSpec, Span};
 use serde::{Deserialize, Serialize};
 
+use super::rater_counts::{independent_gold, mean, mean_coefficient, Comparison, RaterCounts};
 use crate::{Engine, EngineError};
 
 /// The most entries (answer spans, answers, annotator pairs per item) kept in memory for α_U;
@@ -162,15 +163,17 @@ pub struct SpanModelRater {
 type TypeCounts = BTreeMap<String, [usize; 4]>;
 
 /// Exact and overlap counts of one comparison.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct PairCounts {
     items: u64,
     exact: TypeCounts,
     overlap: TypeCounts,
 }
 
-impl PairCounts {
-    /// Adds one item's comparison of `a` with `b`.
+impl Comparison for PairCounts {
+    type Unit = Span;
+    type Score = SpanScore;
+
     fn add(&mut self, a: &[Span], b: &[Span]) -> Result<(), EngineError> {
         self.items += 1;
         add_counts(&mut self.exact, a, b, SpanMatch::Exact)?;
@@ -254,19 +257,6 @@ fn agreement_from_counts(matching: SpanMatch, counts: &TypeCounts) -> SpanAgreem
     }
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-/// The mean of the defined values, or why there is none.
-fn mean_coefficient(values: impl IntoIterator<Item = Coefficient>) -> Coefficient {
-    let defined: Vec<f64> = values.into_iter().filter_map(|c| c.value()).collect();
-    mean(&defined).map_or(
-        Coefficient::Undefined(UndefinedReason::NoPairableItems),
-        Coefficient::Value,
-    )
-}
-
 /// An item kept for α_U: its length and each answer's spans (annotator column, spans).
 struct KeptItem {
     length: u64,
@@ -331,11 +321,7 @@ impl Engine {
         let names = self.user_names()?;
         let questions: HashSet<u64> = self.store().gold_questions(project)?.into_iter().collect();
         let versions = self.store().model_versions(project)?;
-        let mut column: HashMap<UserId, usize> = HashMap::new();
-        let mut annotators: Vec<UserId> = Vec::new();
-        // Per annotator: items, spans, counts against independent gold.
-        let mut work: Vec<(u64, u64, PairCounts)> = Vec::new();
-        let mut pairs: BTreeMap<(usize, usize), PairCounts> = BTreeMap::new();
+        let mut counts: RaterCounts<PairCounts> = RaterCounts::default();
         // Per pair, the kept items both answered (indexes into `kept`).
         let mut pair_items: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
         let mut kept: Vec<KeptItem> = Vec::new();
@@ -343,44 +329,20 @@ impl Engine {
         let mut kept_all = true;
         let mut type_spans: BTreeMap<String, u64> = BTreeMap::new();
         let (mut items_compared, mut spans_compared) = (0u64, 0u64);
-        // Per version: per annotator column, and against gold.
-        let mut models: BTreeMap<u64, (Vec<PairCounts>, PairCounts, u64)> = BTreeMap::new();
         self.store()
             .for_each_item::<EngineError>(project, |seq, item, answers| {
-                let mut cols = Vec::with_capacity(answers.len());
-                for (user, answer) in &answers {
-                    let col = *column.entry(*user).or_insert_with(|| {
-                        annotators.push(*user);
-                        work.push((0, 0, PairCounts::default()));
-                        annotators.len() - 1
-                    });
-                    work[col].0 += 1;
-                    work[col].1 += answer.value.spans.len() as u64;
-                    cols.push(col);
-                }
-                let independent =
-                    questions.contains(&seq) || item.gold_source() == Some(GoldSource::Import);
-                if let (true, Some(gold)) = (independent, item.gold.as_ref()) {
-                    for (k, (_, answer)) in answers.iter().enumerate() {
-                        work[cols[k]].2.add(&answer.value.spans, &gold.spans)?;
-                    }
-                }
+                let units: Vec<&[Span]> = answers
+                    .iter()
+                    .map(|(_, answer)| answer.value.spans.as_slice())
+                    .collect();
+                let gold = independent_gold(&questions, seq, &item).map(|g| g.spans.as_slice());
+                let cols = counts.add_answers(&answers, &units, gold)?;
                 if answers.len() >= 2 {
                     items_compared += 1;
                     for (_, answer) in &answers {
                         spans_compared += answer.value.spans.len() as u64;
                         for s in &answer.value.spans {
                             *type_spans.entry(s.label.clone()).or_default() += 1;
-                        }
-                    }
-                    for x in 0..answers.len() {
-                        for y in x + 1..answers.len() {
-                            // Pairs are keyed lower column first.
-                            let (x, y) = if cols[x] < cols[y] { (x, y) } else { (y, x) };
-                            pairs
-                                .entry((cols[x], cols[y]))
-                                .or_default()
-                                .add(&answers[x].1.value.spans, &answers[y].1.value.spans)?;
                         }
                     }
                     // What keeping the item holds: its spans, one entry per answer and one
@@ -412,21 +374,11 @@ impl Engine {
                         pair_items.clear();
                     }
                 }
-                if versions.is_empty() {
-                    return Ok(());
-                }
-                let Some(suggestion) = self.store().suggestion(project, seq)? else {
+                let Some((suggestion, gold)) =
+                    self.suggestion_to_score(project, spec, &versions, seq, &item, &answers)?
+                else {
                     return Ok(());
                 };
-                let gold = crate::review::effective_gold(
-                    spec,
-                    item.gold.as_ref(),
-                    item.gold_source(),
-                    &answers,
-                );
-                if answers.is_empty() && gold.is_none() {
-                    return Ok(());
-                }
                 // Suggestions are a model's output, never validated as answers are: an empty
                 // span (which matches nothing) is left out rather than failing every figure.
                 let suggested: Vec<Span> = suggestion
@@ -435,30 +387,17 @@ impl Engine {
                     .filter(|s| s.end > s.start)
                     .map(|s| Span::new(s.start, s.end, s.label.clone()))
                     .collect();
-                let entry = models.entry(suggestion.version).or_default();
-                entry.2 += 1;
-                for (k, (_, answer)) in answers.iter().enumerate() {
-                    if entry.0.len() <= cols[k] {
-                        entry.0.resize(cols[k] + 1, PairCounts::default());
-                    }
-                    entry.0[cols[k]].add(&suggested, &answer.value.spans)?;
-                }
-                if let Some((gold, _)) = gold {
-                    entry.1.add(&suggested, &gold.spans)?;
-                }
-                Ok(())
+                counts.add_suggestion(
+                    suggestion.version,
+                    &suggested,
+                    &cols,
+                    &units,
+                    gold.as_ref().map(|g| g.spans.as_slice()),
+                )
             })?;
 
-        let raters = annotators.len();
-        let annotator_names: Vec<String> = annotators
-            .iter()
-            .map(|u| {
-                names
-                    .get(u)
-                    .cloned()
-                    .unwrap_or_else(|| format!("user {}", u.0))
-            })
-            .collect();
+        let annotator_names = counts.annotator_names(&names);
+        let raters = annotator_names.len();
         let not_kept = || {
             UnitizingFigures {
             items: 0,
@@ -469,9 +408,10 @@ impl Engine {
             )),
         }
         };
-        let pair_figures: Vec<SpanPairAgreement> = pairs
+        let pair_figures: Vec<SpanPairAgreement> = counts
+            .pairs()
             .iter()
-            .map(|(&(first, second), counts)| {
+            .map(|(&(first, second), pair)| {
                 let unitizing = if kept_all {
                     let indexes = pair_items
                         .get(&(first, second))
@@ -485,9 +425,9 @@ impl Engine {
                 SpanPairAgreement {
                     first,
                     second,
-                    items: counts.items,
-                    exact: agreement_from_counts(SpanMatch::Exact, &counts.exact),
-                    overlap: agreement_from_counts(SpanMatch::Overlap, &counts.overlap),
+                    items: pair.items,
+                    exact: agreement_from_counts(SpanMatch::Exact, &pair.exact),
+                    overlap: agreement_from_counts(SpanMatch::Overlap, &pair.overlap),
                     unitizing,
                 }
             })
@@ -544,50 +484,30 @@ impl Engine {
         let unitizing_mean_pairwise =
             mean_coefficient(pair_figures.iter().map(|p| p.unitizing.coefficient()));
 
-        let annotator_stats = work
-            .iter()
-            .enumerate()
-            .map(|(g, (items, spans, gold))| SpanAnnotatorStats {
-                name: annotator_names[g].clone(),
-                items: *items,
-                spans: *spans,
-                exact_f1_with_others: mean_coefficient(
-                    pair_figures
-                        .iter()
-                        .filter(|p| p.first == g || p.second == g)
-                        .map(|p| p.exact.micro_f1),
-                ),
-                gold: gold.score(),
+        let annotator_stats = counts
+            .annotator_figures(&annotator_names, &pair_figures, |p| {
+                (p.first, p.second, p.exact.micro_f1)
+            })
+            .into_iter()
+            .map(|a| SpanAnnotatorStats {
+                name: a.name,
+                items: a.items,
+                spans: a.units,
+                exact_f1_with_others: a.f1_with_others,
+                gold: a.gold,
             })
             .collect();
-
-        let version_info: HashMap<u64, (String, Option<String>)> = versions
+        let model_raters = counts
+            .version_figures(versions, |s| s.exact_f1)
             .into_iter()
-            .map(|(v, r)| (v, (r.trainer, r.name)))
-            .collect();
-        let model_raters = models
-            .into_iter()
-            .map(|(version, (mut per_annotator, gold, items))| {
-                per_annotator.resize(raters, PairCounts::default());
-                let with_annotators: Vec<SpanScore> =
-                    per_annotator.iter().map(PairCounts::score).collect();
-                let defined: Vec<f64> = with_annotators
-                    .iter()
-                    .filter_map(|s| s.exact_f1.value())
-                    .collect();
-                let (trainer, name) = version_info
-                    .get(&version)
-                    .cloned()
-                    .unwrap_or_else(|| ("unknown".into(), None));
-                SpanModelRater {
-                    version,
-                    trainer,
-                    name,
-                    items,
-                    with_annotators,
-                    mean_exact_f1: mean(&defined),
-                    gold: gold.score(),
-                }
+            .map(|v| SpanModelRater {
+                version: v.version,
+                trainer: v.trainer,
+                name: v.name,
+                items: v.items,
+                with_annotators: v.with_annotators,
+                mean_exact_f1: v.mean_f1,
+                gold: v.gold,
             })
             .collect();
 

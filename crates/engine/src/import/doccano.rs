@@ -13,10 +13,13 @@
 use std::collections::HashMap;
 
 use concord_domain::{AnnotationValue, ProjectSpec, Relation, Span};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::parse::{read_times, GivenLabels, Parsed, ParsedAnnotation};
-use super::spans::{read_score, read_tokens};
+use super::parse::{
+    into_meta, read_object, read_times, take_annotations, take_id, take_text, GivenLabels, Parsed,
+    ParsedAnnotation,
+};
+use super::spans::{as_u32, offset, read_score, read_tokens};
 use super::{line_error, ImportOptions, ImportedLabels};
 use crate::EngineError;
 
@@ -27,11 +30,7 @@ pub(super) fn parse_line(
     spec: &ProjectSpec,
     options: &ImportOptions,
 ) -> Result<Parsed, EngineError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| line_error(line, format!("invalid JSON: {e}")))?;
-    let Value::Object(mut obj) = value else {
-        return Err(line_error(line, "expected a JSON object"));
-    };
+    let mut obj = read_object(line, text)?;
     if !spec.task.is_spans() {
         return Err(line_error(
             line,
@@ -41,35 +40,8 @@ pub(super) fn parse_line(
             ),
         ));
     }
-    let text = match obj.remove(&options.text_field) {
-        Some(Value::String(s)) => s,
-        Some(_) => {
-            return Err(line_error(
-                line,
-                format!("field {:?} is not a string", options.text_field),
-            ))
-        }
-        None => {
-            return Err(line_error(
-                line,
-                format!("no {:?} field", options.text_field),
-            ))
-        }
-    };
-    let id = match obj.remove(&options.id_field) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if !s.is_empty() => s,
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => {
-            return Err(line_error(
-                line,
-                format!(
-                    "field {:?} must be a non-empty string or a number",
-                    options.id_field
-                ),
-            ))
-        }
-    };
+    let text = take_text(line, &mut obj, &options.text_field)?;
+    let id = take_id(line, &mut obj, &options.id_field)?;
     let tokens = match obj.remove("tokens") {
         None | Some(Value::Null) => None,
         Some(given) => Some(read_tokens(line, &text, &given)?),
@@ -103,20 +75,8 @@ pub(super) fn parse_line(
             labels.score = read_score(line, "score", &score)?;
         }
     }
-    let annotations = match obj.remove("annotations") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|a| read_annotation(line, a))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(line_error(line, "field \"annotations\" must be a list")),
-    };
-    let mut meta = match obj.remove("meta") {
-        Some(Value::Object(m)) => m,
-        Some(other) => Map::from_iter([("meta".to_string(), other)]),
-        None => Map::new(),
-    };
-    meta.extend(obj);
+    let annotations = take_annotations(line, &mut obj, |a| read_annotation(line, a))?;
+    let meta = into_meta(obj);
     Ok(Parsed {
         line,
         task: None,
@@ -179,19 +139,8 @@ fn read_value(
         if !entity.is_object() {
             return Err(line_error(line, format!("{this} must be an object")));
         }
-        let offset = |key: &str| {
-            entity
-                .get(key)
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    line_error(
-                        line,
-                        format!("{this}: \"{key}\" must be a whole number (a code point offset)"),
-                    )
-                })
-        };
-        let (start, end) = (offset("start_offset")?, offset("end_offset")?);
+        let start = offset(line, &this, entity, "start_offset")?;
+        let end = offset(line, &this, entity, "end_offset")?;
         let Some(label) = entity.get("label").and_then(Value::as_str) else {
             return Err(line_error(line, format!("{this} needs a \"label\"")));
         };
@@ -279,8 +228,7 @@ fn read_triples(line: u64, value: &Value) -> Result<GivenLabels, EngineError> {
                 format!("field \"label\", entry {i} must be [start, end, label]"),
             ));
         };
-        let offset = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
-        let (Some(start), Some(end), Some(label)) = (offset(start), offset(end), label.as_str())
+        let (Some(start), Some(end), Some(label)) = (as_u32(start), as_u32(end), label.as_str())
         else {
             return Err(line_error(
                 line,

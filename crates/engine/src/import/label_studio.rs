@@ -26,7 +26,7 @@ use super::parse::{
     read_times, GivenLabels, GivenPrediction, ItemSink, Parsed, ParsedAnnotation, MAX_LINE_BYTES,
     UTF8_BOM,
 };
-use super::spans::{read_score, read_tokens};
+use super::spans::{as_u32, read_score, read_tokens};
 use super::{line_error, with_task, ImportOptions, ImportProgress, ImportReport};
 use crate::EngineError;
 
@@ -364,8 +364,7 @@ fn read_result(
                 let unit = |key: &str| {
                     value
                         .get(key)
-                        .and_then(Value::as_u64)
-                        .and_then(|n| u32::try_from(n).ok())
+                        .and_then(as_u32)
                         .ok_or_else(|| format!("{at}: value.{key} must be a whole number"))
                 };
                 let (start16, end16) = (unit("start")?, unit("end")?);

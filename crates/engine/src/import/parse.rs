@@ -211,46 +211,82 @@ pub(super) fn read_all_lines(
     }
 }
 
+/// A JSONL line as the JSON object it must be (Concord's JSONL, Prodigy's and doccano's).
+pub(super) fn read_object(line: u64, text: &str) -> Result<Map<String, Value>, EngineError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| line_error(line, format!("invalid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(line_error(line, "expected a JSON object"));
+    };
+    Ok(obj)
+}
+
+/// The item's text, taken out of a line's object from `field`, which must be there.
+pub(super) fn take_text(
+    line: u64,
+    obj: &mut Map<String, Value>,
+    field: &str,
+) -> Result<String, EngineError> {
+    match obj.remove(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(line_error(line, format!("field {field:?} is not a string"))),
+        None => Err(line_error(line, format!("no {field:?} field"))),
+    }
+}
+
+/// The item's id, taken out of a line's object from `field`: a string or a number, or empty
+/// when the line gives none.
+pub(super) fn take_id(
+    line: u64,
+    obj: &mut Map<String, Value>,
+    field: &str,
+) -> Result<String, EngineError> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(line_error(
+            line,
+            format!("field {field:?} must be a non-empty string or a number"),
+        )),
+    }
+}
+
+/// The answers under a line's `annotations` (absent or null is none), each read by `read`.
+pub(super) fn take_annotations(
+    line: u64,
+    obj: &mut Map<String, Value>,
+    read: impl FnMut(&Value) -> Result<ParsedAnnotation, EngineError>,
+) -> Result<Vec<ParsedAnnotation>, EngineError> {
+    match obj.remove("annotations") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().map(read).collect(),
+        Some(_) => Err(line_error(line, "field \"annotations\" must be a list")),
+    }
+}
+
+/// The item's metadata: the line's `meta` object (a `meta` that is not an object is kept
+/// under `meta`) with every field the line has left beside it, so that nothing of the line
+/// is lost.
+pub(super) fn into_meta(mut obj: Map<String, Value>) -> Map<String, Value> {
+    let mut meta = match obj.remove("meta") {
+        Some(Value::Object(m)) => m,
+        Some(other) => Map::from_iter([("meta".to_string(), other)]),
+        None => Map::new(),
+    };
+    meta.extend(obj);
+    meta
+}
+
 fn parse_json_line(
     line: u64,
     text: &str,
     spec: &ProjectSpec,
     options: &ImportOptions,
 ) -> Result<Parsed, EngineError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| line_error(line, format!("invalid JSON: {e}")))?;
-    let Value::Object(mut obj) = value else {
-        return Err(line_error(line, "expected a JSON object"));
-    };
-    let text = match obj.remove(&options.text_field) {
-        Some(Value::String(s)) => s,
-        Some(_) => {
-            return Err(line_error(
-                line,
-                format!("field {:?} is not a string", options.text_field),
-            ))
-        }
-        None => {
-            return Err(line_error(
-                line,
-                format!("no {:?} field", options.text_field),
-            ))
-        }
-    };
-    let id = match obj.remove(&options.id_field) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) if !s.is_empty() => s,
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => {
-            return Err(line_error(
-                line,
-                format!(
-                    "field {:?} must be a non-empty string or a number",
-                    options.id_field
-                ),
-            ))
-        }
-    };
+    let mut obj = read_object(line, text)?;
+    let text = take_text(line, &mut obj, &options.text_field)?;
+    let id = take_id(line, &mut obj, &options.id_field)?;
     let spans_project = spec.task.is_spans();
     let tokens = match obj.get("tokens") {
         Some(given) if spans_project && !given.is_null() => Some(read_tokens(line, &text, given)?),
@@ -293,27 +329,13 @@ fn parse_json_line(
     if let Some(labels) = labels.as_mut() {
         labels.score = labels.score.or(score);
     }
-    let annotations = match obj.remove("annotations") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|a| parse_annotation(line, a, &text, tokens.as_deref(), spans_project))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(line_error(line, "field \"annotations\" must be a list")),
-    };
+    let annotations = take_annotations(line, &mut obj, |a| {
+        parse_annotation(line, a, &text, tokens.as_deref(), spans_project)
+    })?;
     for derived in DERIVED_FIELDS {
         obj.remove(*derived);
     }
-    let mut meta = match obj.remove("meta") {
-        Some(Value::Object(m)) => m,
-        Some(other) => {
-            let mut m = Map::new();
-            m.insert("meta".into(), other);
-            m
-        }
-        None => Map::new(),
-    };
-    meta.extend(obj);
+    let meta = into_meta(obj);
     Ok(Parsed {
         line,
         task: None,

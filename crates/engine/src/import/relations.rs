@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::line_error;
 use super::parse::GivenLabels;
-use super::spans::{read_score, read_spans};
+use super::spans::{as_u32, read_score, read_spans};
 use crate::EngineError;
 
 /// Relations as read, with each one's score (a model's confidence) in the same order.
@@ -56,6 +56,27 @@ fn relation_list<'a>(
     }
 }
 
+/// Each relation of `list` with its score: `name` names the relation in errors, and `read`
+/// reads its ends and type once it is known to be an object (each format has its own ends).
+fn read_each_relation(
+    line: u64,
+    list: &[Value],
+    name: impl Fn(usize) -> String,
+    read: impl Fn(&str, &Value) -> Result<Relation, EngineError>,
+) -> Result<GivenRelations, EngineError> {
+    let mut relations = Vec::with_capacity(list.len());
+    let mut scores = Vec::with_capacity(list.len());
+    for (i, relation) in list.iter().enumerate() {
+        let this = name(i);
+        if !relation.is_object() {
+            return Err(line_error(line, format!("{this} must be an object")));
+        }
+        relations.push(read(&this, relation)?);
+        scores.push(relation_score(line, &this, relation)?);
+    }
+    Ok(GivenRelations { relations, scores })
+}
+
 /// Concord's relations: `[{"from", "to", "label"}]`, `from` and `to` indices into the spans
 /// given beside them (from 0, in the order the file lists them), with an optional `score` or
 /// `confidence`.
@@ -65,31 +86,24 @@ pub(super) fn read_relations(
     value: Option<&Value>,
 ) -> Result<GivenRelations, EngineError> {
     let list = relation_list(line, what, value)?;
-    let mut relations = Vec::with_capacity(list.len());
-    let mut scores = Vec::with_capacity(list.len());
-    for (i, relation) in list.iter().enumerate() {
-        let this = format!("{what}, relation {i}");
-        if !relation.is_object() {
-            return Err(line_error(line, format!("{this} must be an object")));
-        }
-        let end = |key: &str| {
-            relation
-                .get(key)
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
+    read_each_relation(
+        line,
+        list,
+        |i| format!("{what}, relation {i}"),
+        |this, relation| {
+            let end = |key: &str| {
+                relation.get(key).and_then(as_u32).ok_or_else(|| {
                     line_error(
                         line,
                         format!("{this}: \"{key}\" must be a whole number (the index of a span, from 0)"),
                     )
                 })
-        };
-        let (from, to) = (end("from")?, end("to")?);
-        let label = relation_label(line, &this, relation)?;
-        scores.push(relation_score(line, &this, relation)?);
-        relations.push(Relation::new(from, to, label));
-    }
-    Ok(GivenRelations { relations, scores })
+            };
+            let (from, to) = (end("from")?, end("to")?);
+            let label = relation_label(line, this, relation)?;
+            Ok(Relation::new(from, to, label))
+        },
+    )
 }
 
 /// An answer as Concord writes it: a list of spans (no relations), or the submitted shape
@@ -131,20 +145,26 @@ pub(super) fn read_prodigy_relations(
     value: Option<&Value>,
 ) -> Result<GivenRelations, EngineError> {
     let list = relation_list(line, "field \"relations\"", value)?;
-    let mut relations = Vec::with_capacity(list.len());
-    let mut scores = Vec::with_capacity(list.len());
-    for (i, relation) in list.iter().enumerate() {
-        let this = format!("relation {i}");
-        if !relation.is_object() {
-            return Err(line_error(line, format!("{this} must be an object")));
-        }
-        let label = relation_label(line, &this, relation)?;
-        let from = prodigy_end(line, &this, spans, tokens, relation, "head")?;
-        let to = prodigy_end(line, &this, spans, tokens, relation, "child")?;
-        scores.push(relation_score(line, &this, relation)?);
-        relations.push(Relation::new(from, to, label));
-    }
-    Ok(GivenRelations { relations, scores })
+    read_each_relation(
+        line,
+        list,
+        |i| format!("relation {i}"),
+        |this, relation| {
+            let label = relation_label(line, this, relation)?;
+            let from = prodigy_end(line, this, spans, tokens, relation, "head")?;
+            let to = prodigy_end(line, this, spans, tokens, relation, "child")?;
+            Ok(Relation::new(from, to, label))
+        },
+    )
+}
+
+/// The indices in `spans` of the spans `is_end` accepts: a relation's end needs exactly one.
+fn matching_spans(spans: &[Span], is_end: impl Fn(&Span) -> bool) -> Vec<usize> {
+    spans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| is_end(s).then_some(i))
+        .collect()
 }
 
 /// The index in `spans` of a Prodigy relation's `end` (`head` or `child`).
@@ -168,15 +188,14 @@ fn prodigy_end(
     let found = match relation.get(format!("{end}_span")) {
         Some(span) if !span.is_null() => {
             let offset = |key: &str| {
-                span.get(key)
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| {
-                        line_error(
-                            line,
-                            format!("{this}: {end}_span.{key} must be a whole number (a code point offset)"),
-                        )
-                    })
+                span.get(key).and_then(as_u32).ok_or_else(|| {
+                    line_error(
+                        line,
+                        format!(
+                            "{this}: {end}_span.{key} must be a whole number (a code point offset)"
+                        ),
+                    )
+                })
             };
             let (start, stop) = (offset("start")?, offset("end")?);
             let label = span.get("label").and_then(Value::as_str);
@@ -191,14 +210,9 @@ fn prodigy_end(
                     ));
                 }
             }
-            let matches: Vec<usize> = spans
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| {
-                    s.start == start && s.end == stop && label.is_none_or(|l| s.label == l)
-                })
-                .map(|(i, _)| i)
-                .collect();
+            let matches = matching_spans(spans, |s| {
+                s.start == start && s.end == stop && label.is_none_or(|l| s.label == l)
+            });
             match matches.as_slice() {
                 [one] => *one,
                 [] => {
@@ -240,12 +254,7 @@ fn prodigy_end(
                     ),
                 ));
             };
-            let matches: Vec<usize> = spans
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.end == last.end)
-                .map(|(i, _)| i)
-                .collect();
+            let matches = matching_spans(spans, |s| s.end == last.end);
             match matches.as_slice() {
                 [one] => *one,
                 [] => {

@@ -12,17 +12,19 @@ use super::line_error;
 use super::parse::GivenLabels;
 use crate::EngineError;
 
+/// A JSON value that is a whole number small enough for an offset or an index.
+pub(super) fn as_u32(value: &Value) -> Option<u32> {
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
 /// A code point offset field of a JSON object.
-fn offset(line: u64, what: &str, obj: &Value, key: &str) -> Result<u32, EngineError> {
-    obj.get(key)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| {
-            line_error(
-                line,
-                format!("{what}: \"{key}\" must be a whole number (a code point offset)"),
-            )
-        })
+pub(super) fn offset(line: u64, what: &str, obj: &Value, key: &str) -> Result<u32, EngineError> {
+    obj.get(key).and_then(as_u32).ok_or_else(|| {
+        line_error(
+            line,
+            format!("{what}: \"{key}\" must be a whole number (a code point offset)"),
+        )
+    })
 }
 
 /// A score: absent or null is none; otherwise a number from 0 to 1.

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use concord_domain::{
-    ErrorKind, JobState, Label, ProjectId, ProjectSettings, ProjectSpec, Role, Span, TaskKind,
+    ErrorKind, JobState, Label, ProjectId, ProjectSettings, ProjectSpec, Relation, RelationLabel,
+    Role, Span, TaskKind,
 };
 use concord_engine::{
-    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, ImportReport, JobInfo,
-    Principal, Submission, SubmitOutcome, TrainRequest,
+    Engine, EngineError, ExportFormat, ImportFormat, ImportOptions, ImportReport, ImportedLabels,
+    JobInfo, ModelVersionInfo, Principal, ProjectAgreement, ReviewItem, Submission, SubmitOutcome,
+    TrainRequest,
 };
 use serde_json::Value;
 
@@ -81,6 +83,29 @@ impl TestEngine {
         })
     }
 
+    /// Closes the engine and stores what an import of another tool's suggestions stores: an
+    /// active version named `name` over the entity types `labels`, and for the first item the
+    /// suggestion `suggestion_of` makes for that version; opens the engine again. Returns the
+    /// version.
+    pub fn with_external_suggestion(
+        self,
+        project: ProjectId,
+        name: &str,
+        labels: &[&str],
+        suggestion_of: impl FnOnce(u64) -> concord_store::SuggestionRecord,
+    ) -> (TestEngine, u64) {
+        self.with_store(|store| {
+            let record = external_model_version(name, labels);
+            let version = store
+                .create_model_version(project, &record, true)
+                .expect("store the version");
+            store
+                .put_predictions(project, &[0; 8], &[], &[(0, suggestion_of(version))], None)
+                .expect("store the suggestion");
+            version
+        })
+    }
+
     /// Closes the engine, runs `between` on the data dir while nothing holds it open, and
     /// opens the engine again once the old one has released it.
     fn reopen_after<T>(self, between: impl FnOnce(&Path) -> T) -> (TestEngine, T) {
@@ -145,6 +170,16 @@ impl TestEngine {
         who
     }
 
+    /// New accounts `names` (as [`TestEngine::member`] makes them), in this order, each an
+    /// annotator in `project`.
+    pub fn annotators<const N: usize>(
+        &self,
+        project: ProjectId,
+        names: [&str; N],
+    ) -> [Principal; N] {
+        names.map(|name| self.member(project, name, Role::Annotator))
+    }
+
     /// The admin imports `body` in `format`.
     pub fn import(
         &self,
@@ -176,6 +211,26 @@ impl TestEngine {
             .expect("import the texts");
     }
 
+    /// The admin imports `texts` as JSONL items with ids `t1`, `t2`, … in this order.
+    pub fn import_texts_with_t_ids<'a>(
+        &self,
+        project: ProjectId,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) {
+        let body: String = texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "id": format!("t{}", i + 1), "text": text })
+                )
+            })
+            .collect();
+        self.import(project, ImportFormat::Jsonl, body.as_bytes())
+            .expect("import the texts");
+    }
+
     /// The admin pre-annotates `project` with its active version (zero-shot or patterns when
     /// none was trained) and waits for the job to succeed.
     pub fn predict(&self, project: ProjectId) -> JobInfo {
@@ -188,9 +243,14 @@ impl TestEngine {
 
     /// The admin trains `project` with the default request and waits for the job to succeed.
     pub fn train(&self, project: ProjectId) -> JobInfo {
+        self.train_with(project, TrainRequest::default())
+    }
+
+    /// The admin trains `project` as `request` asks and waits for the job to succeed.
+    pub fn train_with(&self, project: ProjectId, request: TrainRequest) -> JobInfo {
         let job = self
             .engine
-            .enqueue_train(&self.admin, project, TrainRequest::default())
+            .enqueue_train(&self.admin, project, request)
             .expect("enqueue train");
         finish(&self.engine, &self.admin, job)
     }
@@ -218,18 +278,22 @@ impl TestEngine {
         spans: Vec<Span>,
     ) -> SubmitOutcome {
         self.engine
-            .submit(
-                who,
-                project,
-                Submission {
-                    item_id: item.into(),
-                    labels: Vec::new(),
-                    spans,
-                    time_spent_ms: ANSWER_TIME_MS,
-                    relations: Vec::new(),
-                },
-            )
+            .submit(who, project, span_submission(item, spans, Vec::new()))
             .expect("submit spans")
+    }
+
+    /// `who` answers `item` of a relations project with `spans` and `relations` between them.
+    pub fn answer_relations(
+        &self,
+        who: &Principal,
+        project: ProjectId,
+        item: &str,
+        spans: Vec<Span>,
+        relations: Vec<Relation>,
+    ) -> SubmitOutcome {
+        self.engine
+            .submit(who, project, span_submission(item, spans, relations))
+            .expect("submit spans and relations")
     }
 
     /// `who` answers `item` with `labels`.
@@ -243,6 +307,27 @@ impl TestEngine {
         self.engine
             .submit(who, project, submission(item, labels))
             .expect("submit")
+    }
+
+    /// The admin's agreement figures for `project`.
+    pub fn agreement(&self, project: ProjectId) -> ProjectAgreement {
+        self.engine
+            .agreement(&self.admin, project)
+            .expect("agreement figures")
+    }
+
+    /// The next item waiting for `reviewer`'s review after `after` (see
+    /// [`Engine::review_next`]); fails the test when the queue is empty.
+    pub fn next_to_review(
+        &self,
+        reviewer: &Principal,
+        project: ProjectId,
+        after: Option<&str>,
+    ) -> ReviewItem {
+        self.engine
+            .review_next(reviewer, project, after)
+            .expect("review next")
+            .expect("an item waiting for review")
     }
 }
 
@@ -277,6 +362,47 @@ pub fn submission(item: &str, labels: &[&str]) -> Submission {
         time_spent_ms: ANSWER_TIME_MS,
         relations: Vec::new(),
     }
+}
+
+/// An answer of `spans` and `relations` between them (indexes into `spans`) for `item`.
+pub fn span_submission(item: &str, spans: Vec<Span>, relations: Vec<Relation>) -> Submission {
+    Submission {
+        item_id: item.into(),
+        labels: Vec::new(),
+        spans,
+        time_spent_ms: ANSWER_TIME_MS,
+        relations,
+    }
+}
+
+/// Spans `(start, end, entity type)`.
+pub fn spans(list: &[(u32, u32, &str)]) -> Vec<Span> {
+    list.iter()
+        .map(|&(start, end, label)| Span::new(start, end, label))
+        .collect()
+}
+
+/// Relations `(from, to, relation type)`, `from` and `to` indexes into an answer's spans.
+pub fn relations(list: &[(u32, u32, &str)]) -> Vec<Relation> {
+    list.iter()
+        .map(|&(from, to, label)| Relation::new(from, to, label))
+        .collect()
+}
+
+/// A relation type `name` whose head spans have one of the `head` entity types and whose tail
+/// spans one of the `tail` ones (empty: any).
+pub fn relation_label(name: &str, head: &[&str], tail: &[&str]) -> RelationLabel {
+    RelationLabel {
+        head: head.iter().map(|t| t.to_string()).collect(),
+        tail: tail.iter().map(|t| t.to_string()).collect(),
+        ..RelationLabel::named(name)
+    }
+}
+
+/// Checks that the figure `what` is defined and `want`, to 1e-9.
+pub fn assert_close(what: &str, got: Option<f64>, want: f64) {
+    let got = got.unwrap_or_else(|| panic!("{what} is undefined"));
+    assert!((got - want).abs() < 1e-9, "{what}: {got} ≠ {want}");
 }
 
 /// `settings` with the loop that trains itself switched off: tests that save settings while
@@ -381,6 +507,37 @@ pub fn wait_for(engine: &Engine, who: &Principal, job: u64) -> JobInfo {
     }
 }
 
+/// The active one of a project's `versions`.
+pub fn active_version(versions: &[ModelVersionInfo]) -> &ModelVersionInfo {
+    versions
+        .iter()
+        .find(|v| v.active)
+        .expect("an active version")
+}
+
+/// A version as an import of another tool's suggestions stores it: named `name`, over the
+/// entity types `labels`, without a model of its own.
+fn external_model_version(name: &str, labels: &[&str]) -> concord_store::ModelVersionRecord {
+    concord_store::ModelVersionRecord {
+        trainer: "external".into(),
+        created_ms: 1,
+        parent: None,
+        params: Default::default(),
+        train_size: 0,
+        train_hash: String::new(),
+        labels: labels.iter().map(|t| t.to_string()).collect(),
+        encoder: String::new(),
+        metrics: None,
+        classifier: serde_json::Value::Null,
+        name: Some(name.into()),
+        held_out: Vec::new(),
+        held_out_spans: Vec::new(),
+        confirmed: None,
+        auto: None,
+        comparison: None,
+    }
+}
+
 /// Waits for `job` and checks that it succeeded.
 pub fn finish(engine: &Engine, who: &Principal, job: u64) -> JobInfo {
     let info = wait_for(engine, who, job);
@@ -456,4 +613,66 @@ pub fn error_kind<T: std::fmt::Debug>(result: Result<T, EngineError>) -> ErrorKi
         Ok(value) => panic!("expected an error, got {value:?}"),
         Err(e) => e.kind(),
     }
+}
+
+// ---- formats -----------------------------------------------------------------------------
+
+/// The admin imports `body` in `format`, its labels taken as `labels_as` says.
+pub fn import_as(
+    env: &TestEngine,
+    project: ProjectId,
+    format: ImportFormat,
+    labels_as: ImportedLabels,
+    body: &[u8],
+) -> Result<ImportReport, EngineError> {
+    let options = ImportOptions {
+        format,
+        labels_as,
+        ..ImportOptions::default()
+    };
+    env.engine
+        .import(&env.admin, project, body, &options, &mut |_| {})
+}
+
+/// The import format that reads an export format back.
+pub fn reader_of(format: ExportFormat) -> ImportFormat {
+    match format {
+        ExportFormat::Jsonl | ExportFormat::Prodigy => ImportFormat::Jsonl,
+        ExportFormat::Csv => ImportFormat::Csv,
+        ExportFormat::Conll => ImportFormat::Conll,
+        ExportFormat::LabelStudio => ImportFormat::LabelStudio,
+        ExportFormat::Doccano => ImportFormat::Doccano,
+    }
+}
+
+/// What a project stores, item by item, as its JSONL export shows it: id, text, metadata,
+/// tokens, (effective) gold and every answer with its spans, relations, times and source.
+/// Derived fields (the gold's source, the majority, the suggestion) are left out.
+pub fn contents(env: &TestEngine, project: ProjectId) -> Vec<Value> {
+    export_jsonl(&env.engine, &env.admin, project)
+        .into_iter()
+        .map(|mut line| {
+            let obj = line.as_object_mut().expect("an object");
+            for derived in ["gold_source", "aggregate", "suggestion"] {
+                obj.remove(derived);
+            }
+            line
+        })
+        .collect()
+}
+
+/// The line and message of the import error `result` holds; fails the test on anything else.
+pub fn import_error(result: Result<ImportReport, EngineError>) -> (u64, String) {
+    match result {
+        Err(EngineError::Import { line, problem }) => (line, problem),
+        other => panic!("expected an import error, got {other:?}"),
+    }
+}
+
+/// How many items `project` holds.
+pub fn item_count(env: &TestEngine, project: ProjectId) -> u64 {
+    env.engine
+        .project_summary(&env.admin, project)
+        .expect("summary")
+        .total
 }

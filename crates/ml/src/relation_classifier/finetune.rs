@@ -9,7 +9,7 @@
 use std::ops::{ControlFlow, Range};
 
 use candle_core::{DType, Tensor, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use concord_agreement::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use super::{
     SpanRelation, RELATION_FEATURES,
 };
 use crate::bert::Mode;
+use crate::finetune::{JointOptimizer, LearningRateSchedule};
 use crate::head::{weighted_cross_entropy, LinearHead};
 use crate::logistic::{train_head_cv, CvHeadParams};
 use crate::token_classifier::prepare;
@@ -151,42 +152,27 @@ pub fn fine_tune_relations<S: AsRef<str>>(
             v.set(&Tensor::from_slice(&start.bias, classes, device)?)?;
         }
     }
-    let optimiser = |vars| {
-        AdamW::new(
-            vars,
-            ParamsAdamW {
-                lr: 0.0,
-                weight_decay: 0.01,
-                ..ParamsAdamW::default()
-            },
-        )
-    };
-    let mut encoder_opt = optimiser(encoder.varmap().all_vars())?;
-    let mut head_opt = optimiser(varmap.all_vars())?;
     let batch_size = params.batch_size.max(1);
-    let steps = params.epochs * units.len().div_ceil(batch_size);
-    let warm = ((steps as f64 * params.warmup).round() as usize).max(1);
-    let schedule = |step: usize| {
-        if step < warm {
-            (step + 1) as f64 / warm as f64
-        } else {
-            (steps.saturating_sub(step) as f64 / steps.saturating_sub(warm).max(1) as f64).max(0.0)
-        }
-    };
-    if progress(0, steps).is_break() {
+    let mut optimizer = JointOptimizer::new(
+        encoder.varmap().all_vars(),
+        params.encoder_learning_rate,
+        varmap.all_vars(),
+        params.head_learning_rate,
+        LearningRateSchedule::WarmupLinearDecay {
+            warmup: params.warmup,
+        },
+        params.epochs * units.len().div_ceil(batch_size),
+    )?;
+    if progress(0, optimizer.steps()).is_break() {
         return Err(MlError::Cancelled);
     }
     let mut rng = SplitMix64::new(params.seed);
     let mut order: Vec<usize> = (0..units.len()).collect();
     let mut losses = Vec::with_capacity(params.epochs);
-    let mut step = 0;
     for _ in 0..params.epochs {
         rng.shuffle(&mut order);
         let (mut total, mut batches) = (0f32, 0usize);
         for chunk in order.chunks(batch_size) {
-            let factor = schedule(step);
-            encoder_opt.set_learning_rate(params.encoder_learning_rate * factor);
-            head_opt.set_learning_rate(params.head_learning_rate * factor);
             let chunk: Vec<&Unit> = chunk.iter().map(|&u| &units[u]).collect();
             let logits = batch_logits(encoder, &chunk, &weight, &bias)?;
             let targets: Vec<u32> = chunk
@@ -196,15 +182,8 @@ pub fn fine_tune_relations<S: AsRef<str>>(
             let n = targets.len();
             let loss =
                 weighted_cross_entropy(&logits, &Tensor::from_vec(targets, n, device)?, None)?;
-            let grads = loss.backward()?;
-            encoder_opt.step(&grads)?;
-            head_opt.step(&grads)?;
-            total += loss.to_scalar::<f32>()?;
+            total += optimizer.step(&loss, progress)?;
             batches += 1;
-            step += 1;
-            if progress(step, steps).is_break() {
-                return Err(MlError::Cancelled);
-            }
         }
         losses.push(total / batches.max(1) as f32);
     }
@@ -276,71 +255,20 @@ fn batch_logits(
 mod tests {
     //! Plumbing on a tiny encoder with weights from a fixed seed (no real model): the run
     //! learns, changes the encoder, and stops when asked.
-    use std::str::FromStr;
-
-    use candle_core::Device;
-    use candle_nn::VarMap;
-    use tokenizers::Tokenizer;
-
     use super::*;
-    use crate::bert::{reinitialize, BertConfig};
+    use crate::relation_classifier::tests::span;
     use crate::relation_classifier::RelationType;
+    use crate::tiny_bert::tiny_encoder;
 
     const WORDS: &[&str] = &[
         "[PAD]", "[CLS]", "[SEP]", "[UNK]", "ana", "ben", "acme", "globex", "works", "for", "met",
         "at", "today",
     ];
 
-    fn tokenizer() -> Tokenizer {
-        let vocab: serde_json::Map<String, serde_json::Value> = WORDS
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.to_string(), serde_json::Value::from(i)))
-            .collect();
-        let special = |name: &str, id: usize| serde_json::json!({ "id": name, "ids": [id], "tokens": [name] });
-        let json = serde_json::json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-            "normalizer": { "type": "Lowercase" },
-            "pre_tokenizer": { "type": "Whitespace" },
-            "post_processor": {
-                "type": "TemplateProcessing",
-                "single": [
-                    { "SpecialToken": { "id": "[CLS]", "type_id": 0 } },
-                    { "Sequence": { "id": "A", "type_id": 0 } },
-                    { "SpecialToken": { "id": "[SEP]", "type_id": 0 } }
-                ],
-                "pair": [
-                    { "Sequence": { "id": "A", "type_id": 0 } },
-                    { "Sequence": { "id": "B", "type_id": 1 } }
-                ],
-                "special_tokens": { "[CLS]": special("[CLS]", 1), "[SEP]": special("[SEP]", 2) }
-            },
-            "decoder": null,
-            "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]" }
-        });
-        Tokenizer::from_str(&json.to_string()).expect("tiny tokenizer")
-    }
-
-    /// A two-layer BERT of width 16, inputs of at most 8 tokens (so longer items are read in
-    /// windows), weights from a fixed seed.
+    /// The tiny BERT over `WORDS`, reading inputs of at most 8 tokens (so longer items are
+    /// read in windows).
     fn tiny() -> Encoder {
-        let config: BertConfig = serde_json::from_value(serde_json::json!({
-            "vocab_size": WORDS.len(), "hidden_size": 16, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 32, "hidden_act": "gelu",
-            "max_position_embeddings": 32, "type_vocab_size": 2, "layer_norm_eps": 1e-12
-        }))
-        .unwrap();
-        let encoder = Encoder::from_parts(
-            &config,
-            VarMap::new(),
-            tokenizer(),
-            &Device::Cpu,
-            8,
-            "tiny".into(),
-        )
-        .unwrap();
-        reinitialize(encoder.varmap(), 42).unwrap();
-        encoder
+        tiny_encoder(WORDS, 8)
     }
 
     fn schema() -> RelationSchema {
@@ -367,18 +295,7 @@ mod tests {
         for person in ["ana", "ben"] {
             for org in ["acme", "globex"] {
                 words.push(vec![person, "works", "for", org]);
-                spans.push(vec![
-                    EntitySpan {
-                        start: 0,
-                        end: 1,
-                        label: 0,
-                    },
-                    EntitySpan {
-                        start: 3,
-                        end: 4,
-                        label: 1,
-                    },
-                ]);
+                spans.push(vec![span(0, 1, 0), span(3, 4, 1)]);
                 relations.push(vec![SpanRelation {
                     head: 0,
                     tail: 1,
@@ -387,22 +304,30 @@ mod tests {
                 words.push(vec![
                     person, "met", org, "at", "globex", "today", "at", "acme",
                 ]);
-                spans.push(vec![
-                    EntitySpan {
-                        start: 0,
-                        end: 1,
-                        label: 0,
-                    },
-                    EntitySpan {
-                        start: 2,
-                        end: 3,
-                        label: 1,
-                    },
-                ]);
+                spans.push(vec![span(0, 1, 0), span(2, 3, 1)]);
                 relations.push(Vec::new());
             }
         }
         (words, spans, relations)
+    }
+
+    /// Fine-tunes `encoder` on [`data`] with the default probe.
+    fn fine_tune_on_data(
+        encoder: &Encoder,
+        params: &RelationFineTuneParams,
+        progress: &mut dyn FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<(RelationClassifier, Vec<f32>), MlError> {
+        let (words, spans, relations) = data();
+        fine_tune_relations(
+            encoder,
+            &schema(),
+            &words,
+            &spans,
+            &relations,
+            &CvHeadParams::default(),
+            params,
+            progress,
+        )
     }
 
     fn weights(encoder: &Encoder) -> Vec<f32> {
@@ -419,7 +344,7 @@ mod tests {
     fn fine_tuning_changes_the_encoder_and_learns_the_pairs() {
         let encoder = tiny();
         let before = weights(&encoder);
-        let (words, spans, relations) = data();
+        let (words, spans, _) = data();
         let params = RelationFineTuneParams {
             epochs: 30,
             batch_size: 4,
@@ -428,19 +353,10 @@ mod tests {
             ..RelationFineTuneParams::default()
         };
         let mut seen = Vec::new();
-        let (classifier, losses) = fine_tune_relations(
-            &encoder,
-            &schema(),
-            &words,
-            &spans,
-            &relations,
-            &CvHeadParams::default(),
-            &params,
-            &mut |step, steps| {
-                seen.push((step, steps));
-                ControlFlow::Continue(())
-            },
-        )
+        let (classifier, losses) = fine_tune_on_data(&encoder, &params, &mut |step, steps| {
+            seen.push((step, steps));
+            ControlFlow::Continue(())
+        })
         .expect("fine-tune");
         assert_eq!(losses.len(), 30);
         assert_eq!(seen.first(), Some(&(0, 60)));
@@ -457,15 +373,8 @@ mod tests {
 
     #[test]
     fn fine_tuning_stops_when_asked() {
-        let encoder = tiny();
-        let (words, spans, relations) = data();
-        let result = fine_tune_relations(
-            &encoder,
-            &schema(),
-            &words,
-            &spans,
-            &relations,
-            &CvHeadParams::default(),
+        let result = fine_tune_on_data(
+            &tiny(),
             &RelationFineTuneParams::default(),
             &mut |step, _| {
                 if step >= 1 {

@@ -8,7 +8,6 @@
 use std::ops::{ControlFlow, Range};
 
 use candle_core::{Tensor, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use concord_agreement::rng::SplitMix64;
 use concord_domain::bio::{TagSet, TokenSpan};
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,7 @@ use super::{
     TokenHeadParams,
 };
 use crate::bert::Mode;
+use crate::finetune::{JointOptimizer, LearningRateSchedule};
 use crate::head::weighted_cross_entropy;
 use crate::{Encoder, MlError};
 
@@ -83,12 +83,9 @@ pub struct TokenFineTuning<'e> {
     units: Vec<Unit>,
     head: HeadVars,
     tag_weights: Tensor,
-    encoder_opt: AdamW,
-    head_opt: AdamW,
+    optimizer: JointOptimizer,
     params: TokenFineTuneParams,
     rng: SplitMix64,
-    step: usize,
-    steps: usize,
     epochs_done: usize,
 }
 
@@ -154,24 +151,17 @@ impl<'e> TokenFineTuning<'e> {
             Some(head) => HeadVars::from_head(head, device)?,
             None => HeadVars::new(inputs, params.hidden, tags, params.seed, device)?,
         };
-        let encoder_opt = AdamW::new(
-            encoder.varmap().all_vars(),
-            ParamsAdamW {
-                lr: 0.0,
-                weight_decay: 0.01,
-                ..ParamsAdamW::default()
-            },
-        )?;
-        let head_opt = AdamW::new(
-            head.varmap.all_vars(),
-            ParamsAdamW {
-                lr: 0.0,
-                weight_decay: 0.01,
-                ..ParamsAdamW::default()
-            },
-        )?;
         let batch_size = params.batch_size.max(1);
-        let steps = params.epochs * units.len().div_ceil(batch_size);
+        let optimizer = JointOptimizer::new(
+            encoder.varmap().all_vars(),
+            params.encoder_learning_rate,
+            head.varmap.all_vars(),
+            params.head_learning_rate,
+            LearningRateSchedule::WarmupLinearDecay {
+                warmup: params.warmup,
+            },
+            params.epochs * units.len().div_ceil(batch_size),
+        )?;
         Ok(TokenFineTuning {
             encoder,
             labels: labels.to_vec(),
@@ -179,35 +169,20 @@ impl<'e> TokenFineTuning<'e> {
             units,
             head,
             tag_weights: Tensor::from_vec(tag_weights(tags, params.o_weight), tags, device)?,
-            encoder_opt,
-            head_opt,
+            optimizer,
             params: params.clone(),
             rng: SplitMix64::new(params.seed),
-            step: 0,
-            steps,
             epochs_done: 0,
         })
     }
 
     /// Optimiser steps in all `params.epochs` epochs.
     pub fn steps(&self) -> usize {
-        self.steps
+        self.optimizer.steps()
     }
 
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
-    }
-
-    /// The learning-rate multiplier before step `step` (0-based): linear warm-up, then linear
-    /// decay to zero at the last step of the last epoch.
-    fn schedule(&self, step: usize) -> f64 {
-        let warm = ((self.steps as f64 * self.params.warmup).round() as usize).max(1);
-        if step < warm {
-            (step + 1) as f64 / warm as f64
-        } else {
-            let rest = self.steps.saturating_sub(warm).max(1);
-            (self.steps.saturating_sub(step) as f64 / rest as f64).max(0.0)
-        }
     }
 
     /// One pass over the training windows in a seeded random order. Returns the epoch's mean
@@ -222,21 +197,9 @@ impl<'e> TokenFineTuning<'e> {
         let batch_size = self.params.batch_size.max(1);
         let (mut total, mut batches) = (0f32, 0usize);
         for chunk in order.chunks(batch_size) {
-            let factor = self.schedule(self.step);
-            self.encoder_opt
-                .set_learning_rate(self.params.encoder_learning_rate * factor);
-            self.head_opt
-                .set_learning_rate(self.params.head_learning_rate * factor);
             let loss = self.loss(chunk)?;
-            let grads = loss.backward()?;
-            self.encoder_opt.step(&grads)?;
-            self.head_opt.step(&grads)?;
-            total += loss.to_scalar::<f32>()?;
+            total += self.optimizer.step(&loss, progress)?;
             batches += 1;
-            self.step += 1;
-            if progress(self.step, self.steps).is_break() {
-                return Err(MlError::Cancelled);
-            }
         }
         self.epochs_done += 1;
         Ok(total / batches.max(1) as f32)
