@@ -28,6 +28,50 @@ fn csv_link(id: u64, table: &str) -> impl IntoView {
     view! { <a class="csv" href=format!("/projects/{id}/agreement/{table}.csv") download>"CSV"</a> }
 }
 
+/// A figure's cell: rounded to three decimals (a dash when undefined), with the unrounded
+/// value in `data-value` so that tests can compare it exactly.
+fn value_cell(value: Option<f64>) -> impl IntoView {
+    view! {
+        <td class="num" data-value=value.map(|v| v.to_string()).unwrap_or_default()>{fmt(value)}</td>
+    }
+}
+
+/// The headline figures of the span and relation dashboards: one row per figure with its
+/// value and, when it is undefined, why.
+fn headline_table(
+    testid: &'static str,
+    figures: Vec<(&'static str, Option<f64>, Option<String>)>,
+) -> AnyView {
+    view! {
+        <table class="data" data-testid=testid>
+            <thead><tr><th>"figure"</th><th>"value"</th><th>"note"</th></tr></thead>
+            <tbody>
+                {figures.into_iter().map(|(name, value, note)| view! {
+                    <tr data-name=name>
+                        <td>{name}</td>
+                        {value_cell(value)}
+                        <td>{note.unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// A model version's name in the rater tables: `v3`, or `v3 (name)` when it has one.
+fn version_name(version: u64, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("v{version} ({n})"),
+        None => format!("v{version}"),
+    }
+}
+
+/// A score against gold, with the number of gold items it rests on; nothing without gold.
+fn gold_score(items: u64, score: Option<f64>) -> Option<String> {
+    (items > 0).then(|| format!("{} ({items} items)", fmt(score)))
+}
+
 #[component]
 fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
     // Span answers have no item labels: the label coefficients would compare empty answers.
@@ -91,7 +135,7 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
                         {a.coefficients.iter().map(|c| view! {
                             <tr data-name=c.name.clone()>
                                 <td>{c.name.clone()}</td>
-                                <td class="num" data-value=c.value.map(|v| v.to_string()).unwrap_or_default()>{fmt(c.value)}</td>
+                                {value_cell(c.value)}
                                 <td>{match (c.ci, c.note.clone()) {
                                     (Some((lo, hi)), _) => format!("[{lo:.3}, {hi:.3}]"),
                                     (None, Some(note)) => note,
@@ -180,7 +224,7 @@ fn Dashboard(id: u64, a: AgreementView) -> impl IntoView {
                                         <td>{format!("v{}", r.version)}</td>
                                         <td>{r.trainer.replace('_', "-")}</td>
                                         <td class="num">{r.items}</td>
-                                        <td class="num" data-value=r.mean_kappa.map(|v| v.to_string()).unwrap_or_default()>{fmt(r.mean_kappa)}</td>
+                                        {value_cell(r.mean_kappa)}
                                         <td class="num">{r.majority.map(|p| format!("{:.1}%", p * 100.0)).unwrap_or_else(|| "—".into())}</td>
                                         {r.kappas.iter().map(|k| view! { <td class="num">{fmt(*k)}</td> }).collect_view()}
                                     </tr>
@@ -398,18 +442,7 @@ fn SpanDashboard(
         </section>
         <section class="card">
             <h2>"Span agreement " {csv_link(id, "span-types")}</h2>
-            <table class="data" data-testid="span-coefficients">
-                <thead><tr><th>"figure"</th><th>"value"</th><th>"note"</th></tr></thead>
-                <tbody>
-                    {headline.into_iter().map(|(name, value, note)| view! {
-                        <tr data-name=name>
-                            <td>{name}</td>
-                            <td class="num" data-value=value.map(|v| v.to_string()).unwrap_or_default()>{fmt(value)}</td>
-                            <td>{note.unwrap_or_default()}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
+            {headline_table("span-coefficients", headline)}
             <p class="muted">"Exact: same start, end and type. Overlap: same type and at least one shared character. F1 is symmetric in the two annotators. α_U lays the item texts end to end (offsets in code points) and compares where each annotator put units and gaps."</p>
         </section>
         <section class="card">
@@ -421,8 +454,8 @@ fn SpanDashboard(
                         <tr data-label=t.label.clone()>
                             <td>{t.label.clone()}</td>
                             <td class="num">{t.spans}</td>
-                            <td class="num" data-value=t.exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.exact)}</td>
-                            <td class="num" data-value=t.overlap.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.overlap)}</td>
+                            {value_cell(t.exact)}
+                            {value_cell(t.overlap)}
                             <td class="num">{fmt(t.alpha_u)}</td>
                         </tr>
                     }).collect_view()}
@@ -440,7 +473,7 @@ fn SpanDashboard(
                             <td>{p.second.clone()}</td>
                             <td class="num">{p.items}</td>
                             <td class="num">{format!("{} / {}", p.spans_first, p.spans_second)}</td>
-                            <td class="num" data-value=p.exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(p.exact)}</td>
+                            {value_cell(p.exact)}
                             <td class="num">{fmt(p.exact_macro)}</td>
                             <td class="num">{fmt(p.overlap)}</td>
                             <td class="num">{fmt(p.alpha_u)}</td>
@@ -460,7 +493,7 @@ fn SpanDashboard(
                             <td class="num">{r.items}</td>
                             <td class="num">{r.spans}</td>
                             <td class="num">{fmt(r.exact_with_others)}</td>
-                            <td class="num">{(r.gold_items > 0).then(|| format!("{} ({} items)", fmt(r.gold_exact), r.gold_items))}</td>
+                            <td class="num">{gold_score(r.gold_items, r.gold_exact)}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>
@@ -478,10 +511,10 @@ fn SpanDashboard(
                     <tbody>
                         {s.models.iter().map(|m| view! {
                             <tr data-version=m.version.to_string()>
-                                <td>{match &m.name { Some(n) => format!("v{} ({n})", m.version), None => format!("v{}", m.version) }}</td>
+                                <td>{version_name(m.version, m.name.as_deref())}</td>
                                 <td>{m.trainer.replace('_', "-")}</td>
                                 <td class="num">{m.items}</td>
-                                <td class="num" data-value=m.mean_exact.map(|v| v.to_string()).unwrap_or_default()>{fmt(m.mean_exact)}</td>
+                                {value_cell(m.mean_exact)}
                                 <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_exact))}</td>
                                 <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_overlap))}</td>
                                 {m.exact_with.iter().map(|v| view! { <td class="num">{fmt(*v)}</td> }).collect_view()}
@@ -589,18 +622,7 @@ fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
                 "{} items compared (at least two answers) with {} relations · {} annotators",
                 r.items_compared, r.relations_compared, r.annotators.len()
             )}</p>
-            <table class="data" data-testid="relation-coefficients">
-                <thead><tr><th>"figure"</th><th>"value"</th><th>"note"</th></tr></thead>
-                <tbody>
-                    {headline.into_iter().map(|(name, value, note)| view! {
-                        <tr data-name=name>
-                            <td>{name}</td>
-                            <td class="num" data-value=value.map(|v| v.to_string()).unwrap_or_default()>{fmt(value)}</td>
-                            <td>{note.unwrap_or_default()}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
+            {headline_table("relation-coefficients", headline)}
             <p class="muted">"Two relations are the same when both spans (start, end and entity type) and the relation type match, in the same direction: a reversed relation, or one on a span with other bounds, does not count."</p>
         </section>
         <section class="card">
@@ -612,7 +634,7 @@ fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
                         <tr data-label=t.label.clone()>
                             <td>{t.label.clone()}</td>
                             <td class="num">{t.relations}</td>
-                            <td class="num" data-value=t.f1.map(|v| v.to_string()).unwrap_or_default()>{fmt(t.f1)}</td>
+                            {value_cell(t.f1)}
                         </tr>
                     }).collect_view()}
                 </tbody>
@@ -630,7 +652,7 @@ fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
                             <td class="num">{p.items}</td>
                             <td class="num">{format!("{} / {}", p.relations_first, p.relations_second)}</td>
                             <td class="num">{p.matched}</td>
-                            <td class="num" data-value=p.micro.map(|v| v.to_string()).unwrap_or_default()>{fmt(p.micro)}</td>
+                            {value_cell(p.micro)}
                             <td class="num">{fmt(p.macro_f1)}</td>
                         </tr>
                     }).collect_view()}
@@ -648,7 +670,7 @@ fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
                             <td class="num">{a.items}</td>
                             <td class="num">{a.relations}</td>
                             <td class="num">{fmt(a.f1_with_others)}</td>
-                            <td class="num">{(a.gold_items > 0).then(|| format!("{} ({} items)", fmt(a.gold_f1), a.gold_items))}</td>
+                            <td class="num">{gold_score(a.gold_items, a.gold_f1)}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>
@@ -665,10 +687,10 @@ fn RelationDashboard(id: u64, r: RelationAgreementView) -> impl IntoView {
                     <tbody>
                         {r.models.iter().map(|m| view! {
                             <tr data-version=m.version.to_string()>
-                                <td>{match &m.name { Some(n) => format!("v{} ({n})", m.version), None => format!("v{}", m.version) }}</td>
+                                <td>{version_name(m.version, m.name.as_deref())}</td>
                                 <td>{m.trainer.replace('_', "-")}</td>
                                 <td class="num">{m.items}</td>
-                                <td class="num" data-value=m.mean_f1.map(|v| v.to_string()).unwrap_or_default()>{fmt(m.mean_f1)}</td>
+                                {value_cell(m.mean_f1)}
                                 <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_precision))}</td>
                                 <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_recall))}</td>
                                 <td class="num">{(m.gold_items > 0).then(|| fmt(m.gold_f1))}</td>

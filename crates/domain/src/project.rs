@@ -510,17 +510,7 @@ impl ProjectSpec {
             if label.name.is_empty() {
                 return Err(DomainError::EmptyLabelName { index: index + 1 });
             }
-            if label.name.chars().count() > MAX_LABEL_NAME {
-                return Err(DomainError::LabelNameTooLong {
-                    name: label.name.clone(),
-                    max: MAX_LABEL_NAME,
-                });
-            }
-            if label.name.contains('|') {
-                return Err(DomainError::LabelNameChar {
-                    name: label.name.clone(),
-                });
-            }
+            check_label_name(&label.name)?;
             // CoNLL tags are `B-<type>` in a whitespace-separated column.
             if self.task.is_spans() && label.name.chars().any(char::is_whitespace) {
                 return Err(DomainError::EntityTypeWhitespace {
@@ -532,59 +522,13 @@ impl ProjectSpec {
                     name: label.name.clone(),
                 });
             }
-            label.description = label
-                .description
-                .take()
-                .map(|d| d.trim().to_string())
-                .filter(|d| !d.is_empty());
+            label.description = normalize_description(label.description.take());
             if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
-                if RESERVED_KEYS.contains(&key.as_str()) {
-                    return Err(DomainError::ReservedHotkey {
-                        key,
-                        label: label.name.clone(),
-                    });
-                }
-                let span_key = editor_key(self.task, &key);
-                if let Some(action) = span_key {
-                    return Err(DomainError::SpanEditorHotkey {
-                        key,
-                        label: label.name.clone(),
-                        action,
-                    });
-                }
-                let mut chars = key.chars();
-                let single =
-                    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
-                if !single {
-                    return Err(DomainError::BadHotkey {
-                        key,
-                        label: label.name.clone(),
-                    });
-                }
-                let key = key.to_lowercase();
-                if !keys.insert(key.clone()) {
-                    return Err(DomainError::DuplicateHotkey { key });
-                }
-                label.hotkey = Some(key);
+                label.hotkey = Some(check_hotkey(self.task, key, &label.name, &mut keys)?);
             }
-            if label.colour.is_empty() {
-                label.colour = PALETTE[index % PALETTE.len()].to_string();
-            } else if !is_hex_colour(&label.colour) {
-                return Err(DomainError::BadColour {
-                    colour: label.colour.clone(),
-                    label: label.name.clone(),
-                });
-            }
+            normalize_colour(&mut label.colour, index, &label.name)?;
         }
-        let mut free = AUTO_HOTKEYS
-            .chars()
-            .map(String::from)
-            .filter(|k| !keys.contains(k));
-        for label in &mut self.labels {
-            if label.hotkey.is_none() {
-                label.hotkey = free.next();
-            }
-        }
+        fill_free_hotkeys(self.labels.iter_mut().map(|l| &mut l.hotkey), &keys);
         if self.settings.patterns.len() > MAX_PATTERNS {
             return Err(DomainError::TooManyPatterns { max: MAX_PATTERNS });
         }
@@ -660,27 +604,13 @@ impl ProjectSpec {
             if label.name.is_empty() {
                 return Err(DomainError::EmptyRelationLabelName { index: index + 1 });
             }
-            if label.name.chars().count() > MAX_LABEL_NAME {
-                return Err(DomainError::LabelNameTooLong {
-                    name: label.name.clone(),
-                    max: MAX_LABEL_NAME,
-                });
-            }
-            if label.name.contains('|') {
-                return Err(DomainError::LabelNameChar {
-                    name: label.name.clone(),
-                });
-            }
+            check_label_name(&label.name)?;
             if !names.insert(label.name.clone()) {
                 return Err(DomainError::DuplicateRelationLabel {
                     name: label.name.clone(),
                 });
             }
-            label.description = label
-                .description
-                .take()
-                .map(|d| d.trim().to_string())
-                .filter(|d| !d.is_empty());
+            label.description = normalize_description(label.description.take());
             for ends in [&mut label.head, &mut label.tail] {
                 for entity in ends.iter_mut() {
                     *entity = entity.trim().to_string();
@@ -695,53 +625,15 @@ impl ProjectSpec {
                 ends.retain(|e| seen.insert(e.clone()));
             }
             if let Some(key) = label.hotkey.take().filter(|k| !k.is_empty()) {
-                if RESERVED_KEYS.contains(&key.as_str()) {
-                    return Err(DomainError::ReservedHotkey {
-                        key,
-                        label: label.name.clone(),
-                    });
-                }
-                if let Some(action) = editor_key(self.task, &key) {
-                    return Err(DomainError::SpanEditorHotkey {
-                        key,
-                        label: label.name.clone(),
-                        action,
-                    });
-                }
-                let mut chars = key.chars();
-                let single =
-                    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
-                if !single {
-                    return Err(DomainError::BadHotkey {
-                        key,
-                        label: label.name.clone(),
-                    });
-                }
-                let key = key.to_lowercase();
-                if !keys.insert(key.clone()) {
-                    return Err(DomainError::DuplicateHotkey { key });
-                }
-                label.hotkey = Some(key);
+                label.hotkey = Some(check_hotkey(self.task, key, &label.name, &mut keys)?);
             }
-            if label.colour.is_empty() {
-                // Offset from the entity colours, so an arc is not mistaken for a span.
-                label.colour = PALETTE[(index + 5) % PALETTE.len()].to_string();
-            } else if !is_hex_colour(&label.colour) {
-                return Err(DomainError::BadColour {
-                    colour: label.colour.clone(),
-                    label: label.name.clone(),
-                });
-            }
+            // Offset from the entity colours, so an arc is not mistaken for a span.
+            normalize_colour(&mut label.colour, index + 5, &label.name)?;
         }
-        let mut free = AUTO_HOTKEYS
-            .chars()
-            .map(String::from)
-            .filter(|k| !keys.contains(k));
-        for label in &mut self.relation_labels {
-            if label.hotkey.is_none() {
-                label.hotkey = free.next();
-            }
-        }
+        fill_free_hotkeys(
+            self.relation_labels.iter_mut().map(|l| &mut l.hotkey),
+            &keys,
+        );
         Ok(())
     }
 }
@@ -755,6 +647,100 @@ fn editor_key(task: TaskKind, key: &str) -> Option<&'static str> {
         TaskKind::Classification | TaskKind::Multilabel => None,
         TaskKind::Spans => in_list(SPAN_EDITOR_KEYS),
         TaskKind::Relations => in_list(SPAN_EDITOR_KEYS).or_else(|| in_list(RELATION_EDITOR_KEYS)),
+    }
+}
+
+/// Checks a trimmed label name against the rules entity types and relation types share; the
+/// empty and duplicate checks stay with the callers because their errors name the kind of label.
+fn check_label_name(name: &str) -> Result<(), DomainError> {
+    if name.chars().count() > MAX_LABEL_NAME {
+        return Err(DomainError::LabelNameTooLong {
+            name: name.to_string(),
+            max: MAX_LABEL_NAME,
+        });
+    }
+    if name.contains('|') {
+        return Err(DomainError::LabelNameChar {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A label description trimmed, or none when nothing is left of it.
+fn normalize_description(description: Option<String>) -> Option<String> {
+    description
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+}
+
+/// Checks the non-empty hotkey `key` chosen for the label `label` of a `task` project, and
+/// returns it lowercased after recording it in `taken`, the keys of this kind of label so far.
+fn check_hotkey(
+    task: TaskKind,
+    key: String,
+    label: &str,
+    taken: &mut std::collections::HashSet<String>,
+) -> Result<String, DomainError> {
+    if RESERVED_KEYS.contains(&key.as_str()) {
+        return Err(DomainError::ReservedHotkey {
+            key,
+            label: label.to_string(),
+        });
+    }
+    if let Some(action) = editor_key(task, &key) {
+        return Err(DomainError::SpanEditorHotkey {
+            key,
+            label: label.to_string(),
+            action,
+        });
+    }
+    let mut chars = key.chars();
+    let single = matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_whitespace());
+    if !single {
+        return Err(DomainError::BadHotkey {
+            key,
+            label: label.to_string(),
+        });
+    }
+    let key = key.to_lowercase();
+    if !taken.insert(key.clone()) {
+        return Err(DomainError::DuplicateHotkey { key });
+    }
+    Ok(key)
+}
+
+/// Fills an empty label colour with the palette colour at `palette_index` (wrapping), or checks
+/// a given one; `label` is the label's name, for the error.
+fn normalize_colour(
+    colour: &mut String,
+    palette_index: usize,
+    label: &str,
+) -> Result<(), DomainError> {
+    if colour.is_empty() {
+        *colour = PALETTE[palette_index % PALETTE.len()].to_string();
+    } else if !is_hex_colour(colour.as_str()) {
+        return Err(DomainError::BadColour {
+            colour: colour.clone(),
+            label: label.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Gives each label without a hotkey the next automatic key that is not in `taken`.
+fn fill_free_hotkeys<'a>(
+    hotkeys: impl Iterator<Item = &'a mut Option<String>>,
+    taken: &std::collections::HashSet<String>,
+) {
+    let mut free = AUTO_HOTKEYS
+        .chars()
+        .map(String::from)
+        .filter(|k| !taken.contains(k));
+    for hotkey in hotkeys {
+        if hotkey.is_none() {
+            *hotkey = free.next();
+        }
     }
 }
 
