@@ -902,8 +902,8 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
                         })
                         .unwrap_or_default(),
                     span_metrics: v.span_metrics.map(Into::into),
-                    live_accepted: v.accepted,
-                    live_answers: v.accepted + v.corrected,
+                    live_accepted: v.shown.accepted,
+                    live_answers: v.shown.accepted + v.shown.corrected,
                     validated: v.evidence.validated,
                     evidence: v.evidence.sentence,
                     comparison: v.comparison.as_ref().map(|c| comparison_text(v.version, c)),

@@ -176,7 +176,8 @@ pub struct VersionRow {
     /// Relations projects: the held-out metrics of the version's relation classifier.
     #[serde(default)]
     pub relation_metrics: Option<RelationMetricsView>,
-    /// The live record: answers that took its suggestion unchanged, and all answers to it.
+    /// The live record as shown: answers that took its suggestion unchanged, and all answers
+    /// given against it (pre-selected ones included; pre-selection rests on `evidence`).
     #[serde(default)]
     pub live_accepted: u64,
     #[serde(default)]

@@ -119,9 +119,13 @@ test('an unvalidated suggestion is a hint; once validated the same page pre-sele
     await page.locator('body[data-hydrated=true]').waitFor();
     const row = page.locator(`[data-testid=model-versions] tr[data-version="${active.version}"]`);
     await expect(row.getByTestId('version-validated')).toHaveAttribute('data-validated', 'true');
-    // The answer just given took a pre-selected suggestion: anchored by it, it is no evidence
-    // for that version, so its live record stays empty.
-    await expect(row.getByTestId('version-acceptance')).toHaveText('—');
+    // The answer just given took the pre-selected suggestion: the page counts it in the live
+    // acceptance rate, but anchored by the pre-selection it is no evidence for the version.
+    await expect(row.getByTestId('version-acceptance')).toHaveText('1.00 (1 / 1)');
+    const after: { version: number; evidence: { live_accepted: number; live_corrected: number } }[] =
+      await api('admin', 'GET', `/projects/${id}/models`);
+    const evidence = after.find((v) => v.version === active.version)!.evidence;
+    expect(evidence.live_accepted + evidence.live_corrected).toBe(0);
     const zeroShot = page.locator('[data-testid=model-versions] tr[data-version="1"]');
     await expect(zeroShot.getByTestId('version-acceptance')).toContainText(/\(\d+ \/ \d+\)/);
 

@@ -72,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/models", get(model_versions))
         .route("/projects/{id}/learning-curve", get(learning_curve))
         .route("/projects/{id}/label-errors", get(label_errors))
+        .route("/projects/{id}/annotator-quality", get(annotator_quality))
         .route(
             "/projects/{id}/models/{version}/activate",
             post(activate_model),
@@ -777,6 +778,17 @@ async fn label_errors(
     let engine = state.engine().clone();
     let report = blocking(move || engine.label_errors(&who, ProjectId(id), q.limit)).await?;
     Ok(Json(report.rows))
+}
+
+/// Each annotator's quality from the same consensus as the label errors, highest first.
+async fn annotator_quality(
+    State(state): State<AppState>,
+    ApiPrincipal(who): ApiPrincipal,
+    Path(id): Path<u64>,
+) -> Result<Json<Vec<concord_engine::AnnotatorQuality>>, ApiError> {
+    let engine = state.engine().clone();
+    let report = blocking(move || engine.label_errors(&who, ProjectId(id), 1)).await?;
+    Ok(Json(report.annotators))
 }
 
 fn accepted_job(job: u64) -> Response {

@@ -441,6 +441,12 @@ fn rows() -> Vec<Row> {
             None,
             [401, 403, 503, 503, 403, 503],
         ),
+        rest(
+            M::GET,
+            "/api/v1/projects/{id}/annotator-quality",
+            None,
+            [401, 403, 503, 503, 403, 503],
+        ),
         // No version 1 exists: the role is checked first, then the version is not found.
         rest(
             M::POST,

@@ -28,6 +28,11 @@ pub struct HeldOutSpanCounts {
 
 /// How annotators answered a version's suggestions while they were shown (the live record):
 /// counted when an answer is stored, per version.
+///
+/// `accepted`, `corrected` and `answered` are evidence for pre-selection and count only
+/// answers free of anchoring (an item's first answer, without gold, given against a hint);
+/// `shown` counts every answer given against the suggestion, pre-selected or not, which is
+/// what the project page reports as the live acceptance rate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuggestionOutcomes {
     /// Answers equal to the suggestion.
@@ -38,6 +43,25 @@ pub struct SuggestionOutcomes {
     /// answer), for the majority-label baseline of the live record.
     #[serde(default)]
     pub answered: std::collections::BTreeMap<String, u64>,
+    /// Every stored answer given against the suggestion (anchored ones included): display
+    /// only, never evidence. Databases from before this field start it at zero.
+    #[serde(default)]
+    pub shown: ShownOutcomes,
+}
+
+/// Every stored answer given against a version's suggestion, however it was shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownOutcomes {
+    pub accepted: u64,
+    pub corrected: u64,
+}
+
+impl ShownOutcomes {
+    /// The share of these answers that took the suggestion unchanged, when there are any.
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        let answers = self.accepted + self.corrected;
+        (answers > 0).then(|| self.accepted as f64 / answers as f64)
+    }
 }
 
 impl SuggestionOutcomes {
@@ -253,6 +277,7 @@ mod tests {
             answered: [("a".to_string(), 25), ("b".to_string(), 25)]
                 .into_iter()
                 .collect(),
+            ..Default::default()
         };
         let e = LabelEvidence::new(&labels, &[], &live);
         assert_eq!(e.items(), 50);

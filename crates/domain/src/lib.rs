@@ -26,7 +26,7 @@ pub use calendar::civil_from_days;
 pub use error_kind::ErrorKind;
 pub use evidence::{
     wilson_interval, ComparisonMetric, HeldOutPrediction, HeldOutSpanCounts, Interval,
-    LabelEvidence, SuggestionOutcomes, VersionComparison,
+    LabelEvidence, ShownOutcomes, SuggestionOutcomes, VersionComparison,
 };
 pub use job::{AutoTrigger, JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
 pub use project::RelationLabel;

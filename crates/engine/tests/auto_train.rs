@@ -196,6 +196,65 @@ fn an_automatic_version_worse_than_the_active_one_is_stored_but_not_activated() 
 }
 
 #[test]
+fn the_encoder_is_fine_tuned_on_its_own_at_a_milestone_and_compared_like_a_head() {
+    let env = TestEngine::with_models();
+    let mut spec = topics_spec("Milestone");
+    // A head would wait for 100 labels; the milestone comes at 10.
+    spec.settings.auto_train = AutoTrainSettings {
+        enabled: true,
+        every: 100,
+        fine_tune_at: vec![10],
+    };
+    let project = env.create_project_training_itself(spec);
+    let ann = env.member(project, "ann", Role::Annotator);
+    import_texts(&env, project);
+    env.predict(project);
+    for id in [1, 2, 3, 9, 10, 11, 12, 17, 18, 19] {
+        env.answer(&ann, project, &id.to_string(), &[topic_of(id)]);
+    }
+    let start = Instant::now();
+    let v2 = loop {
+        let versions = env.engine.model_versions(&env.admin, project).unwrap();
+        if let Some(v) = versions.iter().find(|v| v.auto.is_some()) {
+            break v.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "no fine-tuning at the milestone: {versions:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        v2.auto,
+        Some(AutoTrigger::Milestone {
+            milestone: 10,
+            labels: 10
+        })
+    );
+    assert_eq!((v2.version, v2.trainer.as_str()), (2, "fine_tune"));
+    // Compared with the zero-shot version on the held-out items answered (9, 10 and 19),
+    // and activated only if not worse.
+    let c = v2
+        .comparison
+        .clone()
+        .expect("an automatic version is compared");
+    assert_eq!((c.incumbent, c.items), (Some(1), 3));
+    let incumbent = c.incumbent_score.expect("zero-shot predicts");
+    assert_eq!(c.activated, c.candidate >= incumbent, "{c:?}");
+    assert_eq!(
+        active(&env.engine, &env.admin, project),
+        if c.activated { 2 } else { 1 }
+    );
+    // The milestone is served once: two more labels queue nothing.
+    for id in [4, 5] {
+        env.answer(&ann, project, &id.to_string(), &[topic_of(id)]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let versions = env.engine.model_versions(&env.admin, project).unwrap();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+}
+
+#[test]
 fn a_persons_training_request_cannot_carry_the_workers_trigger() {
     let env = TestEngine::new();
     let project = env.create_classification_project("P", &["a", "b"]);

@@ -217,6 +217,14 @@ fn suggestions_are_preselected_only_once_validated_and_answers_move_the_evidence
     );
     // The figures the annotation page shows are the project page's.
     assert_eq!(evidence, v3.evidence);
+    // Taking the pre-selected suggestion counts in the live acceptance the project page
+    // shows, but anchored by the pre-selection it is no evidence for the version.
+    let suggested: Vec<&str> = s.labels.iter().map(String::as_str).collect();
+    env.answer(&ann, project, &item.id, &suggested);
+    let v3 = env.engine.model_versions(&env.admin, project).unwrap()[2].clone();
+    assert_eq!((v3.shown.accepted, v3.shown.corrected), (1, 0));
+    assert_eq!((v3.accepted, v3.corrected), (0, 0));
+    assert_eq!(v3.evidence, evidence);
 
     // Blind projects still show no suggestion, validated or not.
     env.change_settings(project, |s| s.blind = true);

@@ -309,7 +309,8 @@ pub struct AutoLoopReport {
     pub every: usize,
     /// Always answering the pool's most frequent label, on the test split.
     pub majority_accuracy: f64,
-    /// The zero-shot version the loop starts from (calibrated, label priors by EM).
+    /// The zero-shot version the loop starts from: the engine's [`crate::COLD_START`] recipe
+    /// (raw cosine to "name: description", uniform label priors).
     pub zero_shot: Evaluation,
     pub points: Vec<AutoLoopPoint>,
 }

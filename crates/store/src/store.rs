@@ -817,12 +817,10 @@ impl Store {
                     ),
                 };
                 annotations.insert(key, encode(&record).as_slice())?;
-                if let Some(old) = existing_for_outcomes.filter(|old| old.live_counted) {
+                if let Some(old) = existing_for_outcomes {
                     count_outcome(&mut outcomes_table, w.project, &old, -1)?;
                 }
-                if record.live_counted {
-                    count_outcome(&mut outcomes_table, w.project, &record, 1)?;
-                }
+                count_outcome(&mut outcomes_table, w.project, &record, 1)?;
                 if outcome == WriteOutcome::Created {
                     let done_before = progress
                         .get((w.project.0, w.user.0))?
@@ -1036,7 +1034,8 @@ impl Store {
 /// how many went.
 /// Whether `users` holds an administrator account; stops at the first one.
 /// Adds (`delta` 1) or removes (-1) an answer to the live record of the suggestion it was
-/// given against, if any.
+/// given against, if any: to the display counts always, to the evidence only when the answer
+/// was counted as evidence when stored (`live_counted`).
 fn count_outcome(
     table: &mut redb::Table<(u64, u64), &'static [u8]>,
     project: ProjectId,
@@ -1060,15 +1059,22 @@ fn count_outcome(
         }
     };
     step(if accepted {
-        &mut outcomes.accepted
+        &mut outcomes.shown.accepted
     } else {
-        &mut outcomes.corrected
+        &mut outcomes.shown.corrected
     });
-    if let Some(label) = answer.value.labels.first() {
-        let n = outcomes.answered.entry(label.clone()).or_insert(0);
-        step(n);
-        if *n == 0 {
-            outcomes.answered.remove(label);
+    if answer.live_counted {
+        step(if accepted {
+            &mut outcomes.accepted
+        } else {
+            &mut outcomes.corrected
+        });
+        if let Some(label) = answer.value.labels.first() {
+            let n = outcomes.answered.entry(label.clone()).or_insert(0);
+            step(n);
+            if *n == 0 {
+                outcomes.answered.remove(label);
+            }
         }
     }
     table.insert((project.0, version), encode(&outcomes).as_slice())?;

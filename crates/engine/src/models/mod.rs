@@ -112,15 +112,20 @@ pub struct ModelVersionInfo {
     /// Whether its relation suggestions are pre-accepted, in one sentence with the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relation_validation: Option<String>,
-    /// The live record: answers that took the version's suggestion unchanged.
+    /// The live record as evidence: answers free of anchoring (first answers to a hint) that
+    /// took the version's suggestion unchanged.
     #[serde(default)]
     pub accepted: u64,
-    /// Answers that changed its suggestion.
+    /// Such answers that changed its suggestion.
     #[serde(default)]
     pub corrected: u64,
-    /// `accepted` over all answers to its suggestions, when there are any.
+    /// `accepted` over `accepted + corrected`, when there are any.
     #[serde(default)]
     pub acceptance_rate: Option<f64>,
+    /// Every answer given against its suggestions, pre-selected ones included: the live
+    /// acceptance rate the project page shows (anchored once pre-selected, so never evidence).
+    #[serde(default)]
+    pub shown: concord_domain::ShownOutcomes,
     /// Whether its suggestions have earned pre-selection, and on what figures
     /// (`evidence.validated`).
     pub evidence: Evidence,
@@ -230,6 +235,7 @@ impl Engine {
                     accepted: live.accepted,
                     corrected: live.corrected,
                     acceptance_rate: live.acceptance_rate(),
+                    shown: live.shown,
                     evidence,
                     active: active == Some(version),
                 })
