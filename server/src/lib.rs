@@ -11,6 +11,7 @@ mod error;
 pub mod label_errors_cli;
 mod openapi;
 mod ops;
+pub mod portable_cli;
 mod rest;
 pub mod security;
 pub mod simulate_cli;

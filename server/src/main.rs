@@ -50,8 +50,12 @@ enum Command {
     /// POST /api/v1/projects/{id}/train).
     Train(ModelJobArgs),
     /// Pre-annotate every item of a project with its active model, zero-shot when it has none
-    /// (stop the server first, or use POST /api/v1/projects/{id}/predict).
-    Predict(ModelJobArgs),
+    /// (stop the server first, or use POST /api/v1/projects/{id}/predict); or, with --model,
+    /// pre-annotate one shard of a JSONL file with an exported model, with no database.
+    Predict(PredictArgs),
+    /// Model versions: export one as a self-contained model file for `predict --model`.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Replay a labelled JSONL dataset through the model loop: zero-shot accuracy, then accuracy
     /// and macro-F1 after each round of labels picked by each active-learning strategy.
     Simulate(SimulateArgs),
@@ -124,6 +128,66 @@ struct ModelJobArgs {
     models: PathBuf,
     #[command(flatten)]
     data: DataDir,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Project id or exact name: pre-annotate its items in its database (leave out with
+    /// --model).
+    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    project: Option<String>,
+    /// A model file from `concord models export`: pre-annotate --input with it, statelessly
+    /// (no database, no data directory), after checking each encoder file's SHA-256.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// With --model: JSONL items, one object per line with an id and a text.
+    #[arg(long, requires = "model")]
+    input: Option<PathBuf>,
+    /// With --model: where this shard's part goes (JSONL that `concord import --labels-as
+    /// model` reads: id, text, the label as "gold" and its probability as "score", in input
+    /// order), written whole or not at all.
+    #[arg(long, requires = "model")]
+    output: Option<PathBuf>,
+    /// With --model: which part of the input to predict, I/N, counted from 0 (I < N): the
+    /// k-th item (0-based, blank lines not counted) belongs to shard k mod N, so shard I of a
+    /// Kubernetes Indexed Job is $JOB_COMPLETION_INDEX/N and of a Slurm array --array=0-(N-1)
+    /// $SLURM_ARRAY_TASK_ID/N. Every shard checks every line.
+    #[arg(long, value_parser = concord::portable_cli::parse_shard, default_value = "0/1")]
+    shard: concord::portable_cli::Shard,
+    /// With --model: the field holding each item's text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// With --model: the field holding each item's id (a string or a number; required).
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Folder holding model folders (all-MiniLM-L6-v2 inside it).
+    #[arg(long, env = "CONCORD_MODELS", default_value = concord::config::DEFAULT_MODELS_DIR)]
+    models: PathBuf,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Write a classification version as a self-contained model file: its classifier, label
+    /// names and encoder, referenced by model folder name and the SHA-256 of each of its files
+    /// (a fine-tuned version's weights are written beside it, named by their SHA-256). For
+    /// `concord predict --model` on any machine. Stop the server first.
+    Export {
+        /// Project id or exact name.
+        project: String,
+        /// The version's number (GET /api/v1/projects/{id}/models lists them).
+        #[arg(value_name = "VERSION")]
+        number: u64,
+        /// The model file to write (e.g. model.json; replaced atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Folder holding model folders (all-MiniLM-L6-v2 inside it).
+        #[arg(long, env = "CONCORD_MODELS", default_value = concord::config::DEFAULT_MODELS_DIR)]
+        models: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }
 
 #[derive(Args)]
@@ -340,6 +404,16 @@ struct ImportArgs {
     /// Skip texts already in the project instead of keeping them (both are reported).
     #[arg(long)]
     skip_duplicates: bool,
+    /// What the file's labels (the gold field or column, CoNLL tags, Prodigy spans, a Label
+    /// Studio task's annotation) are: gold; the answers of the annotator account
+    /// --labels-name; or suggestions of an external model, stored as a new model version named
+    /// --labels-name, with the file's "score" as their confidence (how the parts of `concord
+    /// predict --model` are merged).
+    #[arg(long, value_parser = ["gold", "annotator", "model"], default_value = "gold")]
+    labels_as: String,
+    /// With --labels-as annotator: the account; with --labels-as model: the version's name.
+    #[arg(long)]
+    labels_name: Option<String>,
     #[command(flatten)]
     data: DataDir,
 }
@@ -434,7 +508,35 @@ fn main() -> anyhow::Result<()> {
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
         Command::Train(args) => model_job(args, JobKind::Train),
-        Command::Predict(args) => model_job(args, JobKind::Predict),
+        Command::Predict(args) => predict(args),
+        Command::Models(ModelsCommand::Export {
+            project,
+            number,
+            output,
+            models,
+            data,
+        }) => {
+            let engine = Engine::open_for_command_with_models(&data.data_dir, Some(models))
+                .with_context(|| {
+                    format!("opening the data directory {}", data.data_dir.display())
+                })?;
+            let model = concord::portable_cli::export_model(&engine, &project, number, &output)?;
+            eprintln!(
+                "wrote version {} of project {:?} ({}, labels {}) to {}",
+                model.version,
+                model.project,
+                model.trainer,
+                model.labels.join(", "),
+                output.display()
+            );
+            if let Some(weights) = &model.encoder.weights {
+                eprintln!(
+                    "its fine-tuned weights are {} beside it: copy both",
+                    weights.name
+                );
+            }
+            Ok(())
+        }
         Command::SimulateLabelErrors(a) => {
             concord::label_errors_cli::run(&concord::label_errors_cli::LabelErrorSimOptions {
                 data: a.data,
@@ -474,6 +576,45 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// `concord predict`: a project's prediction job, or with --model one shard of a file.
+fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let Some(model) = args.model else {
+        return model_job(
+            ModelJobArgs {
+                project: args.project.unwrap_or_default(),
+                trainer: TrainerArg::Head,
+                epochs: None,
+                models: args.models,
+                data: args.data,
+            },
+            JobKind::Predict,
+        );
+    };
+    let (Some(input), Some(output)) = (args.input, args.output) else {
+        bail!("--model needs --input (the JSONL items) and --output (this shard's part)");
+    };
+    let options = concord::portable_cli::PredictOptions {
+        model,
+        models: args.models,
+        input,
+        output,
+        shard: args.shard,
+        text_field: args.text_field,
+        id_field: args.id_field,
+    };
+    let report = concord::portable_cli::predict(&options)?;
+    eprintln!(
+        "shard {}: pre-annotated {} of {} items with version {} of project {:?}; wrote {}",
+        options.shard,
+        report.predicted,
+        report.items,
+        report.version,
+        report.project,
+        options.output.display()
+    );
+    Ok(())
 }
 
 /// Runs a train or predict job in this process, with a progress bar, and prints its outcome.
@@ -838,7 +979,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         id_field: args.id_field,
         gold_field: args.gold_field,
         skip_duplicates: args.skip_duplicates,
-        labels_as: concord_engine::ImportedLabels::Gold,
+        labels_as: concord_engine::ImportedLabels::from_parts(
+            Some(args.labels_as.as_str()),
+            args.labels_name.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?,
     };
     let (reader, size): (Box<dyn BufRead>, u64) = if name == "-" {
         (Box::new(std::io::stdin().lock()), 0)
@@ -874,6 +1019,12 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     );
     for d in &report.duplicate_examples {
         eprintln!("  line {}: same text as item {:?}", d.line, d.existing_id);
+    }
+    if let Some(version) = report.model_version {
+        eprintln!(
+            "stored {} suggestions as model version {version} ({} without a score, confidence 0)",
+            report.suggestions, report.suggestions_without_score
+        );
     }
     Ok(())
 }

@@ -179,6 +179,8 @@ fn every_subcommand_has_help() {
         vec!["import", "--help"],
         vec!["export", "--help"],
         vec!["agreement", "--help"],
+        vec!["predict", "--help"],
+        vec!["models", "export", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_concord"))
             .args(&args)

@@ -56,9 +56,10 @@ pub use learning_curve::{
 };
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
-    Evidence, EvidenceMetric, JobInfo, ModelStatus, ModelVersionInfo, SpanMetrics, SpanTypeMetrics,
-    TrainParams, TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS,
-    MIN_VALIDATING_MATCHES,
+    Evidence, EvidenceMetric, FileDigest, JobInfo, ModelStatus, ModelVersionInfo, PortableEncoder,
+    PortableError, PortableModel, PortablePrediction, PortablePredictor, SpanMetrics,
+    SpanTypeMetrics, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS,
+    MIN_VALIDATING_MATCHES, PORTABLE_MODEL_FORMAT,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
 pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};
@@ -126,6 +127,15 @@ impl Engine {
     /// server's models (failing them) and count as a start for the crash-loop guard.
     pub fn open_for_command(data_dir: &Path) -> Result<Engine, EngineError> {
         Engine::open_in(data_dir, None, OpenMode::Command)
+    }
+
+    /// [`Engine::open_for_command`] for an operation that reads the models (exporting a model
+    /// version names its encoder's files in `models_dir`).
+    pub fn open_for_command_with_models(
+        data_dir: &Path,
+        models_dir: Option<PathBuf>,
+    ) -> Result<Engine, EngineError> {
+        Engine::open_in(data_dir, models_dir, OpenMode::Command)
     }
 
     fn open_in(

@@ -11,6 +11,7 @@ mod jobs;
 mod label_errors;
 mod learning_curve;
 mod models;
+mod portable;
 mod preselect;
 mod relation_formats;
 mod relation_models;

@@ -1,5 +1,6 @@
 //! What a version's classifier is, as stored in [`concord_store::ModelVersionRecord::classifier`],
-//! and how it turns cached embeddings into label probabilities.
+//! how it turns embeddings into label probabilities, and which label a single-label version
+//! picks from them.
 
 use concord_ml::{LinearHead, ZeroShot};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,17 @@ impl Classifier {
             }
         }
     }
+}
+
+/// The label a single-label version gives an item from its probabilities `p` (in `labels`'
+/// order), and that label's probability: what the predict job suggests and an exported model
+/// writes (`portable.rs`), decided here once.
+pub(super) fn single_label(labels: &[String], p: &[f32]) -> (String, f32) {
+    let best = concord_ml::argmax(p);
+    (
+        labels.get(best).cloned().unwrap_or_default(),
+        p.get(best).copied().unwrap_or(0.0),
+    )
 }
 
 #[cfg(test)]

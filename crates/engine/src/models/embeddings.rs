@@ -13,6 +13,9 @@ use crate::{Engine, EngineError};
 
 /// Items embedded per batch (and per progress update).
 const BATCH: usize = 64;
+/// Items per forward pass of the encoder. An exported model predicts with the same size
+/// (`portable.rs`), so the same texts in the same order give the very same numbers there.
+pub(super) const ENCODER_BATCH: usize = 32;
 
 impl Engine {
     /// Embeds every item that has no embedding from `encoder`, from `cursor` on, storing each
@@ -48,7 +51,7 @@ impl Engine {
             let vectors = if texts.is_empty() {
                 Vec::new()
             } else {
-                encoder.embed(&texts, 32, &mut |_| {})?
+                encoder.embed(&texts, ENCODER_BATCH, &mut |_| {})?
             };
             let rows: Vec<(u64, Vec<f32>)> = todo.iter().map(|(s, _)| *s).zip(vectors).collect();
             next = last + 1;

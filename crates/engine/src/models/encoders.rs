@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use concord_ml::{Encoder, ModelFiles};
 use concord_store::ModelVersionRecord;
+use sha2::{Digest, Sha256};
 
+use super::portable::FileDigest;
 use super::{version_model, ModelStatus, DEFAULT_MODEL};
 use crate::{Engine, EngineError};
 
@@ -24,8 +26,9 @@ const WEIGHTS_TEMP_SUFFIX: &str = ".safetensors.tmp";
 const WEIGHTS_EXTENSION: &str = ".safetensors";
 
 /// Whether `name` is a fine-tuned weights file's name: 64 hex digits and the extension. Only
-/// such files are ever removed as unreferenced.
-fn is_weights_file_name(name: &str) -> bool {
+/// such files are ever removed as unreferenced, and only such a name is read beside an
+/// exported model.
+pub(super) fn is_weights_file_name(name: &str) -> bool {
     name.strip_suffix(WEIGHTS_EXTENSION)
         .is_some_and(|hash| hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
@@ -54,21 +57,96 @@ pub(crate) fn remove_files(dir: &Path, matches: impl Fn(&str) -> bool) -> usize 
     removed
 }
 
+/// The files of a model folder an encoder is loaded from (`concord_ml::ModelFolder`): its
+/// configuration, weights, tokenizer and, when it has one, the sentence-transformers
+/// configuration that sets the longest input.
+pub(super) const CONFIG_FILE: &str = "config.json";
+pub(super) const WEIGHTS_FILE: &str = "model.safetensors";
+pub(super) const TOKENIZER_FILE: &str = "tokenizer.json";
+pub(super) const SENTENCE_CONFIG_FILE: &str = "sentence_bert_config.json";
+
 /// Where a base model's files are: a folder of the models folder wins over a copy compiled
 /// into the binary (release builds carry [`DEFAULT_MODEL`]), so `--models DIR` adds models and
 /// overrides the built-in one.
-enum Source {
+pub(super) enum Source {
     Folder(PathBuf),
     Embedded(ModelFiles<'static>),
 }
 
 impl Source {
+    /// Where `model` is: its folder in the models folder `dir` when that holds a loadable
+    /// model, else the copy compiled into the binary, if any.
+    pub(super) fn find(dir: Option<&Path>, model: &str) -> Option<Source> {
+        match dir.map(|d| d.join(model)) {
+            Some(folder) if concord_ml::ModelFolder::open(&folder).is_ok() => {
+                Some(Source::Folder(folder))
+            }
+            _ => concord_ml::embedded_model(model).map(Source::Embedded),
+        }
+    }
+
     /// The base model, or its configuration with the fine-tuned weights at `weights`.
-    fn load(&self, weights: Option<&std::path::Path>) -> Result<Encoder, concord_ml::MlError> {
+    pub(super) fn load(
+        &self,
+        weights: Option<&std::path::Path>,
+    ) -> Result<Encoder, concord_ml::MlError> {
         let device = concord_ml::default_device();
         match self {
             Source::Folder(folder) => Encoder::load_with_weights(folder, weights, &device),
             Source::Embedded(files) => Encoder::load_from_memory(files, weights, &device),
+        }
+    }
+
+    /// Each file the encoder is loaded from with its SHA-256 (hex), in a fixed order: the
+    /// configuration, the weights (left out when fine-tuned weights replace them), the
+    /// tokenizer, and the sentence-transformers configuration when the model has one. A copy
+    /// compiled into the binary is hashed as the bytes it holds.
+    pub(super) fn file_digests(
+        &self,
+        with_weights: bool,
+    ) -> Result<Vec<FileDigest>, concord_ml::MlError> {
+        let digest = |name: &str, sha256: String| FileDigest {
+            name: name.to_string(),
+            sha256,
+        };
+        let mut out = Vec::with_capacity(4);
+        match self {
+            Source::Folder(folder) => {
+                for name in [
+                    CONFIG_FILE,
+                    WEIGHTS_FILE,
+                    TOKENIZER_FILE,
+                    SENTENCE_CONFIG_FILE,
+                ] {
+                    let path = folder.join(name);
+                    let skipped = (name == WEIGHTS_FILE && !with_weights)
+                        || (name == SENTENCE_CONFIG_FILE && !path.is_file());
+                    if !skipped {
+                        out.push(digest(name, concord_ml::file_sha256(&path)?));
+                    }
+                }
+            }
+            Source::Embedded(files) => {
+                let sha256 = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+                out.push(digest(CONFIG_FILE, sha256(files.config)));
+                if with_weights {
+                    out.push(digest(WEIGHTS_FILE, sha256(files.weights)));
+                }
+                out.push(digest(TOKENIZER_FILE, sha256(files.tokenizer)));
+                if let Some(sentence_config) = files.sentence_config {
+                    out.push(digest(SENTENCE_CONFIG_FILE, sha256(sentence_config)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The file `name` of this model as a message names it: its path, or its name and that it
+    /// is compiled in.
+    pub(super) fn file_label(&self, name: &str) -> String {
+        match self {
+            Source::Folder(folder) => folder.join(name).display().to_string(),
+            Source::Embedded(_) => format!("{name} (compiled into this binary)"),
         }
     }
 }
@@ -158,6 +236,11 @@ impl Models {
         Ok(encoder)
     }
 
+    /// Where the fine-tuned weights file `file` (a name a version records) is.
+    pub(super) fn weights_path(&self, file: &str) -> PathBuf {
+        self.encoders_dir.join(file)
+    }
+
     /// A fresh copy of `model`'s encoder, for fine-tuning (which changes its weights).
     pub(super) fn fresh_base(&self, model: &str) -> Result<Encoder, EngineError> {
         self.source(model)?
@@ -195,7 +278,7 @@ impl Models {
         Ok(name)
     }
 
-    fn source(&self, model: &str) -> Result<Source, EngineError> {
+    pub(super) fn source(&self, model: &str) -> Result<Source, EngineError> {
         let status = self.status(model);
         if !status.available {
             return Err(EngineError::Unavailable(format!(
@@ -203,14 +286,8 @@ impl Models {
                 status.reason.unwrap_or_default()
             )));
         }
-        match self.folder(model) {
-            Some(folder) if concord_ml::ModelFolder::open(&folder).is_ok() => {
-                Ok(Source::Folder(folder))
-            }
-            _ => concord_ml::embedded_model(model)
-                .map(Source::Embedded)
-                .ok_or_else(|| EngineError::Unavailable(format!("model {model} is not installed"))),
-        }
+        Source::find(self.dir.as_deref(), model)
+            .ok_or_else(|| EngineError::Unavailable(format!("model {model} is not installed")))
     }
 
     fn folder(&self, model: &str) -> Option<PathBuf> {

@@ -10,7 +10,9 @@
 //! (`process_predict`/`process_train` for label projects, `process_predict_spans`/
 //! `process_train_spans` for span projects, with `span_model` their stored model and confirmed
 //! spans, `patterns` the pattern pre-annotation and `span_metrics` the held-out figures), and
-//! `queue_order` (which items annotators see first). This file holds the versions.
+//! `queue_order` (which items annotators see first), and `portable` (a classification version
+//! exported as a self-contained model file, and predicting from one without a database).
+//! This file holds the versions.
 
 mod auto_train;
 mod classifier;
@@ -20,6 +22,7 @@ mod encoders;
 mod evidence;
 mod jobs;
 mod patterns;
+mod portable;
 mod process_predict;
 mod process_predict_spans;
 mod process_train;
@@ -50,6 +53,10 @@ pub use jobs::JobInfo;
 pub(crate) use jobs::JobSignal;
 pub(crate) use patterns::check_patterns;
 pub use patterns::MIN_VALIDATING_MATCHES;
+pub use portable::{
+    FileDigest, PortableEncoder, PortableError, PortableModel, PortablePrediction,
+    PortablePredictor, PORTABLE_MODEL_FORMAT,
+};
 pub use span_metrics::{SpanMetrics, SpanTypeMetrics};
 pub(crate) use validation::describe_validation;
 

@@ -6,7 +6,7 @@ use concord_domain::{ProjectId, TaskKind};
 use concord_ml::COLD_START;
 use concord_store::{ModelVersionRecord, SuggestionRecord, VersionParams};
 
-use super::classifier::Classifier;
+use super::classifier::{single_label, Classifier};
 use super::encoders::{fingerprint_bytes, fingerprint_from_hex};
 use super::jobs::Stop;
 use super::{project_model, version_model, ZERO_SHOT_TRAINER};
@@ -193,11 +193,8 @@ fn suggestion(
 ) -> Option<SuggestionRecord> {
     let (chosen, confidence) = match task {
         TaskKind::Classification => {
-            let best = concord_ml::argmax(&p);
-            (
-                vec![labels.get(best).cloned().unwrap_or_default()],
-                p.get(best).copied().unwrap_or(0.0),
-            )
+            let (label, confidence) = single_label(labels, &p);
+            (vec![label], confidence)
         }
         TaskKind::Multilabel => {
             let picked: Vec<usize> = (0..p.len()).filter(|&i| p[i] >= 0.5).collect();
