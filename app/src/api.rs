@@ -638,25 +638,49 @@ pub async fn update_settings(
     auto_train: Option<String>,
     auto_train_every: Option<u32>,
     fine_tune_at: Option<String>,
+    few_shot_at: Option<String>,
 ) -> Result<(), AppError> {
     use concord_domain::{AutoTrainSettings, ProjectSettings, QueueOrder};
+    /// The automatic-training fields as the form sent them.
+    struct SubmittedAutoTrain {
+        enabled: bool,
+        every: u32,
+        fine_tune_at: Vec<u32>,
+        few_shot_at: Option<Vec<u32>>,
+    }
     let (ctx, me) = (context()?, principal().await?);
     let queue_order = QueueOrder::parse(&queue_order)
         .ok_or_else(|| invalid(format!("unknown queue order {queue_order:?}")))?;
     // A request without the automatic-training fields (an older form) keeps them as they are.
     let auto_train = match auto_train_every {
-        Some(every) => Some(AutoTrainSettings {
+        Some(every) => Some(SubmittedAutoTrain {
             enabled: auto_train.is_some(),
             every,
             fine_tune_at: crate::wire::parse_milestones(fine_tune_at.as_deref().unwrap_or(""))
                 .map_err(invalid)?,
+            // A form from before the few-shot field keeps the project's milestones.
+            few_shot_at: match few_shot_at {
+                Some(text) => Some(crate::wire::parse_milestones(&text).map_err(invalid)?),
+                None => None,
+            },
         }),
         None => None,
     };
     blocking(move || {
         // The span settings have a form of their own: this one keeps them as they are.
         let current = ctx.engine.project_summary(&me, ProjectId(project))?;
-        let auto_train = auto_train.unwrap_or(current.spec.settings.auto_train.clone());
+        let current_auto = &current.spec.settings.auto_train;
+        let auto_train = match auto_train {
+            Some(a) => AutoTrainSettings {
+                enabled: a.enabled,
+                every: a.every,
+                fine_tune_at: a.fine_tune_at,
+                few_shot_at: a
+                    .few_shot_at
+                    .unwrap_or_else(|| current_auto.few_shot_at.clone()),
+            },
+            None => current_auto.clone(),
+        };
         let settings = ProjectSettings {
             auto_train,
             overlap,
@@ -1069,7 +1093,7 @@ pub async fn undo_bulk_accept(project: u64, reviewer: u64, at_ms: u64) -> Result
 }
 
 /// Starts a background job: `predict` (pre-annotate every item), `train` (a head on the frozen
-/// encoder) or `fine_tune` (the encoder too).
+/// encoder), `fine_tune` (the encoder too) or `setfit` (few-shot tuning of the encoder).
 #[server]
 pub async fn start_model_job(project: u64, kind: String) -> Result<u64, AppError> {
     use concord_engine::{TrainRequest, Trainer};
@@ -1079,6 +1103,7 @@ pub async fn start_model_job(project: u64, kind: String) -> Result<u64, AppError
         "predict" => None,
         "train" => Some(Trainer::Head),
         "fine_tune" => Some(Trainer::FineTune),
+        "setfit" => Some(Trainer::SetFit),
         other => return Err(invalid(format!("unknown job kind {other:?}"))),
     };
     blocking(move || match trainer {

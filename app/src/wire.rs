@@ -995,16 +995,15 @@ pub fn format_milestones(milestones: &[u32]) -> String {
         .join(", ")
 }
 
-/// The fine-tuning milestones typed in the settings form: whole numbers separated by commas
+/// The fine-tuning or few-shot milestones typed in the settings form: whole numbers separated by commas
 /// or spaces (none: never fine-tune on its own). Their order and range are the engine's to
 /// check.
 pub fn parse_milestones(text: &str) -> Result<Vec<u32>, String> {
     text.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|part| !part.is_empty())
         .map(|part| {
-            part.parse::<u32>().map_err(|_| {
-                format!("fine-tuning milestones are label counts; {part:?} is not one")
-            })
+            part.parse::<u32>()
+                .map_err(|_| format!("milestones are label counts; {part:?} is not one"))
         })
         .collect()
 }

@@ -110,17 +110,20 @@ struct CheckArgs {
 enum TrainerArg {
     Head,
     FineTune,
+    /// Few-shot: the encoder tuned on pairs of labelled texts (SetFit-style), then the head.
+    Setfit,
 }
 
 #[derive(Args)]
 struct ModelJobArgs {
     /// Project id or exact name.
     project: String,
-    /// `train`: head (a classifier on the frozen encoder, seconds) or fine-tune (the encoder
-    /// too, minutes).
+    /// `train`: head (a classifier on the frozen encoder, seconds), fine-tune (the encoder
+    /// too, minutes) or setfit (few labels: the encoder tuned on pairs of labelled texts, then
+    /// the head; tens of seconds at 50–100 labels).
     #[arg(long, value_enum, default_value = "head")]
     trainer: TrainerArg,
-    /// `train --trainer fine-tune`: passes over the confirmed labels.
+    /// `train --trainer fine-tune|setfit`: passes over the confirmed labels.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=concord_engine::MAX_FINE_TUNE_EPOCHS as u64))]
     epochs: Option<u64>,
     /// Folder holding model folders (all-MiniLM-L6-v2 inside it).
@@ -636,6 +639,7 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
                 trainer: match args.trainer {
                     TrainerArg::Head => concord_engine::Trainer::Head,
                     TrainerArg::FineTune => concord_engine::Trainer::FineTune,
+                    TrainerArg::Setfit => concord_engine::Trainer::SetFit,
                 },
                 epochs: args.epochs.map(|e| e as usize),
                 auto: None,
@@ -652,6 +656,9 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
     bar.set_message(match (kind, args.trainer) {
         (JobKind::Train, TrainerArg::Head) => "embedding items, then training",
         (JobKind::Train, TrainerArg::FineTune) => "fine-tuning (steps), then re-embedding (items)",
+        (JobKind::Train, TrainerArg::Setfit) => {
+            "few-shot tuning (steps), then re-embedding (items)"
+        }
         (JobKind::Predict, _) => "pre-annotating items",
     });
     let info = loop {

@@ -281,6 +281,9 @@ fn Settings(project: ProjectView) -> impl IntoView {
                     <label>"Retrain the head after every N new confirmed labels"
                         <input type="number" name="auto_train_every" min=concord_domain::AUTO_TRAIN_EVERY.start().to_string() max=concord_domain::AUTO_TRAIN_EVERY.end().to_string() value=project.auto_train.every.to_string() data-testid="settings-auto-train-every"/>
                     </label>
+                    <label>"Tune the encoder few-shot (SetFit-style, seconds) when the confirmed labels reach (comma-separated; empty: never)"
+                        <input type="text" name="few_shot_at" value=crate::wire::format_milestones(&project.auto_train.few_shot_at) inputmode="numeric" data-testid="settings-few-shot-at"/>
+                    </label>
                     <label>"Fine-tune the encoder when the confirmed labels reach (comma-separated; empty: never)"
                         <input type="text" name="fine_tune_at" value=crate::wire::format_milestones(&project.auto_train.fine_tune_at) inputmode="numeric" data-testid="settings-fine-tune-at"/>
                     </label>
@@ -379,6 +382,11 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                                 <input type="hidden" name="project" value=id.to_string()/>
                                                 <input type="hidden" name="kind" value="fine_tune"/>
                                                 <button type="submit" data-testid="fine-tune" title="Trains the encoder too and re-embeds every item: minutes">"Fine-tune the encoder"</button>
+                                            </ActionForm>
+                                            <ActionForm action=start>
+                                                <input type="hidden" name="project" value=id.to_string()/>
+                                                <input type="hidden" name="kind" value="setfit"/>
+                                                <button type="submit" data-testid="few-shot" title="Few labels (up to a few hundred): tunes the encoder on pairs of labelled texts, SetFit-style, then trains the head; re-embeds every item">"Few-shot tune (SetFit)"</button>
                                             </ActionForm>
                                         })}
                                     </div>

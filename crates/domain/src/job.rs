@@ -93,6 +93,11 @@ pub enum Trainer {
     /// The encoder and a head trained together (minutes); the tuned encoder's weights are
     /// saved as a safetensors file named by its SHA-256, and every item is re-embedded.
     FineTune,
+    /// Few labels: the encoder tuned contrastively on pairs of the labelled texts (SetFit-style,
+    /// tens of seconds at 50–100 labels), then the cross-validated head on its embeddings;
+    /// saved and re-embedded as for `FineTune`. Single-label classification only.
+    #[serde(rename = "setfit")]
+    SetFit,
 }
 
 impl Trainer {
@@ -101,6 +106,7 @@ impl Trainer {
         match self {
             Trainer::Head => "head",
             Trainer::FineTune => "fine_tune",
+            Trainer::SetFit => "setfit",
         }
     }
 }
@@ -134,7 +140,8 @@ pub enum AutoTrigger {
     /// `labels` confirmed labels, at least the project's `every` more than the active version
     /// was trained on: the head is retrained.
     Every { labels: u64 },
-    /// The confirmed labels reached the fine-tuning milestone `milestone`.
+    /// The confirmed labels reached the milestone `milestone` (a fine-tuning or a few-shot
+    /// one: the job's trainer says which).
     Milestone { milestone: u64, labels: u64 },
 }
 

@@ -122,7 +122,7 @@ pub enum DomainError {
     #[error("automatic retraining comes after every N new labels, with N between {min} and {max}")]
     BadAutoTrainEvery { min: u32, max: u32 },
     #[error(
-        "fine-tuning milestones are label counts above 0 in ascending order, at most {max} of them"
+        "fine-tuning and few-shot milestones are label counts above 0 in ascending order, at most {max} of each"
     )]
     BadFineTuneMilestones { max: usize },
     #[error("the accept threshold is a percentage, 0 to 100")]

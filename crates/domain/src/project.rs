@@ -200,6 +200,12 @@ pub struct AutoTrainSettings {
     /// these counts, ascending.
     #[serde(default = "default_milestones")]
     pub fine_tune_at: Vec<u32>,
+    /// Tune the encoder few-shot (SetFit-style, tens of seconds) when the confirmed labels first
+    /// reach each of these counts, ascending: below the first fine-tuning milestone this beat
+    /// the head on frozen embeddings (`crates/ml/examples/few_shot.rs`). A fine-tuning at or
+    /// past a count serves it too. Single-label classification projects only.
+    #[serde(default = "default_few_shot_milestones")]
+    pub few_shot_at: Vec<u32>,
 }
 
 /// The fewest new labels between two automatic retrainings, and the most.
@@ -215,12 +221,25 @@ fn default_milestones() -> Vec<u32> {
     vec![100, 300, 1000]
 }
 
+fn default_few_shot_milestones() -> Vec<u32> {
+    vec![50]
+}
+
+/// Whether `milestones` are label counts above 0, strictly ascending, at most
+/// [`MAX_FINE_TUNE_MILESTONES`] of them.
+fn milestones_are_valid(milestones: &[u32]) -> bool {
+    milestones.len() <= MAX_FINE_TUNE_MILESTONES
+        && !milestones.contains(&0)
+        && milestones.windows(2).all(|w| w[0] < w[1])
+}
+
 impl Default for AutoTrainSettings {
     fn default() -> Self {
         AutoTrainSettings {
             enabled: true,
             every: twenty(),
             fine_tune_at: default_milestones(),
+            few_shot_at: default_few_shot_milestones(),
         }
     }
 }
@@ -476,10 +495,7 @@ impl ProjectSpec {
                 max: *AUTO_TRAIN_EVERY.end(),
             });
         }
-        if auto.fine_tune_at.len() > MAX_FINE_TUNE_MILESTONES
-            || auto.fine_tune_at.contains(&0)
-            || auto.fine_tune_at.windows(2).any(|w| w[0] >= w[1])
-        {
+        if !milestones_are_valid(&auto.fine_tune_at) || !milestones_are_valid(&auto.few_shot_at) {
             return Err(DomainError::BadFineTuneMilestones {
                 max: MAX_FINE_TUNE_MILESTONES,
             });

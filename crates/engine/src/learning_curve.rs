@@ -174,7 +174,9 @@ impl Engine {
             .model_versions(project)?
             .into_iter()
             .filter(|(_, r)| {
-                r.trainer == Trainer::Head.as_str() || r.trainer == Trainer::FineTune.as_str()
+                [Trainer::Head, Trainer::FineTune, Trainer::SetFit]
+                    .iter()
+                    .any(|t| r.trainer == t.as_str())
             })
             .map(|(version, r)| measure(version, r, spans))
             .collect();

@@ -20,12 +20,14 @@ use concord_engine::{Engine, ModelVersionInfo, Principal, TrainRequest, Trainer}
 /// The topics items in the held-out split (see the module documentation).
 const HELD_OUT: [usize; 6] = [7, 8, 9, 10, 19, 22];
 
-/// Automatic training every `every` confirmed labels, without fine-tuning milestones.
+/// Automatic training every `every` confirmed labels, without fine-tuning or few-shot
+/// milestones.
 fn every(every: u32) -> AutoTrainSettings {
     AutoTrainSettings {
         enabled: true,
         every,
         fine_tune_at: Vec::new(),
+        few_shot_at: Vec::new(),
     }
 }
 
@@ -197,14 +199,34 @@ fn an_automatic_version_worse_than_the_active_one_is_stored_but_not_activated() 
 
 #[test]
 fn the_encoder_is_fine_tuned_on_its_own_at_a_milestone_and_compared_like_a_head() {
+    // A head would wait for 100 labels; the fine-tuning milestone comes at 10.
+    tuned_on_its_own_at_a_milestone(
+        AutoTrainSettings {
+            fine_tune_at: vec![10],
+            ..every(100)
+        },
+        "fine_tune",
+    );
+}
+
+#[test]
+fn the_encoder_is_tuned_few_shot_on_its_own_at_a_milestone_and_compared_like_a_head() {
+    tuned_on_its_own_at_a_milestone(
+        AutoTrainSettings {
+            few_shot_at: vec![10],
+            ..every(100)
+        },
+        "setfit",
+    );
+}
+
+/// With `settings` (a milestone at 10 labels, a head every 100), ten answers make the worker
+/// queue one `trainer` version on its own, compared with the zero-shot version on the
+/// held-out items answered and activated only if not worse; two more answers queue nothing.
+fn tuned_on_its_own_at_a_milestone(settings: AutoTrainSettings, trainer: &str) {
     let env = TestEngine::with_models();
     let mut spec = topics_spec("Milestone");
-    // A head would wait for 100 labels; the milestone comes at 10.
-    spec.settings.auto_train = AutoTrainSettings {
-        enabled: true,
-        every: 100,
-        fine_tune_at: vec![10],
-    };
+    spec.settings.auto_train = settings;
     let project = env.create_project_training_itself(spec);
     let ann = env.member(project, "ann", Role::Annotator);
     import_texts(&env, project);
@@ -220,7 +242,7 @@ fn the_encoder_is_fine_tuned_on_its_own_at_a_milestone_and_compared_like_a_head(
         }
         assert!(
             start.elapsed() < Duration::from_secs(600),
-            "no fine-tuning at the milestone: {versions:?}"
+            "no {trainer} at the milestone: {versions:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -231,7 +253,7 @@ fn the_encoder_is_fine_tuned_on_its_own_at_a_milestone_and_compared_like_a_head(
             labels: 10
         })
     );
-    assert_eq!((v2.version, v2.trainer.as_str()), (2, "fine_tune"));
+    assert_eq!((v2.version, v2.trainer.as_str()), (2, trainer));
     // Compared with the zero-shot version on the held-out items answered (9, 10 and 19),
     // and activated only if not worse.
     let c = v2

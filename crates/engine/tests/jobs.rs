@@ -85,7 +85,7 @@ fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
             unknown_trainer,
             "train",
             format!(
-                "job {unknown_trainer} cannot run: unreadable train parameters: unknown variant `gpt`, expected `head` or `fine_tune`"
+                "job {unknown_trainer} cannot run: unreadable train parameters: unknown variant `gpt`, expected one of `head`, `fine_tune`, `setfit`"
             ),
         ),
         (

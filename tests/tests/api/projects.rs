@@ -237,7 +237,7 @@ async fn the_loop_that_trains_itself_is_on_by_default_and_set_by_create_and_patc
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body["settings"]["auto_train"],
-        json!({"enabled": true, "every": 20, "fine_tune_at": [100, 300, 1000]})
+        json!({"enabled": true, "every": 20, "fine_tune_at": [100, 300, 1000], "few_shot_at": [50]})
     );
     let (status, body) = s
         .create_project(
@@ -263,15 +263,22 @@ async fn the_loop_that_trains_itself_is_on_by_default_and_set_by_create_and_patc
             .await
         }
     };
-    let (status, body) = patch(json!({"enabled": true, "every": 50, "fine_tune_at": [200]})).await;
+    let (status, body) = patch(
+        json!({"enabled": true, "every": 50, "fine_tune_at": [200], "few_shot_at": [30, 60]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["settings"]["auto_train"],
-        json!({"enabled": true, "every": 50, "fine_tune_at": [200]})
+        json!({"enabled": true, "every": 50, "fine_tune_at": [200], "few_shot_at": [30, 60]})
     );
     // Retraining after every label, and milestones out of order, are refused and change
     // nothing.
-    for bad in [json!({"every": 1}), json!({"fine_tune_at": [300, 100]})] {
+    for bad in [
+        json!({"every": 1}),
+        json!({"fine_tune_at": [300, 100]}),
+        json!({"few_shot_at": [0]}),
+    ] {
         let (status, body) = patch(bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
@@ -284,6 +291,10 @@ async fn the_loop_that_trains_itself_is_on_by_default_and_set_by_create_and_patc
         )
         .await;
     assert_eq!(project["settings"]["auto_train"]["every"], 50);
+    assert_eq!(
+        project["settings"]["auto_train"]["few_shot_at"],
+        json!([30, 60])
+    );
     s.stop().await;
 }
 

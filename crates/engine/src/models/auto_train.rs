@@ -1,8 +1,9 @@
 //! The loop that trains itself: when the job worker finds no job queued, it looks at each
 //! project whose auto-training is on (`ProjectSettings::auto_train`) and queues at most one
 //! training — a fine-tuning when the confirmed labels reached a milestone no fine-tuned version
-//! was trained at yet, else a head when there are at least `every` more confirmed labels than
-//! the last training saw. The training job itself decides whether the new version replaces
+//! was trained at yet, else a few-shot (SetFit-style) tuning at a few-shot milestone no tuned
+//! version served yet (single-label classification), else a head when there are at least
+//! `every` more confirmed labels than the last training saw. The training job itself decides whether the new version replaces
 //! the active one (only when it is not worse on the held-out split).
 //!
 //! Counting confirmed labels reads every item of a project, so the worker counts only when
@@ -88,6 +89,10 @@ pub(super) struct TrainedSoFar {
     pub fine_tuned_at: Vec<u64>,
     /// Milestones the worker already queued a fine-tuning for (whatever came of it).
     pub milestones_queued: Vec<u64>,
+    /// Confirmed labels of each few-shot tuned version when it was trained.
+    pub few_shot_at: Vec<u64>,
+    /// Few-shot milestones the worker already queued a tuning for.
+    pub few_shot_queued: Vec<u64>,
 }
 
 impl TrainedSoFar {
@@ -107,6 +112,26 @@ impl TrainedSoFar {
             || self.milestones_queued.contains(&milestone)
     }
 
+    /// The largest few-shot milestone reached at `confirmed` labels that no tuned version
+    /// (few-shot or fine-tuned, at or past it) served and no earlier job was queued for.
+    fn pending_few_shot(&self, settings: &AutoTrainSettings, confirmed: u64) -> Option<u64> {
+        settings
+            .few_shot_at
+            .iter()
+            .map(|&m| u64::from(m))
+            .filter(|&m| m <= confirmed)
+            .filter(|m| !self.few_shot_served(*m))
+            .max()
+    }
+
+    fn few_shot_served(&self, milestone: u64) -> bool {
+        self.few_shot_at
+            .iter()
+            .chain(&self.fine_tuned_at)
+            .any(|&f| f >= milestone)
+            || self.few_shot_queued.contains(&milestone)
+    }
+
     /// The fewest confirmed labels at which [`next_auto_training`] queues something.
     pub(super) fn threshold(&self, settings: &AutoTrainSettings, minimum: u64) -> u64 {
         let every = u64::from(settings.every);
@@ -121,14 +146,22 @@ impl TrainedSoFar {
             .filter(|m| !self.served(*m))
             .min()
             .unwrap_or(u64::MAX);
-        head.min(milestone).max(minimum)
+        let few_shot = settings
+            .few_shot_at
+            .iter()
+            .map(|&m| u64::from(m))
+            .filter(|m| !self.few_shot_served(*m))
+            .min()
+            .unwrap_or(u64::MAX);
+        head.min(milestone).min(few_shot).max(minimum)
     }
 }
 
 /// The training the worker queues for a project with `confirmed` confirmed labels, if any:
-/// a fine-tuning at a milestone not yet served comes first (it also retrains the head), else
-/// a head once `every` labels were added since the last training (with nothing trained yet:
-/// `every` labels, and never fewer than the `minimum` training needs).
+/// a fine-tuning at a milestone not yet served comes first (it also retrains the head), then
+/// a few-shot tuning at a few-shot milestone not yet served, else a head once `every` labels
+/// were added since the last training (with nothing trained yet: `every` labels, and never
+/// fewer than the `minimum` training needs).
 pub(super) fn next_auto_training(
     settings: &AutoTrainSettings,
     confirmed: u64,
@@ -141,6 +174,16 @@ pub(super) fn next_auto_training(
     if let Some(milestone) = so_far.pending_milestone(settings, confirmed) {
         return Some(TrainParams {
             trainer: Trainer::FineTune,
+            epochs: None,
+            auto: Some(AutoTrigger::Milestone {
+                milestone,
+                labels: confirmed,
+            }),
+        });
+    }
+    if let Some(milestone) = so_far.pending_few_shot(settings, confirmed) {
+        return Some(TrainParams {
+            trainer: Trainer::SetFit,
             epochs: None,
             auto: Some(AutoTrigger::Milestone {
                 milestone,
@@ -190,10 +233,13 @@ fn trained_so_far(
     for (_, r) in versions {
         if r.trainer == Trainer::FineTune.as_str() {
             so_far.fine_tuned_at.push(seen(r));
+        } else if r.trainer == Trainer::SetFit.as_str() {
+            so_far.few_shot_at.push(seen(r));
         }
     }
     for job in jobs {
         let Ok(JobSpec::Train(TrainParams {
+            trainer,
             auto: Some(trigger),
             ..
         })) = job.spec()
@@ -202,7 +248,11 @@ fn trained_so_far(
         };
         so_far.base = so_far.base.max(Some(trigger_labels(&trigger)));
         if let AutoTrigger::Milestone { milestone, .. } = trigger {
-            so_far.milestones_queued.push(milestone);
+            if trainer == Trainer::SetFit {
+                so_far.few_shot_queued.push(milestone);
+            } else {
+                so_far.milestones_queued.push(milestone);
+            }
         }
     }
     so_far
@@ -231,10 +281,15 @@ impl Engine {
             return Ok(false);
         }
         for (project, record) in self.store().projects()? {
-            let settings = &record.spec.settings.auto_train;
+            let mut settings = record.spec.settings.auto_train.clone();
             if !settings.enabled || record.spec.task == TaskKind::Multilabel {
                 continue;
             }
+            // Few-shot tuning is for single-label classification.
+            if record.spec.task != TaskKind::Classification {
+                settings.few_shot_at.clear();
+            }
+            let settings = &settings;
             let generation = self.store().project_generation(project);
             let last = self.inner.jobs.auto_counts.get(project);
             // Nothing more is read while the last count shows no training can be due.
@@ -326,7 +381,61 @@ mod tests {
             enabled: true,
             every,
             fine_tune_at: milestones.to_vec(),
+            few_shot_at: Vec::new(),
         }
+    }
+
+    fn few_shot(milestone: u64, labels: u64) -> Option<TrainParams> {
+        Some(TrainParams {
+            trainer: Trainer::SetFit,
+            epochs: None,
+            auto: Some(AutoTrigger::Milestone { milestone, labels }),
+        })
+    }
+
+    #[test]
+    fn a_few_shot_milestone_queues_one_tuning_unless_a_fine_tuning_comes_first_or_served_it() {
+        let s = AutoTrainSettings {
+            few_shot_at: vec![50],
+            ..settings(20, &[100])
+        };
+        let so_far = TrainedSoFar {
+            base: Some(40),
+            ..TrainedSoFar::default()
+        };
+        assert_eq!(so_far.threshold(&s, 10), 50);
+        assert_eq!(next_auto_training(&s, 49, 10, &so_far), None);
+        assert_eq!(next_auto_training(&s, 50, 10, &so_far), few_shot(50, 50));
+        // Once tuned at 50, the head goes on every 20 labels until the fine-tuning milestone.
+        let tuned = TrainedSoFar {
+            base: Some(50),
+            few_shot_at: vec![50],
+            few_shot_queued: vec![50],
+            ..TrainedSoFar::default()
+        };
+        assert_eq!(next_auto_training(&s, 69, 10, &tuned), None);
+        assert_eq!(next_auto_training(&s, 70, 10, &tuned), head(70));
+        assert_eq!(next_auto_training(&s, 100, 10, &tuned), fine_tune(100, 100));
+        // Labels imported past both milestones: the fine-tuning comes first and serves both.
+        assert_eq!(
+            next_auto_training(&s, 120, 10, &so_far),
+            fine_tune(100, 120)
+        );
+        let fine_tuned = TrainedSoFar {
+            base: Some(120),
+            fine_tuned_at: vec![120],
+            milestones_queued: vec![100],
+            ..TrainedSoFar::default()
+        };
+        assert_eq!(next_auto_training(&s, 139, 10, &fine_tuned), None);
+        assert_eq!(next_auto_training(&s, 140, 10, &fine_tuned), head(140));
+        // A few-shot milestone whose tuning was queued (and failed or lost) is not queued again.
+        let tried = TrainedSoFar {
+            base: Some(50),
+            few_shot_queued: vec![50],
+            ..TrainedSoFar::default()
+        };
+        assert_eq!(next_auto_training(&s, 60, 10, &tried), None);
     }
 
     fn head(labels: u64) -> Option<TrainParams> {
@@ -392,6 +501,7 @@ mod tests {
             base: Some(350),
             fine_tuned_at: vec![350],
             milestones_queued: vec![300],
+            ..TrainedSoFar::default()
         };
         assert_eq!(next_auto_training(&s, 369, 10, &tuned), None);
         assert_eq!(next_auto_training(&s, 370, 10, &tuned), head(370));
@@ -401,6 +511,7 @@ mod tests {
             base: Some(100),
             fine_tuned_at: Vec::new(),
             milestones_queued: vec![100],
+            ..TrainedSoFar::default()
         };
         assert_eq!(next_auto_training(&s, 110, 10, &tried), None);
         assert_eq!(next_auto_training(&s, 120, 10, &tried), head(120));

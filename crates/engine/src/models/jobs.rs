@@ -170,6 +170,13 @@ impl Engine {
                     .into(),
             ));
         }
+        if request.trainer == Trainer::SetFit
+            && self.project_record(project)?.spec.task != TaskKind::Classification
+        {
+            return Err(EngineError::Invalid(
+                "few-shot tuning (setfit) is for single-label classification projects; train a head or fine-tune".into(),
+            ));
+        }
         if let Some(e) = request.epochs {
             if !(1..=MAX_FINE_TUNE_EPOCHS).contains(&e) {
                 return Err(EngineError::Invalid(format!(
@@ -334,11 +341,11 @@ impl Engine {
         if matches!(
             job.spec(),
             Ok(JobSpec::Train(TrainParams {
-                trainer: Trainer::FineTune,
+                trainer: Trainer::FineTune | Trainer::SetFit,
                 ..
             }))
         ) {
-            // A fine-tuning that stopped between saving its weights and storing its version
+            // A fine-tuning or few-shot tuning that stopped between saving its weights and storing its version
             // left a file no version references (a head training writes no file).
             self.remove_unreferenced_weights();
         }
@@ -458,6 +465,51 @@ fn job_info(id: u64, j: JobRecord) -> JobInfo {
         eta_seconds,
         error: j.error,
         result: j.result,
+    }
+}
+
+/// A tuning run's progress callback: progress and the cancel flag go through the store every
+/// second or so; a cancellation or a shutdown breaks the run.
+pub(super) struct TuningProgress<'a> {
+    engine: &'a Engine,
+    job: u64,
+    last_saved: std::time::Instant,
+    cancelled: bool,
+}
+
+impl<'a> TuningProgress<'a> {
+    pub(super) fn new(engine: &'a Engine, job: u64) -> Self {
+        TuningProgress {
+            engine,
+            job,
+            last_saved: std::time::Instant::now(),
+            cancelled: false,
+        }
+    }
+
+    pub(super) fn step(&mut self, step: usize, steps: usize) -> std::ops::ControlFlow<()> {
+        if self.last_saved.elapsed() >= Duration::from_secs(1) || step == steps {
+            self.last_saved = std::time::Instant::now();
+            let _ = self.engine.store().update_job(self.job, |j| {
+                j.done = step as u64;
+                j.total = steps as u64;
+            });
+            if let Err(stop) = self.engine.check_cancel(self.job) {
+                // A shutdown stops the training too, but the job is not cancelled: it goes
+                // back to the queue.
+                self.cancelled = matches!(stop, Stop::Cancelled);
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    /// The stop a tuning error means: a cancellation this callback asked for, or a failure.
+    pub(super) fn stop(&self, e: concord_ml::MlError) -> Stop {
+        match e {
+            concord_ml::MlError::Cancelled if self.cancelled => Stop::Cancelled,
+            e => Stop::from(e),
+        }
     }
 }
 

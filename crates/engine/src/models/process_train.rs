@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use concord_domain::{
     aggregate_labels, Aggregate, ComparisonMetric, HeldOutPrediction, ProjectId, ProjectSpec,
@@ -20,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::classifier::Classifier;
 use super::encoders::{fingerprint_bytes, fingerprint_from_hex};
-use super::jobs::Stop;
+use super::jobs::{Stop, TuningProgress};
 use super::{has_model, held_out, project_model};
 use crate::review::effective_gold;
 use crate::{now_ms, Engine, EngineError};
@@ -142,6 +141,9 @@ impl Engine {
             }
             Trainer::FineTune => {
                 self.fine_tune(id, project, &model, &train, names.len(), request)?
+            }
+            Trainer::SetFit => {
+                self.few_shot_tune(id, project, &model, &train, names.len(), request)?
             }
         };
         params.model = Some(model.clone());
@@ -313,13 +315,7 @@ impl Engine {
         request: TrainParams,
     ) -> Result<(LinearHead, Arc<Encoder>, VersionParams), Stop> {
         let encoder = self.inner.models.fresh_base(model)?;
-        let texts = train
-            .iter()
-            .map(|(seq, _)| match self.store().item(project, *seq)? {
-                Some(item) => Ok(item.text),
-                None => Err(Stop::Failed(EngineError::NotFound(format!("item {seq}")))),
-            })
-            .collect::<Result<Vec<String>, Stop>>()?;
+        let texts = self.texts_of(project, train)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let tokens = encoder.tokenize(&refs)?;
         let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
@@ -327,49 +323,96 @@ impl Engine {
             epochs: request.epochs.unwrap_or(DEFAULT_FINE_TUNE_EPOCHS),
             ..concord_ml::FineTuneParams::default()
         };
-        let mut cancelled = false;
-        let mut last_saved = std::time::Instant::now();
+        let mut progress = TuningProgress::new(self, id);
         let (head, losses) = concord_ml::fine_tune(
             &encoder,
             &tokens,
             &y,
             classes,
             &settings,
-            &mut |step, steps| {
-                // Progress and the cancel flag go through the store every second or so.
-                if last_saved.elapsed() >= Duration::from_secs(1) || step == steps {
-                    last_saved = std::time::Instant::now();
-                    let _ = self.store().update_job(id, |j| {
-                        j.done = step as u64;
-                        j.total = steps as u64;
-                    });
-                    match self.check_cancel(id) {
-                        Ok(()) => {}
-                        // A shutdown stops the training too, but the job is not cancelled: it
-                        // goes back to the queue.
-                        Err(stop) => {
-                            cancelled = matches!(stop, Stop::Cancelled);
-                            return std::ops::ControlFlow::Break(());
-                        }
-                    }
-                }
-                std::ops::ControlFlow::Continue(())
-            },
+            &mut |step, steps| progress.step(step, steps),
         )
-        .map_err(|e| match e {
-            concord_ml::MlError::Cancelled if cancelled => Stop::Cancelled,
-            e => Stop::from(e),
-        })?;
-        let file = self.inner.models.store_weights(&encoder, id)?;
-        // The saved file, loaded back, is what predicts from now on: its fingerprint is the
-        // file's hash, so its embeddings are cached apart from the base model's.
-        let tuned = self.inner.models.encoder_from_file(model, Some(&file))?;
-        self.embed_items(id, project, 0, &tuned)?;
+        .map_err(|e| progress.stop(e))?;
         let mut recorded = recorded_settings(&settings)?;
         recorded.insert("epoch_losses".into(), serde_json::json!(losses));
+        self.keep_tuned(id, project, model, &encoder, head, recorded)
+    }
+
+    /// Tunes a fresh copy of the base encoder few-shot on `train` (contrastively on pairs of
+    /// its texts, SetFit-style: `concord_ml::setfit`), fits the cross-validated head on the
+    /// tuned embeddings, saves the weights and embeds every item with them, as
+    /// [`Engine::fine_tune`] does.
+    fn few_shot_tune(
+        &self,
+        id: u64,
+        project: ProjectId,
+        model: &str,
+        train: &[(u64, usize)],
+        classes: usize,
+        request: TrainParams,
+    ) -> Result<(LinearHead, Arc<Encoder>, VersionParams), Stop> {
+        let encoder = self.inner.models.fresh_base(model)?;
+        let texts = self.texts_of(project, train)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
+        let defaults = concord_ml::SetFitParams::default();
+        let settings = concord_ml::SetFitParams {
+            epochs: request.epochs.unwrap_or(defaults.epochs),
+            ..defaults
+        };
+        let mut progress = TuningProgress::new(self, id);
+        let outcome = concord_ml::setfit(
+            &encoder,
+            &refs,
+            &y,
+            classes,
+            &settings,
+            &mut |step, steps| progress.step(step, steps),
+        )
+        .map_err(|e| progress.stop(e))?;
+        let mut recorded = recorded_settings(&settings)?;
+        recorded.insert(
+            "epoch_losses".into(),
+            serde_json::json!(outcome.epoch_losses),
+        );
+        recorded.insert(
+            "cross_validation".into(),
+            serde_json::to_value(&outcome.report)
+                .map_err(|e| EngineError::internal("encoding the head's report", e))?,
+        );
+        self.keep_tuned(id, project, model, &encoder, outcome.head, recorded)
+    }
+
+    /// The texts of `train`'s items, in its order.
+    fn texts_of(&self, project: ProjectId, train: &[(u64, usize)]) -> Result<Vec<String>, Stop> {
+        train
+            .iter()
+            .map(|(seq, _)| match self.store().item(project, *seq)? {
+                Some(item) => Ok(item.text),
+                None => Err(Stop::Failed(EngineError::NotFound(format!("item {seq}")))),
+            })
+            .collect()
+    }
+
+    /// Saves a tuned encoder's weights and embeds every item with the saved file loaded back
+    /// (what predicts from now on: its fingerprint is the file's hash, so its embeddings are
+    /// cached apart from the base model's). Returns the head, that encoder and the version's
+    /// parameters.
+    fn keep_tuned(
+        &self,
+        id: u64,
+        project: ProjectId,
+        model: &str,
+        encoder: &Encoder,
+        head: LinearHead,
+        settings: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(LinearHead, Arc<Encoder>, VersionParams), Stop> {
+        let file = self.inner.models.store_weights(encoder, id)?;
+        let tuned = self.inner.models.encoder_from_file(model, Some(&file))?;
+        self.embed_items(id, project, 0, &tuned)?;
         let params = VersionParams {
             encoder_file: Some(file),
-            settings: recorded,
+            settings,
             ..VersionParams::default()
         };
         Ok((head, tuned, params))

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
 
 use concord_domain::tokens::Token;
 use concord_domain::{
@@ -31,7 +30,7 @@ use concord_ml::{CvHeadParams, Encoder, ScoredSpan, TokenClassifier};
 use serde::{Deserialize, Serialize};
 
 use super::held_out;
-use super::jobs::Stop;
+use super::jobs::{Stop, TuningProgress};
 use super::span_model::{suggested_spans, token_spans, words};
 use crate::review::effective_gold;
 use crate::{Engine, EngineError};
@@ -456,26 +455,11 @@ impl Engine {
         encoder: &Encoder,
         epochs: Option<usize>,
     ) -> Result<RelationVersion, Stop> {
-        let mut cancelled = false;
-        let mut last_saved = Instant::now();
+        let mut progress = TuningProgress::new(self, id);
         data.fine_tune(encoder, epochs, &mut |step, steps| {
-            if last_saved.elapsed() >= Duration::from_secs(1) || step == steps {
-                last_saved = Instant::now();
-                let _ = self.store().update_job(id, |j| {
-                    j.done = step as u64;
-                    j.total = steps as u64;
-                });
-                if let Err(stop) = self.check_cancel(id) {
-                    cancelled = matches!(stop, Stop::Cancelled);
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
+            progress.step(step, steps)
         })
-        .map_err(|e| match e {
-            concord_ml::MlError::Cancelled if cancelled => Stop::Cancelled,
-            e => Stop::from(e),
-        })
+        .map_err(|e| progress.stop(e))
     }
 }
 

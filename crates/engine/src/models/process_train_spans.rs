@@ -9,7 +9,6 @@
 //! classifier over the same encoder, trained and measured in `process_train_relations.rs`.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +24,7 @@ use concord_store::{ModelVersionRecord, VersionParams};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::jobs::Stop;
+use super::jobs::{Stop, TuningProgress};
 use super::patterns::{compile, CompiledPatterns};
 use super::process_train_relations::{RelationData, RelationVersion};
 use super::project_model;
@@ -162,6 +161,11 @@ impl Engine {
                     None => None,
                 };
                 (classifier, base, params, relations)
+            }
+            Trainer::SetFit => {
+                return Err(Stop::Failed(EngineError::Invalid(
+                    "few-shot tuning (setfit) is for single-label classification projects; train a head or fine-tune".into(),
+                )))
             }
             Trainer::FineTune => self.fine_tune_spans(
                 id,
@@ -340,8 +344,7 @@ impl Engine {
             epochs: request.epochs.unwrap_or(defaults.epochs),
             ..defaults
         };
-        let mut cancelled = false;
-        let mut last_saved = Instant::now();
+        let mut progress = TuningProgress::new(self, id);
         let (classifier, losses) = fine_tune_tokens(
             &encoder,
             names,
@@ -349,28 +352,9 @@ impl Engine {
             &train.words,
             &train.spans,
             &settings,
-            &mut |step, steps| {
-                // Progress and the cancel flag go through the store every second or so.
-                if last_saved.elapsed() >= Duration::from_secs(1) || step == steps {
-                    last_saved = Instant::now();
-                    let _ = self.store().update_job(id, |j| {
-                        j.done = step as u64;
-                        j.total = steps as u64;
-                    });
-                    if let Err(stop) = self.check_cancel(id) {
-                        // A shutdown stops the training too, but the job is not cancelled:
-                        // it goes back to the queue.
-                        cancelled = matches!(stop, Stop::Cancelled);
-                        return ControlFlow::Break(());
-                    }
-                }
-                ControlFlow::Continue(())
-            },
+            &mut |step, steps| progress.step(step, steps),
         )
-        .map_err(|e| match e {
-            concord_ml::MlError::Cancelled if cancelled => Stop::Cancelled,
-            e => Stop::from(e),
-        })?;
+        .map_err(|e| progress.stop(e))?;
         let (classifier, relation_version) = match relations {
             Some(data) => {
                 let version = self.relation_fine_tune(id, data, &encoder, request.epochs)?;
