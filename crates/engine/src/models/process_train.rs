@@ -139,11 +139,8 @@ impl Engine {
                 };
                 (head, base.clone(), params)
             }
-            Trainer::FineTune => {
-                self.fine_tune(id, project, &model, &train, names.len(), request)?
-            }
-            Trainer::SetFit => {
-                self.few_shot_tune(id, project, &model, &train, names.len(), request)?
+            Trainer::FineTune | Trainer::SetFit => {
+                self.tune(id, project, &model, &train, names.len(), request)?
             }
         };
         params.model = Some(model.clone());
@@ -301,48 +298,13 @@ impl Engine {
         Ok(Some(out))
     }
 
-    /// Fine-tunes a fresh copy of the base encoder with a head on `train`, saves its weights,
-    /// and embeds every item with it. Progress counts training steps, then items. Returns the
-    /// head, the tuned encoder and the version's parameters (its weights file, the settings
-    /// and each epoch's loss).
-    fn fine_tune(
-        &self,
-        id: u64,
-        project: ProjectId,
-        model: &str,
-        train: &[(u64, usize)],
-        classes: usize,
-        request: TrainParams,
-    ) -> Result<(LinearHead, Arc<Encoder>, VersionParams), Stop> {
-        let encoder = self.inner.models.fresh_base(model)?;
-        let texts = self.texts_of(project, train)?;
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let tokens = encoder.tokenize(&refs)?;
-        let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
-        let settings = concord_ml::FineTuneParams {
-            epochs: request.epochs.unwrap_or(DEFAULT_FINE_TUNE_EPOCHS),
-            ..concord_ml::FineTuneParams::default()
-        };
-        let mut progress = TuningProgress::new(self, id);
-        let (head, losses) = concord_ml::fine_tune(
-            &encoder,
-            &tokens,
-            &y,
-            classes,
-            &settings,
-            &mut |step, steps| progress.step(step, steps),
-        )
-        .map_err(|e| progress.stop(e))?;
-        let mut recorded = recorded_settings(&settings)?;
-        recorded.insert("epoch_losses".into(), serde_json::json!(losses));
-        self.keep_tuned(id, project, model, &encoder, head, recorded)
-    }
-
-    /// Tunes a fresh copy of the base encoder few-shot on `train` (contrastively on pairs of
-    /// its texts, SetFit-style: `concord_ml::setfit`), fits the cross-validated head on the
-    /// tuned embeddings, saves the weights and embeds every item with them, as
-    /// [`Engine::fine_tune`] does.
-    fn few_shot_tune(
+    /// Tunes a fresh copy of the base encoder on `train` as `request.trainer` says — fine-tuning
+    /// with a head, or few-shot (contrastively on pairs of its texts, SetFit-style:
+    /// `concord_ml::setfit`, then the cross-validated head on the tuned embeddings) — saves its
+    /// weights and embeds every item with it. Progress counts training steps, then items.
+    /// Returns the head, the tuned encoder and the version's parameters (its weights file, the
+    /// settings and each epoch's loss).
+    fn tune(
         &self,
         id: u64,
         project: ProjectId,
@@ -355,32 +317,63 @@ impl Engine {
         let texts = self.texts_of(project, train)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let y: Vec<usize> = train.iter().map(|(_, c)| *c).collect();
-        let defaults = concord_ml::SetFitParams::default();
-        let settings = concord_ml::SetFitParams {
-            epochs: request.epochs.unwrap_or(defaults.epochs),
-            ..defaults
-        };
         let mut progress = TuningProgress::new(self, id);
-        let outcome = concord_ml::setfit(
-            &encoder,
-            &refs,
-            &y,
-            classes,
-            &settings,
-            &mut |step, steps| progress.step(step, steps),
-        )
-        .map_err(|e| progress.stop(e))?;
-        let mut recorded = recorded_settings(&settings)?;
-        recorded.insert(
-            "epoch_losses".into(),
-            serde_json::json!(outcome.epoch_losses),
-        );
-        recorded.insert(
-            "cross_validation".into(),
-            serde_json::to_value(&outcome.report)
-                .map_err(|e| EngineError::internal("encoding the head's report", e))?,
-        );
-        self.keep_tuned(id, project, model, &encoder, outcome.head, recorded)
+        let (head, recorded) = if request.trainer == Trainer::SetFit {
+            let defaults = concord_ml::SetFitParams::default();
+            let settings = concord_ml::SetFitParams {
+                epochs: request.epochs.unwrap_or(defaults.epochs),
+                ..defaults
+            };
+            let outcome = concord_ml::setfit(
+                &encoder,
+                &refs,
+                &y,
+                classes,
+                &settings,
+                &mut |step, steps| progress.step(step, steps),
+            )
+            .map_err(|e| progress.stop(e))?;
+            let mut recorded = recorded_settings(&settings)?;
+            recorded.insert(
+                "epoch_losses".into(),
+                serde_json::json!(outcome.epoch_losses),
+            );
+            recorded.insert(
+                "cross_validation".into(),
+                serde_json::to_value(&outcome.report)
+                    .map_err(|e| EngineError::internal("encoding the head's report", e))?,
+            );
+            (outcome.head, recorded)
+        } else {
+            let tokens = encoder.tokenize(&refs)?;
+            let settings = concord_ml::FineTuneParams {
+                epochs: request.epochs.unwrap_or(DEFAULT_FINE_TUNE_EPOCHS),
+                ..concord_ml::FineTuneParams::default()
+            };
+            let (head, losses) = concord_ml::fine_tune(
+                &encoder,
+                &tokens,
+                &y,
+                classes,
+                &settings,
+                &mut |step, steps| progress.step(step, steps),
+            )
+            .map_err(|e| progress.stop(e))?;
+            let mut recorded = recorded_settings(&settings)?;
+            recorded.insert("epoch_losses".into(), serde_json::json!(losses));
+            (head, recorded)
+        };
+        // The saved file, loaded back, is what predicts from now on: its fingerprint is the
+        // file's hash, so its embeddings are cached apart from the base model's.
+        let file = self.inner.models.store_weights(&encoder, id)?;
+        let tuned = self.inner.models.encoder_from_file(model, Some(&file))?;
+        self.embed_items(id, project, 0, &tuned)?;
+        let params = VersionParams {
+            encoder_file: Some(file),
+            settings: recorded,
+            ..VersionParams::default()
+        };
+        Ok((head, tuned, params))
     }
 
     /// The texts of `train`'s items, in its order.
@@ -392,30 +385,6 @@ impl Engine {
                 None => Err(Stop::Failed(EngineError::NotFound(format!("item {seq}")))),
             })
             .collect()
-    }
-
-    /// Saves a tuned encoder's weights and embeds every item with the saved file loaded back
-    /// (what predicts from now on: its fingerprint is the file's hash, so its embeddings are
-    /// cached apart from the base model's). Returns the head, that encoder and the version's
-    /// parameters.
-    fn keep_tuned(
-        &self,
-        id: u64,
-        project: ProjectId,
-        model: &str,
-        encoder: &Encoder,
-        head: LinearHead,
-        settings: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(LinearHead, Arc<Encoder>, VersionParams), Stop> {
-        let file = self.inner.models.store_weights(encoder, id)?;
-        let tuned = self.inner.models.encoder_from_file(model, Some(&file))?;
-        self.embed_items(id, project, 0, &tuned)?;
-        let params = VersionParams {
-            encoder_file: Some(file),
-            settings,
-            ..VersionParams::default()
-        };
-        Ok((head, tuned, params))
     }
 
     /// Every item whose label humans confirmed: its gold label, or else the label a strict
