@@ -267,6 +267,11 @@ struct SimulateArgs {
     /// With --auto-loop: label counts at which to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 300])]
     auto_checkpoints: Vec<usize>,
+    /// With --auto-loop: label counts at which the loop tunes the encoder few-shot
+    /// (SetFit-style, as the `setfit` trainer; the project default), comma-separated; empty
+    /// (`--few-shot-at ''`): heads only.
+    #[arg(long, value_delimiter = ',', default_values_t = [50usize])]
+    few_shot_at: Vec<usize>,
 }
 
 fn parse_description(s: &str) -> Result<(String, String), String> {
@@ -575,6 +580,7 @@ fn main() -> anyhow::Result<()> {
                     .then_some(concord::simulate_cli::AutoLoopOptions {
                         every: a.auto_every,
                         checkpoints: a.auto_checkpoints,
+                        few_shot_at: a.few_shot_at,
                     }),
             })
         }

@@ -161,6 +161,8 @@ pub struct SimulateOptions {
 pub struct AutoLoopOptions {
     pub every: usize,
     pub checkpoints: Vec<usize>,
+    /// Few-shot milestones, replayed by tuning a fresh copy of the encoder.
+    pub few_shot_at: Vec<usize>,
 }
 
 pub fn run(opts: &SimulateOptions) -> anyhow::Result<()> {
@@ -271,9 +273,38 @@ fn run_auto_loop(
         // The engine's minimum for a first training.
         minimum: 10,
         head: CvHeadParams::default(),
+        few_shot_at: auto.few_shot_at.clone(),
+    };
+    // As the engine's `setfit` trainer: a fresh copy of the encoder tuned on the training
+    // labels with the default settings, then every item re-embedded with it.
+    let classes = data.labels.len();
+    let mut tune = |train: &[usize]| -> Result<Vec<Vec<f32>>, concord_ml::MlError> {
+        let started = std::time::Instant::now();
+        let fresh = Encoder::load(&opts.model, &concord_ml::default_device())?;
+        let texts: Vec<&str> = train.iter().map(|&i| data.texts[i].as_str()).collect();
+        let y: Vec<usize> = train.iter().map(|&i| data.gold[i]).collect();
+        let outcome = concord_ml::setfit(
+            &fresh,
+            &texts,
+            &y,
+            classes,
+            &concord_ml::SetFitParams::default(),
+            &mut |_, _| std::ops::ControlFlow::Continue(()),
+        )?;
+        let all: Vec<&str> = data.texts.iter().map(String::as_str).collect();
+        let x = fresh.embed(&all, 32, &mut |_| {})?;
+        eprintln!(
+            "few-shot tuning on {} labels and re-embedding {} items: {:.1} s",
+            train.len(),
+            all.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(outcome.head.predict(&x))
     };
     let started = std::time::Instant::now();
-    let report = simulate_auto_loop(&input, &settings, &mut |m| eprintln!("{m}"))?;
+    let report = simulate_auto_loop(&input, &settings, Some(&mut tune), &mut |m| {
+        eprintln!("{m}")
+    })?;
     eprintln!(
         "auto loop replayed in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -320,8 +351,11 @@ fn format_auto_loop(report: &AutoLoopReport, data: &Path) -> String {
             p.accuracy,
             p.macro_f1,
             report.majority_accuracy,
-            p.active_trained_at
-                .map_or_else(|| "zero-shot".to_string(), |n| n.to_string()),
+            match p.active_trained_at {
+                None => "zero-shot".to_string(),
+                Some(n) if p.active_few_shot => format!("{n} (few-shot)"),
+                Some(n) => n.to_string(),
+            },
             p.trainings,
             p.not_activated,
             p.random_labels.accuracy

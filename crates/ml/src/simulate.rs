@@ -281,7 +281,16 @@ pub struct AutoLoopSettings {
     pub minimum: usize,
     /// The head every training fits (the engine's).
     pub head: CvHeadParams,
+    /// Label counts at which the loop tunes few-shot instead (the project's `few_shot_at`),
+    /// replayed when [`simulate_auto_loop`] is given a tuner.
+    #[serde(default)]
+    pub few_shot_at: Vec<usize>,
 }
+
+/// Trains a few-shot version on the given labelled items (indices into the input) and returns
+/// every item's probabilities under it (`concord simulate` tunes a fresh copy of the encoder,
+/// SetFit-style, and re-embeds every item, as the engine's `setfit` trainer does).
+pub type FewShotTuner<'t> = dyn FnMut(&[usize]) -> Result<Vec<Vec<f32>>, MlError> + 't;
 
 /// The active version at one label count of the replayed loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +305,9 @@ pub struct AutoLoopPoint {
     pub not_activated: usize,
     /// Labels the active version was trained at (none: still zero-shot).
     pub active_trained_at: Option<usize>,
+    /// Whether the active version is a few-shot tuned one.
+    #[serde(default)]
+    pub active_few_shot: bool,
     /// One head (the same trainer) on the same number of labels drawn at random from the
     /// pool, all of them trained on: the anchor without the loop's queue order and held-out
     /// fifth.
@@ -328,11 +340,14 @@ fn held_out_index(index: usize, seed: u64) -> bool {
 /// (random with diversity while it is zero-shot, margin with diversity once a head is active),
 /// each answer giving the gold label; after every `every` labels a head is trained on the
 /// labels outside the held-out fifth and replaces the active version only when it is not
-/// worse on the held-out labels. At each checkpoint the active version is measured on the
-/// test split, which no step of the loop reads. Fine-tuning milestones are not replayed.
+/// worse on the held-out labels; with a `few_shot` tuner, at each of `few_shot_at` the
+/// candidate is a few-shot tuned version instead (first at equal counts, as in the engine).
+/// At each checkpoint the active version is measured on the test split, which no step of the
+/// loop reads. Fine-tuning milestones are not replayed.
 pub fn simulate_auto_loop(
     input: &SimulationInput,
     settings: &AutoLoopSettings,
+    mut few_shot: Option<&mut FewShotTuner<'_>>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<AutoLoopReport, MlError> {
     if settings.every == 0 {
@@ -376,6 +391,16 @@ pub fn simulate_auto_loop(
     let mut labelled: Vec<usize> = Vec::new();
     let (mut trainings, mut not_activated) = (0, 0);
     let mut trained_at: Option<usize> = None;
+    let mut active_few_shot = false;
+    // Few-shot milestones not served yet (none without a tuner).
+    let mut few_shot_pending: Vec<usize> = if few_shot.is_some() {
+        let mut m = settings.few_shot_at.clone();
+        m.sort_unstable();
+        m.dedup();
+        m
+    } else {
+        Vec::new()
+    };
     let mut last_training = 0;
     let mut points = Vec::new();
     let mut next_checkpoint = checkpoints.iter().copied().peekable();
@@ -383,11 +408,17 @@ pub fn simulate_auto_loop(
     while labelled.len() < last {
         // Annotators answer up to the next retraining or checkpoint in the current order.
         let next_training = last_training + settings.every;
+        let next_milestone = few_shot_pending
+            .iter()
+            .copied()
+            .find(|&m| m > labelled.len())
+            .unwrap_or(usize::MAX);
         let stop = next_checkpoint
             .peek()
             .copied()
             .unwrap_or(usize::MAX)
             .min(next_training.max(settings.minimum))
+            .min(next_milestone.max(settings.minimum))
             .min(last);
         let taken: std::collections::HashSet<usize> = labelled.iter().copied().collect();
         let candidates: Vec<usize> = pool
@@ -417,8 +448,13 @@ pub fn simulate_auto_loop(
         );
         labelled.extend(picks.iter().map(|p| p.index));
 
-        if labelled.len() >= next_training && labelled.len() >= settings.minimum {
+        let milestone_due = labelled.len() >= settings.minimum
+            && few_shot_pending.iter().any(|&m| m <= labelled.len());
+        if milestone_due || (labelled.len() >= next_training && labelled.len() >= settings.minimum)
+        {
             last_training = labelled.len();
+            let count = labelled.len();
+            few_shot_pending.retain(|&m| m > count);
             let (held, train): (Vec<usize>, Vec<usize>) = labelled
                 .iter()
                 .partition(|&&i| held_out_index(i, input.seed));
@@ -426,10 +462,20 @@ pub fn simulate_auto_loop(
                 labelled.iter().map(|&i| input.gold[i]).collect();
             if !train.is_empty() && seen.len() >= 2 {
                 trainings += 1;
-                let x = rows(input.embeddings, &train);
-                let y: Vec<usize> = train.iter().map(|&i| input.gold[i]).collect();
-                let (head, _) = train_head_cv(&x, &y, classes, &settings.head)?;
-                let candidate = head.predict(input.embeddings);
+                let tuner = if milestone_due {
+                    few_shot.as_deref_mut()
+                } else {
+                    None
+                };
+                let candidate = match tuner {
+                    Some(tune) => tune(&train)?,
+                    None => {
+                        let x = rows(input.embeddings, &train);
+                        let y: Vec<usize> = train.iter().map(|&i| input.gold[i]).collect();
+                        let (head, _) = train_head_cv(&x, &y, classes, &settings.head)?;
+                        head.predict(input.embeddings)
+                    }
+                };
                 let right = |probs: &[Vec<f32>]| {
                     held.iter()
                         .filter(|&&i| crate::vector::argmax(&probs[i]) == input.gold[i])
@@ -439,6 +485,7 @@ pub fn simulate_auto_loop(
                 if right(&candidate) >= right(&active) {
                     active = candidate;
                     trained_at = Some(labelled.len());
+                    active_few_shot = milestone_due;
                 } else {
                     not_activated += 1;
                 }
@@ -467,6 +514,7 @@ pub fn simulate_auto_loop(
                 trainings,
                 not_activated,
                 active_trained_at: trained_at,
+                active_few_shot,
                 random_labels,
             });
             progress(&format!("auto loop: {} labels", labelled.len()));
@@ -530,8 +578,10 @@ mod tests {
             checkpoints: vec![50, 10, 100],
             minimum: 10,
             head: CvHeadParams::default(),
+            few_shot_at: vec![30],
         };
-        let report = simulate_auto_loop(&input, &settings, &mut |_| {}).unwrap();
+        // Without a tuner the few-shot milestone is not replayed.
+        let report = simulate_auto_loop(&input, &settings, None, &mut |_| {}).unwrap();
         assert_eq!((report.pool, report.test), (210, 90));
         assert!((report.majority_accuracy - 1.0 / 3.0).abs() < 1e-9);
         // Zero-shot is misled by the label embeddings.
@@ -548,5 +598,51 @@ mod tests {
         assert!(last.active_trained_at.is_some());
         assert!(last.accuracy > 0.95, "{last:?}");
         assert!(last.random_labels.accuracy > 0.95, "{last:?}");
+    }
+
+    #[test]
+    fn a_few_shot_milestone_trains_with_the_tuner_once_and_is_compared_like_a_head() {
+        let (x, y, label_embeddings) = clusters(300);
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let input = SimulationInput {
+            embeddings: &x,
+            gold: &y,
+            labels: &labels,
+            label_embeddings: &label_embeddings,
+            round_size: 0,
+            rounds: 0,
+            test_fraction: 0.3,
+            seed: 7,
+        };
+        let settings = AutoLoopSettings {
+            every: 20,
+            checkpoints: vec![30, 100],
+            minimum: 10,
+            head: CvHeadParams::default(),
+            few_shot_at: vec![30],
+        };
+        // A stand-in tuner that knows every answer: what it returns must become active.
+        let mut calls: Vec<usize> = Vec::new();
+        let mut tuner = |train: &[usize]| -> Result<Vec<Vec<f32>>, MlError> {
+            calls.push(train.len());
+            assert!(train.iter().all(|&i| !held_out_index(i, 7)));
+            Ok(y.iter()
+                .map(|&c| {
+                    let mut v = vec![0.0; 3];
+                    v[c] = 1.0;
+                    v
+                })
+                .collect())
+        };
+        let report = simulate_auto_loop(&input, &settings, Some(&mut tuner), &mut |_| {}).unwrap();
+        // A head at 20 labels, the few-shot tuning at 30 (once), then heads every 20.
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0] > 0 && calls[0] < 30, "{calls:?}");
+        let at30 = &report.points[0];
+        assert_eq!((at30.labels, at30.trainings), (30, 2));
+        assert_eq!(at30.active_trained_at, Some(30));
+        assert!(at30.active_few_shot);
+        assert!((at30.accuracy - 1.0).abs() < 1e-9, "{at30:?}");
+        assert_eq!(report.points[1].trainings, 5);
     }
 }
