@@ -268,9 +268,9 @@ struct SimulateArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 300])]
     auto_checkpoints: Vec<usize>,
     /// With --auto-loop: label counts at which the loop tunes the encoder few-shot
-    /// (SetFit-style, as the `setfit` trainer; the project default), comma-separated; empty
-    /// (`--few-shot-at ''`): heads only.
-    #[arg(long, value_delimiter = ',', default_values_t = [50usize])]
+    /// (SetFit-style, as the `setfit` trainer; the project default), comma-separated;
+    /// `--few-shot-at` with no value: heads only.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [50usize])]
     few_shot_at: Vec<usize>,
 }
 
