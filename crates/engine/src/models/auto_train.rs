@@ -3,8 +3,9 @@
 //! training — a fine-tuning when the confirmed labels reached a milestone no fine-tuned version
 //! was trained at yet, else a few-shot (SetFit-style) tuning at a few-shot milestone no tuned
 //! version served yet (single-label classification), else a head when there are at least
-//! `every` more confirmed labels than the last training saw. The training job itself decides whether the new version replaces
-//! the active one (only when it is not worse on the held-out split).
+//! `every` more confirmed labels than the last training saw. The training job itself decides
+//! whether the new version replaces the active one (only when it is not worse on the
+//! held-out split).
 //!
 //! Counting confirmed labels reads every item of a project, so the worker counts only when
 //! enough may have changed since its last count: each answer adds at most one confirmed
