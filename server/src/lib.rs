@@ -88,9 +88,21 @@ impl AppState {
     }
 }
 
+/// The application's page routes, generated once per process. Generating them runs the app
+/// with leptos_server's process-wide "suppress resource loads" flag set, and a resource whose
+/// future is first polled meanwhile, in a page render of another router of this process, waits
+/// forever (leptos-rs/leptos#4773): two test servers starting beside each other's renders hung
+/// a test run that way. Generated once, before any router of this process exists, no render
+/// can overlap it.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole application as one router.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let ctx = state.ctx.clone();
     let guard = axum::middleware::from_fn_with_state(state.clone(), security::guard);
     let options = state.leptos_options.clone();
