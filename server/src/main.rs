@@ -157,6 +157,16 @@ struct PredictArgs {
     /// $SLURM_ARRAY_TASK_ID/N. Every shard checks every line.
     #[arg(long, value_parser = concord::portable_cli::parse_shard, default_value = "0/1")]
     shard: concord::portable_cli::Shard,
+    /// Pre-annotate with a generative model instead: a GGUF file's name in the models folder
+    /// (or its gguf/ folder) without `.gguf`, or `server:MODEL` for the OpenAI-compatible
+    /// server that CONCORD_LLM_BASE_URL and CONCORD_LLM_MODEL name. Makes a version with
+    /// trainer `llm`.
+    #[arg(long, conflicts_with = "model")]
+    generator: Option<String>,
+    /// With --generator: demonstrations per item, the confirmed training-split items nearest
+    /// to it (0: zero-shot; default 8).
+    #[arg(long, requires = "generator")]
+    shots: Option<u8>,
     /// With --model: the field holding each item's text.
     #[arg(long, default_value = "text")]
     text_field: String,
@@ -515,7 +525,7 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import(args),
         Command::Export(args) => export(args),
         Command::Agreement(args) => agreement(args),
-        Command::Train(args) => model_job(args, JobKind::Train),
+        Command::Train(args) => model_job(args, None),
         Command::Predict(args) => predict(args),
         Command::Models(ModelsCommand::Export {
             project,
@@ -590,6 +600,12 @@ fn main() -> anyhow::Result<()> {
 /// `concord predict`: a project's prediction job, or with --model one shard of a file.
 fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let Some(model) = args.model else {
+        let generate = args
+            .generator
+            .map(|generator| concord_domain::GenerateParams {
+                generator,
+                shots: args.shots,
+            });
         return model_job(
             ModelJobArgs {
                 project: args.project.unwrap_or_default(),
@@ -598,7 +614,7 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
                 models: args.models,
                 data: args.data,
             },
-            JobKind::Predict,
+            Some(generate.map_or(ModelJob::Predict, ModelJob::Generate)),
         );
     };
     let (Some(input), Some(output)) = (args.input, args.output) else {
@@ -626,8 +642,15 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a train or predict job in this process, with a progress bar, and prints its outcome.
-fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
+/// A job `concord predict` runs (`concord train` runs a training).
+enum ModelJob {
+    Predict,
+    Generate(concord_domain::GenerateParams),
+}
+
+/// Runs a train (`job` None), predict or generate job in this process, with a progress bar,
+/// and prints its outcome.
+fn model_job(args: ModelJobArgs, job: Option<ModelJob>) -> anyhow::Result<()> {
     let engine = Engine::open_with_models(&args.data.data_dir, Some(args.models.clone()))
         .with_context(|| {
             format!(
@@ -636,9 +659,18 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
             )
         })?;
     let project = engine.find_project(&args.project)?;
+    engine.set_generator_server(
+        concord_engine::OpenAiConfig::from_env()
+            .context("reading CONCORD_LLM_BASE_URL, CONCORD_LLM_MODEL and CONCORD_LLM_API_KEY")?,
+    );
     let local = Principal::local();
-    let job = match kind {
-        JobKind::Train => engine.enqueue_train(
+    let kind = match &job {
+        None => JobKind::Train,
+        Some(ModelJob::Predict) => JobKind::Predict,
+        Some(ModelJob::Generate(_)) => JobKind::Generate,
+    };
+    let job = match job {
+        None => engine.enqueue_train(
             &local,
             project,
             concord_engine::TrainRequest {
@@ -651,7 +683,8 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
                 auto: None,
             },
         )?,
-        JobKind::Predict => engine.enqueue_predict(&local, project)?,
+        Some(ModelJob::Predict) => engine.enqueue_predict(&local, project)?,
+        Some(ModelJob::Generate(params)) => engine.enqueue_generate(&local, project, params)?,
     };
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
@@ -666,6 +699,7 @@ fn model_job(args: ModelJobArgs, kind: JobKind) -> anyhow::Result<()> {
             "few-shot tuning (steps), then re-embedding (items)"
         }
         (JobKind::Predict, _) => "pre-annotating items",
+        (JobKind::Generate, _) => "pre-annotating items with the generator",
     });
     let info = loop {
         let info = engine.job(&local, job)?;
@@ -750,6 +784,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::open_with_models(&config.data_dir, Some(config.models_dir.clone()))
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     engine.set_credential_policy(config.credentials);
+    // An OpenAI-compatible server for generators: from the environment only, so that its API
+    // key is never written to the database or a config file Concord reads back.
+    if let Some(server) = concord_engine::OpenAiConfig::from_env()
+        .context("reading CONCORD_LLM_BASE_URL, CONCORD_LLM_MODEL and CONCORD_LLM_API_KEY")?
+    {
+        tracing::info!(model = %server.model, "generators may run on an OpenAI-compatible server");
+        engine.set_generator_server(Some(server));
+    }
     let status = engine.model_status();
     match &status.reason {
         None => {

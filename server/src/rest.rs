@@ -723,6 +723,9 @@ async fn model_status(
         "model": status.model,
         "reason": status.reason.as_ref().map(|_| "the model files are missing or unreadable (see the server log)"),
         "installed": engine.installed_models(),
+        // GGUF files of the models folder and the configured OpenAI-compatible server: names,
+        // architectures and sizes only.
+        "generators": engine.generators(),
     }))
 }
 
@@ -826,9 +829,22 @@ async fn predict(
     State(state): State<AppState>,
     ApiPrincipal(who): ApiPrincipal,
     Path(id): Path<u64>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No body: the active version (a zero-shot one first when there is none); with
+    // `{"generator": name, "shots": k}` a generator's run, a new version with trainer `llm`.
+    let generate: Option<concord_domain::GenerateParams> =
+        if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(json_body(&body)?)
+        };
     let engine = state.engine().clone();
-    let job = blocking(move || engine.enqueue_predict(&who, ProjectId(id))).await?;
+    let job = blocking(move || match generate {
+        None => engine.enqueue_predict(&who, ProjectId(id)),
+        Some(params) => engine.enqueue_generate(&who, ProjectId(id), params),
+    })
+    .await?;
     Ok(accepted_job(job))
 }
 

@@ -14,16 +14,20 @@ pub enum JobKind {
     Predict,
     /// Trains a new model version on the confirmed labels.
     Train,
+    /// Runs a generative model (a GGUF file in process, or an OpenAI-compatible server) over
+    /// every item: a new version with trainer `llm`.
+    Generate,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::Predict, JobKind::Train];
+    pub const ALL: [JobKind; 3] = [JobKind::Predict, JobKind::Train, JobKind::Generate];
 
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Predict => "predict",
             JobKind::Train => "train",
+            JobKind::Generate => "generate",
         }
     }
 }
@@ -145,11 +149,36 @@ pub enum AutoTrigger {
     Milestone { milestone: u64, labels: u64 },
 }
 
+/// A generator run's parameters, as requested (`{"generator": "SmolLM2-135M-Instruct.Q4_1"}`)
+/// and as stored with the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateParams {
+    /// A name `GET /api/v1/models` lists under `generators`.
+    pub generator: String,
+    /// Demonstrations per item, chosen among the confirmed labels of the training split
+    /// nearest to the item by embedding; absent means [`GenerateParams::DEFAULT_SHOTS`], 0
+    /// zero-shot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shots: Option<u8>,
+}
+
+impl GenerateParams {
+    pub const DEFAULT_SHOTS: u8 = 8;
+    /// More demonstrations than this make prompts longer than small models' windows.
+    pub const MAX_SHOTS: u8 = 32;
+
+    pub fn shots(&self) -> usize {
+        usize::from(self.shots.unwrap_or(Self::DEFAULT_SHOTS))
+    }
+}
+
 /// A job's kind with its parameters: what the worker runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobSpec {
     Predict,
     Train(TrainParams),
+    Generate(GenerateParams),
 }
 
 impl JobSpec {
@@ -157,6 +186,7 @@ impl JobSpec {
         match self {
             JobSpec::Predict => JobKind::Predict,
             JobSpec::Train(_) => JobKind::Train,
+            JobSpec::Generate(_) => JobKind::Generate,
         }
     }
 
@@ -166,6 +196,7 @@ impl JobSpec {
         match self {
             JobSpec::Predict => serde_json::Value::Null,
             JobSpec::Train(params) => serde_json::json!(params),
+            JobSpec::Generate(params) => serde_json::json!(params),
         }
     }
 
@@ -183,6 +214,9 @@ impl JobSpec {
             JobKind::Train => TrainParams::deserialize(params)
                 .map(JobSpec::Train)
                 .map_err(|e| bad(e.to_string())),
+            JobKind::Generate => GenerateParams::deserialize(params)
+                .map(JobSpec::Generate)
+                .map_err(|e| bad(e.to_string())),
         }
     }
 }
@@ -190,7 +224,7 @@ impl JobSpec {
 /// Why a stored job cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobSpecError {
-    #[error("unknown job kind {0:?} (known kinds: predict, train)")]
+    #[error("unknown job kind {0:?} (known kinds: predict, train, generate)")]
     UnknownKind(String),
     #[error("unreadable {kind} parameters: {detail}")]
     BadParams { kind: JobKind, detail: String },

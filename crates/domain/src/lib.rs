@@ -28,7 +28,9 @@ pub use evidence::{
     wilson_interval, ComparisonMetric, HeldOutPrediction, HeldOutSpanCounts, Interval,
     LabelEvidence, ShownOutcomes, SuggestionOutcomes, VersionComparison,
 };
-pub use job::{AutoTrigger, JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer};
+pub use job::{
+    AutoTrigger, GenerateParams, JobKind, JobSpec, JobSpecError, JobState, TrainParams, Trainer,
+};
 pub use project::RelationLabel;
 pub use project::{
     AutoTrainSettings, Label, PatternKind, ProjectSettings, ProjectSpec, QueueOrder, Role,

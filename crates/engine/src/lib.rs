@@ -56,10 +56,11 @@ pub use learning_curve::{
 };
 pub use maintenance::{backup_database, check_database, restore_database};
 pub use models::{
-    Evidence, EvidenceMetric, FileDigest, JobInfo, ModelStatus, ModelVersionInfo, PortableEncoder,
-    PortableError, PortableModel, PortablePrediction, PortablePredictor, SpanMetrics,
-    SpanTypeMetrics, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL, MAX_FINE_TUNE_EPOCHS,
-    MIN_VALIDATING_MATCHES, PORTABLE_MODEL_FORMAT,
+    openai::{ApiKey, GeneratorRun, OpenAiClassifier, OpenAiConfig, OpenAiError, ScoringMethod},
+    Evidence, EvidenceMetric, FileDigest, GeneratorInfo, JobInfo, ModelStatus, ModelVersionInfo,
+    PortableEncoder, PortableError, PortableModel, PortablePrediction, PortablePredictor,
+    SpanMetrics, SpanTypeMetrics, TrainParams, TrainRequest, Trainer, DEFAULT_MODEL,
+    MAX_FINE_TUNE_EPOCHS, MIN_VALIDATING_MATCHES, PORTABLE_MODEL_FORMAT,
 };
 pub use projects::{MemberInfo, ProjectSummary, UserInfo};
 pub use queue::{LabelCount, QueueItem, Submission, SubmitOutcome, Suggestion};
@@ -93,6 +94,9 @@ struct Inner {
     agreement_cache: agreement::AgreementCache,
     /// Each model version's evidence for pre-selection, per project (`models/evidence.rs`).
     evidence_cache: models::EvidenceCache,
+    /// The OpenAI-compatible server generators run on, if the server was given one
+    /// ([`Engine::set_generator_server`]); its API key lives only here, in memory.
+    generator_server: std::sync::Mutex<Option<models::openai::OpenAiConfig>>,
     /// The job worker thread, joined by [`Engine::shutdown`].
     job_worker: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -160,6 +164,7 @@ impl Engine {
                 credentials: Default::default(),
                 agreement_cache: Default::default(),
                 evidence_cache: Default::default(),
+                generator_server: Default::default(),
                 job_worker: Default::default(),
             }),
         };

@@ -9,6 +9,7 @@ mod bert;
 mod embedded;
 mod encoder;
 mod finetune;
+pub mod generative;
 mod head;
 mod kernels;
 mod label_errors;

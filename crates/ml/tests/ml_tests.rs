@@ -3,6 +3,8 @@
 //! (disk and link time in CI); the files are its modules.
 
 mod from_memory;
+mod gguf_scoring;
+mod gguf_tokenizer;
 mod minilm;
 mod tiny;
 mod token_classifier;

@@ -179,6 +179,11 @@ impl Models {
         }
     }
 
+    /// The models folder, when the server has one.
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+
     /// The model folders that hold a loadable model (config.json, model.safetensors,
     /// tokenizer.json), by name.
     pub(crate) fn installed(&self) -> Vec<String> {

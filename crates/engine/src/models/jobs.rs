@@ -203,6 +203,19 @@ impl Engine {
                 status.reason.unwrap_or_default()
             )));
         }
+        self.enqueue_job_without_encoder(actor, project, spec, when_queued)
+    }
+
+    /// [`Self::enqueue_job`] for a job that may run without the project's encoder (a
+    /// generator's run without demonstrations needs none; one with them fails clearly when it
+    /// is missing).
+    pub(super) fn enqueue_job_without_encoder(
+        &self,
+        actor: &Principal,
+        project: ProjectId,
+        spec: JobSpec,
+        when_queued: WhenQueued,
+    ) -> Result<u64, EngineError> {
         let kind = spec.kind();
         let created = self.store().create_job_unless_queued(&JobRecord::queued(
             project,
@@ -416,6 +429,7 @@ impl Engine {
             (JobSpec::Train(params), TaskKind::Spans | TaskKind::Relations) => {
                 self.process_train_spans(id, job.project, params)
             }
+            (JobSpec::Generate(params), _) => self.process_generate(id, job.project, params),
         }
     }
 

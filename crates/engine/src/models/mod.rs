@@ -21,8 +21,10 @@ mod embeddings;
 mod encoders;
 mod evidence;
 mod jobs;
+pub mod openai;
 mod patterns;
 mod portable;
+mod process_generate;
 mod process_predict;
 mod process_predict_spans;
 mod process_train;
@@ -57,6 +59,7 @@ pub use portable::{
     FileDigest, PortableEncoder, PortableError, PortableModel, PortablePrediction,
     PortablePredictor, PORTABLE_MODEL_FORMAT,
 };
+pub use process_generate::{GeneratorInfo, LLM_TRAINER};
 pub use span_metrics::{SpanMetrics, SpanTypeMetrics};
 pub(crate) use validation::describe_validation;
 
@@ -157,7 +160,7 @@ pub(crate) fn project_model(spec: &ProjectSpec) -> &str {
 /// Whether a version can predict: one imported with its suggestions (trainer `external`)
 /// holds no model, only those suggestions.
 pub(crate) fn has_model(record: &ModelVersionRecord) -> bool {
-    record.trainer != crate::EXTERNAL_TRAINER
+    record.trainer != crate::EXTERNAL_TRAINER && record.trainer != LLM_TRAINER
 }
 
 /// Whether an item is held out of training for evaluation: a fifth of the items, chosen by a
@@ -268,7 +271,7 @@ impl Engine {
             // Its suggestions were stored once, at import, and later predictions replaced
             // them: activating it could bring nothing back.
             return Err(EngineError::Invalid(format!(
-                "version {version} holds only the suggestions imported with it, not a model: it cannot be activated again"
+                "version {version} holds only the suggestions stored with it (imported, or a generator's run), not a model: it cannot be activated again (run the generator again instead)"
             )));
         }
         // A version of another model brings its model back as the project's.

@@ -1,0 +1,17 @@
+//! Generative language models as pre-annotators, in process: a GGUF file's decoder
+//! (candle-transformers' quantized llama, qwen2, qwen3, phi3 and gemma3) with the tokenizer
+//! rebuilt from the file's own metadata, classifying by the log-probability of each label's
+//! words after a prompt (guidelines, label descriptions, optional demonstrations), with
+//! contextual calibration and the shared prompt prefix computed once.
+
+mod model;
+mod scorer;
+mod tokenizer;
+
+pub use model::{gguf_architecture, GenerativeModel, Prefix, SUPPORTED_ARCHITECTURES};
+pub use scorer::{
+    calibrate, content_free_prior, instructions, score_items, split_continuations, ChatFormat,
+    Demonstration, ItemInput, ItemScores, LabelSpec, PromptSpec, Scores, ScoringOptions,
+    CONTENT_FREE,
+};
+pub use tokenizer::{GgufTokenizer, GgufVocab};
