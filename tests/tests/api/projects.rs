@@ -450,3 +450,50 @@ async fn the_span_settings_form_saves_patterns_per_label_and_names_a_bad_regex()
     assert_eq!(cleared["settings"]["overlapping_spans"], false);
     s.stop().await;
 }
+
+/// Generators over HTTP without any: `GET /models` lists none, and a prediction naming one
+/// is refused for what it is (an unknown generator, a misspelt field), before any job.
+#[tokio::test]
+async fn a_prediction_names_a_generator_the_server_lists() {
+    let s = TestServer::start().await;
+    let (status, models) = s.api(Method::GET, &s.admin_token, "/models", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(models["generators"], json!([]), "{models}");
+    let project = s.create_mail_project("generated").await;
+    let predict = format!("/projects/{project}/predict");
+    let (status, err) = s
+        .api(
+            Method::POST,
+            &s.admin_token,
+            &predict,
+            Some(json!({"generator": "SmolLM2-135M-Instruct.Q4_1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("SmolLM2-135M-Instruct.Q4_1"),
+        "{err}"
+    );
+    let (status, err) = s
+        .api(
+            Method::POST,
+            &s.admin_token,
+            &predict,
+            Some(json!({"generatr": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let (_, jobs) = s
+        .api(
+            Method::GET,
+            &s.admin_token,
+            &format!("/projects/{project}/jobs"),
+            None,
+        )
+        .await;
+    assert_eq!(jobs, json!([]));
+    s.stop().await;
+}
