@@ -896,7 +896,20 @@ pub async fn model_overview(project: u64) -> Result<ModelOverviewView, AppError>
         let versions = ctx.engine.model_versions(&me, project)?;
         let jobs = ctx.engine.project_jobs(&me, project)?;
         let status = ctx.engine.project_model_status(project)?;
+        let single_label = ctx.engine.project_summary(&me, project)?.spec.task
+            == concord_domain::TaskKind::Classification;
+        let generators = if single_label {
+            ctx.engine
+                .generators()
+                .into_iter()
+                .filter(|g| g.supported)
+                .map(|g| g.name)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(ModelOverviewView {
+            generators,
             available: status.available,
             model: status.model,
             reason: status.reason,
@@ -1093,11 +1106,27 @@ pub async fn undo_bulk_accept(project: u64, reviewer: u64, at_ms: u64) -> Result
 }
 
 /// Starts a background job: `predict` (pre-annotate every item), `train` (a head on the frozen
-/// encoder), `fine_tune` (the encoder too) or `setfit` (few-shot tuning of the encoder).
+/// encoder), `fine_tune` (the encoder too), `setfit` (few-shot tuning of the encoder) or
+/// `generate` (`generator` labels every item; 8 demonstrations from the confirmed labels).
 #[server]
-pub async fn start_model_job(project: u64, kind: String) -> Result<u64, AppError> {
+pub async fn start_model_job(
+    project: u64,
+    kind: String,
+    generator: Option<String>,
+) -> Result<u64, AppError> {
     use concord_engine::{TrainRequest, Trainer};
     let (ctx, me) = (context()?, principal().await?);
+    if kind == "generate" {
+        let Some(generator) = generator.filter(|g| !g.is_empty()) else {
+            return Err(invalid("choose a generator".to_string()));
+        };
+        let params = concord_domain::GenerateParams {
+            generator,
+            shots: None,
+        };
+        return blocking(move || ctx.engine.enqueue_generate(&me, ProjectId(project), params))
+            .await;
+    }
     // `None`: predict; otherwise train with this trainer.
     let trainer = match kind.as_str() {
         "predict" => None,

@@ -154,6 +154,10 @@ pub struct ModelOverviewView {
     pub versions: Vec<VersionRow>,
     /// Newest first, at most ten.
     pub jobs: Vec<JobRow>,
+    /// Generators this server runs that can pre-annotate the project (single-label projects
+    /// only), by the name a generate job takes.
+    #[serde(default)]
+    pub generators: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -391,6 +391,21 @@ fn ModelCard(id: u64, is_admin: bool) -> impl IntoView {
                                         })}
                                     </div>
                                 }.into_any())}
+                                {(is_admin && !o.generators.is_empty()).then(|| {
+                                    let generators = o.generators.clone();
+                                    view! {
+                                        <ActionForm action=start>
+                                            <input type="hidden" name="project" value=id.to_string()/>
+                                            <input type="hidden" name="kind" value="generate"/>
+                                            <div class="row">
+                                                <select name="generator" data-testid="generator" aria-label="Generator">
+                                                    {generators.into_iter().map(|g| view! { <option value=g.clone()>{g.clone()}</option> }).collect_view()}
+                                                </select>
+                                                <button type="submit" data-testid="generate" title="A generative model labels every item by the likelihood of each label's words, with 8 demonstrations from the confirmed labels; its version is measured on the held-out labels like any other and pre-selected only when it beats the majority label">"Pre-annotate with a generative model"</button>
+                                            </div>
+                                        </ActionForm>
+                                    }
+                                })}
                                 {(!o.jobs.is_empty()).then(|| view! {
                                     <table class="data" data-testid="model-jobs">
                                         <thead><tr><th>"Job"</th><th>"State"</th><th class="num">"Progress"</th><th class="num" title="Items per second (training steps while fine-tuning)">"Per second"</th><th class="num">"ETA"</th></tr></thead>
