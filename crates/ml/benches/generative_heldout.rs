@@ -413,12 +413,15 @@ fn main() {
     let minilm = minilm.canonicalize().unwrap_or(minilm);
     let n_dev = env_usize("N_DEV", 150);
     let n_test = env_usize("N_TEST", 150);
+    // Few-shot prompts are several times longer: their rows may use the first `N_FEW` items of
+    // each held-out sample only (with the majority rate of that subset beside them).
+    let n_few = env_usize("N_FEW", n_test);
     let dev_path = root.join("../shared/data/vader_tweets.jsonl");
 
     println!("# Generative label-word scoring on held-out sentiment\n");
     println!("Reproduce:\n");
     println!(
-        "    CONCORD_HELDOUT_DIR={} CONCORD_GGUF_DIR={} CONCORD_TEST_MODEL={} N_DEV={n_dev} N_TEST={n_test} cargo bench -p concord-ml --bench generative_heldout\n",
+        "    CONCORD_HELDOUT_DIR={} CONCORD_GGUF_DIR={} CONCORD_TEST_MODEL={} N_DEV={n_dev} N_TEST={n_test} N_FEW={n_few} cargo bench -p concord-ml --bench generative_heldout\n",
         heldout_dir.display(),
         gguf_dir.display(),
         minilm.display()
@@ -734,10 +737,25 @@ fn main() {
 
             // Few-shot: the nearest development tweets, the dev-chosen calibration.
             let method = format!("{short} {SHOTS}-shot nearest dev tweets, {chosen_name}");
-            let demos: Result<Vec<Vec<Demonstration>>, String> = set
-                .items
+            let few = n_few.min(set.items.len());
+            let few_gold = &gold[..few];
+            if few < set.items.len() {
+                let (label, probs) = majority(few_gold);
+                rows[s].push(Row {
+                    set: set.name.into(),
+                    method: format!("majority label, first {few} items"),
+                    result: Ok(metrics(&probs, few_gold)),
+                    speed: "–".into(),
+                    prefix: "–".into(),
+                    notes: format!(
+                        "always `{}`: the subset the few-shot rows score",
+                        LABELS[label].0
+                    ),
+                });
+            }
+            let demos: Result<Vec<Vec<Demonstration>>, String> = set.items[..few]
                 .iter()
-                .zip(&set.x)
+                .zip(&set.x[..few])
                 .map(|(item, x)| {
                     demonstrations(&model, format, &system, &item.text, x, &pool, &pool_x)
                 })
@@ -759,8 +777,7 @@ fn main() {
             let fewer = demos.iter().filter(|d| d.len() < SHOTS).count();
             let mean_shots =
                 demos.iter().map(Vec::len).sum::<usize>() as f64 / demos.len().max(1) as f64;
-            let inputs: Vec<ItemInput<'_>> = set
-                .items
+            let inputs: Vec<ItemInput<'_>> = set.items[..few]
                 .iter()
                 .zip(&demos)
                 .map(|(i, d)| ItemInput {
@@ -785,11 +802,11 @@ fn main() {
                     rows[s].push(Row {
                         set: set.name.into(),
                         method,
-                        result: Ok(metrics(&probs, &gold)),
+                        result: Ok(metrics(&probs, few_gold)),
                         speed: r.rate(),
                         prefix: r.scores.prefix_tokens.to_string(),
                         notes: format!(
-                            "{mean_shots:.2} demonstrations per item, {fewer} items with fewer than {SHOTS}; {} truncated",
+                            "first {few} items; {mean_shots:.2} demonstrations per item, {fewer} items with fewer than {SHOTS}; {} truncated",
                             r.truncated()
                         ),
                     });

@@ -4,6 +4,7 @@
 
 mod from_memory;
 mod gguf_scoring;
+mod gguf_spans;
 mod gguf_tokenizer;
 mod minilm;
 mod tiny;

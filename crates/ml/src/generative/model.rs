@@ -2,7 +2,9 @@
 //! candle-transformers' quantized decoders, chosen by the file's `general.architecture`, and the
 //! tokenizer the file carries. What it offers is scoring: the summed log-probability of given
 //! continuations of a prompt, with the KV cache of a prompt prefix shared by many items computed
-//! once ([`Prefix`]) and reused for each.
+//! once ([`Prefix`]) and reused for each; and, for the span extraction, generation one token at
+//! a time (`Decoding`: the next token's logits, the chosen token fed), continuing a prefix the
+//! same way.
 //!
 //! # Reusing a KV cache by cloning (checked in candle-transformers 0.11.1)
 //!
@@ -50,8 +52,9 @@
 
 use std::fmt;
 use std::io::BufReader;
+use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
@@ -145,6 +148,8 @@ pub struct GenerativeModel {
     context_length: Option<usize>,
     max_tokens: usize,
     device: Device,
+    /// Each id's text as generated output, built on first use ([`GenerativeModel::token_texts`]).
+    token_texts: OnceLock<Vec<Option<String>>>,
 }
 
 impl fmt::Debug for GenerativeModel {
@@ -260,6 +265,7 @@ impl GenerativeModel {
             context_length,
             max_tokens,
             device: device.clone(),
+            token_texts: OnceLock::new(),
         })
     }
 
@@ -419,6 +425,146 @@ impl GenerativeModel {
                 score_recomputing(&mut feed, context, continuations)
             }
         }
+    }
+
+    /// Starts generating after `context` (all the prompt's tokens): feeds it, from `prefix`'s
+    /// cache when its ids begin `context` and it is shorter (as in
+    /// [`GenerativeModel::score_continuations`]), and returns the distribution of the first new
+    /// token. The prefix stays borrowed while the generation runs (the phi3 rule in the module
+    /// docs); a `qwen2` model stays locked.
+    pub(crate) fn start<'a>(
+        &'a self,
+        prefix: Option<&'a mut Prefix>,
+        context: &[u32],
+    ) -> Result<Decoding<'a>, MlError> {
+        if context.is_empty() {
+            return Err(MlError::Config(
+                "a prompt to continue has no tokens".to_string(),
+            ));
+        }
+        if context.len() > self.max_tokens {
+            return Err(MlError::Config(format!(
+                "a prompt of {} tokens exceeds the model's {} tokens",
+                context.len(),
+                self.max_tokens
+            )));
+        }
+        let (runner, next) = match &self.weights {
+            Weights::Forkable(base) => {
+                let mut state = match prefix.as_deref() {
+                    Some(p) if p.ids.len() < context.len() && context.starts_with(&p.ids) => {
+                        match &p.state {
+                            Some(s) => s.clone(),
+                            None => State::new(base.clone(), &self.device),
+                        }
+                    }
+                    _ => State::new(base.clone(), &self.device),
+                };
+                let start = state.len;
+                let next = state.feed(&context[start..])?;
+                (Runner::Forkable(Box::new(state)), next)
+            }
+            Weights::Qwen2(model) => {
+                // Position 0 drops whatever cache an earlier (or failed) run left.
+                let mut model = model.lock().unwrap_or_else(PoisonError::into_inner);
+                let (mut len, mut single) = (0usize, false);
+                let next = feed_tokens(
+                    |x, pos| model.forward(x, pos),
+                    &self.device,
+                    (&mut len, &mut single),
+                    context,
+                    Stepping::Free,
+                )?;
+                (
+                    Runner::Qwen2 {
+                        model,
+                        len,
+                        single,
+                        device: &self.device,
+                    },
+                    next,
+                )
+            }
+        };
+        Ok(Decoding {
+            runner,
+            next,
+            max_tokens: self.max_tokens,
+            _prefix: PhantomData,
+        })
+    }
+
+    /// Each id's text as a piece of generated output (`None`: no text of its own), built by
+    /// `spans::token_texts` on first use and kept.
+    pub(crate) fn token_texts(&self) -> Result<&[Option<String>], MlError> {
+        if let Some(texts) = self.token_texts.get() {
+            return Ok(texts);
+        }
+        let texts = super::spans::token_texts(&self.tokenizer)?;
+        Ok(self.token_texts.get_or_init(|| texts))
+    }
+}
+
+/// A generation in progress ([`GenerativeModel::start`]): the next token's logits, and the
+/// chosen token fed to get the following ones.
+pub(crate) struct Decoding<'a> {
+    runner: Runner<'a>,
+    next: NextToken,
+    max_tokens: usize,
+    /// The prefix this generation continues, which must not be continued by another meanwhile.
+    _prefix: PhantomData<&'a mut Prefix>,
+}
+
+/// The model state a [`Decoding`] feeds (boxed: a decoder is far larger than a lock).
+enum Runner<'a> {
+    Forkable(Box<State>),
+    Qwen2 {
+        model: MutexGuard<'a, quantized_qwen2::ModelWeights>,
+        len: usize,
+        single: bool,
+        device: &'a Device,
+    },
+}
+
+impl Decoding<'_> {
+    /// The logits of the next token, one per id of the model's output layer.
+    pub(crate) fn next_logits(&self) -> &[f32] {
+        &self.next.logits
+    }
+
+    /// Tokens in the cache: the prompt's and those pushed since.
+    pub(crate) fn tokens(&self) -> usize {
+        match &self.runner {
+            Runner::Forkable(state) => state.len,
+            Runner::Qwen2 { len, .. } => *len,
+        }
+    }
+
+    /// Feeds `token` (the one chosen from [`Decoding::next_logits`]) and computes the logits
+    /// of the token after it.
+    pub(crate) fn push(&mut self, token: u32) -> Result<(), MlError> {
+        if self.tokens() >= self.max_tokens {
+            return Err(MlError::Config(format!(
+                "the generation reached the model's {} tokens",
+                self.max_tokens
+            )));
+        }
+        self.next = match &mut self.runner {
+            Runner::Forkable(state) => state.feed(&[token])?,
+            Runner::Qwen2 {
+                model,
+                len,
+                single,
+                device,
+            } => feed_tokens(
+                |x, pos| model.forward(x, pos),
+                device,
+                (len, single),
+                &[token],
+                Stepping::Free,
+            )?,
+        };
+        Ok(())
     }
 }
 
