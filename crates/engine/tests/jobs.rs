@@ -78,7 +78,7 @@ fn a_stored_job_that_cannot_be_read_fails_naming_the_job_and_the_problem() {
             unknown_kind,
             "span",
             format!(
-                "job {unknown_kind} cannot run: unknown job kind \"span\" (known kinds: predict, train)"
+                "job {unknown_kind} cannot run: unknown job kind \"span\" (known kinds: predict, train, generate)"
             ),
         ),
         (
