@@ -800,3 +800,64 @@ fn a_server_generator_run_is_a_measured_version_with_its_token_usage() {
     // The key never reaches what the version records.
     assert!(!version.params.to_string().contains("Bearer"));
 }
+
+/// A generator run on a slow server stops when its job is cancelled: no version is made.
+#[test]
+fn a_cancelled_generator_run_makes_no_version() {
+    use crate::common::{wait_for, TestEngine};
+    use concord_domain::{GenerateParams, JobState, Label, ProjectSettings, ProjectSpec, TaskKind};
+
+    let server = StandIn::start(Mode::Busy);
+    let env = TestEngine::new();
+    let mut config = server.config();
+    config.concurrency = 1;
+    env.engine.set_generator_server(Some(config));
+    let project = env.create_project(ProjectSpec {
+        name: "slow".into(),
+        task: TaskKind::Classification,
+        labels: ["positive", "negative"]
+            .iter()
+            .map(|n| Label::named(*n))
+            .collect(),
+        guidelines: String::new(),
+        settings: ProjectSettings::default(),
+        relation_labels: Vec::new(),
+    });
+    let body: String = (1..=300)
+        .map(|i| format!("{}\n", json!({"text": format!("item {i} was great")})))
+        .collect();
+    env.import(
+        project,
+        concord_engine::ImportFormat::Jsonl,
+        body.as_bytes(),
+    )
+    .expect("import");
+    let job = env
+        .engine
+        .enqueue_generate(
+            &env.admin,
+            project,
+            GenerateParams {
+                generator: "server:stand-in-model".into(),
+                shots: Some(0),
+            },
+        )
+        .expect("queue the run");
+    let started = Instant::now();
+    while server.requests() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.engine.cancel_job(&env.admin, job).expect("cancel");
+    let info = wait_for(&env.engine, &env.admin, job);
+    assert_eq!(info.state, JobState::Cancelled, "{info:?}");
+    assert!(server.requests() < 300, "every item was still sent");
+    assert!(env
+        .engine
+        .model_versions(&env.admin, project)
+        .expect("versions")
+        .is_empty());
+}

@@ -283,14 +283,16 @@ impl Engine {
         })?;
         let started = Instant::now();
         let mut last_update = Instant::now();
-        let mut cancelled = false;
+        // Why the run was stopped: a cancel, or the shutdown (then the worker queues the job
+        // again, to run from the start at the next start).
+        let mut stopped: Option<Stop> = None;
         let mut progress = |done: usize, _total: usize| -> ControlFlow<()> {
             if last_update.elapsed().as_millis() < 500 && done < inputs.len() {
                 return ControlFlow::Continue(());
             }
             last_update = Instant::now();
-            if self.check_cancel(id).is_err() {
-                cancelled = true;
+            if let Err(stop) = self.check_cancel(id) {
+                stopped = Some(stop);
                 return ControlFlow::Break(());
             }
             let _ = self.store().update_job(id, |j| j.done = done as u64);
@@ -318,11 +320,13 @@ impl Engine {
                     ..ScoringOptions::default()
                 };
                 settings.insert("prompt_format".into(), format!("{format:?}").into());
-                let scores = score_items(&model, &prompt, &inputs, &options, &mut progress)
-                    .map_err(|e| match e {
-                        concord_ml::MlError::Cancelled => Stop::Cancelled,
-                        e => Stop::Failed(e.into()),
-                    })?;
+                let scores = match score_items(&model, &prompt, &inputs, &options, &mut progress) {
+                    Ok(scores) => scores,
+                    Err(concord_ml::MlError::Cancelled) => {
+                        return Err(stopped.take().unwrap_or(Stop::Cancelled))
+                    }
+                    Err(e) => return Err(Stop::Failed(e.into())),
+                };
                 settings.insert("prefix_tokens".into(), scores.prefix_tokens.into());
                 settings.insert(
                     "truncated_items".into(),
@@ -364,8 +368,8 @@ impl Engine {
                 (run.probabilities.clone(), run.probabilities)
             }
         };
-        if cancelled {
-            return Err(Stop::Cancelled);
+        if let Some(stop) = stopped {
+            return Err(stop);
         }
         let seconds = started.elapsed().as_secs_f64();
         settings.insert("seconds".into(), seconds.into());
