@@ -5,7 +5,6 @@
 //! prompt prefix.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use concord_ml::generative::{
     score_items, ChatFormat, Demonstration, GenerativeModel, ItemInput, LabelSpec, PromptSpec,
@@ -13,24 +12,7 @@ use concord_ml::generative::{
 };
 use concord_ml::{Device, MlError};
 
-const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-fn gguf_path(file: &str) -> PathBuf {
-    std::env::var_os("CONCORD_GGUF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/gguf"))
-        .join(file)
-}
-
-fn smollm2() -> GenerativeModel {
-    let path = gguf_path(SMOLLM2);
-    GenerativeModel::load(&path, &Device::Cpu).unwrap_or_else(|e| {
-        panic!(
-            "{SMOLLM2} is needed at {} (or set CONCORD_GGUF_DIR to its folder): {e}",
-            path.display()
-        )
-    })
-}
+use crate::gguf_files::smollm2;
 
 fn sentiment(labels: &[&str]) -> PromptSpec {
     PromptSpec {

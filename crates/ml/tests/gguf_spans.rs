@@ -4,34 +4,16 @@
 //! decoded under the grammar, is the promised JSON and every span sits where its text is.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use concord_ml::generative::{
-    extract_spans, extract_spans_batch, ChatFormat, ExtractedSpans, GenerativeModel, LabelSpec,
-    SpanDemonstration, SpanOptions, SpanPromptSpec,
+    extract_spans, extract_spans_batch, ChatFormat, ExtractedSpans, LabelSpec, SpanDemonstration,
+    SpanOptions, SpanPromptSpec,
 };
-use concord_ml::{Device, MlError};
+use concord_ml::MlError;
 
-const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+use crate::gguf_files::smollm2;
 
 const TEXT: &str = "Angela Merkel visited Paris on Monday.";
-
-fn gguf_path(file: &str) -> PathBuf {
-    std::env::var_os("CONCORD_GGUF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/gguf"))
-        .join(file)
-}
-
-fn smollm2() -> GenerativeModel {
-    let path = gguf_path(SMOLLM2);
-    GenerativeModel::load(&path, &Device::Cpu).unwrap_or_else(|e| {
-        panic!(
-            "{SMOLLM2} is needed at {} (or set CONCORD_GGUF_DIR to its folder): {e}",
-            path.display()
-        )
-    })
-}
 
 fn people_and_places() -> SpanPromptSpec {
     SpanPromptSpec {

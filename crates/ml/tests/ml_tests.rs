@@ -3,6 +3,7 @@
 //! (disk and link time in CI); the files are its modules.
 
 mod from_memory;
+mod gguf_files;
 mod gguf_scoring;
 mod gguf_spans;
 mod gguf_tokenizer;

@@ -399,6 +399,39 @@ fn softmax64(logits: &[f64]) -> Vec<f32> {
     exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
+/// Labels and guidelines as a prompt in some format may show them (control markers defused).
+pub(super) struct Cleaned {
+    pub labels: Vec<LabelSpec>,
+    /// The labels' names alone, in order.
+    pub names: Vec<String>,
+    pub guidelines: Option<String>,
+}
+
+/// The labels (names and descriptions) and the guidelines as a prompt in `format` may show
+/// them; an empty name is refused.
+pub(super) fn cleaned_for_prompt(
+    format: ChatFormat,
+    labels: &[LabelSpec],
+    guidelines: Option<&str>,
+) -> Result<Cleaned, MlError> {
+    let labels: Vec<LabelSpec> = labels
+        .iter()
+        .map(|l| LabelSpec {
+            name: format.clean(&l.name),
+            description: l.description.as_deref().map(|d| format.clean(d)),
+        })
+        .collect();
+    if let Some(empty) = labels.iter().position(|l| l.name.is_empty()) {
+        return Err(MlError::Config(format!("label {empty} has an empty name")));
+    }
+    let names = labels.iter().map(|l| l.name.clone()).collect();
+    Ok(Cleaned {
+        labels,
+        names,
+        guidelines: guidelines.map(|g| format.clean(g)),
+    })
+}
+
 /// An item's prompt as tokens: the context and each label's continuation.
 struct Encoded {
     context: Vec<u32>,
@@ -421,19 +454,11 @@ impl Prompt {
         if spec.labels.is_empty() {
             return Err(MlError::Config("no labels to score".to_string()));
         }
-        let labels: Vec<LabelSpec> = spec
-            .labels
-            .iter()
-            .map(|l| LabelSpec {
-                name: format.clean(&l.name),
-                description: l.description.as_deref().map(|d| format.clean(d)),
-            })
-            .collect();
-        if let Some(empty) = labels.iter().position(|l| l.name.is_empty()) {
-            return Err(MlError::Config(format!("label {empty} has an empty name")));
-        }
-        let names: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
-        let guidelines = spec.guidelines.as_deref().map(|g| format.clean(g));
+        let Cleaned {
+            labels,
+            names,
+            guidelines,
+        } = cleaned_for_prompt(format, &spec.labels, spec.guidelines.as_deref())?;
         let mut prompt = Prompt {
             format,
             system: instructions(guidelines.as_deref(), &labels),

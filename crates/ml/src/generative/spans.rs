@@ -375,19 +375,11 @@ impl SpanPrompt {
         if spec.labels.is_empty() {
             return Err(MlError::Config("no entity labels to extract".to_string()));
         }
-        let labels: Vec<LabelSpec> = spec
-            .labels
-            .iter()
-            .map(|l| LabelSpec {
-                name: format.clean(&l.name),
-                description: l.description.as_deref().map(|d| format.clean(d)),
-            })
-            .collect();
-        if let Some(empty) = labels.iter().position(|l| l.name.is_empty()) {
-            return Err(MlError::Config(format!("label {empty} has an empty name")));
-        }
-        let names: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
-        let guidelines = spec.guidelines.as_deref().map(|g| format.clean(g));
+        let super::scorer::Cleaned {
+            labels,
+            names,
+            guidelines,
+        } = super::scorer::cleaned_for_prompt(format, &spec.labels, spec.guidelines.as_deref())?;
         let system = span_instructions(guidelines.as_deref(), &labels);
         let mut demonstrations = Vec::with_capacity(spec.demonstrations.len());
         for (k, demo) in spec.demonstrations.iter().enumerate() {
